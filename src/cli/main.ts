@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+/** Entry point: `etcdsnap <server|etcd-snapshot> ...`. */
+import { Command } from 'commander';
+import { normalizeBooleanArgs } from '../config/resolve.js';
+import { SERVER_OPTIONS } from '../config/schema.js';
+import { reportError } from './exit.js';
+import { serverCommand } from './server-command.js';
+
+export const VERSION = '0.1.0';
+
+export async function main(argv: readonly string[]): Promise<number> {
+  // Hide the command line (it may hold --token or S3 keys) from `ps` as early as possible.
+  const sub = argv[0];
+  process.title = sub === 'server' ? 'etcdsnap server' : sub === 'etcd-snapshot' ? 'etcdsnap etcd-snapshot' : 'etcdsnap';
+  const program = new Command('etcdsnap')
+    .description('etcd member supervisor and snapshot manager, compatible with k3s etcd-snapshot')
+    .version(VERSION)
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({ outputError: (str, write) => write(str) });
+  program.addCommand(serverCommand().exitOverride());
+  const debug = argv.includes('--debug');
+  try {
+    const args = normalizeBooleanArgs(argv, SERVER_OPTIONS);
+    await program.parseAsync(args, { from: 'user' });
+    return 0;
+  } catch (err) {
+    return reportError(err, debug);
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exit(code);

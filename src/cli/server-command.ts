@@ -1,0 +1,32 @@
+/** `etcdsnap server`: resolves options, builds the logger, runs the daemon until a signal. */
+import { Command } from 'commander';
+import { addOptions, resolveValues } from '../config/resolve.js';
+import { SERVER_OPTIONS } from '../config/schema.js';
+import { createLogger } from '../log/logger.js';
+import { buildServerConfig } from '../server/config.js';
+import { runServer } from '../server/server.js';
+
+export function serverCommand(): Command {
+  const cmd = new Command('server').description('Run an etcd member under supervision, with scheduled snapshots');
+  addOptions(cmd, SERVER_OPTIONS);
+  cmd.action(async () => {
+    const warnings: string[] = [];
+    const values = await resolveValues(cmd, SERVER_OPTIONS, { env: process.env, warn: (m) => warnings.push(m) });
+    const cfg = buildServerConfig(values);
+    const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
+    for (const w of warnings) logger.warn(w);
+    const ac = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) {
+        logger.info({ signal: sig }, 'signal received, stopping');
+        ac.abort();
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    await runServer(cfg, logger, ac.signal);
+  });
+  return cmd;
+}

@@ -1,0 +1,97 @@
+/**
+ * Where the TLS material lives under `${data-dir}/server/tls` and how it is kept current.
+ * The cluster CA is created once (or handed in when joining); leaf certificates are issued
+ * when missing, expiring or missing a host. Keys are 0600, folders 0700. The client
+ * material sits at k3s's paths so that `etcdctl` works as on k3s:
+ *   tls/etcd/server-ca.crt, tls/etcd/server-client.crt, tls/etcd/server-client.key
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
+import { createCa, issueLeaf, leafIsCurrent, type KeyPairPem, type LeafRequest } from './pki.js';
+
+export interface TlsPaths {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  supervisorCert: string;
+  supervisorKey: string;
+  /** CA file for etcd clients and peers (a copy of the cluster CA certificate). */
+  etcdCa: string;
+  etcdServerCert: string;
+  etcdServerKey: string;
+  etcdPeerCert: string;
+  etcdPeerKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+export function tlsPaths(dataDir: string): TlsPaths {
+  const dir = path.join(dataDir, 'server', 'tls');
+  const etcd = path.join(dir, 'etcd');
+  return {
+    dir,
+    caCert: path.join(dir, 'server-ca.crt'),
+    caKey: path.join(dir, 'server-ca.key'),
+    supervisorCert: path.join(dir, 'serving-supervisor.crt'),
+    supervisorKey: path.join(dir, 'serving-supervisor.key'),
+    etcdCa: path.join(etcd, 'server-ca.crt'),
+    etcdServerCert: path.join(etcd, 'server.crt'),
+    etcdServerKey: path.join(etcd, 'server.key'),
+    etcdPeerCert: path.join(etcd, 'peer.crt'),
+    etcdPeerKey: path.join(etcd, 'peer.key'),
+    clientCert: path.join(etcd, 'server-client.crt'),
+    clientKey: path.join(etcd, 'server-client.key'),
+  };
+}
+
+/** Reads the cluster CA, or undefined when this data dir has none yet. */
+export async function readCa(paths: TlsPaths): Promise<KeyPairPem | undefined> {
+  const certPem = await readIfExists(paths.caCert);
+  const keyPem = await readIfExists(paths.caKey);
+  return certPem !== undefined && keyPem !== undefined ? { certPem, keyPem } : undefined;
+}
+
+export interface TlsMaterial {
+  paths: TlsPaths;
+  caPem: string;
+}
+
+/**
+ * Makes sure the CA and every leaf certificate exist and are current.
+ * @param ca the CA to install when the data dir has none (joining server); a new one is
+ *           created when this is undefined too.
+ * @param hosts names and addresses the server and peer certificates must cover.
+ */
+export async function ensureTls(dataDir: string, hosts: readonly string[], nodeName: string, ca?: KeyPairPem): Promise<TlsMaterial> {
+  const paths = tlsPaths(dataDir);
+  await ensurePrivateDir(paths.dir);
+  await ensurePrivateDir(path.dirname(paths.etcdCa));
+  let current = await readCa(paths);
+  if (!current) {
+    current = ca ?? (await createCa(`etcdsnap-ca@${Math.floor(Date.now() / 1000)}`));
+    await writeFileAtomic(paths.caKey, current.keyPem, 0o600);
+    await writeFileAtomic(paths.caCert, current.certPem, 0o644);
+  }
+  if ((await readIfExists(paths.etcdCa)) !== current.certPem) {
+    await writeFileAtomic(paths.etcdCa, current.certPem, 0o644);
+  }
+  const leaves: Array<[string, string, LeafRequest]> = [
+    [paths.supervisorCert, paths.supervisorKey, { commonName: 'etcdsnap-supervisor', usage: 'server', hosts }],
+    [paths.etcdServerCert, paths.etcdServerKey, { commonName: `etcd-server-${nodeName}`, usage: 'peer', hosts }],
+    [paths.etcdPeerCert, paths.etcdPeerKey, { commonName: `etcd-peer-${nodeName}`, usage: 'peer', hosts }],
+    [paths.clientCert, paths.clientKey, { commonName: 'etcd-client', usage: 'client', hosts: [] }],
+  ];
+  for (const [certFile, keyFile, req] of leaves) {
+    const existing = await readIfExists(certFile);
+    const keyExists = (await readIfExists(keyFile)) !== undefined;
+    if (existing !== undefined && keyExists && leafIsCurrent(existing, current.certPem, req.hosts)) {
+      await fsp.chmod(keyFile, 0o600);
+      continue;
+    }
+    const leaf = await issueLeaf(current, req);
+    await writeFileAtomic(keyFile, leaf.keyPem, 0o600);
+    await writeFileAtomic(certFile, leaf.certPem, 0o644);
+  }
+  return { paths, caPem: current.certPem };
+}

@@ -1,0 +1,101 @@
+/**
+ * First-start and every-start preparation of the data dir: folders (0700), the cluster
+ * token (0600) checked against the CA it pins, TLS material, and the etcd member name.
+ * Nothing here starts a process.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { configError, environmentError, errnoCode, messageOf } from '../errors.js';
+import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
+import { caHash, formatToken, newSecret, parseToken, type ParsedToken } from '../etcd/token.js';
+import { ensureTls, readCa, tlsPaths, type TlsMaterial } from '../etcd/tls.js';
+import { registerSecret } from '../log/logger.js';
+import type { ServerConfig, ServerPaths } from './config.js';
+
+/** Creates the server folders, failing with one clear line when the data dir is not usable. */
+export async function prepareDataDir(cfg: ServerConfig, p: ServerPaths): Promise<void> {
+  try {
+    await fsp.mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+    await fsp.access(cfg.dataDir, fsc.W_OK);
+    await ensurePrivateDir(p.serverDir);
+    await ensurePrivateDir(p.dbDir);
+    await ensurePrivateDir(p.etcdDataDir);
+  } catch (err) {
+    throw environmentError(
+      `data dir ${cfg.dataDir} is not writable (${errnoCode(err) ?? messageOf(err)}); fix its permissions or choose another with --data-dir`,
+      err,
+    );
+  }
+}
+
+/** The token the user gave (flag/env/config or --token-file), if any. */
+async function givenToken(cfg: ServerConfig): Promise<ParsedToken | undefined> {
+  let text = cfg.token;
+  if (cfg.tokenFile !== undefined) {
+    try {
+      text = await fsp.readFile(cfg.tokenFile, 'utf8');
+    } catch (err) {
+      throw configError(`cannot read --token-file ${cfg.tokenFile}: ${errnoCode(err) ?? messageOf(err)}`);
+    }
+  }
+  if (text === undefined) return undefined;
+  registerSecret(text.trim());
+  const parsed = parseToken(text);
+  registerSecret(parsed.secret);
+  return parsed;
+}
+
+export interface Bootstrap {
+  tls: TlsMaterial;
+  /** The full token (K10...::server:secret), as written to <data-dir>/server/token. */
+  token: string;
+  secret: string;
+  memberName: string;
+}
+
+/**
+ * Checks the given token against what the data dir already holds, then makes sure the CA,
+ * certificates, token file and member name exist.
+ * @param hosts names/addresses the serving certificates must cover.
+ */
+export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readonly string[]): Promise<Bootstrap> {
+  const given = await givenToken(cfg);
+  const existingCa = await readCa(tlsPaths(cfg.dataDir));
+  const existingTokenText = await readIfExists(p.tokenFile);
+  const existing = existingTokenText !== undefined ? parseToken(existingTokenText) : undefined;
+  if (existing) registerSecret(existing.secret);
+
+  if (given?.caHash !== undefined) {
+    if (!existingCa) {
+      throw configError('the token pins a cluster CA that this data dir does not have: it belongs to another cluster; give a bare secret with --token to start a new cluster');
+    }
+    if (given.caHash !== caHash(existingCa.certPem)) {
+      throw configError(
+        `the token does not match this server's cluster CA (${tlsPaths(cfg.dataDir).caCert}); use the token in ${p.tokenFile}, or start with a new --data-dir`,
+      );
+    }
+  }
+  if (given && existing && given.secret !== existing.secret) {
+    throw configError(`the token does not match the token this server was created with (${p.tokenFile}); pass that token or start with a new --data-dir`);
+  }
+
+  const tls = await ensureTls(cfg.dataDir, hosts, cfg.nodeName);
+  const secret = given?.secret ?? existing?.secret ?? newSecret();
+  registerSecret(secret);
+  const token = formatToken(tls.caPem, secret);
+  registerSecret(token);
+  if (existingTokenText?.trim() !== token) await writeFileAtomic(p.tokenFile, `${token}\n`, 0o600);
+  await fsp.chmod(p.tokenFile, 0o600);
+  return { tls, token, secret, memberName: await memberName(cfg, p) };
+}
+
+/** The etcd member name, `<node-name>-<8 hex>` (as k3s), kept in db/etcd/name. */
+async function memberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
+  const file = path.join(p.etcdDataDir, 'name');
+  const existing = (await readIfExists(file))?.trim();
+  if (existing) return existing;
+  const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;
+  await writeFileAtomic(file, name, 0o600);
+  return name;
+}

@@ -1,0 +1,139 @@
+/**
+ * The server's typed configuration, built from resolved option values, with the checks
+ * that need more than one value. Pure: no I/O.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { isIP } from 'node:net';
+import { configError } from '../errors.js';
+import { defaultDataDir } from '../config/schema.js';
+import type { Values } from '../config/resolve.js';
+import type { LogFormat } from '../log/logger.js';
+
+export interface ServerConfig {
+  dataDir: string;
+  nodeName: string;
+  /** Token text given by the user (flag, env, config or --token-file), if any. */
+  token?: string;
+  tokenFile?: string;
+  bindAddress: string;
+  advertiseAddress: string;
+  supervisorPort: number;
+  etcdClientPort: number;
+  etcdPeerPort: number;
+  etcdBinary: string;
+  etcdArgs: string[];
+  clusterInit: boolean;
+  debug: boolean;
+  logFormat: LogFormat;
+}
+
+/** Paths derived from the data dir, following k3s's layout. */
+export interface ServerPaths {
+  serverDir: string;
+  dbDir: string;
+  etcdDataDir: string;
+  tokenFile: string;
+  etcdPidFile: string;
+}
+
+export function serverPaths(dataDir: string): ServerPaths {
+  const serverDir = path.join(dataDir, 'server');
+  const dbDir = path.join(serverDir, 'db');
+  return {
+    serverDir,
+    dbDir,
+    etcdDataDir: path.join(dbDir, 'etcd'),
+    tokenFile: path.join(serverDir, 'token'),
+    etcdPidFile: path.join(dbDir, 'etcd.pid'),
+  };
+}
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/i;
+
+function checkAddress(flag: string, value: string): string {
+  if (isIP(value) === 0) throw configError(`invalid value for --${flag}: "${value}" is not an IP address`);
+  return value;
+}
+
+export function buildServerConfig(v: Values): ServerConfig {
+  const nodeName = v.str('node-name') ?? os.hostname();
+  if (!NODE_NAME.test(nodeName)) {
+    throw configError(`invalid node name "${nodeName}": use letters, digits, '-' and '.', at most 63 characters; set --node-name`);
+  }
+  const dataDir = path.resolve(v.str('data-dir') ?? defaultDataDir());
+  const ports = {
+    supervisorPort: v.int('supervisor-port') ?? 9345,
+    etcdClientPort: v.int('etcd-client-port') ?? 2379,
+    etcdPeerPort: v.int('etcd-peer-port') ?? 2380,
+  };
+  const seen = new Map<number, string>();
+  for (const [k, p] of Object.entries(ports)) {
+    const flag = k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const other = seen.get(p);
+    if (other) throw configError(`--${flag} and --${other} are both ${p}; give each a different port`);
+    seen.set(p, flag);
+  }
+  const etcdArgs = v.list('etcd-arg');
+  for (const a of etcdArgs) {
+    if (!/^[a-z0-9-]+=/.test(a.replace(/^--?/, ''))) {
+      throw configError(`invalid value for --etcd-arg: "${a}" is not key=value (example: quota-backend-bytes=8589934592)`);
+    }
+  }
+  const token = v.str('token');
+  const tokenFile = v.str('token-file');
+  if (token !== undefined && tokenFile !== undefined) {
+    throw configError('--token and --token-file are both set; use only one');
+  }
+  return {
+    dataDir,
+    nodeName,
+    ...(token !== undefined ? { token } : {}),
+    ...(tokenFile !== undefined ? { tokenFile: path.resolve(tokenFile) } : {}),
+    bindAddress: checkAddress('bind-address', v.str('bind-address') ?? '127.0.0.1'),
+    advertiseAddress: checkAddress('advertise-address', v.str('advertise-address') ?? '127.0.0.1'),
+    ...ports,
+    etcdBinary: v.str('etcd-binary') ?? 'etcd',
+    etcdArgs,
+    clusterInit: v.bool('cluster-init'),
+    debug: v.bool('debug'),
+    logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
+  };
+}
+
+/** etcd's command line for this member (`--etcd-arg` values are appended last and win). */
+export function etcdArgs(
+  cfg: ServerConfig,
+  p: ServerPaths,
+  tls: { ca: string; serverCert: string; serverKey: string; peerCert: string; peerKey: string },
+  member: { name: string; initialCluster: string; state: 'new' | 'existing' },
+): string[] {
+  const urlHost = (ip: string): string => (isIP(ip) === 6 ? `[${ip}]` : ip);
+  const clientListen = [`https://${urlHost(cfg.bindAddress)}:${cfg.etcdClientPort}`];
+  if (cfg.bindAddress !== '127.0.0.1' && cfg.bindAddress !== '0.0.0.0') clientListen.push(`https://127.0.0.1:${cfg.etcdClientPort}`);
+  const args = [
+    `--name=${member.name}`,
+    `--data-dir=${p.etcdDataDir}`,
+    `--listen-client-urls=${clientListen.join(',')}`,
+    `--advertise-client-urls=https://${urlHost(cfg.advertiseAddress)}:${cfg.etcdClientPort}`,
+    `--listen-peer-urls=https://${urlHost(cfg.bindAddress)}:${cfg.etcdPeerPort}`,
+    `--initial-advertise-peer-urls=https://${urlHost(cfg.advertiseAddress)}:${cfg.etcdPeerPort}`,
+    `--initial-cluster=${member.initialCluster}`,
+    `--initial-cluster-state=${member.state}`,
+    `--cert-file=${tls.serverCert}`,
+    `--key-file=${tls.serverKey}`,
+    `--trusted-ca-file=${tls.ca}`,
+    '--client-cert-auth=true',
+    `--peer-cert-file=${tls.peerCert}`,
+    `--peer-key-file=${tls.peerKey}`,
+    `--peer-trusted-ca-file=${tls.ca}`,
+    '--peer-client-cert-auth=true',
+    '--snapshot-count=10000',
+    '--heartbeat-interval=500',
+    '--election-timeout=5000',
+    '--logger=zap',
+    '--log-outputs=stderr',
+  ];
+  for (const a of cfg.etcdArgs) args.push(`--${a.replace(/^--?/, '')}`);
+  return args;
+}
