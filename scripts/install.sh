@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything etcdsnap needs on Debian 12 with Node 20, then builds it.
+#   scripts/install.sh          Debian's etcd-server/etcd-client (when etcd/etcdctl are not on PATH), npm deps, build
+#   scripts/install.sh --test   the same plus what the tests need (unzip, ...)
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+[ -x /usr/bin/setpriv ] || need+=(util-linux)
+if [ "${1:-}" = "--test" ]; then
+  command -v unzip >/dev/null 2>&1 || need+=(unzip)
+fi
+
+if ((${#need[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: missing Debian packages: ${need[*]}; run: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian's etcd-server enables a system etcd on 2379/2380, which would hold etcdsnap's ports.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run -s build

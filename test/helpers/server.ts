@@ -1,0 +1,250 @@
+/**
+ * Test harness: starts a real `etcdsnap server` (bin/etcdsnap, built dist) on free loopback
+ * ports in a temp data dir, reads its JSON log, and stops it by pid.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = path.join(ROOT, 'bin', 'etcdsnap');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix = 'etcdsnap-test-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** process.env without any ETCDSNAP_* or AWS_* variable, plus `extra`. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('ETCDSNAP_') && !k.startsWith('AWS_')) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+export interface Ports {
+  supervisor: number;
+  client: number;
+  peer: number;
+}
+
+export async function freePorts(): Promise<Ports> {
+  return { supervisor: await freePort(), client: await freePort(), peer: await freePort() };
+}
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+export class ServerProcess {
+  readonly lines: LogLine[] = [];
+  readonly raw: string[] = [];
+  exitCode: number | null | undefined = undefined;
+  exitSignal: NodeJS.Signals | null = null;
+  private readonly exited: Promise<void>;
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly dataDir: string,
+    readonly ports: Ports,
+  ) {
+    let buf = '';
+    const onData = (d: Buffer): void => {
+      buf += d.toString('utf8');
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        this.raw.push(line);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          /* not JSON (node warnings) */
+        }
+        for (const w of this.waiters.splice(0)) w();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, sig) => {
+        this.exitCode = code;
+        this.exitSignal = sig;
+        for (const w of this.waiters.splice(0)) w();
+        resolve();
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  /** Waits until a log line matches, or throws (with the log) after `timeoutMs` or on exit. */
+  async waitFor(pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find(pred);
+      if (hit) return hit;
+      if (this.exitCode !== undefined) throw new Error(`server exited (${this.exitCode}) before the expected log line:\n${this.raw.join('\n')}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for a log line:\n${this.raw.slice(-40).join('\n')}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 500));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  ready(timeoutMs = 60_000): Promise<LogLine> {
+    return this.waitFor((l) => l.msg === 'etcdsnap server ready', timeoutMs);
+  }
+
+  /** Resolves with the exit code once the process is gone. */
+  async wait(timeoutMs = 30_000): Promise<number | null> {
+    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(t);
+    return this.exitCode ?? null;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.exitCode === undefined) this.child.kill('SIGTERM');
+    return this.wait();
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.ports.supervisor}`;
+  }
+
+  token(): string {
+    return readFileSync(path.join(this.dataDir, 'server', 'token'), 'utf8').trim();
+  }
+
+  etcdPid(): number | undefined {
+    const f = path.join(this.dataDir, 'server', 'db', 'etcd.pid');
+    if (!existsSync(f)) return undefined;
+    const n = Number(readFileSync(f, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  }
+}
+
+export interface StartOptions {
+  dataDir?: string;
+  ports?: Ports;
+  args?: string[];
+  env?: Record<string, string>;
+  /** YAML text for the config file; an empty file is used when not given. */
+  config?: string;
+  nodeName?: string;
+}
+
+/** Starts `etcdsnap server` with JSON logs; does not wait for readiness. */
+export async function startServer(opts: StartOptions = {}): Promise<ServerProcess> {
+  const dataDir = opts.dataDir ?? path.join(tempDir(), 'data');
+  const ports = opts.ports ?? (await freePorts());
+  const cfgFile = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
+  writeFileSync(cfgFile, opts.config ?? '');
+  const args = [
+    BIN,
+    'server',
+    '--config',
+    cfgFile,
+    '--log-format',
+    'json',
+    '--data-dir',
+    dataDir,
+    '--node-name',
+    opts.nodeName ?? 'node1',
+    '--supervisor-port',
+    String(ports.supervisor),
+    '--etcd-client-port',
+    String(ports.client),
+    '--etcd-peer-port',
+    String(ports.peer),
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return new ServerProcess(child, dataDir, ports);
+}
+
+/** Runs bin/etcdsnap to completion. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env: cleanEnv(env), encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs etcdctl against a server with the k3s-style client cert paths. */
+export function etcdctl(server: { dataDir: string; ports: Ports }, args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const tls = path.join(server.dataDir, 'server', 'tls', 'etcd');
+  const r = spawnSync(
+    'etcdctl',
+    [
+      `--endpoints=https://127.0.0.1:${server.ports.client}`,
+      `--cacert=${path.join(tls, 'server-ca.crt')}`,
+      `--cert=${path.join(tls, 'server-client.crt')}`,
+      `--key=${path.join(tls, 'server-client.key')}`,
+      ...args,
+    ],
+    { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 60_000 },
+  );
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // a zombie is not alive
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+export async function waitUntil(pred: () => boolean | Promise<boolean>, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** An HTTPS request to the supervisor API that skips CA checks (tests of auth, health). */
+export async function apiRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; body: string }> {
+  const https = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method: opts.method ?? 'GET', headers: opts.headers, rejectUnauthorized: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
