@@ -2,9 +2,10 @@
 /** Entry point: `etcdsnap <server|etcd-snapshot> ...`. */
 import { Command } from 'commander';
 import { normalizeBooleanArgs } from '../config/resolve.js';
-import { SERVER_OPTIONS } from '../config/schema.js';
+import { SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { reportError } from './exit.js';
 import { serverCommand } from './server-command.js';
+import { etcdSnapshotCommand } from './etcd-snapshot-command.js';
 
 export const VERSION = '0.1.0';
 
@@ -19,11 +20,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (str, write) => write(str) });
   program.addCommand(serverCommand().exitOverride());
+  program.addCommand(etcdSnapshotCommand());
   const debug = argv.includes('--debug');
   try {
-    const args = normalizeBooleanArgs(argv, SERVER_OPTIONS);
+    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...SNAPSHOT_CLI_OPTIONS]);
     await program.parseAsync(args, { from: 'user' });
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     return reportError(err, debug);
   }

@@ -5,6 +5,7 @@ import { SERVER_OPTIONS } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
 import { buildServerConfig } from '../server/config.js';
 import { runServer } from '../server/server.js';
+import { snapshotFeature } from '../server/snapshots.js';
 
 export function serverCommand(): Command {
   const cmd = new Command('server').description('Run an etcd member under supervision, with scheduled snapshots');
@@ -26,7 +27,20 @@ export function serverCommand(): Command {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    await runServer(cfg, logger, ac.signal);
+    await runServer(cfg, logger, ac.signal, [
+      snapshotFeature({
+        disabled: cfg.snapshots.disabled,
+        schedule: cfg.snapshots.schedule,
+        settings: {
+          dir: cfg.snapshots.dir,
+          dirIsDefault: cfg.snapshots.dirIsDefault,
+          name: cfg.snapshots.name,
+          retention: cfg.snapshots.retention,
+          compress: cfg.snapshots.compress,
+          nodeName: cfg.nodeName,
+        },
+      }),
+    ]);
   });
   return cmd;
 }

@@ -40,7 +40,7 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command 
       const short = i === 0 && spec.short ? `-${spec.short}, ` : '';
       const arg = spec.type === 'boolean' ? '' : ` <${spec.valueName ?? 'value'}>`;
       const opt = new Option(`${short}--${key}${arg}`, describe(spec));
-      if (i > 0) opt.hideHelp();
+      if (i > 0 || spec.hidden) opt.hideHelp();
       if (spec.type !== 'boolean') {
         opt.argParser((raw: string, prev: unknown) => {
           let v: OptionValue;
@@ -121,22 +121,29 @@ export class Values {
 export interface ResolveOptions {
   env: NodeJS.ProcessEnv;
   warn: (message: string) => void;
+  /** Config keys that belong to other commands: skipped without a warning. */
+  quietKeys?: ReadonlySet<string>;
 }
 
 /** Resolves every spec'd option of `cmd` (after commander parsed argv). */
 export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], opts: ResolveOptions): Promise<Values> {
   const values = new Map<string, OptionValue>();
   const sources = new Map<string, ValueSource>();
-  const raw = cmd.opts<Record<string, unknown>>();
 
-  // 1. command line (a spec's aliases count as the spec itself)
-  for (const spec of specs) {
-    for (const key of [spec.key, ...(spec.aliases ?? [])]) {
-      if (cmd.getOptionValueSource(attr(key)) !== 'cli') continue;
-      const v = raw[attr(key)];
-      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || Array.isArray(v)) {
-        values.set(spec.key, v as OptionValue);
-        sources.set(spec.key, 'cli');
+  // 1. command line (a spec's aliases count as the spec itself); the command's own flags
+  //    win over its parents' (`etcd-snapshot --dir a save --dir b` means b)
+  const chain: Command[] = [];
+  for (let c: Command | null = cmd; c; c = c.parent) chain.push(c);
+  for (const c of chain.reverse()) {
+    const raw = c.opts<Record<string, unknown>>();
+    for (const spec of specs) {
+      for (const key of [spec.key, ...(spec.aliases ?? [])]) {
+        if (c.getOptionValueSource(attr(key)) !== 'cli') continue;
+        const v = raw[attr(key)];
+        if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || Array.isArray(v)) {
+          values.set(spec.key, v as OptionValue);
+          sources.set(spec.key, 'cli');
+        }
       }
     }
   }
@@ -161,6 +168,7 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
     for (const [key, value] of Object.entries(await readConfigFile(file))) {
       const spec = findSpec(specs, key);
       if (!spec || spec.key === 'config') {
+        if (opts.quietKeys?.has(key)) continue;
         opts.warn(`Unknown flag --${key} found in config file ${file}, skipping`);
         continue;
       }

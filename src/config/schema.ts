@@ -25,6 +25,8 @@ export interface OptionSpec {
   /** Values are secrets: never printed, logged or shown in help. */
   readonly secret?: boolean;
   readonly valueName?: string;
+  /** Accepted but not shown in --help. */
+  readonly hidden?: boolean;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/etcdsnap/config.yaml';
@@ -125,12 +127,94 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     valueName: 'key=value',
   },
   {
+    key: 'etcd-disable-snapshots',
+    type: 'boolean',
+    description: 'disable scheduled snapshots',
+    default: false,
+  },
+  {
+    key: 'etcd-snapshot-schedule-cron',
+    type: 'string',
+    description: 'snapshot schedule in cron syntax (system time; @every <duration>, @daily... and a CRON_TZ=<zone> prefix work)',
+    default: '0 */12 * * *',
+    valueName: 'spec',
+  },
+  {
+    key: 'etcd-snapshot-retention',
+    type: 'count',
+    description: 'number of scheduled snapshots to keep (0 disables pruning)',
+    default: 5,
+    valueName: 'n',
+  },
+  {
+    key: 'etcd-snapshot-dir',
+    type: 'string',
+    description: 'folder for snapshots',
+    defaultText: '${data-dir}/server/db/snapshots',
+    valueName: 'dir',
+  },
+  {
+    key: 'etcd-snapshot-name',
+    type: 'string',
+    description: 'name prefix of scheduled snapshots',
+    default: 'etcd-snapshot',
+    valueName: 'name',
+  },
+  {
+    key: 'etcd-snapshot-compress',
+    type: 'boolean',
+    description: 'compress snapshots (zip)',
+    default: false,
+  },
+  {
     key: 'cluster-init',
     env: 'ETCDSNAP_CLUSTER_INIT',
     type: 'boolean',
     description: 'initialize a new cluster with this server as its first member',
     default: false,
   },
+];
+
+/** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */
+export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
+  ...COMMON_OPTIONS,
+  {
+    key: 'etcd-server',
+    short: 's',
+    env: 'ETCDSNAP_ETCD_SERVER',
+    type: 'string',
+    description: 'supervisor URL of the etcdsnap server',
+    defaultText: 'https://127.0.0.1:<supervisor-port from the config file, else 9345>',
+    valueName: 'url',
+  },
+  {
+    key: 'etcd-token',
+    short: 't',
+    env: 'ETCDSNAP_ETCD_TOKEN',
+    type: 'string',
+    secret: true,
+    description: 'token of the server',
+    defaultText: 'read from ${data-dir}/server/token',
+    valueName: 'token',
+  },
+  { key: 'dir', aliases: ['etcd-snapshot-dir'], type: 'string', description: "snapshot folder on the server (default: the server's)", valueName: 'dir' },
+  { key: 'name', type: 'string', description: 'snapshot name (save) or name prefix (prune)', default: 'on-demand', valueName: 'name' },
+  {
+    key: 'snapshot-compress',
+    aliases: ['etcd-snapshot-compress'],
+    type: 'boolean',
+    description: "compress the snapshot (default: the server's setting)",
+  },
+  {
+    key: 'snapshot-retention',
+    aliases: ['etcd-snapshot-retention'],
+    type: 'count',
+    description: 'number of snapshots to keep (prune)',
+    default: 5,
+    valueName: 'n',
+  },
+  // read from a shared config file only to find the local server's port
+  { key: 'supervisor-port', type: 'port', description: 'supervisor port of the local server', hidden: true, valueName: 'port' },
 ];
 
 /** Looks a spec up by its key or one of its aliases. */

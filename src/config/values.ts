@@ -5,7 +5,7 @@
  */
 export type OptionValue = string | number | boolean | string[];
 
-export type ValueType = 'string' | 'boolean' | 'int' | 'port' | 'duration' | 'list';
+export type ValueType = 'string' | 'boolean' | 'int' | 'count' | 'port' | 'duration' | 'list';
 
 const TRUE = new Set(['true', '1', 'yes', 'on', 't']);
 const FALSE = new Set(['false', '0', 'no', 'off', 'f']);
@@ -22,6 +22,18 @@ export function parseInteger(raw: string): number {
   if (!/^-?\d+$/.test(v)) throw new Error(`"${raw}" is not an integer`);
   const n = Number(v);
   if (!Number.isSafeInteger(n)) throw new Error(`"${raw}" is out of range`);
+  return n;
+}
+
+/** A whole number >= 0 (retention counts: 0 disables pruning). */
+export function parseCount(raw: string): number {
+  let n: number;
+  try {
+    n = parseInteger(raw);
+  } catch {
+    throw new Error(`"${raw}" is not a whole number`);
+  }
+  if (n < 0) throw new Error(`${n} is negative; use 0 or more (0 disables pruning)`);
   return n;
 }
 
@@ -65,6 +77,8 @@ export function parseValue(type: ValueType, raw: string): OptionValue {
       return parseBoolean(raw);
     case 'int':
       return parseInteger(raw);
+    case 'count':
+      return parseCount(raw);
     case 'port':
       return parsePort(raw);
     case 'duration':

@@ -9,6 +9,8 @@ import { configError } from '../errors.js';
 import { defaultDataDir } from '../config/schema.js';
 import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
+import { parseSchedule, type Schedule } from '../snapshot/schedule.js';
+import { assertSafePrefix } from '../snapshot/naming.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -26,6 +28,15 @@ export interface ServerConfig {
   clusterInit: boolean;
   debug: boolean;
   logFormat: LogFormat;
+  snapshots: {
+    disabled: boolean;
+    schedule: Schedule;
+    retention: number;
+    dir: string;
+    dirIsDefault: boolean;
+    name: string;
+    compress: boolean;
+  };
 }
 
 /** Paths derived from the data dir, following k3s's layout. */
@@ -80,6 +91,8 @@ export function buildServerConfig(v: Values): ServerConfig {
       throw configError(`invalid value for --etcd-arg: "${a}" is not key=value (example: quota-backend-bytes=8589934592)`);
     }
   }
+  const rawSnapshotDir = v.str('etcd-snapshot-dir');
+  const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
   const token = v.str('token');
   const tokenFile = v.str('token-file');
   if (token !== undefined && tokenFile !== undefined) {
@@ -98,6 +111,15 @@ export function buildServerConfig(v: Values): ServerConfig {
     clusterInit: v.bool('cluster-init'),
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
+    snapshots: {
+      disabled: v.bool('etcd-disable-snapshots'),
+      schedule: parseSchedule(v.str('etcd-snapshot-schedule-cron') ?? '0 */12 * * *'),
+      retention: v.int('etcd-snapshot-retention') ?? 5,
+      dir: snapshotDir ?? path.join(dataDir, 'server', 'db', 'snapshots'),
+      dirIsDefault: snapshotDir === undefined,
+      name: assertSafePrefix(v.str('etcd-snapshot-name') ?? 'etcd-snapshot'),
+      compress: v.bool('etcd-snapshot-compress'),
+    },
   };
 }
 

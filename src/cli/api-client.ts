@@ -1,0 +1,131 @@
+/**
+ * The CLI's client of the supervisor API. The server is verified with the cluster CA that
+ * the token pins (k3s's `K10<ca hash>::server:<secret>`): the CA is fetched from
+ * `/cacerts`, its sha256 compared with the token, and only then trusted. A bare secret
+ * uses `${data-dir}/server/tls/server-ca.crt` instead.
+ */
+import https from 'node:https';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import { caHash, parseToken } from '../etcd/token.js';
+import { registerSecret } from '../log/logger.js';
+
+export interface ClientOptions {
+  server: string;
+  /** Token text; when undefined it is read from `${dataDir}/server/token`. */
+  token?: string;
+  dataDir: string;
+  timeoutMs: number;
+}
+
+interface HttpResult {
+  status: number;
+  body: string;
+}
+
+function request(url: URL, opts: https.RequestOptions, body: string | undefined, timeoutMs: number): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { ...opts, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export class SupervisorClient {
+  private constructor(
+    private readonly base: URL,
+    private readonly ca: string,
+    private readonly secret: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static async connect(opts: ClientOptions): Promise<SupervisorClient> {
+    let base: URL;
+    try {
+      base = new URL(opts.server);
+      if (base.protocol !== 'https:') throw new Error('not https');
+    } catch {
+      throw new EtcdsnapError('config', `invalid --etcd-server "${opts.server}": use https://<host>:<supervisor-port>`);
+    }
+    let tokenText = opts.token;
+    if (tokenText === undefined) {
+      const file = path.join(opts.dataDir, 'server', 'token');
+      try {
+        tokenText = await fsp.readFile(file, 'utf8');
+      } catch (err) {
+        throw new EtcdsnapError('config', `cannot read the token from ${file} (${errnoCode(err) ?? messageOf(err)}); pass --etcd-token or --data-dir`);
+      }
+    }
+    registerSecret(tokenText.trim());
+    const token = parseToken(tokenText);
+    registerSecret(token.secret);
+    let ca: string;
+    if (token.caHash !== undefined) {
+      const r = await SupervisorClient.call(() => request(new URL('/cacerts', base), { method: 'GET', rejectUnauthorized: false }, undefined, opts.timeoutMs), base);
+      if (r.status !== 200 || caHash(r.body) !== token.caHash) {
+        throw new EtcdsnapError('auth', `the server at ${base.origin} does not present the CA the token pins; check --etcd-server and --etcd-token`);
+      }
+      ca = r.body;
+    } else {
+      const file = path.join(opts.dataDir, 'server', 'tls', 'server-ca.crt');
+      try {
+        ca = await fsp.readFile(file, 'utf8');
+      } catch {
+        throw new EtcdsnapError('config', `a bare token needs the cluster CA at ${file}; pass the full token (K10...) from <data-dir>/server/token`);
+      }
+    }
+    return new SupervisorClient(base, ca, token.secret, opts.timeoutMs);
+  }
+
+  private static async call(fn: () => Promise<HttpResult>, base: URL): Promise<HttpResult> {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== undefined && /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|ENETUNREACH)$/.test(code)) {
+        throw new EtcdsnapError('unavailable', `cannot reach the etcdsnap server at ${base.origin} (${code}): \`etcdsnap server\` must be running; point --etcd-server at its supervisor URL`);
+      }
+      throw new EtcdsnapError('unavailable', `request to ${base.origin} failed: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** POSTs a JSON body; resolves with the parsed 2xx answer or throws the server's error. */
+  async post(pathname: string, body: unknown): Promise<unknown> {
+    const text = JSON.stringify(body);
+    const r = await SupervisorClient.call(
+      () =>
+        request(
+          new URL(pathname, this.base),
+          {
+            method: 'POST',
+            ca: this.ca,
+            headers: {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(text),
+              authorization: `Basic ${Buffer.from(`server:${this.secret}`).toString('base64')}`,
+            },
+          },
+          text,
+          this.timeoutMs,
+        ),
+      this.base,
+    );
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.body);
+    } catch {
+      parsed = undefined;
+    }
+    if (r.status >= 200 && r.status < 300) return parsed;
+    const msg = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String((parsed as { error: unknown }).error) : r.body.slice(0, 200);
+    const kind = r.status === 401 ? 'auth' : r.status === 409 ? 'conflict' : r.status === 404 ? 'not-found' : r.status < 500 ? 'usage' : 'unavailable';
+    throw new EtcdsnapError(kind, msg);
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * `etcdsnap etcd-snapshot <save|ls|list|l|delete|prune>` (bare = save), as k3s: each
+ * subcommand sends one request to the running server's supervisor API and prints the
+ * result. Flags that are not given are not sent, so the server's settings apply.
+ */
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { addOptions, resolveValues, type Values } from '../config/resolve.js';
+import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { EtcdsnapError } from '../errors.js';
+import type { SnapshotRecord } from '../snapshot/records.js';
+import type { SnapshotRequest } from '../snapshot/request.js';
+import { SupervisorClient } from './api-client.js';
+import { parseOutputFormat, renderRecords } from './output.js';
+
+const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can take a while
+
+interface Context {
+  values: Values;
+  client: SupervisorClient;
+  out: (text: string) => void;
+  warn: (text: string) => void;
+}
+
+async function context(cmd: Command): Promise<Context> {
+  const quiet = new Set(SERVER_OPTIONS.flatMap((s) => [s.key, ...(s.aliases ?? [])]));
+  const warnings: string[] = [];
+  const values = await resolveValues(cmd, SNAPSHOT_CLI_OPTIONS, { env: process.env, warn: (m) => warnings.push(m), quietKeys: quiet });
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
+  const server = values.str('etcd-server') ?? `https://127.0.0.1:${values.int('supervisor-port') ?? 9345}`;
+  const token = values.str('etcd-token');
+  const client = await SupervisorClient.connect({ server, ...(token !== undefined ? { token } : {}), dataDir, timeoutMs: REQUEST_TIMEOUT_MS });
+  return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
+}
+
+function common(req: SnapshotRequest, v: Values): SnapshotRequest {
+  const dir = v.str('dir');
+  if (dir !== undefined) req.dir = path.resolve(dir);
+  return req;
+}
+
+async function save(cmd: Command): Promise<void> {
+  if (cmd.args.length > 0) throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
+  const ctx = await context(cmd);
+  const req = common({ operation: 'save', name: [ctx.values.str('name') ?? 'on-demand'] }, ctx.values);
+  if (ctx.values.isSet('snapshot-compress')) req.compress = ctx.values.bool('snapshot-compress');
+  const res = (await ctx.client.post('/db/snapshot', req)) as { created: SnapshotRecord[] };
+  for (const r of res.created) ctx.out(`Snapshot ${r.name} saved.\n`);
+}
+
+async function list(cmd: Command): Promise<void> {
+  const format = (() => {
+    try {
+      return parseOutputFormat(cmd.opts<{ output?: string }>().output);
+    } catch (err) {
+      throw new EtcdsnapError('usage', (err as Error).message);
+    }
+  })();
+  const ctx = await context(cmd);
+  const res = (await ctx.client.post('/db/snapshot', common({ operation: 'list', name: [] }, ctx.values))) as { items: SnapshotRecord[] };
+  ctx.out(renderRecords(res.items, format));
+}
+
+async function del(cmd: Command): Promise<void> {
+  const names = cmd.args;
+  if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
+  const ctx = await context(cmd);
+  const res = (await ctx.client.post('/db/snapshot', common({ operation: 'delete', name: names }, ctx.values))) as { deleted: string[]; notFound: string[] };
+  for (const n of res.deleted) ctx.out(`Snapshot ${n} deleted.\n`);
+  for (const n of res.notFound) ctx.out(`Snapshot ${n} not found.\n`);
+  if (res.notFound.length > 0) process.exitCode = 1;
+}
+
+async function prune(cmd: Command): Promise<void> {
+  const ctx = await context(cmd);
+  const dryRun = cmd.opts<{ dryRun?: boolean }>().dryRun === true;
+  const req = common({ operation: 'prune', name: [ctx.values.str('name') ?? 'on-demand'], dryRun }, ctx.values);
+  if (ctx.values.isSet('snapshot-retention')) req.retention = ctx.values.int('snapshot-retention') ?? 5;
+  else req.retention = 5;
+  const res = (await ctx.client.post('/db/snapshot', req)) as { deleted: string[] };
+  for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
+}
+
+function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
+  const c = new Command(name).description(description).exitOverride();
+  addOptions(c, SNAPSHOT_CLI_OPTIONS);
+  c.action(async function (this: Command) {
+    await run(this);
+  });
+  return c;
+}
+
+export function etcdSnapshotCommand(): Command {
+  const root = new Command('etcd-snapshot').description('Manage etcd snapshots of the running server (bare: save)').exitOverride();
+  addOptions(root, SNAPSHOT_CLI_OPTIONS);
+  const saveCmd = sub('save', 'Trigger an immediate etcd snapshot', save).allowExcessArguments(true);
+  root.addCommand(saveCmd, { isDefault: true });
+  root.addCommand(
+    sub('ls', 'List snapshots', list)
+      .aliases(['list', 'l'])
+      .addOption(new Option('-o, --output <format>', 'output format: table, json or yaml (default: table)')),
+  );
+  root.addCommand(sub('delete', 'Delete given snapshot(s)', del).argument('[names...]', 'snapshot file names').allowExcessArguments(true));
+  root.addCommand(
+    sub('prune', 'Remove snapshots that match the name prefix that exceed the configured retention count', prune).addOption(
+      new Option('--dry-run', 'print what would be deleted, delete nothing'),
+    ),
+  );
+  return root;
+}

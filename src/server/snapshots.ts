@@ -1,0 +1,91 @@
+/**
+ * The snapshot feature of the server: prepares the folder, serves `POST /db/snapshot`
+ * (save/list/delete/prune), runs the cron schedule, and drains a running save at stop.
+ */
+import type { Feature } from './server.js';
+import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
+import { Scheduler, type Schedule } from '../snapshot/schedule.js';
+import { parseSnapshotRequest } from '../snapshot/request.js';
+import { messageOf } from '../errors.js';
+
+export interface SnapshotFeatureConfig {
+  disabled: boolean;
+  schedule: Schedule;
+  settings: SnapshotSettings;
+}
+
+export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
+  return async (ctx) => {
+    const service = new SnapshotService(ctx.etcd, cfg.settings, ctx.logger);
+    await service.start();
+
+    ctx.addRoute({
+      method: 'POST',
+      path: '/db/snapshot',
+      handle: async (req) => {
+        const r = parseSnapshotRequest(req.body);
+        switch (r.operation) {
+          case 'save': {
+            const res = await service.save({
+              prefix: r.name[0] ?? 'on-demand',
+              compress: r.compress ?? cfg.settings.compress,
+              ...(r.dir !== undefined ? { dir: r.dir } : {}),
+              retention: 0,
+              scheduled: false,
+            });
+            return { status: 200, body: res };
+          }
+          case 'list':
+            return { status: 200, body: { items: await service.list(r.dir) } };
+          case 'delete':
+            return { status: 200, body: await service.delete(r.name, r.dir) };
+          case 'prune':
+            return {
+              status: 200,
+              body: await service.prune({
+                prefix: r.name[0] ?? 'on-demand',
+                retention: r.retention ?? cfg.settings.retention,
+                ...(r.dir !== undefined ? { dir: r.dir } : {}),
+                dryRun: r.dryRun ?? false,
+              }),
+            };
+        }
+      },
+    });
+
+    let scheduler: Scheduler | undefined;
+    if (cfg.disabled) {
+      ctx.logger.info('scheduled etcd snapshots are disabled (--etcd-disable-snapshots)');
+    } else {
+      scheduler = new Scheduler({
+        schedule: cfg.schedule,
+        job: async () => {
+          await service.save({
+            prefix: cfg.settings.name,
+            compress: cfg.settings.compress,
+            retention: cfg.settings.retention,
+            scheduled: true,
+          });
+        },
+        onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),
+        onError: (err) => ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`),
+      });
+      scheduler.start();
+      const next = scheduler.nextRun();
+      ctx.logger.info(
+        {
+          schedule: cfg.schedule.spec,
+          nextRun: next?.toISOString(),
+          retention: cfg.settings.retention,
+          dir: cfg.settings.dir,
+          compress: cfg.settings.compress,
+        },
+        'scheduled etcd snapshots enabled',
+      );
+    }
+    ctx.onDrain(async (timeoutMs) => {
+      scheduler?.stop();
+      await service.drain(timeoutMs);
+    });
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * The save pipeline, one code path for scheduled and on-demand snapshots:
+ *
+ *   etcd Maintenance.Snapshot (this member only) → bytes → sha256-trailer check
+ *     → [zip] → sha256/size of the stored bytes → <dir>/<file>.part → fsync, rename, fsync dir
+ *
+ * The trailer check fails the pipeline at the end of the stream if the snapshot is cut
+ * short or corrupt, so the `.part` never gets its final name; it is removed on every
+ * failure path. Nothing holds the whole snapshot in memory.
+ */
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { EtcdClient, EtcdStatus } from '../etcd/client.js';
+import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import type { LocalSnapshotDir } from '../store/local.js';
+import { HashCounter, TrailerVerifier } from './verify.js';
+import { zipSingleEntry } from './zip.js';
+import { ZIP_EXT } from './naming.js';
+import { createdAtFromName, type SnapshotRecord } from './records.js';
+
+/** Turns etcd's snapshot messages into their bytes. */
+class BlobBytes extends Transform {
+  constructor() {
+    super({ writableObjectMode: true, readableObjectMode: false });
+  }
+  override _transform(msg: { blob?: Buffer }, _enc: BufferEncoding, cb: TransformCallback): void {
+    cb(null, msg.blob && msg.blob.length > 0 ? msg.blob : undefined);
+  }
+}
+
+export interface SaveRequest {
+  /** Final file name (`<prefix>-<node>-<ts>[.zip]`). */
+  fileName: string;
+  compress: boolean;
+  nodeName: string;
+  dir: LocalSnapshotDir;
+  /** Status of the member taken just before the snapshot (revision, version, db size). */
+  status: EtcdStatus;
+  signal?: AbortSignal;
+}
+
+/** Streams a snapshot from etcd into the folder; resolves with its record, or throws. */
+export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<SnapshotRecord> {
+  const started = Date.now();
+  const writer = await req.dir.openWriter(req.fileName);
+  let source: (Readable & { cancel(): void }) | undefined;
+  const onAbort = (): void => source?.cancel();
+  req.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    source = await etcd.snapshotStream();
+    const verifier = new TrailerVerifier();
+    const stored = new HashCounter();
+    if (req.compress) {
+      const entry = req.fileName.slice(0, -ZIP_EXT.length);
+      const verified = source.pipe(new BlobBytes()).pipe(verifier);
+      source.once('error', (err: Error) => verified.destroy(err));
+      await pipeline(zipSingleEntry(verified, entry, new Date(Date.parse(createdAtFromName(req.fileName, new Date())))), stored, writer.stream, {
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+    } else {
+      await pipeline(source, new BlobBytes(), verifier, stored, writer.stream, { ...(req.signal ? { signal: req.signal } : {}) });
+    }
+    if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
+    const final = await writer.commit();
+    return {
+      name: req.fileName,
+      location: `file://${final}`,
+      nodeName: req.nodeName,
+      createdAt: createdAtFromName(req.fileName, new Date(started)),
+      size: stored.size,
+      sha256: stored.sha256 ?? '',
+      compressed: req.compress,
+      status: 'successful',
+      etcdVersion: req.status.version,
+      revision: req.status.revision,
+      dbSize: req.status.dbSize,
+      dbSha256: verifier.dbSha256,
+      durationMs: Date.now() - started,
+    };
+  } catch (err) {
+    await writer.discard();
+    source?.cancel();
+    if (err instanceof EtcdsnapError) throw err;
+    const code = errnoCode(err);
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new EtcdsnapError('environment', `no space left in snapshot dir ${req.dir.dir} while writing ${req.fileName}`, { cause: err });
+    }
+    if (code !== undefined && code.startsWith('E')) {
+      throw new EtcdsnapError('environment', `cannot write ${req.fileName} in ${req.dir.dir}: ${messageOf(err)}`, { cause: err });
+    }
+    throw new EtcdsnapError('unavailable', `snapshot stream from etcd failed: ${messageOf(err)}`, { cause: err });
+  } finally {
+    req.signal?.removeEventListener('abort', onAbort);
+  }
+}

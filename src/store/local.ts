@@ -1,0 +1,190 @@
+/**
+ * The local snapshot folder and its sidecars.
+ *
+ * Contract:
+ * - `openWriter` creates `<dir>/<name>.part` (0600, exclusive); `commit` fsyncs it, renames
+ *   it to `<dir>/<name>` and fsyncs the folder; `discard` removes it. Only committed files
+ *   carry a final name.
+ * - Names passed in are checked with `assertSafeName`: nothing here can address a path
+ *   outside the folder.
+ * - Sidecars live at `<dir>/../.metadata/<name>` (0600, folder 0700) and are written
+ *   atomically.
+ */
+import { promises as fsp, createWriteStream, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { assertSafeName, parseSnapshotName, PART_EXT } from '../snapshot/naming.js';
+import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../snapshot/records.js';
+
+export interface PartWriter {
+  stream: WriteStream;
+  /** fsync, rename to the final name, fsync the folder. */
+  commit(): Promise<string>;
+  /** Remove the `.part` file (safe to call after a failed commit). */
+  discard(): Promise<void>;
+}
+
+export class LocalSnapshotDir {
+  readonly metadataDir: string;
+
+  constructor(readonly dir: string) {
+    this.metadataDir = path.join(path.dirname(dir), '.metadata');
+  }
+
+  /**
+   * Makes sure the folder exists: the default one is created 0700; a folder the user chose
+   * must already exist.
+   */
+  async prepare(isDefault: boolean): Promise<void> {
+    try {
+      if (isDefault) await ensurePrivateDir(this.dir);
+      const st = await fsp.stat(this.dir);
+      if (!st.isDirectory()) throw new EtcdsnapError('config', `${this.dir} is not a directory; point --etcd-snapshot-dir at a folder`);
+    } catch (err) {
+      if (err instanceof EtcdsnapError) throw err;
+      if (errnoCode(err) === 'ENOENT') {
+        throw new EtcdsnapError('config', `snapshot dir ${this.dir} does not exist; create it (mode 0700) or use the default`);
+      }
+      throw new EtcdsnapError('environment', `cannot use snapshot dir ${this.dir}: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  filePath(name: string): string {
+    return path.join(this.dir, assertSafeName(name));
+  }
+
+  sidecarPath(name: string): string {
+    return path.join(this.metadataDir, assertSafeName(name));
+  }
+
+  location(name: string): string {
+    return `file://${this.filePath(name)}`;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await fsp.lstat(this.filePath(name));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async openWriter(name: string): Promise<PartWriter> {
+    const final = this.filePath(name);
+    const part = `${final}${PART_EXT}`;
+    const fh = await fsp.open(part, 'wx', 0o600).catch((err: unknown) => {
+      throw new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err });
+    });
+    const stream = createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1 << 20 });
+    let closed = false;
+    const close = async (): Promise<void> => {
+      if (closed) return;
+      closed = true;
+      await fh.close().catch(() => undefined);
+    };
+    return {
+      stream,
+      commit: async () => {
+        await fh.sync();
+        await close();
+        await fsp.rename(part, final);
+        await fsyncDir(this.dir);
+        return final;
+      },
+      discard: async () => {
+        stream.destroy();
+        await close();
+        await fsp.rm(part, { force: true });
+      },
+    };
+  }
+
+  /** Removes `.part` files left by a crash; returns their names. */
+  async removeLeftoverParts(): Promise<string[]> {
+    const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
+    const parts = names.filter((n) => n.endsWith(PART_EXT));
+    await Promise.all(parts.map((n) => fsp.rm(path.join(this.dir, n), { force: true })));
+    return parts;
+  }
+
+  async writeRecord(record: SnapshotRecord): Promise<void> {
+    await ensurePrivateDir(this.metadataDir);
+    await writeFileAtomic(this.sidecarPath(record.name), `${JSON.stringify(record, null, 2)}\n`, 0o600);
+  }
+
+  async readRecord(name: string): Promise<SnapshotRecord | undefined> {
+    try {
+      return parseRecord(await fsp.readFile(this.sidecarPath(name), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Every snapshot in the folder (names that follow the naming scheme, `.part` excluded),
+   * with its sidecar when there is one, plus failed records younger than 24 h. Expired
+   * failed records are deleted.
+   */
+  async list(nodeName: string, now = new Date()): Promise<SnapshotRecord[]> {
+    const out: SnapshotRecord[] = [];
+    const names = await fsp.readdir(this.dir).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT') return [] as string[];
+      throw err;
+    });
+    const seen = new Set<string>();
+    for (const name of names) {
+      if (name.endsWith(PART_EXT) || !parseSnapshotName(name)) continue;
+      let st;
+      try {
+        st = await fsp.lstat(path.join(this.dir, name));
+      } catch {
+        continue;
+      }
+      if (!st.isFile()) continue;
+      seen.add(name);
+      const rec = await this.readRecord(name);
+      out.push({
+        ...(rec?.status === 'successful' ? rec : {}),
+        name,
+        location: this.location(name),
+        nodeName: rec?.nodeName ?? nodeName,
+        createdAt: rec?.createdAt ?? createdAtFromName(name, st.mtime),
+        size: st.size,
+        compressed: name.endsWith('.zip'),
+        status: 'successful',
+      });
+    }
+    const sidecars = await fsp.readdir(this.metadataDir).catch(() => [] as string[]);
+    for (const name of sidecars) {
+      if (seen.has(name) || !parseSnapshotName(name)) continue;
+      const rec = await this.readRecord(name);
+      if (!rec || rec.status !== 'failed' || rec.location.startsWith('s3://')) continue;
+      if (now.getTime() - Date.parse(rec.createdAt) > FAILED_RECORD_TTL_MS) {
+        await fsp.rm(this.sidecarPath(name), { force: true });
+        continue;
+      }
+      out.push(rec);
+    }
+    return out;
+  }
+
+  /** Deletes a snapshot and its sidecar; false when neither existed. */
+  async remove(name: string): Promise<boolean> {
+    const file = this.filePath(name);
+    let found = true;
+    try {
+      await fsp.unlink(file);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      found = false;
+    }
+    const sidecar = this.sidecarPath(name);
+    const hadSidecar = await fsp.rm(sidecar).then(
+      () => true,
+      () => false,
+    );
+    return found || hadSidecar;
+  }
+}
