@@ -248,3 +248,29 @@ export async function apiRequest(
     req.end(opts.body);
   });
 }
+
+/** Puts `count` keys of `valueBytes` random bytes into the server's etcd (for big snapshots). */
+export async function fillEtcd(server: { dataDir: string; ports: Ports }, count: number, valueBytes: number, prefix = 'fill/'): Promise<void> {
+  const { EtcdClient } = await import('../../src/etcd/client.js');
+  const { tlsPaths } = await import('../../src/etcd/tls.js');
+  const { randomBytes } = await import('node:crypto');
+  const client = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${server.ports.client}`, tls: tlsPaths(server.dataDir) });
+  try {
+    const value = randomBytes(valueBytes);
+    const batch = 16;
+    for (let i = 0; i < count; i += batch) {
+      const ops: Array<Promise<unknown>> = [];
+      for (let j = i; j < Math.min(count, i + batch); j++) ops.push(client.kv.put(`${prefix}${String(j).padStart(8, '0')}`).value(value).exec());
+      await Promise.all(ops);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** Runs `etcdsnap etcd-snapshot ...` against a test server. */
+export function snapshotCli(server: ServerProcess, args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
+  const cfg = path.join(path.dirname(server.dataDir), `config-${server.ports.supervisor}.yaml`);
+  const [sub, ...rest] = args;
+  return runCli(['etcd-snapshot', ...(sub ? [sub] : []), '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url, ...rest], env);
+}
