@@ -2,16 +2,19 @@
 import { Command } from 'commander';
 import { addOptions, resolveValues } from '../config/resolve.js';
 import { SERVER_OPTIONS } from '../config/schema.js';
-import { createLogger } from '../log/logger.js';
-import { buildServerConfig } from '../server/config.js';
-import { runServer } from '../server/server.js';
-import { snapshotFeature } from '../server/snapshots.js';
 
 export function serverCommand(): Command {
   const cmd = new Command('server').description('Run an etcd member under supervision, with scheduled snapshots');
   addOptions(cmd, SERVER_OPTIONS);
   cmd.action(async () => {
     const warnings: string[] = [];
+    // the daemon's modules (gRPC, TLS, ...) load only when a server really starts
+    const [{ createLogger }, { buildServerConfig }, { runServer }, { snapshotFeature }] = await Promise.all([
+      import('../log/logger.js'),
+      import('../server/config.js'),
+      import('../server/server.js'),
+      import('../server/snapshots.js'),
+    ]);
     const values = await resolveValues(cmd, SERVER_OPTIONS, { env: process.env, warn: (m) => warnings.push(m) });
     const cfg = buildServerConfig(values);
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });

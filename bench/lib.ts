@@ -1,0 +1,78 @@
+/**
+ * Shared pieces of the benchmarks: timing whole commands, sampling a process's RSS,
+ * medians, and writing a section of BENCHMARKS.md. Benchmarks are never part of npm test.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from '../test/helpers/server.js';
+
+export interface Timed {
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion and returns its wall time. */
+export function timeCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Timed> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code, stdout, stderr }));
+  });
+}
+
+/** Samples VmRSS of `pid` every 20 ms until stopped; returns the peak in MiB. */
+export function rssSampler(pid: number): { stop(): number } {
+  let peak = 0;
+  const read = (): void => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+    } catch {
+      /* process gone */
+    }
+  };
+  read();
+  const timer = setInterval(read, 20);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      read();
+      return peak;
+    },
+  };
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+};
+
+export function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
+}
+
+/** Replaces (or appends) the section `## <title>` of BENCHMARKS.md. */
+export function writeSection(title: string, body: string): void {
+  const file = path.join(ROOT, 'BENCHMARKS.md');
+  const head = '# Benchmarks\n\nWritten by `npm run bench:*` (never part of `npm test`). Each section is replaced by the script that owns it.\n';
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : head;
+  const start = text.indexOf(`\n## ${title}\n`);
+  const section = `\n## ${title}\n\n${body.trim()}\n`;
+  if (start < 0) text = text.trimEnd() + '\n' + section;
+  else {
+    const next = text.indexOf('\n## ', start + 4);
+    text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next));
+  }
+  writeFileSync(file, text);
+}
