@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything etcdsnap needs on Debian 12 with Node 20, then builds it.
 #   scripts/install.sh          Debian's etcd-server/etcd-client (when etcd/etcdctl are not on PATH), npm deps, build
-#   scripts/install.sh --test   the same plus what the tests need (unzip, ...)
+#   scripts/install.sh --test   the same plus what the tests need (unzip, a loopback OpenStack Swift with
+#                               the s3api middleware for the S3 tests, s3cmd for the S3 benchmark)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,12 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 [ -x /usr/bin/setpriv ] || need+=(util-linux)
 if [ "${1:-}" = "--test" ]; then
   command -v unzip >/dev/null 2>&1 || need+=(unzip)
+  # S3 tests run against Swift + s3api (test/helpers/swift.ts); the packages start no service.
+  command -v swift-proxy-server >/dev/null 2>&1 || need+=(swift-proxy)
+  command -v swift-account-server >/dev/null 2>&1 || need+=(swift-account)
+  command -v swift-container-server >/dev/null 2>&1 || need+=(swift-container)
+  command -v swift-object-server >/dev/null 2>&1 || need+=(swift-object)
+  command -v s3cmd >/dev/null 2>&1 || need+=(s3cmd)
 fi
 
 if ((${#need[@]})); then

@@ -232,11 +232,11 @@ test('clear one-line errors: etcd binary missing, port in use, data dir not writ
   msg = mustFail(['--config', dir, '--data-dir', path.join(dir, 'd3')]);
   assert.match(msg, /config file .* is not a regular file/);
   msg = mustFail([...common, '--supervisor-port', '99999', '--data-dir', path.join(dir, 'd3')]);
-  assert.match(msg, /invalid value for --supervisor-port: 99999 is not a port number/);
+  assert.match(msg, /option '--supervisor-port <port>' argument '99999' is invalid\. 99999 is not a port number \(1-65535\)$/);
   msg = mustFail(['--config', emptyCfg, '--data-dir', path.join(dir, 'd3')], { ETCDSNAP_DEBUG: 'maybe' });
   assert.match(msg, /invalid value for \$ETCDSNAP_DEBUG: "maybe" is not a boolean/);
   msg = mustFail(['--config', emptyCfg, '--data-dir', path.join(dir, 'd3'), '--log-format', 'xml']);
-  assert.match(msg, /invalid value for --log-format: "xml" is not one of text, json/);
+  assert.match(msg, /option '--log-format <format>' argument 'xml' is invalid\. "xml" is not one of text, json$/);
 
   // a token that pins another cluster's CA
   const s = await start({ dataDir: path.join(dir, 'd4') });

@@ -110,6 +110,8 @@ test('the trailer check accepts a good stream and refuses truncated, corrupt and
   const v = await verify(good, 333);
   assert.equal(v.size, 4128);
   assert.equal(v.dbSha256, createHash('sha256').update(good.subarray(0, 4096)).digest('hex'));
+  assert.equal(v.streamSha256, createHash('sha256').update(good).digest('hex'));
+  assert.equal((await verify(good, 7)).streamSha256, v.streamSha256, 'small chunks give the same result');
   await assert.rejects(verify(good.subarray(0, 4000)), /no sha256 trailer/);
   const flipped = Buffer.from(good);
   flipped[100] = (flipped[100] ?? 0) ^ 1;
@@ -137,4 +139,48 @@ test('ls output: k3s table, json, yaml; anything else is an invalid output forma
   assert.match(renderRecords([rec], 'yaml'), /^- name: n-1700000000\n/);
   assert.equal(parseOutputFormat(undefined), 'table');
   assert.throws(() => parseOutputFormat('xml'), { message: 'invalid output format: xml' });
+});
+
+test('the local folder lists snapshots with sidecars, shows failed records for 24 h, then expires them', async () => {
+  const { LocalSnapshotDir } = await import('../src/store/local.js');
+  const { tempDir } = await import('./helpers/server.js');
+  const { writeFileSync, existsSync, mkdirSync } = await import('node:fs');
+  const path = await import('node:path');
+  const root = tempDir();
+  const dir = new LocalSnapshotDir(path.join(root, 'snapshots'));
+  await dir.prepare(true);
+  writeFileSync(path.join(dir.dir, 'etcd-snapshot-n1-1700000000'), 'x'.repeat(10));
+  writeFileSync(path.join(dir.dir, 'etcd-snapshot-n1-1700000001.part'), 'partial');
+  writeFileSync(path.join(dir.dir, 'README.txt'), 'not a snapshot');
+  mkdirSync(dir.metadataDir, { recursive: true });
+  const failedAt = new Date('2026-01-01T00:00:00Z');
+  await dir.writeRecord({ name: 'on-demand-n1-1767225600', location: '', nodeName: 'n1', createdAt: failedAt.toISOString(), size: 0, compressed: false, status: 'failed', message: 'boom' });
+  let list = await dir.list('n1', new Date(failedAt.getTime() + 3600_000));
+  assert.deepEqual(list.map((r) => [r.name, r.status]).sort(), [['etcd-snapshot-n1-1700000000', 'successful'], ['on-demand-n1-1767225600', 'failed']]);
+  assert.equal(list.find((r) => r.status === 'successful')?.size, 10);
+  list = await dir.list('n1', new Date(failedAt.getTime() + 25 * 3600_000));
+  assert.deepEqual(list.map((r) => r.name), ['etcd-snapshot-n1-1700000000']);
+  assert.ok(!existsSync(dir.sidecarPath('on-demand-n1-1767225600')), 'the expired record is gone');
+  assert.deepEqual(await dir.removeLeftoverParts(), ['etcd-snapshot-n1-1700000001.part']);
+  assert.ok(existsSync(path.join(dir.dir, 'README.txt')));
+});
+
+test('a partial file never gets a final name: openWriter writes .part, commit renames, discard removes', async () => {
+  const { LocalSnapshotDir } = await import('../src/store/local.js');
+  const { tempDir } = await import('./helpers/server.js');
+  const { readdirSync, statSync } = await import('node:fs');
+  const path = await import('node:path');
+  const dir = new LocalSnapshotDir(path.join(tempDir(), 'snapshots'));
+  await dir.prepare(true);
+  const w = await dir.openWriter('a-n-1700000000');
+  w.stream.write('abc');
+  assert.deepEqual(readdirSync(dir.dir), ['a-n-1700000000.part']);
+  assert.equal(statSync(path.join(dir.dir, 'a-n-1700000000.part')).mode & 0o777, 0o600);
+  await w.discard();
+  assert.deepEqual(readdirSync(dir.dir), []);
+  const w2 = await dir.openWriter('a-n-1700000001');
+  await new Promise<void>((r) => w2.stream.end('abc', () => r()));
+  await w2.commit();
+  assert.deepEqual(readdirSync(dir.dir), ['a-n-1700000001']);
+  await assert.rejects(dir.prepare(false).then(() => new LocalSnapshotDir(path.join(dir.dir, 'missing')).prepare(false)), /does not exist/);
 });

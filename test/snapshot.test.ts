@@ -146,9 +146,9 @@ test('on-demand save, ls, delete and prune through the CLI; sidecars; interop wi
   assert.equal(badFmt.stderr.trim(), 'error: invalid output format: xml');
 
   // delete: file and sidecar; unknown names reported with exit 1
-  const del = snapshotCli(s, ['delete', name, 'on-demand-node1-1']);
+  const del = snapshotCli(s, ['delete', name, 'on-demand-node1-1700000000']);
   assert.equal(del.code, 1);
-  assert.equal(del.stdout, `Snapshot ${name} deleted.\nSnapshot on-demand-node1-1 not found.\n`);
+  assert.equal(del.stdout, `Snapshot ${name} deleted.\nSnapshot on-demand-node1-1700000000 not found.\n`);
   assert.ok(!existsSync(file));
   assert.ok(!existsSync(path.join(metaDir(s), name)));
   assert.equal(snapshotCli(s, ['delete']).stderr.trim(), 'error: no snapshots given for removal');
@@ -228,6 +228,10 @@ test('traversal and bad names are refused and touch nothing', async () => {
     assert.equal(r.code, 1, bad);
     assert.match(r.stderr, /^error: invalid snapshot name/, bad);
   }
+  // only snapshot files can be deleted, even in a folder named by the request
+  const other = snapshotCli(s, ['delete', '--dir', outside, 'file']);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /^error: invalid snapshot name "file": not a snapshot file name/);
   for (const body of [{ operation: 'delete', name: ['../victim/file'] }, { operation: 'save', name: ['../evil'] }, { operation: 'prune', name: ['a/b'] }]) {
     const r = await apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify(body) });
     assert.equal(r.status, 400, JSON.stringify(body));
@@ -250,7 +254,7 @@ test('snapshot flags are validated at start-up: junk cron, negative retention, m
   assert.match(r.stderr, /^error: invalid snapshot schedule "every day" \(--etcd-snapshot-schedule-cron\)/);
   r = runCli([...base, '--etcd-snapshot-retention', '-1']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /invalid value for --etcd-snapshot-retention: -1 is negative/);
+  assert.match(r.stderr, /argument '-1' is invalid\. -1 is negative; use 0 or more \(0 disables pruning\)/);
   r = runCli([...base, '--etcd-snapshot-name', '../x']);
   assert.match(r.stderr, /invalid snapshot name prefix/);
   // a custom dir must exist (checked when the server starts snapshots)

@@ -7,7 +7,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { configError, errnoCode, messageOf } from '../errors.js';
 import { DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
@@ -47,7 +47,7 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command 
           try {
             v = checkChoice(spec, parseValue(spec.type, raw));
           } catch (err) {
-            throw new InvalidFlag(`invalid value for --${key}: ${messageOf(err)}`);
+            throw new InvalidArgumentError(messageOf(err));
           }
           if (spec.type === 'list') return [...(Array.isArray(prev) ? (prev as string[]) : []), String(v)];
           return v;
@@ -58,11 +58,6 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command 
     }
   }
   return cmd;
-}
-
-/** commander turns this into "error: <message>" and exit code 1. */
-class InvalidFlag extends Error {
-  readonly code = 'commander.invalidArgument';
 }
 
 /**

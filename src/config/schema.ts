@@ -1,7 +1,7 @@
 /**
  * One schema for every option: its flag, environment variable, type, default and help.
- * The commander options, the environment lookup, the config-file reader and the README's
- * flag tables all come from these specs, so they cannot drift apart.
+ * The commander options, the environment lookup and the config-file reader all come from
+ * these specs, so they cannot drift apart (the README's tables are kept by hand).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -15,14 +15,14 @@ export interface OptionSpec {
   readonly env?: string;
   readonly type: ValueType;
   readonly description: string;
-  /** Default value, or a function computing it from the other resolved values. */
+  /** Default value (computed defaults are described by `defaultText` and applied by the command). */
   readonly default?: OptionValue;
   /** Text shown in --help for computed defaults. */
   readonly defaultText?: string;
   readonly choices?: readonly string[];
   /** Extra spellings accepted on the command line and in the config file. */
   readonly aliases?: readonly string[];
-  /** Values are secrets: never printed, logged or shown in help. */
+  /** Values are secrets: registered for redaction, never printed or logged. */
   readonly secret?: boolean;
   readonly valueName?: string;
   /** Accepted but not shown in --help. */

@@ -115,7 +115,8 @@ export class EtcdProcess {
     const { binary, args, logger } = this.opts;
     const usePdeath = await hasSetpriv();
     const [cmd, argv] = usePdeath ? [SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, [...args]];
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // its own process group: a terminal's Ctrl-C reaches etcdsnap, which stops etcd in order
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     const startedAt = Date.now();
     const log = logger.child({ component: 'etcd' });

@@ -46,26 +46,23 @@ async function givenToken(cfg: ServerConfig): Promise<ParsedToken | undefined> {
   return parsed;
 }
 
-export interface Bootstrap {
-  tls: TlsMaterial;
-  /** The full token (K10...::server:secret), as written to <data-dir>/server/token. */
-  token: string;
-  secret: string;
-  memberName: string;
+/** What the token check found; handed to `bootstrap`. */
+export interface TokenCheck {
+  given?: ParsedToken;
+  existing?: ParsedToken;
+  existingText?: string;
 }
 
 /**
- * Checks the given token against what the data dir already holds, then makes sure the CA,
- * certificates, token file and member name exist.
- * @param hosts names/addresses the serving certificates must cover.
+ * Checks the given token against what the data dir already holds (CA it pins, secret it
+ * was created with). Read-only: a refused token leaves the data dir as it was.
  */
-export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readonly string[]): Promise<Bootstrap> {
+export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<TokenCheck> {
   const given = await givenToken(cfg);
   const existingCa = await readCa(tlsPaths(cfg.dataDir));
-  const existingTokenText = await readIfExists(p.tokenFile);
-  const existing = existingTokenText !== undefined ? parseToken(existingTokenText) : undefined;
+  const existingText = await readIfExists(p.tokenFile);
+  const existing = existingText !== undefined ? parseToken(existingText) : undefined;
   if (existing) registerSecret(existing.secret);
-
   if (given?.caHash !== undefined) {
     if (!existingCa) {
       throw configError('the token pins a cluster CA that this data dir does not have: it belongs to another cluster; give a bare secret with --token to start a new cluster');
@@ -79,20 +76,38 @@ export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readon
   if (given && existing && given.secret !== existing.secret) {
     throw configError(`the token does not match the token this server was created with (${p.tokenFile}); pass that token or start with a new --data-dir`);
   }
+  return { ...(given ? { given } : {}), ...(existing ? { existing } : {}), ...(existingText !== undefined ? { existingText } : {}) };
+}
 
+export interface Bootstrap {
+  tls: TlsMaterial;
+  /** The full token (K10...::server:secret), as written to <data-dir>/server/token. */
+  token: string;
+  secret: string;
+  memberName: string;
+}
+
+/**
+ * Makes sure the CA, certificates, token file and member name exist (after `checkToken`).
+ * @param hosts names/addresses the serving certificates must cover.
+ */
+export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readonly string[], check: TokenCheck): Promise<Bootstrap> {
   const tls = await ensureTls(cfg.dataDir, hosts, cfg.nodeName);
-  const secret = given?.secret ?? existing?.secret ?? newSecret();
+  const secret = check.given?.secret ?? check.existing?.secret ?? newSecret();
   registerSecret(secret);
   const token = formatToken(tls.caPem, secret);
   registerSecret(token);
-  if (existingTokenText?.trim() !== token) await writeFileAtomic(p.tokenFile, `${token}\n`, 0o600);
+  if (check.existingText?.trim() !== token) await writeFileAtomic(p.tokenFile, `${token}\n`, 0o600);
   await fsp.chmod(p.tokenFile, 0o600);
   return { tls, token, secret, memberName: await memberName(cfg, p) };
 }
 
-/** The etcd member name, `<node-name>-<8 hex>` (as k3s), kept in db/etcd/name. */
+/**
+ * The etcd member name, `<node-name>-<8 hex>` (as k3s), kept in db/etcd-member-name (k3s
+ * keeps it inside etcd's data dir, where etcd warns about it at every start).
+ */
 async function memberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
-  const file = path.join(p.etcdDataDir, 'name');
+  const file = path.join(p.dbDir, 'etcd-member-name');
   const existing = (await readIfExists(file))?.trim();
   if (existing) return existing;
   const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;

@@ -17,7 +17,7 @@ import { environmentError, errnoCode, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { EtcdClient } from '../etcd/client.js';
 import { SupervisorApi, type Route } from './api.js';
-import { bootstrap, prepareDataDir } from './bootstrap.js';
+import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
 import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
 export const ETCD_INSTALL_HINT = 'install it with `apt-get install etcd-server`';
@@ -95,6 +95,7 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 export async function runServer(cfg: ServerConfig, logger: Logger, signal: AbortSignal, features: readonly Feature[] = []): Promise<void> {
   const p = serverPaths(cfg.dataDir);
   const etcdBinary = await resolveBinary(cfg.etcdBinary, '--etcd-binary', ETCD_INSTALL_HINT);
+  const tokenCheck = await checkToken(cfg, p);
   await prepareDataDir(cfg, p);
   const unlock = await lockDataDir(p);
   const drains: DrainHook[] = [];
@@ -103,7 +104,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   let api: SupervisorApi | undefined;
   try {
     const hosts = unique(['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName, os.hostname()]);
-    const boot = await bootstrap(cfg, p, hosts);
+    const boot = await bootstrap(cfg, p, hosts, tokenCheck);
     const tls = boot.tls.paths;
 
     let ready = false;
@@ -115,7 +116,20 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
       secret: boot.secret,
       logger,
     });
-    api.route({ method: 'GET', path: '/healthz', public: true, handle: () => (ready ? { status: 200, body: 'ok' } : { status: 503, body: 'not ready' }) });
+    api.route({
+      method: 'GET',
+      path: '/healthz',
+      public: true,
+      handle: async () => {
+        if (!ready || !etcd) return { status: 503, body: 'not ready' };
+        try {
+          await etcd.status(1500);
+          return { status: 200, body: 'ok' };
+        } catch {
+          return { status: 503, body: 'etcd is not answering' };
+        }
+      },
+    });
     api.route({ method: 'GET', path: '/cacerts', public: true, handle: () => ({ status: 200, body: boot.tls.caPem }) });
     try {
       await api.listen();

@@ -21,7 +21,7 @@ import { createdAtFromName, type SnapshotRecord } from './records.js';
 /** Turns etcd's snapshot messages into their bytes. */
 class BlobBytes extends Transform {
   constructor() {
-    super({ writableObjectMode: true, readableObjectMode: false });
+    super({ writableObjectMode: true, readableObjectMode: false, readableHighWaterMark: 1 << 20 });
   }
   override _transform(msg: { blob?: Buffer }, _enc: BufferEncoding, cb: TransformCallback): void {
     cb(null, msg.blob && msg.blob.length > 0 ? msg.blob : undefined);
@@ -49,16 +49,20 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
   try {
     source = await etcd.snapshotStream();
     const verifier = new TrailerVerifier();
-    const stored = new HashCounter();
+    const opts = req.signal ? { signal: req.signal } : {};
+    let stored: { size: number; sha256: string | undefined };
     if (req.compress) {
       const entry = req.fileName.slice(0, -ZIP_EXT.length);
       const verified = source.pipe(new BlobBytes()).pipe(verifier);
       source.once('error', (err: Error) => verified.destroy(err));
-      await pipeline(zipSingleEntry(verified, entry, new Date(Date.parse(createdAtFromName(req.fileName, new Date())))), stored, writer.stream, {
-        ...(req.signal ? { signal: req.signal } : {}),
-      });
+      const counter = new HashCounter();
+      const mtime = new Date(Date.parse(createdAtFromName(req.fileName, new Date())));
+      await pipeline(zipSingleEntry(verified, entry, mtime), counter, writer.stream, opts);
+      stored = counter;
     } else {
-      await pipeline(source, new BlobBytes(), verifier, stored, writer.stream, { ...(req.signal ? { signal: req.signal } : {}) });
+      // the verifier's single sha256 pass also gives the stored file's hash
+      await pipeline(source, new BlobBytes(), verifier, writer.stream, opts);
+      stored = { size: verifier.size, sha256: verifier.streamSha256 };
     }
     if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
     const final = await writer.commit();

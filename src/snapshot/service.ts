@@ -15,7 +15,7 @@ import type { EtcdClient } from '../etcd/client.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { LocalSnapshotDir } from '../store/local.js';
 import { planRetention } from '../retention/policy.js';
-import { assertSafeName, assertSafePrefix, snapshotFileName } from './naming.js';
+import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from './naming.js';
 import { saveSnapshot } from './save.js';
 import { sortRecords, type SnapshotRecord } from './records.js';
 
@@ -160,7 +160,13 @@ export class SnapshotService {
   /** Deletes snapshots by exact file name (with their sidecars). */
   async delete(names: readonly unknown[], dir?: string): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
-    const safe = names.map((n) => assertSafeName(n));
+    const safe = names.map((n) => {
+      const name = assertSafeName(n);
+      if (!parseSnapshotName(name)) {
+        throw new EtcdsnapError('usage', `invalid snapshot name "${name}": not a snapshot file name (<name>-<node>-<unix seconds>[.zip])`);
+      }
+      return name;
+    });
     const d = await this.folder(dir);
     const deleted: string[] = [];
     const notFound: string[] = [];

@@ -23,13 +23,26 @@ export class TrailerVerifier extends Transform {
   size = 0;
   /** Hex sha256 of the database part, once verified. */
   dbSha256: string | undefined;
+  /** Hex sha256 of the whole stream (database and trailer), once verified. */
+  streamSha256: string | undefined;
+
+  constructor() {
+    super({ highWaterMark: 1 << 20 });
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
-    const all = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
-    const cut = Math.max(0, all.length - TRAILER_BYTES);
-    if (cut > 0) this.hash.update(all.subarray(0, cut));
-    this.tail = Buffer.from(all.subarray(cut));
+    if (chunk.length >= TRAILER_BYTES) {
+      // everything but the last 32 bytes seen so far is database: hash it without copying
+      if (this.tail.length > 0) this.hash.update(this.tail);
+      this.hash.update(chunk.subarray(0, chunk.length - TRAILER_BYTES));
+      this.tail = Buffer.from(chunk.subarray(chunk.length - TRAILER_BYTES));
+    } else {
+      const all = Buffer.concat([this.tail, chunk]);
+      const cut = Math.max(0, all.length - TRAILER_BYTES);
+      if (cut > 0) this.hash.update(all.subarray(0, cut));
+      this.tail = all.subarray(cut);
+    }
     cb(null, chunk);
   }
 
@@ -38,12 +51,15 @@ export class TrailerVerifier extends Transform {
       cb(new EtcdsnapError('integrity', `snapshot has no sha256 trailer (size ${this.size} is not 512*n+32): it is truncated or not an etcd snapshot`));
       return;
     }
+    // the same pass also yields the hash of the whole stream (the stored file when uncompressed)
+    const whole = this.hash.copy().update(this.tail);
     const digest = this.hash.digest();
     if (!digest.equals(this.tail)) {
       cb(new EtcdsnapError('integrity', 'snapshot sha256 trailer does not match its content: the file is corrupt'));
       return;
     }
     this.dbSha256 = digest.toString('hex');
+    this.streamSha256 = whole.digest('hex');
     cb();
   }
 }
@@ -53,6 +69,10 @@ export class HashCounter extends Transform {
   private readonly hash: Hash = createHash('sha256');
   size = 0;
   sha256: string | undefined;
+
+  constructor() {
+    super({ highWaterMark: 1 << 20 });
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;

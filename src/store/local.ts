@@ -74,28 +74,31 @@ export class LocalSnapshotDir {
   async openWriter(name: string): Promise<PartWriter> {
     const final = this.filePath(name);
     const part = `${final}${PART_EXT}`;
-    const fh = await fsp.open(part, 'wx', 0o600).catch((err: unknown) => {
-      throw new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err });
+    const stream = createWriteStream(part, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 });
+    await new Promise<void>((resolve, reject) => {
+      stream.once('ready', () => resolve());
+      stream.once('error', (err) => reject(new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err })));
     });
-    const stream = createWriteStream('', { fd: fh.fd, autoClose: false, highWaterMark: 1 << 20 });
-    let closed = false;
-    const close = async (): Promise<void> => {
-      if (closed) return;
-      closed = true;
-      await fh.close().catch(() => undefined);
-    };
+    const closed = (): Promise<void> =>
+      stream.closed ? Promise.resolve() : new Promise<void>((resolve) => stream.once('close', () => resolve()));
     return {
       stream,
       commit: async () => {
-        await fh.sync();
-        await close();
+        await closed();
+        // fsync applies to the file, so a second descriptor flushes what the stream wrote
+        const fh = await fsp.open(part, 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
         await fsp.rename(part, final);
         await fsyncDir(this.dir);
         return final;
       },
       discard: async () => {
         stream.destroy();
-        await close();
+        await closed();
         await fsp.rm(part, { force: true });
       },
     };

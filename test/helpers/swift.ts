@@ -1,0 +1,378 @@
+/**
+ * Test harness: a single-node OpenStack Swift with the s3api middleware on loopback, from
+ * Debian's swift-proxy/-account/-container/-object packages (scripts/install.sh --test).
+ *
+ * `startSwift()` writes rings and configs into a fresh temp dir, starts the account,
+ * container, object and proxy servers on free 127.0.0.1 ports, waits until all four answer
+ * `GET /healthcheck`, and returns a handle. It never skips: missing binaries or a missing
+ * /etc/swift/swift.conf throw. Call `stop()` (e.g. in `after()`); it kills the four
+ * processes by pid, waits for them and removes the temp dir. Process output is kept in
+ * `<dir>/logs/*.log` until then (set ETCDSNAP_KEEP_SWIFT=1 to keep the dir for debugging).
+ *
+ * S3 credentials: access key `test:tester`, secret `testing`, region `us-east-1`; use
+ * path-style addressing (no storage_domain is configured). Buckets are created with a
+ * SigV2-signed S3 request, so this helper needs no S3 client (and no memcached).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Swift {
+  /** `127.0.0.1:<port>`: what `--etcd-s3-endpoint` takes (no scheme). */
+  endpoint: string;
+  /** `http://127.0.0.1:<port>` or `https://...` when started with TLS. */
+  url: string;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+  /** The temp dir holding configs, rings, data and logs. */
+  dir: string;
+  /** Creates a bucket (a Swift container) in the test account; succeeds if it exists. */
+  createBucket(name: string): Promise<void>;
+  /** Stops only the proxy (S3 becomes unreachable: connection refused). */
+  stopProxy(): Promise<void>;
+  /** Starts the proxy again on the same port and waits for its healthcheck. */
+  startProxy(): Promise<void>;
+  /** Stops all servers and removes the temp dir. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface StartSwiftOptions {
+  /** Serve the proxy over HTTPS with this certificate and key (PEM). */
+  tls?: { certPem: string; keyPem: string };
+  /** Bound on the wait for all healthchecks; default 60 s. */
+  readyTimeoutMs?: number;
+}
+
+const ACCESS_KEY = 'test:tester';
+const SECRET_KEY = 'testing';
+const REGION = 'us-east-1';
+const BACKENDS = ['account', 'container', 'object'] as const;
+type Role = (typeof BACKENDS)[number] | 'proxy';
+
+const SWIFT_CONF = '/etc/swift/swift.conf';
+
+function onPath(bin: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
+}
+
+function checkInstalled(): void {
+  const bins = ['swift-ring-builder', ...BACKENDS.map((b) => `swift-${b}-server`), 'swift-proxy-server'];
+  const missing = bins.filter((b) => !onPath(b));
+  if (missing.length > 0) {
+    throw new Error(`Swift is not installed (missing ${missing.join(', ')}); run: sudo bash scripts/install.sh --test`);
+  }
+  // Swift reads its hash prefix/suffix from this hard-coded path; the Debian package installs it.
+  if (!existsSync(SWIFT_CONF) || !/swift_hash_path_(suffix|prefix)/.test(readFileSync(SWIFT_CONF, 'utf8'))) {
+    throw new Error(`${SWIFT_CONF} with swift_hash_path_suffix/prefix is missing; run: sudo bash scripts/install.sh --test`);
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs a command; resolves with its output, rejects with its output on failure. */
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('error', (err) => reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}`)));
+    child.once('close', (code) => {
+      // swift-ring-builder exits 1 for warnings (e.g. "balance is off"); only >= 2 is an error.
+      if (code !== null && code < 2) resolve();
+      else reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}): ${out}`));
+    });
+  });
+}
+
+function backendConf(dir: string, role: (typeof BACKENDS)[number], port: number): string {
+  return [
+    '[DEFAULT]',
+    'bind_ip = 127.0.0.1',
+    `bind_port = ${port}`,
+    `devices = ${path.join(dir, 'srv')}`,
+    'mount_check = false',
+    `swift_dir = ${dir}`,
+    'workers = 0',
+    'log_address = /nonexistent',
+    'log_level = INFO',
+    '',
+    '[pipeline:main]',
+    `pipeline = healthcheck ${role}-server`,
+    '',
+    `[app:${role}-server]`,
+    `use = egg:swift#${role}`,
+    '',
+    '[filter:healthcheck]',
+    'use = egg:swift#healthcheck',
+    '',
+  ].join('\n');
+}
+
+function proxyConf(dir: string, port: number, tls: boolean): string {
+  const filters = ['catch_errors', 'gatekeeper', 'healthcheck', 'proxy-logging', 'cache', 'listing_formats', 's3api', 'tempauth', 'copy', 'slo', 'dlo'];
+  const eggs: Record<string, string> = { 'proxy-logging': 'proxy_logging', cache: 'memcache' };
+  const lines = [
+    '[DEFAULT]',
+    'bind_ip = 127.0.0.1',
+    `bind_port = ${port}`,
+    `swift_dir = ${dir}`,
+    'workers = 0',
+    'log_address = /nonexistent',
+    'log_level = INFO',
+    ...(tls ? [`cert_file = ${path.join(dir, 'proxy-cert.pem')}`, `key_file = ${path.join(dir, 'proxy-key.pem')}`] : []),
+    '',
+    '[pipeline:main]',
+    'pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server',
+    '',
+    '[app:proxy-server]',
+    'use = egg:swift#proxy',
+    'account_autocreate = true',
+    '',
+    '[filter:s3api]',
+    'use = egg:swift#s3api',
+    `location = ${REGION}`,
+    '',
+    '[filter:tempauth]',
+    'use = egg:swift#tempauth',
+    'user_test_tester = testing .admin',
+    '',
+  ];
+  for (const f of filters) {
+    if (f === 's3api' || f === 'tempauth') continue;
+    lines.push(`[filter:${f}]`, `use = egg:swift#${eggs[f] ?? f}`, '');
+  }
+  return lines.join('\n');
+}
+
+interface Proc {
+  role: Role;
+  child: ChildProcess;
+  exited: Promise<void>;
+  logFile: string;
+}
+
+function httpGet(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const mod = url.startsWith('https:') ? https : http;
+    const req = mod.request(url, { method, headers, timeout: 2000, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout requesting ${url}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Processes still running when the test process exits are killed (belt and braces). */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) {
+      try {
+        if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+}
+
+export async function startSwift(opts: StartSwiftOptions = {}): Promise<Swift> {
+  checkInstalled();
+  installExitHook();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'etcdsnap-swift-'));
+  const logs = path.join(dir, 'logs');
+  mkdirSync(path.join(dir, 'srv', 'd1'), { recursive: true });
+  mkdirSync(logs);
+  const procs = new Map<Role, Proc>();
+  let stopped = false;
+
+  const ports: Record<Role, number> = {
+    account: await freePort(),
+    container: await freePort(),
+    object: await freePort(),
+    proxy: await freePort(),
+  };
+  const scheme = opts.tls ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${ports.proxy}`;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
+
+  const spawnRole = (role: Role): Proc => {
+    const logFile = path.join(logs, `${role}.log`);
+    const out = createWriteStream(logFile, { flags: 'a' });
+    const child = spawn(`swift-${role}-server`, [path.join(dir, `${role}-server.conf`), '--verbose'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PYTHONUNBUFFERED: '1' },
+    });
+    child.stdout?.pipe(out, { end: false });
+    child.stderr?.pipe(out, { end: false });
+    live.add(child);
+    const exited = new Promise<void>((resolve) => {
+      child.once('close', () => {
+        live.delete(child);
+        out.end();
+        resolve();
+      });
+      child.once('error', (err) => {
+        out.write(`spawn error: ${err.message}\n`);
+      });
+    });
+    const p: Proc = { role, child, exited, logFile };
+    procs.set(role, p);
+    return p;
+  };
+
+  const logTail = (): string =>
+    [...procs.values()]
+      .map((p) => {
+        let text = '';
+        try {
+          text = readFileSync(p.logFile, 'utf8');
+        } catch {
+          /* not written yet */
+        }
+        const tail = text.split('\n').slice(-15).join('\n');
+        return `--- swift-${p.role}-server (pid ${p.child.pid ?? '?'}, exit ${p.child.exitCode ?? p.child.signalCode ?? 'running'}):\n${tail}`;
+      })
+      .join('\n');
+
+  const waitHealthy = async (roles: Role[]): Promise<void> => {
+    const deadline = Date.now() + readyTimeoutMs;
+    const pending = new Set(roles);
+    while (pending.size > 0) {
+      for (const role of [...pending]) {
+        const p = procs.get(role);
+        if (p && (p.child.exitCode !== null || p.child.signalCode !== null)) {
+          throw new Error(`swift-${role}-server exited before it was ready (dir ${dir})\n${logTail()}`);
+        }
+        const base = role === 'proxy' ? url : `http://127.0.0.1:${ports[role]}`;
+        try {
+          const r = await httpGet(`${base}/healthcheck`);
+          if (r.status === 200 && r.body.trim() === 'OK') pending.delete(role);
+        } catch {
+          /* not listening yet */
+        }
+      }
+      if (pending.size === 0) break;
+      if (Date.now() > deadline) {
+        throw new Error(`Swift not ready after ${readyTimeoutMs} ms (waiting for ${[...pending].join(', ')}; dir ${dir})\n${logTail()}`);
+      }
+      await sleep(200);
+    }
+  };
+
+  const stopRole = async (role: Role): Promise<void> => {
+    const p = procs.get(role);
+    if (!p) return;
+    procs.delete(role);
+    if (p.child.exitCode === null && p.child.signalCode === null && p.child.pid !== undefined) {
+      p.child.kill('SIGTERM');
+      const killed = await Promise.race([p.exited.then(() => true), sleep(5000).then(() => false)]);
+      if (!killed) {
+        p.child.kill('SIGKILL');
+        await p.exited;
+      }
+    } else {
+      await p.exited;
+    }
+  };
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await Promise.all([...procs.keys()].map((r) => stopRole(r)));
+    if (process.env.ETCDSNAP_KEEP_SWIFT !== '1') rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    // One ring per backend (part power 8, 1 replica); the three chains run in parallel
+    // because each swift-ring-builder call costs a Python start-up.
+    await Promise.all(
+      BACKENDS.map(async (role) => {
+        writeFileSync(path.join(dir, `${role}-server.conf`), backendConf(dir, role, ports[role]));
+        const builder = path.join(dir, `${role}.builder`);
+        await run('swift-ring-builder', [builder, 'create', '8', '1', '1']);
+        await run('swift-ring-builder', [builder, 'add', `r1z1-127.0.0.1:${ports[role]}/d1`, '1']);
+        await run('swift-ring-builder', [builder, 'rebalance']);
+      }),
+    );
+    if (opts.tls) {
+      writeFileSync(path.join(dir, 'proxy-cert.pem'), opts.tls.certPem);
+      writeFileSync(path.join(dir, 'proxy-key.pem'), opts.tls.keyPem, { mode: 0o600 });
+    }
+    writeFileSync(path.join(dir, 'proxy-server.conf'), proxyConf(dir, ports.proxy, opts.tls !== undefined));
+    for (const role of BACKENDS) spawnRole(role);
+    spawnRole('proxy');
+    await waitHealthy(['account', 'container', 'object', 'proxy']);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  /**
+   * S3 CreateBucket, signed with AWS signature v2 (s3api accepts it) so that no S3 client
+   * is needed here; Swift's own /auth/v1.0 would need memcached for its tokens.
+   */
+  const createBucket = async (name: string): Promise<void> => {
+    const date = new Date().toUTCString();
+    const resource = `/${encodeURIComponent(name)}`;
+    const signature = createHmac('sha1', SECRET_KEY).update(`PUT\n\n\n${date}\n${resource}`).digest('base64');
+    const r = await httpGet(`${url}${resource}`, { Date: date, Authorization: `AWS ${ACCESS_KEY}:${signature}`, 'Content-Length': '0' }, 'PUT');
+    if (r.status !== 200) throw new Error(`creating bucket ${name} failed: HTTP ${r.status} ${r.body}`);
+  };
+
+  return {
+    endpoint: `127.0.0.1:${ports.proxy}`,
+    url,
+    accessKey: ACCESS_KEY,
+    secretKey: SECRET_KEY,
+    region: REGION,
+    dir,
+    createBucket,
+    stopProxy: () => stopRole('proxy'),
+    startProxy: async () => {
+      if (stopped) throw new Error('Swift was stopped');
+      if (procs.has('proxy')) return;
+      // The old listener may linger briefly; retry the bind a few times.
+      for (let attempt = 1; ; attempt++) {
+        spawnRole('proxy');
+        try {
+          await waitHealthy(['proxy']);
+          return;
+        } catch (err) {
+          await stopRole('proxy');
+          if (attempt >= 3) throw err;
+          await sleep(500);
+        }
+      }
+    },
+    stop,
+  };
+}
