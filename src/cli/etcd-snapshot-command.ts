@@ -12,6 +12,7 @@ import type { SnapshotRecord } from '../snapshot/records.js';
 import type { SnapshotRequest } from '../snapshot/request.js';
 import { SupervisorClient } from './api-client.js';
 import { parseOutputFormat, renderRecords } from './output.js';
+import { s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
 
 const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can take a while
 
@@ -34,18 +35,21 @@ async function context(cmd: Command): Promise<Context> {
   return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
 }
 
-function common(req: SnapshotRequest, v: Values): SnapshotRequest {
+/** Adds the flags every operation shares: --dir, and the S3 settings when --s3 is given. */
+function common(req: SnapshotRequest, v: Values): Record<string, unknown> {
   const dir = v.str('dir');
   if (dir !== undefined) req.dir = path.resolve(dir);
-  return req;
+  const s3 = s3OptionsFromValues(v, '');
+  const { s3: _ignored, ...rest } = req;
+  return s3 ? { ...rest, s3: s3Request(s3) } : rest;
 }
 
 async function save(cmd: Command): Promise<void> {
   if (cmd.args.length > 0) throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
   const ctx = await context(cmd);
-  const req = common({ operation: 'save', name: [ctx.values.str('name') ?? 'on-demand'] }, ctx.values);
+  const req: SnapshotRequest = { operation: 'save', name: [ctx.values.str('name') ?? 'on-demand'] };
   if (ctx.values.isSet('snapshot-compress')) req.compress = ctx.values.bool('snapshot-compress');
-  const res = (await ctx.client.post('/db/snapshot', req)) as { created: SnapshotRecord[] };
+  const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { created: SnapshotRecord[] };
   for (const r of res.created) ctx.out(`Snapshot ${r.name} saved.\n`);
 }
 
@@ -58,7 +62,9 @@ async function list(cmd: Command): Promise<void> {
     }
   })();
   const ctx = await context(cmd);
-  const res = (await ctx.client.post('/db/snapshot', common({ operation: 'list', name: [] }, ctx.values))) as { items: SnapshotRecord[] };
+  const res = (await ctx.client.post('/db/snapshot', common({ operation: 'list', name: [], details: format !== 'table' }, ctx.values))) as {
+    items: SnapshotRecord[];
+  };
   ctx.out(renderRecords(res.items, format));
 }
 
@@ -75,10 +81,9 @@ async function del(cmd: Command): Promise<void> {
 async function prune(cmd: Command): Promise<void> {
   const ctx = await context(cmd);
   const dryRun = cmd.opts<{ dryRun?: boolean }>().dryRun === true;
-  const req = common({ operation: 'prune', name: [ctx.values.str('name') ?? 'on-demand'], dryRun }, ctx.values);
-  if (ctx.values.isSet('snapshot-retention')) req.retention = ctx.values.int('snapshot-retention') ?? 5;
-  else req.retention = 5;
-  const res = (await ctx.client.post('/db/snapshot', req)) as { deleted: string[] };
+  const req: SnapshotRequest = { operation: 'prune', name: [ctx.values.str('name') ?? 'on-demand'], dryRun };
+  req.retention = ctx.values.int('snapshot-retention') ?? 5;
+  const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { deleted: string[] };
   for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
 }
 

@@ -9,14 +9,16 @@ export function serverCommand(): Command {
   cmd.action(async () => {
     const warnings: string[] = [];
     // the daemon's modules (gRPC, TLS, ...) load only when a server really starts
-    const [{ createLogger }, { buildServerConfig }, { runServer }, { snapshotFeature }] = await Promise.all([
+    const [{ createLogger }, { buildServerConfig }, { runServer }, { snapshotFeature }, { s3OptionsFromValues }] = await Promise.all([
       import('../log/logger.js'),
       import('../server/config.js'),
       import('../server/server.js'),
       import('../server/snapshots.js'),
+      import('../snapshot/s3-config.js'),
     ]);
     const values = await resolveValues(cmd, SERVER_OPTIONS, { env: process.env, warn: (m) => warnings.push(m) });
     const cfg = buildServerConfig(values);
+    const s3 = s3OptionsFromValues(values, 'etcd-');
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
     const ac = new AbortController();
@@ -42,6 +44,7 @@ export function serverCommand(): Command {
           compress: cfg.snapshots.compress,
           nodeName: cfg.nodeName,
         },
+        ...(s3 ? { s3 } : {}),
       }),
     ]);
   });

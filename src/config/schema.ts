@@ -75,6 +75,41 @@ export const COMMON_OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
+/**
+ * S3 options, written once: the server spells them `--etcd-s3-*`, the etcd-snapshot
+ * command `--s3-*` (accepting the `--etcd-s3-*` spellings as aliases), as k3s.
+ */
+const S3_FIELDS: readonly OptionSpec[] = [
+  { key: 's3', type: 'boolean', description: 'store snapshots in S3 too', default: false },
+  { key: 's3-endpoint', type: 'string', description: 'S3 endpoint, host[:port] without scheme', default: 's3.amazonaws.com', valueName: 'host' },
+  { key: 's3-endpoint-ca', type: 'string', description: 'CA bundle for the S3 endpoint: file path or base64 PEM (space-separated list)', valueName: 'ca' },
+  { key: 's3-skip-ssl-verify', type: 'boolean', description: 'do not verify the S3 server certificate', default: false },
+  { key: 's3-access-key', env: 'AWS_ACCESS_KEY_ID', type: 'string', secret: true, description: 'S3 access key', valueName: 'key' },
+  { key: 's3-secret-key', env: 'AWS_SECRET_ACCESS_KEY', type: 'string', secret: true, description: 'S3 secret key', valueName: 'key' },
+  { key: 's3-session-token', env: 'AWS_SESSION_TOKEN', type: 'string', secret: true, description: 'S3 session token', valueName: 'token' },
+  { key: 's3-bucket', type: 'string', description: 'S3 bucket (required with S3)', valueName: 'bucket' },
+  { key: 's3-region', type: 'string', description: 'S3 region', default: 'us-east-1', valueName: 'region' },
+  { key: 's3-folder', type: 'string', description: 'S3 folder (key prefix)', default: '', valueName: 'folder' },
+  { key: 's3-insecure', type: 'boolean', description: 'use http instead of https for S3', default: false },
+  { key: 's3-timeout', type: 'duration', description: 'timeout of each S3 operation', default: 300_000, defaultText: '5m', valueName: 'duration' },
+  { key: 's3-proxy', type: 'string', description: 'proxy URL for S3, or "none" (default: HTTPS_PROXY/HTTP_PROXY)', valueName: 'url' },
+  {
+    key: 's3-bucket-lookup-type',
+    type: 'string',
+    choices: ['auto', 'dns', 'path'],
+    description: 'bucket addressing: virtual-host (dns), path-style (path) or auto',
+    default: 'auto',
+    valueName: 'type',
+  },
+  { key: 's3-retention', type: 'count', description: 'number of snapshots to keep in S3, per node and name prefix (0 disables pruning)', default: 5, valueName: 'n' },
+];
+
+/** `--etcd-s3-*` options of the server. */
+export const SERVER_S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS.map((f) => ({ ...f, key: `etcd-${f.key}` }));
+
+/** `--s3-*` options of etcd-snapshot, with `--etcd-s3-*` aliases. */
+export const CLI_S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS.map((f) => ({ ...f, aliases: [`etcd-${f.key}`] }));
+
 export const SERVER_OPTIONS: readonly OptionSpec[] = [
   ...COMMON_OPTIONS,
   {
@@ -173,6 +208,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'initialize a new cluster with this server as its first member',
     default: false,
   },
+  ...SERVER_S3_OPTIONS,
 ];
 
 /** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */
@@ -215,6 +251,7 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
   },
   // read from a shared config file only to find the local server's port
   { key: 'supervisor-port', type: 'port', description: 'supervisor port of the local server', hidden: true, valueName: 'port' },
+  ...CLI_S3_OPTIONS,
 ];
 
 /** Looks a spec up by its key or one of its aliases. */

@@ -7,17 +7,35 @@ import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from '../snapshot/schedule.js';
 import { parseSnapshotRequest } from '../snapshot/request.js';
 import { messageOf } from '../errors.js';
+import { S3Store } from '../store/s3.js';
+import type { S3Options } from '../snapshot/s3-config.js';
 
 export interface SnapshotFeatureConfig {
   disabled: boolean;
   schedule: Schedule;
   settings: SnapshotSettings;
+  /** The server's S3 settings (`--etcd-s3`), used by scheduled saves. */
+  s3?: S3Options;
 }
 
 export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
   return async (ctx) => {
     const service = new SnapshotService(ctx.etcd, cfg.settings, ctx.logger);
     await service.start();
+    if (cfg.s3) {
+      // a bad setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
+      // does not answer only disables uploads until it does (failures are recorded)
+      const store = S3Store.create(cfg.s3.settings);
+      ctx.logger.info(`Checking if S3 bucket ${cfg.s3.settings.bucket} exists`);
+      try {
+        await store.checkBucket();
+        ctx.logger.info({ s3: store.describe() }, 'S3 snapshot storage is ready');
+      } catch (err) {
+        ctx.logger.error({ err: messageOf(err), bucket: cfg.s3.settings.bucket, endpoint: cfg.s3.settings.endpoint }, `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`);
+      }
+      const resumed = await service.resumeRetries(store);
+      if (resumed > 0) ctx.logger.info({ count: resumed }, 're-queued S3 uploads that failed before the restart');
+    }
 
     ctx.addRoute({
       method: 'POST',
@@ -32,13 +50,14 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
               ...(r.dir !== undefined ? { dir: r.dir } : {}),
               retention: 0,
               scheduled: false,
+              ...(r.s3 ? { s3: r.s3 } : {}),
             });
             return { status: 200, body: res };
           }
           case 'list':
-            return { status: 200, body: { items: await service.list(r.dir) } };
+            return { status: 200, body: { items: await service.list(r.dir, r.s3, r.details ?? false) } };
           case 'delete':
-            return { status: 200, body: await service.delete(r.name, r.dir) };
+            return { status: 200, body: await service.delete(r.name, r.dir, r.s3) };
           case 'prune':
             return {
               status: 200,
@@ -47,6 +66,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
                 retention: r.retention ?? cfg.settings.retention,
                 ...(r.dir !== undefined ? { dir: r.dir } : {}),
                 dryRun: r.dryRun ?? false,
+                ...(r.s3 ? { s3: r.s3 } : {}),
               }),
             };
         }
@@ -65,6 +85,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
             compress: cfg.settings.compress,
             retention: cfg.settings.retention,
             scheduled: true,
+            ...(cfg.s3 ? { s3: cfg.s3 } : {}),
           });
         },
         onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),

@@ -32,6 +32,17 @@ export interface SnapshotRecord {
   dbSha256?: string;
   /** How long the save took, in milliseconds. */
   durationMs?: number;
+  /** The S3 copy of a local snapshot (kept in the local sidecar). */
+  s3?: S3CopyState;
+}
+
+export interface S3CopyState {
+  location: string;
+  status: SnapshotStatus;
+  message?: string;
+  /** Upload attempts so far. */
+  attempts: number;
+  updatedAt: string;
 }
 
 /** A failed record is shown for 24 hours, then expires. */

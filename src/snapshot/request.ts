@@ -4,6 +4,7 @@
  * handlers get typed, safe values.
  */
 import { EtcdsnapError } from '../errors.js';
+import { parseS3Request, type S3Options } from './s3-config.js';
 
 export type SnapshotOperation = 'save' | 'list' | 'delete' | 'prune';
 
@@ -15,9 +16,13 @@ export interface SnapshotRequest {
   compress?: boolean;
   retention?: number;
   dryRun?: boolean;
+  /** list: read S3 sidecars too (json/yaml output). */
+  details?: boolean;
+  /** S3 settings for this request (only when the CLI was given --s3). */
+  s3?: S3Options;
 }
 
-const FIELDS = new Set(['operation', 'name', 'dir', 'compress', 'retention', 'dryRun']);
+const FIELDS = new Set(['operation', 'name', 'dir', 'compress', 'retention', 'dryRun', 'details', 's3']);
 const OPS: readonly SnapshotOperation[] = ['save', 'list', 'delete', 'prune'];
 const bad = (msg: string): EtcdsnapError => new EtcdsnapError('usage', msg);
 
@@ -58,5 +63,11 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
     if (typeof dryRun !== 'boolean') throw bad('invalid field "dryRun": expected true or false');
     req.dryRun = dryRun;
   }
+  const details = body['details'];
+  if (details !== undefined) {
+    if (typeof details !== 'boolean') throw bad('invalid field "details": expected true or false');
+    req.details = details;
+  }
+  if (body['s3'] !== undefined) req.s3 = parseS3Request(body['s3']);
   return req;
 }

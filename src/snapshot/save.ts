@@ -15,6 +15,8 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { LocalSnapshotDir } from '../store/local.js';
 import { HashCounter, TrailerVerifier } from './verify.js';
 import { zipSingleEntry } from './zip.js';
+import { S3Branch } from './s3-branch.js';
+import type { S3Store } from '../store/s3.js';
 import { ZIP_EXT } from './naming.js';
 import { createdAtFromName, type SnapshotRecord } from './records.js';
 
@@ -37,10 +39,24 @@ export interface SaveRequest {
   /** Status of the member taken just before the snapshot (revision, version, db size). */
   status: EtcdStatus;
   signal?: AbortSignal;
+  /** Upload to S3 in the same pass. */
+  s3?: S3Store;
 }
 
-/** Streams a snapshot from etcd into the folder; resolves with its record, or throws. */
-export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<SnapshotRecord> {
+export interface SaveOutcome {
+  record: SnapshotRecord;
+  /** Set when an S3 upload was asked for and failed (the local snapshot is fine). */
+  s3Error?: Error;
+}
+
+/** Content type of a snapshot object (as k3s). */
+export const contentTypeOf = (name: string): string => (name.endsWith(ZIP_EXT) ? 'application/zip' : 'application/octet-stream');
+
+/**
+ * Streams a snapshot from etcd into the folder (and S3 when asked); resolves with its
+ * record, or throws (then nothing was kept, locally or in S3).
+ */
+export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<SaveOutcome> {
   const started = Date.now();
   const writer = await req.dir.openWriter(req.fileName);
   let source: (Readable & { cancel(): void }) | undefined;
@@ -50,6 +66,17 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
     source = await etcd.snapshotStream();
     const verifier = new TrailerVerifier();
     const opts = req.signal ? { signal: req.signal } : {};
+    const branch = req.s3 ? new S3Branch() : undefined;
+    if (branch && req.s3) {
+      branch.attach(
+        req.s3.upload(req.fileName, branch.body, {
+          contentType: contentTypeOf(req.fileName),
+          metadata: { 'etcdsnap-node-name': req.nodeName, 'etcdsnap-revision': req.status.revision },
+          ...opts,
+        }),
+      );
+    }
+    const tail = branch ? [branch, writer.stream] : [writer.stream];
     let stored: { size: number; sha256: string | undefined };
     if (req.compress) {
       const entry = req.fileName.slice(0, -ZIP_EXT.length);
@@ -57,16 +84,17 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       source.once('error', (err: Error) => verified.destroy(err));
       const counter = new HashCounter();
       const mtime = new Date(Date.parse(createdAtFromName(req.fileName, new Date())));
-      await pipeline(zipSingleEntry(verified, entry, mtime), counter, writer.stream, opts);
+      await pipeline([zipSingleEntry(verified, entry, mtime), counter, ...tail], opts);
       stored = counter;
     } else {
       // the verifier's single sha256 pass also gives the stored file's hash
-      await pipeline(source, new BlobBytes(), verifier, writer.stream, opts);
+      await pipeline([source, new BlobBytes(), verifier, ...tail], opts);
       stored = { size: verifier.size, sha256: verifier.streamSha256 };
     }
+    await branch?.settled();
     if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
     const final = await writer.commit();
-    return {
+    const record: SnapshotRecord = {
       name: req.fileName,
       location: `file://${final}`,
       nodeName: req.nodeName,
@@ -81,6 +109,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       dbSha256: verifier.dbSha256,
       durationMs: Date.now() - started,
     };
+    return branch?.failure ? { record, s3Error: branch.failure } : { record };
   } catch (err) {
     await writer.discard();
     source?.cancel();

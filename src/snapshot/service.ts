@@ -18,6 +18,9 @@ import { planRetention } from '../retention/policy.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from './naming.js';
 import { saveSnapshot } from './save.js';
 import { sortRecords, type SnapshotRecord } from './records.js';
+import { S3Store } from '../store/s3.js';
+import type { S3Options } from './s3-config.js';
+import { deleteFromS3, listS3Records, pruneS3, putSidecar, reupload } from './s3-ops.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
@@ -38,7 +41,12 @@ export interface SaveOptions {
   /** Keep this many after the save (scheduled saves); 0 = no pruning. */
   retention: number;
   scheduled: boolean;
+  /** Upload to S3 in the same pass (and apply S3 retention after scheduled saves). */
+  s3?: S3Options;
 }
+
+/** Delays between upload retries after a failed S3 upload (k3s never retries). */
+export const UPLOAD_RETRY_DELAYS_MS = [5_000, 15_000, 45_000, 120_000, 300_000];
 
 export interface SaveResult {
   created: SnapshotRecord[];
@@ -50,12 +58,28 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class SnapshotService {
   private inFlight: Promise<unknown> | undefined;
   private abort = new AbortController();
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly etcd: EtcdClient,
     readonly settings: SnapshotSettings,
     private readonly logger: Logger,
   ) {}
+
+  /**
+   * Builds the S3 store of a request and checks that its bucket answers, before anything
+   * is done: a request whose S3 cannot be reached is refused with the reason.
+   */
+  async s3Store(o: S3Options, check = true): Promise<S3Store> {
+    let store: S3Store;
+    try {
+      store = S3Store.create(o.settings);
+      if (check) await store.checkBucket();
+    } catch (err) {
+      throw new EtcdsnapError(err instanceof EtcdsnapError && err.kind === 'config' ? 'config' : 'unavailable', `failed to initialize S3 client: ${messageOf(err)}`, { cause: err });
+    }
+    return store;
+  }
 
   /** Resolves a folder from a request: the configured one, or an existing absolute path. */
   async folder(dir?: string): Promise<LocalSnapshotDir> {
@@ -95,6 +119,13 @@ export class SnapshotService {
   private async doSave(opts: SaveOptions): Promise<SaveResult> {
     const prefix = assertSafePrefix(opts.prefix);
     const dir = await this.folder(opts.dir);
+    // on-demand: refuse before taking a snapshot when S3 cannot be reached; scheduled: try
+    // anyway, a failed upload is recorded and retried
+    const store = opts.s3 ? await this.s3Store(opts.s3, !opts.scheduled).catch((err: unknown) => {
+      if (!opts.scheduled) throw err;
+      this.logger.error({ err: messageOf(err) }, 'S3 is not usable for this scheduled snapshot');
+      return undefined;
+    }) : undefined;
     const status = await this.etcd.status();
     if (status.isLearner) {
       this.logger.warn('Unable to take snapshot: not supported for learner');
@@ -111,15 +142,19 @@ export class SnapshotService {
     const log = this.logger.child({ snapshot: fileName });
     log.info({ dir: dir.dir, compress: opts.compress, scheduled: opts.scheduled }, `Saving etcd snapshot to ${dir.filePath(fileName)}`);
     let record: SnapshotRecord;
+    let s3Error: Error | undefined;
     try {
-      record = await saveSnapshot(this.etcd, {
+      const outcome = await saveSnapshot(this.etcd, {
         fileName,
         compress: opts.compress,
         nodeName: this.settings.nodeName,
         dir,
         status,
         signal: this.abort.signal,
+        ...(store ? { s3: store } : {}),
       });
+      record = outcome.record;
+      s3Error = outcome.s3Error;
     } catch (err) {
       const message = messageOf(err);
       log.error({ err: message }, `Failed to take etcd snapshot: ${message}`);
@@ -137,10 +172,86 @@ export class SnapshotService {
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }
+    const created: SnapshotRecord[] = [record];
+    if (opts.s3 && !store) s3Error = new Error('S3 is not reachable');
+    if (opts.s3) {
+      const location = store ? store.location(fileName) : `s3://${opts.s3.settings.bucket}/${fileName}`;
+      if (!s3Error && store) {
+        try {
+          await putSidecar(store, record);
+        } catch (err) {
+          s3Error = err instanceof Error ? err : new Error(String(err));
+        }
+      }
+      record.s3 = { location, status: s3Error ? 'failed' : 'successful', attempts: 1, updatedAt: new Date().toISOString(), ...(s3Error ? { message: messageOf(s3Error) } : {}) };
+      if (s3Error) {
+        log.error({ err: messageOf(s3Error), location }, `Error received during snapshot upload to S3: ${messageOf(s3Error)}`);
+        if (store) this.scheduleRetry(store, dir, record, 0);
+      } else {
+        log.info({ location }, `Snapshot ${fileName} uploaded to S3`);
+        created.push({ ...record, location, s3: undefined });
+      }
+    }
     await dir.writeRecord(record);
     log.info({ bytes: record.size, durationMs: record.durationMs, sha256: record.sha256, revision: record.revision }, `Snapshot ${fileName} saved`);
     const deleted = opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention) : [];
-    return { created: [record], deleted };
+    // S3 retention runs even after a failed upload (the bucket may be full), as k3s
+    if (opts.scheduled && opts.s3 && store && opts.s3.retention > 0) {
+      try {
+        const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, false);
+        for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
+        deleted.push(...gone.map((n) => store.location(n)));
+      } catch (err) {
+        log.warn({ err: messageOf(err) }, 'S3 snapshot retention failed');
+      }
+    }
+    return { created, deleted };
+  }
+
+  /** Retries a failed upload from the local file, with backoff, a bounded number of times. */
+  scheduleRetry(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, attempt: number): void {
+    const delay = UPLOAD_RETRY_DELAYS_MS[attempt];
+    const log = this.logger.child({ snapshot: record.name });
+    if (delay === undefined) {
+      log.error({ attempts: attempt + 1 }, `giving up uploading ${record.name} to S3 after ${attempt + 1} attempts; the local snapshot is kept`);
+      return;
+    }
+    log.warn({ retryInMs: delay, attempt: attempt + 2 }, `will retry the S3 upload of ${record.name}`);
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      void (async () => {
+        const current = await dir.readRecord(record.name);
+        if (!current || current.status !== 'successful' || !(await dir.exists(record.name))) {
+          log.info('the local snapshot is gone; not retrying its upload');
+          return;
+        }
+        const s3 = { location: store.location(record.name), attempts: attempt + 2, updatedAt: new Date().toISOString() };
+        try {
+          await reupload(store, dir, current, this.settings.nodeName);
+          await dir.writeRecord({ ...current, s3: { ...s3, status: 'successful' } });
+          log.info({ location: s3.location, attempt: attempt + 2 }, `Snapshot ${record.name} uploaded to S3 on retry`);
+        } catch (err) {
+          await dir.writeRecord({ ...current, s3: { ...s3, status: 'failed', message: messageOf(err) } }).catch(() => undefined);
+          log.error({ err: messageOf(err), attempt: attempt + 2 }, `retry of the S3 upload of ${record.name} failed: ${messageOf(err)}`);
+          this.scheduleRetry(store, dir, current, attempt + 1);
+        }
+      })();
+    }, delay);
+    timer.unref();
+    this.retryTimers.add(timer);
+  }
+
+  /** Re-queues uploads that failed before a restart (local sidecars marked failed for S3). */
+  async resumeRetries(store: S3Store): Promise<number> {
+    const dir = await this.folder();
+    let n = 0;
+    for (const r of await dir.list(this.settings.nodeName)) {
+      if (r.status === 'successful' && r.s3?.status === 'failed' && r.s3.location === store.location(r.name)) {
+        this.scheduleRetry(store, dir, r, 0);
+        n++;
+      }
+    }
+    return n;
   }
 
   private async applyRetention(dir: LocalSnapshotDir, prefix: string, keep: number): Promise<string[]> {
@@ -152,13 +263,24 @@ export class SnapshotService {
     }
   }
 
-  async list(dir?: string): Promise<SnapshotRecord[]> {
+  /**
+   * Local records, failed S3 uploads, and (with `s3`) the snapshots in the bucket. The
+   * table needs only the listing; `withSidecars` (json/yaml) also reads S3 sidecars.
+   */
+  async list(dir?: string, s3?: S3Options, withSidecars = false): Promise<SnapshotRecord[]> {
     const d = await this.folder(dir);
-    return sortRecords(await d.list(this.settings.nodeName));
+    const store = s3 ? await this.s3Store(s3, false) : undefined;
+    const local = await d.list(this.settings.nodeName);
+    const remote = store ? await listS3Records(store, withSidecars) : [];
+    const inS3 = new Set(remote.map((r) => r.location));
+    const failedUploads: SnapshotRecord[] = local
+      .filter((r) => r.s3?.status === 'failed' && !inS3.has(r.s3.location))
+      .map((r) => ({ ...r, location: r.s3?.location ?? '', status: 'failed', message: r.s3?.message ?? 'upload failed', s3: undefined }));
+    return sortRecords([...local, ...failedUploads, ...remote]);
   }
 
   /** Deletes snapshots by exact file name (with their sidecars). */
-  async delete(names: readonly unknown[], dir?: string): Promise<{ deleted: string[]; notFound: string[] }> {
+  async delete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
     const safe = names.map((n) => {
       const name = assertSafeName(n);
@@ -168,22 +290,30 @@ export class SnapshotService {
       return name;
     });
     const d = await this.folder(dir);
+    const store = s3 ? await this.s3Store(s3) : undefined;
     const deleted: string[] = [];
-    const notFound: string[] = [];
+    const found = new Set<string>();
     for (const name of safe) {
       if (await d.remove(name)) {
         this.logger.info({ snapshot: name }, `Snapshot ${name} deleted locally`);
         deleted.push(name);
+        found.add(name);
       } else {
         this.logger.info({ snapshot: name }, `Snapshot ${name} not found locally`);
-        notFound.push(name);
       }
     }
-    return { deleted, notFound };
+    if (store) {
+      for (const name of await deleteFromS3(store, safe)) {
+        this.logger.info({ snapshot: name }, `Snapshot ${name} deleted from S3`);
+        deleted.push(store.location(name));
+        found.add(name);
+      }
+    }
+    return { deleted, notFound: safe.filter((n) => !found.has(n)) };
   }
 
   /** Keeps the newest `retention` snapshots of `prefix` on this node; deletes the rest. */
-  async prune(opts: { prefix: string; retention: number; dir?: string; dryRun: boolean }): Promise<{ deleted: string[] }> {
+  async prune(opts: { prefix: string; retention: number; dir?: string; dryRun: boolean; s3?: S3Options }): Promise<{ deleted: string[] }> {
     const prefix = assertSafePrefix(opts.prefix);
     if (!Number.isInteger(opts.retention) || opts.retention < 1) {
       throw new EtcdsnapError('usage', `invalid snapshot retention ${opts.retention}: keep at least 1`);
@@ -201,11 +331,20 @@ export class SnapshotService {
         await d.remove(name);
       }
     }
-    return { deleted: plan.remove };
+    const deleted = [...plan.remove];
+    if (opts.s3 && opts.s3.retention > 0) {
+      const store = await this.s3Store(opts.s3);
+      this.logger.info({ retention: opts.s3.retention, prefix }, `Applying snapshot retention=${opts.s3.retention} to snapshots stored in ${store.describe()} (this node only)`);
+      const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, opts.dryRun);
+      deleted.push(...gone.map((n) => store.location(n)));
+    }
+    return { deleted };
   }
 
   /** Waits for a running save, at most `timeoutMs`, then cancels it. */
   async drain(timeoutMs: number): Promise<void> {
+    for (const t of this.retryTimers) clearTimeout(t);
+    this.retryTimers.clear();
     const running = this.inFlight;
     if (!running) return;
     const timer = setTimeout(() => this.abort.abort(), timeoutMs);

@@ -274,3 +274,18 @@ export function snapshotCli(server: ServerProcess, args: string[], env: Record<s
   const [sub, ...rest] = args;
   return runCli(['etcd-snapshot', ...(sub ? [sub] : []), '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url, ...rest], env);
 }
+
+/** Like `snapshotCli`, without blocking the event loop (for tests that act while it runs). */
+export function snapshotCliAsync(server: ServerProcess, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cfg = path.join(path.dirname(server.dataDir), `config-${server.ports.supervisor}.yaml`);
+  const [sub, ...rest] = args;
+  const child = spawn(process.execPath, [BIN, 'etcd-snapshot', ...(sub ? [sub] : []), '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url, ...rest], {
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
