@@ -32,6 +32,8 @@ if ((${#need[@]})); then
   # Debian's etcd-server enables a system etcd on 2379/2380, which would hold etcdsnap's ports.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now etcd >/dev/null 2>&1 || true
+    # the same for the Swift services the test packages enable (tests start their own)
+    for u in swift-proxy swift-account swift-container swift-object; do systemctl disable --now "$u" >/dev/null 2>&1 || true; done
   fi
 fi
 

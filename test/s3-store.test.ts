@@ -270,7 +270,7 @@ describe('S3Store against Swift (http)', () => {
   test('S3 going away mid-upload: unavailable error; a retry after it returns succeeds', T, async () => {
     const s = store({ folder: 'outage', timeoutMs: 10_000 });
     let stopping: Promise<void> | undefined;
-    const src = randomStream(30 * MiB, { onProgress: (n) => void (n >= 8 * MiB && (stopping ??= swift.stopProxy())) });
+    const src = randomStream(30 * MiB, { onProgress: (n) => void (n >= 17 * MiB && (stopping ??= swift.stopProxy())) });
     const err = await rejectsWith(s.upload('snap', src.stream, { contentType: 'application/octet-stream', metadata: {}, partSizeBytes: 5 * MiB }), (e) => {
       assert.equal(e.kind, 'unavailable');
       assert.equal(e.retryable, true);
@@ -278,9 +278,12 @@ describe('S3Store against Swift (http)', () => {
     });
     await stopping;
     await swift.startProxy();
-    // The abort could not reach S3, so the message says parts may remain; clean them up as an operator would.
+    // The abort could not reach S3, so the message says parts may remain; they can be cleaned up.
     const left = await s.listMultipartUploads();
     if (left.length > 0) assert.match(err.message, /aborting the multipart upload failed too/);
+    for (const u of left) await s.abortMultipartUpload(u.key, u.uploadId);
+    assert.deepEqual(await s.listMultipartUploads(), []);
+    await s.abortMultipartUpload(s.key('snap'), 'no-such-upload-id'); // idempotent
     assert.equal(await s.head(s.key('snap')), undefined);
     const retry = randomStream(12 * MiB);
     await s.upload('snap', retry.stream, { contentType: 'application/octet-stream', metadata: {}, partSizeBytes: 5 * MiB });

@@ -115,6 +115,10 @@ export async function reupload(store: S3Store, dir: LocalSnapshotDir, record: Sn
       });
     }
   })();
+  // parts of the cut-off upload could not be aborted while S3 was away: abort them now
+  for (const u of await store.listMultipartUploads()) {
+    if (u.key === store.key(record.name)) await store.abortMultipartUpload(u.key, u.uploadId);
+  }
   const body = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(check);
   await store.upload(record.name, body, {
     contentType: contentTypeOf(record.name),

@@ -623,8 +623,10 @@ export class S3Store {
    * kind of the body's error when it is an EtcdsnapError (else `unavailable`, not retryable);
    * for an abort `unavailable`, not retryable; for S3 failures the translated S3 error.
    *
-   * `body` is never destroyed by this method; after a failure the rest of it is drained and
-   * discarded, so that a tee feeding both a local file and this upload does not stall.
+   * `body` is never destroyed by this method; after a failure it is unpiped and, unless another
+   * consumer reads it, the rest is drained and discarded, so that a tee feeding both a local
+   * file and this upload does not stall. If a commit request (Complete/PutObject) was sent
+   * before the failure, a DeleteObject of the key is attempted so that no object remains.
    */
   async upload(name: string, body: Readable, opts: S3UploadOptions): Promise<void> {
     const key = this.key(name);
@@ -720,11 +722,9 @@ export class S3Store {
       body.off('error', onBodyError);
       body.off('close', onBodyClose);
       body.unpipe(feed);
-      if (failed && !body.destroyed) {
-        // Keep an 'error' listener so a late body error does not become an uncaught exception.
-        body.on('error', () => undefined);
-        body.resume();
-      }
+      // Drain the rest unless something else still reads it (other pipes add 'data' listeners
+      // and drive the flow themselves).
+      if (failed && !body.destroyed && body.listenerCount('data') === 0) body.resume();
     }
   }
 
@@ -816,7 +816,7 @@ export class S3Store {
     } while (token !== undefined);
   }
 
-  /** In-progress multipart uploads under the folder (all pages). */
+  /** In-progress multipart uploads under the folder (all pages), for tests and cleanup. */
   async listMultipartUploads(): Promise<Array<{ key: string; uploadId: string }>> {
     const prefix = this.folder === '' ? undefined : `${this.folder}/`;
     const out: Array<{ key: string; uploadId: string }> = [];
@@ -837,6 +837,21 @@ export class S3Store {
       uploadIdMarker = page.NextUploadIdMarker;
     }
     return out;
+  }
+
+  /**
+   * AbortMultipartUpload: removes the parts of an upload that `upload()` could not abort (S3 was
+   * unreachable at the time). A missing upload (already aborted or completed) is not an error.
+   */
+  async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.call(`AbortMultipartUpload s3://${this.bucket}/${key}`, (abortSignal) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }), { abortSignal }),
+      );
+    } catch (err) {
+      if (err instanceof EtcdsnapError && err.kind === 'not-found') return;
+      throw err;
+    }
   }
 
   /**

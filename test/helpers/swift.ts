@@ -9,7 +9,7 @@
  * processes by pid, waits for them and removes the temp dir. Process output is kept in
  * `<dir>/logs/*.log` until then (set ETCDSNAP_KEEP_SWIFT=1 to keep the dir for debugging).
  *
- * S3 credentials: access key `test:tester`, secret `testing`, region `us-east-1`; use
+ * S3 credentials: access key `test:tester`, secret `Sw1ft-s3cr3t-etcdsnap-4f9c` (distinctive, so tests can look for leaks), region `us-east-1`; use
  * path-style addressing (no storage_domain is configured). Buckets are created with a
  * SigV2-signed S3 request, so this helper needs no S3 client (and no memcached).
  */
@@ -50,7 +50,7 @@ export interface StartSwiftOptions {
 }
 
 const ACCESS_KEY = 'test:tester';
-const SECRET_KEY = 'testing';
+const SECRET_KEY = 'Sw1ft-s3cr3t-etcdsnap-4f9c';
 const REGION = 'us-east-1';
 const BACKENDS = ['account', 'container', 'object'] as const;
 type Role = (typeof BACKENDS)[number] | 'proxy';
@@ -157,7 +157,7 @@ function proxyConf(dir: string, port: number, tls: boolean): string {
     '',
     '[filter:tempauth]',
     'use = egg:swift#tempauth',
-    'user_test_tester = testing .admin',
+    `user_test_tester = ${SECRET_KEY} .admin`,
     '',
   ];
   for (const f of filters) {

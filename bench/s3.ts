@@ -1,0 +1,89 @@
+/**
+ * `npm run bench:s3`: on a ~1 GiB etcd, `etcdsnap etcd-snapshot save --s3` (local file and
+ * upload in one pass) against the sequential baseline `etcdctl snapshot save` then
+ * `s3cmd put` to the same Swift (s3api), alternating; records medians, the ratio and the
+ * server's peak RSS in BENCHMARKS.md.
+ *   BENCH_MIB=1024 BENCH_RUNS=3 npm run bench:s3
+ */
+import { rmSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { startServer, fillEtcd, tempDir, BIN, cleanEnv } from '../test/helpers/server.js';
+import { startSwift } from '../test/helpers/swift.js';
+import { timeCommand, rssSampler, median, machine, writeSection } from './lib.js';
+
+const MIB = Number(process.env['BENCH_MIB'] ?? 1024);
+const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+
+const dir = tempDir('etcdsnap-bench-s3-');
+const swift = await startSwift();
+await swift.createBucket('bench');
+const server = await startServer({
+  dataDir: path.join(dir, 'data'),
+  args: ['--etcd-disable-snapshots', '--etcd-arg', 'quota-backend-bytes=8589934592'],
+});
+try {
+  await server.ready();
+  const t0 = Date.now();
+  await fillEtcd(server, Math.round((MIB * 1024) / 64), 64 * 1024);
+  console.log(`filled ${MIB} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const tls = path.join(server.dataDir, 'server', 'tls', 'etcd');
+  const snapDir = path.join(server.dataDir, 'server', 'db', 'snapshots');
+  const cfg = path.join(dir, `config-${server.ports.supervisor}.yaml`);
+  const s3cfg = path.join(dir, 's3cfg');
+  writeFileSync(
+    s3cfg,
+    `[default]\naccess_key = ${swift.accessKey}\nsecret_key = ${swift.secretKey}\nhost_base = ${swift.endpoint}\nhost_bucket = ${swift.endpoint}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n`,
+    { mode: 0o600 },
+  );
+  const ctlOut = path.join(dir, 'etcdctl.db');
+  const env = cleanEnv({ AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey });
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  let peakRss = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const rss = rssSampler(server.pid);
+    const a = await timeCommand(process.execPath, [
+      BIN, 'etcd-snapshot', 'save', '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url,
+      '--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', 'bench', '--s3-bucket-lookup-type', 'path',
+    ], env);
+    peakRss = Math.max(peakRss, rss.stop());
+    if (a.code !== 0 || !/saved/.test(a.stdout)) throw new Error(`etcdsnap save --s3 failed: ${a.stdout} ${a.stderr}`);
+    ours.push(a.ms);
+    for (const f of readdirSync(snapDir)) rmSync(path.join(snapDir, f));
+
+    const t = process.hrtime.bigint();
+    const b = await timeCommand('etcdctl', [
+      `--endpoints=https://127.0.0.1:${server.ports.client}`,
+      `--cacert=${path.join(tls, 'server-ca.crt')}`,
+      `--cert=${path.join(tls, 'server-client.crt')}`,
+      `--key=${path.join(tls, 'server-client.key')}`,
+      'snapshot', 'save', ctlOut,
+    ], { ...process.env, ETCDCTL_API: '3' });
+    if (b.code !== 0) throw new Error(`etcdctl snapshot save failed: ${b.stderr}`);
+    const c = await timeCommand('s3cmd', ['-c', s3cfg, '--no-progress', 'put', ctlOut, `s3://bench/etcdctl-${i}.db`]);
+    if (c.code !== 0) throw new Error(`s3cmd put failed: ${c.stderr}`);
+    const total = Number(process.hrtime.bigint() - t) / 1e6;
+    theirs.push(total);
+    rmSync(ctlOut, { force: true });
+    console.log(`run ${i + 1}: etcdsnap --s3 ${(a.ms / 1000).toFixed(2)} s; etcdctl ${(b.ms / 1000).toFixed(2)} s + s3cmd ${(c.ms / 1000).toFixed(2)} s = ${(total / 1000).toFixed(2)} s`);
+  }
+  const mo = median(ours);
+  const mt = median(theirs);
+  const fmt = (xs: number[]): string => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
+  const body = `Snapshot of a ~${MIB} MiB etcd (64 KiB values) to local disk and to S3 (Debian Swift 2.30 with s3api on loopback, plain http, multipart).
+Command: \`npm run bench:s3\` (BENCH_MIB=${MIB}, ${RUNS} alternating runs each). Machine: ${machine()}; etcd 3.4.23 (Debian), s3cmd (Debian).
+
+| | median (s) | runs (s) |
+|---|---|---|
+| \`etcdsnap etcd-snapshot save --s3\` (one pass: stream, verify, write locally and upload) | ${(mo / 1000).toFixed(2)} | ${fmt(ours)} |
+| \`etcdctl snapshot save\` then \`s3cmd put\` (sequential baseline) | ${(mt / 1000).toFixed(2)} | ${fmt(theirs)} |
+
+Wall ratio: **${(mo / mt).toFixed(2)}** (goal <= 0.65). Server peak RSS during the save: **${peakRss.toFixed(0)} MiB** (goal < 250 MB).
+Measured ${new Date().toISOString()}.`;
+  console.log(body);
+  writeSection('Save to S3 (bench:s3)', body);
+} finally {
+  await server.stop();
+  await swift.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
