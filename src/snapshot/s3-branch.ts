@@ -22,6 +22,9 @@ export class S3Branch extends Transform {
 
   constructor() {
     super({ highWaterMark: 1 << 20 });
+    // the uploader may have stopped listening by the time the body is destroyed: the
+    // failure is reported through `failure`, never as an unhandled 'error' event
+    this.body.on('error', () => undefined);
   }
 
   /** Attaches the upload promise (which consumes `body`). */
