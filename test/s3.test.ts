@@ -246,3 +246,32 @@ test('S3 secrets appear in no log line, output, record, sidecar or command line'
   }
   assert.ok(outputs.join('\n').includes('saved.'), 'the cycle did run');
 });
+
+test('download from S3 writes .part, checks the sha256 in the sidecar, then renames; a mismatch leaves nothing', async () => {
+  const { LocalSnapshotDir } = await import('../src/store/local.js');
+  const { downloadSnapshot } = await import('../src/snapshot/s3-ops.js');
+  const { tempDir } = await import('./helpers/server.js');
+  await swift.createBucket('download');
+  const store = S3Store.create(settings('download', 'f'));
+  const s3 = serverS3('download', 'f');
+  const s = await start({ args: [...s3.args], env: s3.env });
+  const saved = snapshotCli(s, ['save', ...cliS3('download', 'f')], cliEnv());
+  const name = /^Snapshot (on-demand-node1-\d+) saved\.\n/.exec(saved.stdout)?.[1] ?? '';
+  assert.ok(name, saved.stdout + saved.stderr);
+  assert.equal(await s.stop(), 0);
+
+  const dir = new LocalSnapshotDir(path.join(tempDir(), 'snapshots'));
+  await dir.prepare(true);
+  const file = await downloadSnapshot(store, name, dir);
+  assert.equal(sha(file), sha(path.join(snapDir(s), name)));
+  assert.equal((await dir.readRecord(name))?.location, `file://${file}`);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+
+  // a sidecar whose sha256 does not match: refused, no file, no .part
+  const side = JSON.parse((await store.getText(`f/.metadata/${name}`)) ?? '{}') as Record<string, unknown>;
+  await store.putText(`f/.metadata/${name}`, JSON.stringify({ ...side, sha256: '0'.repeat(64) }), 'application/json');
+  const other = new LocalSnapshotDir(path.join(tempDir(), 'snapshots'));
+  await other.prepare(true);
+  await assert.rejects(downloadSnapshot(store, name, other), /does not match the sha256 in its sidecar/);
+  assert.deepEqual(readdirSync(other.dir), []);
+});

@@ -3,7 +3,7 @@
  * ports in a temp data dir, reads its JSON log, and stops it by pid.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -139,9 +139,12 @@ export class ServerProcess {
   }
 
   etcdPid(): number | undefined {
-    const f = path.join(this.dataDir, 'server', 'db', 'etcd.pid');
-    if (!existsSync(f)) return undefined;
-    const n = Number(readFileSync(f, 'utf8').trim());
+    let n: number;
+    try {
+      n = Number(readFileSync(path.join(this.dataDir, 'server', 'db', 'etcd.pid'), 'utf8').trim());
+    } catch {
+      return undefined; // not running (the file goes away when etcd exits)
+    }
     return Number.isInteger(n) && n > 0 ? n : undefined;
   }
 }
