@@ -10,7 +10,7 @@ import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/
 import { EtcdsnapError } from '../errors.js';
 import type { SnapshotRecord } from '../snapshot/records.js';
 import type { SnapshotRequest } from '../snapshot/request.js';
-import { SupervisorClient } from './api-client.js';
+import { SupervisorClient } from '../server/api-client.js';
 import { parseOutputFormat, renderRecords } from './output.js';
 import { s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
 

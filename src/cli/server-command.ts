@@ -19,6 +19,20 @@ export function serverCommand(): Command {
     const values = await resolveValues(cmd, SERVER_OPTIONS, { env: process.env, warn: (m) => warnings.push(m) });
     const cfg = buildServerConfig(values);
     const s3 = s3OptionsFromValues(values, 'etcd-');
+    if (cfg.clusterReset) {
+      const { runClusterReset } = await import('../server/reset.js');
+      const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
+      for (const w of warnings) logger.warn(w);
+      await runClusterReset({
+        cfg,
+        ...(s3 ? { s3 } : {}),
+        snapshotDir: cfg.snapshots.dir,
+        snapshotDirIsDefault: cfg.snapshots.dirIsDefault,
+        logger,
+        out: (line) => process.stdout.write(`${line}\n`),
+      });
+      return;
+    }
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
     const ac = new AbortController();

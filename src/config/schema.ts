@@ -208,6 +208,32 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'initialize a new cluster with this server as its first member',
     default: false,
   },
+  {
+    key: 'server',
+    env: 'ETCDSNAP_URL',
+    type: 'string',
+    description: 'join the cluster of this server (https://<host>:<supervisor-port>); needs --token',
+    valueName: 'url',
+  },
+  {
+    key: 'cluster-reset',
+    env: 'ETCDSNAP_CLUSTER_RESET',
+    type: 'boolean',
+    description: 'forget all peers and become the sole member of a new cluster, then exit',
+    default: false,
+  },
+  {
+    key: 'cluster-reset-restore-path',
+    type: 'string',
+    description: 'snapshot to restore with --cluster-reset (a file, or with --etcd-s3 an object name)',
+    valueName: 'path',
+  },
+  {
+    key: 'skip-hash-check',
+    type: 'boolean',
+    description: "restore a snapshot without its sha256 trailer (a member/snap/db copied from a data dir); skips the integrity check",
+    default: false,
+  },
   ...SERVER_S3_OPTIONS,
 ];
 

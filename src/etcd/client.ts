@@ -103,6 +103,35 @@ export class EtcdClient {
     }
   }
 
+  /** Adds a member (as a learner when asked); resolves with its ID and the member list. */
+  async addMember(peerURL: string, isLearner: boolean, timeoutMs = 10_000): Promise<{ id: string; members: EtcdMember[] }> {
+    try {
+      const r = await this.client.cluster.memberAdd({ peerURLs: [peerURL], isLearner }, { deadline: Date.now() + timeoutMs });
+      const list = await this.members(timeoutMs);
+      return { id: r.member.ID, members: list };
+    } catch (err) {
+      if (err instanceof EtcdsnapError) throw err;
+      throw unavailable('member add', err);
+    }
+  }
+
+  async removeMember(id: string, timeoutMs = 10_000): Promise<void> {
+    try {
+      await this.client.cluster.memberRemove({ ID: id }, { deadline: Date.now() + timeoutMs });
+    } catch (err) {
+      throw unavailable('member remove', err);
+    }
+  }
+
+  /** Promotes a learner; etcd refuses while it has not caught up with the leader. */
+  async promoteMember(id: string, timeoutMs = 10_000): Promise<void> {
+    try {
+      await this.client.cluster.memberPromote({ ID: id }, { deadline: Date.now() + timeoutMs });
+    } catch (err) {
+      throw unavailable('member promote', err);
+    }
+  }
+
   /**
    * Opens etcd's Maintenance.Snapshot stream: an object-mode Readable of messages whose
    * `blob` field carries the bytes (a bbolt db followed by a 32-byte sha256 trailer).

@@ -37,7 +37,12 @@ export function parseToken(raw: string): ParsedToken {
 }
 
 export function formatToken(caPem: string | Buffer, secret: string): string {
-  return `K10${caHash(caPem)}::server:${secret}`;
+  return tokenFromHash(caHash(caPem), secret);
+}
+
+/** The full token from a CA hash (hex) and a secret. */
+export function tokenFromHash(hash: string, secret: string): string {
+  return `K10${hash}::server:${secret}`;
 }
 
 /** Constant-time comparison of two secrets of any length. */

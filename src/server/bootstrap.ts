@@ -4,12 +4,12 @@
  * Nothing here starts a process.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { configError, environmentError, errnoCode, messageOf } from '../errors.js';
 import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
 import { caHash, formatToken, newSecret, parseToken, type ParsedToken } from '../etcd/token.js';
 import { ensureTls, readCa, tlsPaths, type TlsMaterial } from '../etcd/tls.js';
+import type { KeyPairPem } from '../etcd/pki.js';
 import { registerSecret } from '../log/logger.js';
 import type { ServerConfig, ServerPaths } from './config.js';
 
@@ -63,11 +63,15 @@ export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<Tok
   const existingText = await readIfExists(p.tokenFile);
   const existing = existingText !== undefined ? parseToken(existingText) : undefined;
   if (existing) registerSecret(existing.secret);
+  if (cfg.joinURL !== undefined && given?.caHash === undefined && !existingCa) {
+    throw configError('joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token or --token-file');
+  }
   if (given?.caHash !== undefined) {
-    if (!existingCa) {
+    // joining: the CA comes from the cluster and is checked against this hash then
+    if (!existingCa && cfg.joinURL === undefined) {
       throw configError('the token pins a cluster CA that this data dir does not have: it belongs to another cluster; give a bare secret with --token to start a new cluster');
     }
-    if (given.caHash !== caHash(existingCa.certPem)) {
+    if (existingCa && given.caHash !== caHash(existingCa.certPem)) {
       throw configError(
         `the token does not match this server's cluster CA (${tlsPaths(cfg.dataDir).caCert}); use the token in ${p.tokenFile}, or start with a new --data-dir`,
       );
@@ -91,8 +95,8 @@ export interface Bootstrap {
  * Makes sure the CA, certificates, token file and member name exist (after `checkToken`).
  * @param hosts names/addresses the serving certificates must cover.
  */
-export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readonly string[], check: TokenCheck): Promise<Bootstrap> {
-  const tls = await ensureTls(cfg.dataDir, hosts, cfg.nodeName);
+export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readonly string[], check: TokenCheck, clusterCa?: KeyPairPem): Promise<Bootstrap> {
+  const tls = await ensureTls(cfg.dataDir, hosts, cfg.nodeName, clusterCa);
   const secret = check.given?.secret ?? check.existing?.secret ?? newSecret();
   registerSecret(secret);
   const token = formatToken(tls.caPem, secret);
@@ -107,10 +111,14 @@ export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readon
  * keeps it inside etcd's data dir, where etcd warns about it at every start).
  */
 async function memberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
-  const file = path.join(p.dbDir, 'etcd-member-name');
-  const existing = (await readIfExists(file))?.trim();
+  const existing = (await readIfExists(p.memberNameFile))?.trim();
   if (existing) return existing;
+  return newMemberName(cfg, p);
+}
+
+/** Gives this node a new member name `<node-name>-<8 hex>` and stores it. */
+export async function newMemberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
   const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;
-  await writeFileAtomic(file, name, 0o600);
+  await writeFileAtomic(p.memberNameFile, name, 0o600);
   return name;
 }

@@ -26,6 +26,11 @@ export interface ServerConfig {
   etcdBinary: string;
   etcdArgs: string[];
   clusterInit: boolean;
+  /** Supervisor URL of a server whose cluster this one joins. */
+  joinURL?: string;
+  clusterReset: boolean;
+  restorePath?: string;
+  skipHashCheck: boolean;
   debug: boolean;
   logFormat: LogFormat;
   snapshots: {
@@ -46,6 +51,8 @@ export interface ServerPaths {
   etcdDataDir: string;
   tokenFile: string;
   etcdPidFile: string;
+  resetFlag: string;
+  memberNameFile: string;
 }
 
 export function serverPaths(dataDir: string): ServerPaths {
@@ -57,6 +64,8 @@ export function serverPaths(dataDir: string): ServerPaths {
     etcdDataDir: path.join(dbDir, 'etcd'),
     tokenFile: path.join(serverDir, 'token'),
     etcdPidFile: path.join(dbDir, 'etcd.pid'),
+    resetFlag: path.join(dbDir, 'reset-flag'),
+    memberNameFile: path.join(dbDir, 'etcd-member-name'),
   };
 }
 
@@ -93,6 +102,24 @@ export function buildServerConfig(v: Values): ServerConfig {
   }
   const rawSnapshotDir = v.str('etcd-snapshot-dir');
   const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
+  const joinURL = v.str('server');
+  if (joinURL !== undefined && joinURL !== '') {
+    let u: URL | undefined;
+    try {
+      u = new URL(joinURL);
+    } catch {
+      u = undefined;
+    }
+    if (!u || u.protocol !== 'https:' || u.port === '') throw configError(`invalid --server "${joinURL}": use https://<host>:<supervisor-port>`);
+  }
+  const clusterReset = v.bool('cluster-reset');
+  const restorePath = v.str('cluster-reset-restore-path');
+  if (restorePath !== undefined && restorePath !== '' && !clusterReset) {
+    throw configError('invalid flag use; --cluster-reset required with --cluster-reset-restore-path');
+  }
+  if (clusterReset && joinURL !== undefined && joinURL !== '') {
+    throw configError('cannot perform cluster-reset while server URL is set - remove server from configuration before resetting');
+  }
   const token = v.str('token');
   const tokenFile = v.str('token-file');
   if (token !== undefined && tokenFile !== undefined) {
@@ -109,6 +136,10 @@ export function buildServerConfig(v: Values): ServerConfig {
     etcdBinary: v.str('etcd-binary') ?? 'etcd',
     etcdArgs,
     clusterInit: v.bool('cluster-init'),
+    ...(joinURL !== undefined && joinURL !== '' ? { joinURL } : {}),
+    clusterReset,
+    ...(restorePath !== undefined && restorePath !== '' ? { restorePath } : {}),
+    skipHashCheck: v.bool('skip-hash-check'),
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
     snapshots: {
@@ -129,16 +160,19 @@ export function etcdArgs(
   p: ServerPaths,
   tls: { ca: string; serverCert: string; serverKey: string; peerCert: string; peerKey: string },
   member: { name: string; initialCluster: string; state: 'new' | 'existing' },
+  mode: { loopbackOnly?: boolean; forceNewCluster?: boolean } = {},
 ): string[] {
   const urlHost = (ip: string): string => (isIP(ip) === 6 ? `[${ip}]` : ip);
-  const clientListen = [`https://${urlHost(cfg.bindAddress)}:${cfg.etcdClientPort}`];
-  if (cfg.bindAddress !== '127.0.0.1' && cfg.bindAddress !== '0.0.0.0') clientListen.push(`https://127.0.0.1:${cfg.etcdClientPort}`);
+  // during a cluster reset etcd listens on loopback only, so no peer can reach it
+  const bind = mode.loopbackOnly ? '127.0.0.1' : cfg.bindAddress;
+  const clientListen = [`https://${urlHost(bind)}:${cfg.etcdClientPort}`];
+  if (bind !== '127.0.0.1' && bind !== '0.0.0.0') clientListen.push(`https://127.0.0.1:${cfg.etcdClientPort}`);
   const args = [
     `--name=${member.name}`,
     `--data-dir=${p.etcdDataDir}`,
     `--listen-client-urls=${clientListen.join(',')}`,
-    `--advertise-client-urls=https://${urlHost(cfg.advertiseAddress)}:${cfg.etcdClientPort}`,
-    `--listen-peer-urls=https://${urlHost(cfg.bindAddress)}:${cfg.etcdPeerPort}`,
+    `--advertise-client-urls=https://${urlHost(mode.loopbackOnly ? '127.0.0.1' : cfg.advertiseAddress)}:${cfg.etcdClientPort}`,
+    `--listen-peer-urls=https://${urlHost(bind)}:${cfg.etcdPeerPort}`,
     `--initial-advertise-peer-urls=https://${urlHost(cfg.advertiseAddress)}:${cfg.etcdPeerPort}`,
     `--initial-cluster=${member.initialCluster}`,
     `--initial-cluster-state=${member.state}`,
@@ -156,6 +190,7 @@ export function etcdArgs(
     '--logger=zap',
     '--log-outputs=stderr',
   ];
+  if (mode.forceNewCluster) args.push('--force-new-cluster');
   for (const a of cfg.etcdArgs) args.push(`--${a.replace(/^--?/, '')}`);
   return args;
 }

@@ -18,6 +18,9 @@ import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { EtcdClient } from '../etcd/client.js';
 import { SupervisorApi, type Route } from './api.js';
 import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
+import { clusterFeature } from './cluster.js';
+import { JoinSession } from './join.js';
+import { exists } from '../util/fs.js';
 import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
 export const ETCD_INSTALL_HINT = 'install it with `apt-get install etcd-server`';
@@ -63,7 +66,7 @@ async function ensurePortFree(host: string, port: number, flag: string): Promise
 }
 
 /** Refuses to run two servers on one data dir; returns a function that releases the lock. */
-async function lockDataDir(p: ServerPaths): Promise<() => Promise<void>> {
+export async function lockDataDir(p: ServerPaths): Promise<() => Promise<void>> {
   const file = path.join(p.serverDir, 'etcdsnap.pid');
   const text = await fsp.readFile(file, 'utf8').catch(() => '');
   const pid = Number(text.trim());
@@ -104,7 +107,11 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   let api: SupervisorApi | undefined;
   try {
     const hosts = unique(['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName, os.hostname()]);
-    const boot = await bootstrap(cfg, p, hosts, tokenCheck);
+    const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
+    // a new member joining a cluster gets the cluster CA from a server of it
+    const joining = cfg.joinURL !== undefined && !(await exists(path.join(p.etcdDataDir, 'member')));
+    const seed = joining && cfg.joinURL !== undefined ? await JoinSession.open(cfg, cfg.joinURL, tokenCheck, logger) : undefined;
+    const boot = await bootstrap(cfg, p, hosts, tokenCheck, seed?.ca);
     const tls = boot.tls.paths;
 
     let ready = false;
@@ -143,14 +150,16 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
     if (cfg.bindAddress !== '127.0.0.1') await ensurePortFree('127.0.0.1', cfg.etcdClientPort, '--etcd-client-port');
     await ensurePortFree(cfg.bindAddress, cfg.etcdPeerPort, '--etcd-peer-port');
 
-    const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
+    const member = seed
+      ? { name: boot.memberName, ...(await seed.addLearner(boot.memberName, peerURL)), state: 'existing' as const }
+      : { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' as const };
     etcdProc = new EtcdProcess({
       binary: etcdBinary,
       args: etcdArgs(
         cfg,
         p,
         { ca: tls.etcdCa, serverCert: tls.etcdServerCert, serverKey: tls.etcdServerKey, peerCert: tls.etcdPeerCert, peerKey: tls.etcdPeerKey },
-        { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' },
+        member,
       ),
       dataDir: p.etcdDataDir,
       pidFile: p.etcdPidFile,
@@ -168,6 +177,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         await sleep(250, signal);
       }
     }
+    if (seed && !signal.aborted) await seed.promote(signal);
     if (!signal.aborted) {
       const ctx: ServerContext = {
         cfg,
@@ -178,7 +188,11 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         addRoute: (r) => api?.route(r),
         onDrain: (h) => drains.push(h),
       };
-      for (const f of features) await f(ctx);
+      for (const f of [clusterFeature(tls), ...features]) await f(ctx);
+      if (await exists(p.resetFlag)) {
+        await fsp.rm(p.resetFlag, { force: true });
+        logger.info({ file: p.resetFlag }, 'started normally after a cluster reset; removed the reset flag');
+      }
       ready = true;
       logger.info(
         {

@@ -96,27 +96,28 @@ export class SupervisorClient {
     }
   }
 
+  /** The cluster CA the server presented (checked against the token). */
+  get caPem(): string {
+    return this.ca;
+  }
+
   /** POSTs a JSON body; resolves with the parsed 2xx answer or throws the server's error. */
-  async post(pathname: string, body: unknown): Promise<unknown> {
-    const text = JSON.stringify(body);
-    const r = await SupervisorClient.call(
-      () =>
-        request(
-          new URL(pathname, this.base),
-          {
-            method: 'POST',
-            ca: this.ca,
-            headers: {
-              'content-type': 'application/json',
-              'content-length': Buffer.byteLength(text),
-              authorization: `Basic ${Buffer.from(`server:${this.secret}`).toString('base64')}`,
-            },
-          },
-          text,
-          this.timeoutMs,
-        ),
-      this.base,
-    );
+  post(pathname: string, body: unknown): Promise<unknown> {
+    return this.send('POST', pathname, JSON.stringify(body));
+  }
+
+  /** GETs a JSON document; resolves with the parsed 2xx answer or throws the server's error. */
+  get(pathname: string): Promise<unknown> {
+    return this.send('GET', pathname, undefined);
+  }
+
+  private async send(method: string, pathname: string, text: string | undefined): Promise<unknown> {
+    const headers: Record<string, string | number> = { authorization: `Basic ${Buffer.from(`server:${this.secret}`).toString('base64')}` };
+    if (text !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(text);
+    }
+    const r = await SupervisorClient.call(() => request(new URL(pathname, this.base), { method, ca: this.ca, headers }, text, this.timeoutMs), this.base);
     let parsed: unknown;
     try {
       parsed = JSON.parse(r.body);

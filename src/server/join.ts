@@ -1,0 +1,62 @@
+/**
+ * The joining side of `--server`: talks to a server of the cluster over its supervisor
+ * API, authenticated by the token, whose CA hash pins the server's identity.
+ * 1. `open`: fetch the cluster CA (certificate and key) to issue this node's certificates;
+ * 2. `addLearner`: have that server add this node as an etcd learner, get --initial-cluster;
+ * 3. `promote`: once etcd runs, ask for promotion until the learner has caught up.
+ */
+import { EtcdsnapError, messageOf } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { caHash, tokenFromHash } from '../etcd/token.js';
+import type { KeyPairPem } from '../etcd/pki.js';
+import { SupervisorClient } from './api-client.js';
+import type { TokenCheck } from './bootstrap.js';
+import type { ServerConfig } from './config.js';
+
+export class JoinSession {
+  private memberId: string | undefined;
+
+  private constructor(
+    private readonly client: SupervisorClient,
+    readonly ca: KeyPairPem,
+    private readonly url: string,
+    private readonly logger: Logger,
+  ) {}
+
+  static async open(cfg: ServerConfig, url: string, token: TokenCheck, logger: Logger): Promise<JoinSession> {
+    const given = token.given ?? token.existing;
+    if (!given || given.caHash === undefined) {
+      throw new EtcdsnapError('config', 'joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token');
+    }
+    const client = await SupervisorClient.connect({ server: url, token: tokenFromHash(given.caHash, given.secret), dataDir: cfg.dataDir, timeoutMs: 30_000 });
+    const b = (await client.get('/v1/cluster/bootstrap')) as { caCert?: unknown; caKey?: unknown };
+    if (typeof b.caCert !== 'string' || typeof b.caKey !== 'string' || caHash(b.caCert) !== given.caHash) {
+      throw new EtcdsnapError('auth', `the server at ${url} did not hand out the cluster CA the token pins`);
+    }
+    logger.info({ server: url }, 'joining the cluster: got the cluster CA');
+    return new JoinSession(client, { certPem: b.caCert, keyPem: b.caKey }, url, logger);
+  }
+
+  async addLearner(name: string, peerURL: string): Promise<{ initialCluster: string }> {
+    const r = (await this.client.post('/v1/cluster/members', { name, peerURL })) as { id?: unknown; initialCluster?: unknown };
+    if (typeof r.id !== 'string' || typeof r.initialCluster !== 'string') throw new EtcdsnapError('unavailable', `unexpected answer from ${this.url} when joining`);
+    this.memberId = r.id;
+    this.logger.info({ id: r.id, initialCluster: r.initialCluster }, 'added to the cluster as an etcd learner');
+    return { initialCluster: r.initialCluster };
+  }
+
+  /** Asks for promotion every second until it succeeds or `signal` aborts. */
+  async promote(signal: AbortSignal): Promise<void> {
+    if (this.memberId === undefined) return;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.client.post('/v1/cluster/promote', { id: this.memberId });
+        this.logger.info({ id: this.memberId }, 'promoted from learner to voting member');
+        return;
+      } catch (err) {
+        if (attempt % 10 === 1) this.logger.info({ err: messageOf(err) }, 'waiting for the learner to catch up before promotion');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * `etcdsnap server --cluster-reset [--cluster-reset-restore-path=PATH]`: rebuilds this
+ * node's etcd as the sole member of a new cluster, then exits (k3s's procedure).
+ *
+ * Without a restore path: etcd's force-new-cluster on the existing data.
+ * With one, in this order: resolve the snapshot (local file, or an S3 object downloaded
+ * and checked against its sidecar) → extract a `.zip` → verify the sha256 trailer (before
+ * anything is moved) → move `db/etcd` to `db/etcd-old-<unix>` → etcd's restore tool as a
+ * new member `<node>-<8 hex>` → start etcd on loopback only → healthy, exactly one member.
+ * Both end with `db/reset-flag`, the restart message, etcd stopped, exit 0.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log/logger.js';
+import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
+import { EtcdClient } from '../etcd/client.js';
+import { tlsPaths } from '../etcd/tls.js';
+import { exists, writeFileAtomic } from '../util/fs.js';
+import { verifySnapshotFile } from '../snapshot/verify.js';
+import { extractSnapshotZip } from '../snapshot/unzip.js';
+import { assertSafeName, ZIP_EXT } from '../snapshot/naming.js';
+import { downloadSnapshot } from '../snapshot/s3-ops.js';
+import type { S3Options } from '../snapshot/s3-config.js';
+import { LocalSnapshotDir } from '../store/local.js';
+import { S3Store } from '../store/s3.js';
+import { bootstrap, checkToken, newMemberName, prepareDataDir, type TokenCheck } from './bootstrap.js';
+import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
+import { ETCD_INSTALL_HINT, lockDataDir } from './server.js';
+
+export const resetMessage = (dataDir: string): string =>
+  `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
+
+export interface ResetOptions {
+  cfg: ServerConfig;
+  s3?: S3Options;
+  snapshotDir: string;
+  snapshotDirIsDefault: boolean;
+  logger: Logger;
+  /** Prints the final message for the user. */
+  out: (line: string) => void;
+}
+
+/** Resolves the snapshot to restore: a local file, or an S3 object downloaded and checked. */
+async function resolveSnapshot(o: ResetOptions, p: string): Promise<string> {
+  if (o.s3) {
+    const name = assertSafeName(p, 'snapshot name in S3 (give the object name, not a path; pass --etcd-s3=false for a local file)');
+    const store = S3Store.create(o.s3.settings);
+    const dir = new LocalSnapshotDir(o.snapshotDir);
+    await dir.prepare(o.snapshotDirIsDefault);
+    o.logger.info({ snapshot: name, s3: store.describe() }, `Retrieving etcd snapshot ${name} from S3`);
+    const file = await downloadSnapshot(store, name, dir);
+    o.logger.info({ file }, `S3 download complete for ${name}`);
+    store.destroy();
+    return file;
+  }
+  const abs = path.resolve(p);
+  let st;
+  try {
+    st = await fsp.stat(abs);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new EtcdsnapError('config', `etcd: snapshot path does not exist: ${abs}`);
+    throw new EtcdsnapError('config', `etcd: cannot read snapshot path ${abs}: ${messageOf(err)}`);
+  }
+  if (st.isDirectory()) throw new EtcdsnapError('config', `etcd: snapshot path must be a file, not a directory: ${abs}`);
+  if (!st.isFile()) throw new EtcdsnapError('config', `etcd: snapshot path must be a regular file: ${abs}`);
+  return abs;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** etcd's own restore: `etcdutl snapshot restore` when present, else `etcdctl snapshot restore` (3.4). */
+async function restoreWithEtcdTool(file: string, p: ServerPaths, name: string, peerURL: string, skipHashCheck: boolean, logger: Logger): Promise<void> {
+  const tool = await resolveBinary('etcdutl', '--etcd-binary', '').catch(() => undefined);
+  const bin = tool ?? (await resolveBinary('etcdctl', '--etcd-binary', 'install it with `apt-get install etcd-client`'));
+  const args = [
+    'snapshot',
+    'restore',
+    file,
+    `--name=${name}`,
+    `--data-dir=${p.etcdDataDir}`,
+    `--initial-cluster=${name}=${peerURL}`,
+    `--initial-advertise-peer-urls=${peerURL}`,
+    ...(skipHashCheck ? ['--skip-hash-check'] : []),
+  ];
+  logger.info({ tool: path.basename(bin), name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
+  const r = await run(bin, args, { ...process.env, ETCDCTL_API: '3' });
+  if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}`);
+  await fsp.chmod(p.etcdDataDir, 0o700);
+}
+
+/** Starts etcd on loopback, waits until it is healthy with exactly one member, then stops it. */
+async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[]): Promise<void> {
+  const { cfg, logger } = o;
+  await killStale(p.etcdPidFile, p.etcdDataDir, logger);
+  const proc = new EtcdProcess({ binary: etcdBinary, args, dataDir: p.etcdDataDir, pidFile: p.etcdPidFile, logger });
+  await proc.start();
+  let client: EtcdClient | undefined;
+  try {
+    client = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${cfg.etcdClientPort}`, tls: tlsPaths(cfg.dataDir) });
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      try {
+        const status = await client.status(2000);
+        const members = await client.members();
+        if (members.length !== 1) throw new EtcdsnapError('integrity', `etcd has ${members.length} members after the reset, expected 1`);
+        // healthy: the single member leads (no write, so the revision stays the snapshot's)
+        if (status.leader === '0' || status.leader !== status.memberId) throw new Error('no leader yet');
+        break;
+      } catch (err) {
+        if (err instanceof EtcdsnapError && err.kind === 'integrity') throw err;
+        if (Date.now() > deadline) throw new EtcdsnapError('unavailable', `etcd did not become healthy after the reset: ${messageOf(err)}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  } finally {
+    client?.close();
+    await proc.stop();
+  }
+}
+
+export async function runClusterReset(o: ResetOptions): Promise<void> {
+  const { cfg, logger } = o;
+  const p = serverPaths(cfg.dataDir);
+  const restoring = cfg.restorePath !== undefined;
+  const etcdBinary = await resolveBinary(cfg.etcdBinary, '--etcd-binary', ETCD_INSTALL_HINT);
+  if (!restoring && (await exists(p.resetFlag))) {
+    throw new EtcdsnapError(
+      'usage',
+      `Managed etcd cluster membership was previously reset, please remove the cluster-reset flag and start etcdsnap normally. If you need to perform another cluster reset, you must first manually delete the file at ${p.resetFlag}`,
+    );
+  }
+  if (restoring && cfg.token === undefined && cfg.tokenFile === undefined && !(await exists(p.tokenFile))) {
+    throw new EtcdsnapError('config', `${p.tokenFile} does not exist, please pass --token to complete the restoration`);
+  }
+  if (!restoring && !(await exists(path.join(p.etcdDataDir, 'member')))) {
+    throw new EtcdsnapError('config', `there is no etcd data in ${p.etcdDataDir} to reset; to start from a snapshot add --cluster-reset-restore-path`);
+  }
+  const tokenCheck = await checkToken(cfg, p);
+
+  // resolve, extract and verify before anything in the data dir is touched
+  let file: string | undefined;
+  if (cfg.restorePath !== undefined) {
+    file = await resolveSnapshot(o, cfg.restorePath);
+    if (file.endsWith(ZIP_EXT)) {
+      logger.info({ file }, `Decompressing etcd snapshot file: ${file}`);
+      file = await extractSnapshotZip(file, path.dirname(file));
+    }
+    if (cfg.skipHashCheck) {
+      logger.warn({ file }, 'skipping the sha256 check of the snapshot (--skip-hash-check): its integrity is not verified');
+    } else {
+      try {
+        await verifySnapshotFile(file);
+      } catch (err) {
+        throw new EtcdsnapError('integrity', `refusing to restore ${file}: ${messageOf(err)}; nothing was changed (use --skip-hash-check only for a member/snap/db copied from a data dir)`);
+      }
+    }
+  }
+
+  await prepareDataDir(cfg, p);
+  const unlock = await lockDataDir(p);
+  try {
+    await resetLocked(o, p, etcdBinary, tokenCheck, file);
+  } finally {
+    await unlock();
+  }
+}
+
+async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, tokenCheck: TokenCheck, file: string | undefined): Promise<void> {
+  const { cfg, logger } = o;
+  const hosts = ['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName].filter((h) => h !== '0.0.0.0');
+  const boot = await bootstrap(cfg, p, [...new Set(hosts)], tokenCheck);
+  const tls = boot.tls.paths;
+  const tlsArgs = { ca: tls.etcdCa, serverCert: tls.etcdServerCert, serverKey: tls.etcdServerKey, peerCert: tls.etcdPeerCert, peerKey: tls.etcdPeerKey };
+  const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
+
+  if (file !== undefined) {
+    const old = path.join(p.dbDir, `etcd-old-${Math.floor(Date.now() / 1000)}`);
+    await fsp.rename(p.etcdDataDir, old);
+    logger.info({ old }, `Pre-restore etcd database moved to ${old}`);
+    try {
+      const name = await newMemberName(cfg, p);
+      await restoreWithEtcdTool(file, p, name, peerURL, cfg.skipHashCheck, logger);
+      await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }));
+    } catch (err) {
+      throw new EtcdsnapError(
+        'environment',
+        `restore failed: ${messageOf(err)}. The previous etcd data is in ${old}; to put it back: rm -rf ${p.etcdDataDir} && mv ${old} ${p.etcdDataDir}`,
+        { cause: err },
+      );
+    }
+  } else {
+    await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true }));
+  }
+  await writeFileAtomic(p.resetFlag, '', 0o600);
+  const message = resetMessage(cfg.dataDir);
+  logger.info(message);
+  o.out(message);
+}
