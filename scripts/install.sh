@@ -13,6 +13,7 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 [ -x /usr/bin/setpriv ] || need+=(util-linux)
 if [ "${1:-}" = "--test" ]; then
   command -v unzip >/dev/null 2>&1 || need+=(unzip)
+  command -v zip >/dev/null 2>&1 || need+=(zip)
   # S3 tests run against Swift + s3api (test/helpers/swift.ts); the packages start no service.
   command -v swift-proxy-server >/dev/null 2>&1 || need+=(swift-proxy)
   command -v swift-account-server >/dev/null 2>&1 || need+=(swift-account)

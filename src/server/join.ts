@@ -37,8 +37,24 @@ export class JoinSession {
     return new JoinSession(client, { certPem: b.caCert, keyPem: b.caKey }, url, logger);
   }
 
+  /**
+   * Has the server add this node as a learner. etcd refuses member changes until every
+   * voting member has been connected for 5 s ("unhealthy cluster", e.g. right after the
+   * previous server joined), so this retries for up to two minutes.
+   */
   async addLearner(name: string, peerURL: string): Promise<{ initialCluster: string }> {
-    const r = (await this.client.post('/v1/cluster/members', { name, peerURL })) as { id?: unknown; initialCluster?: unknown };
+    const deadline = Date.now() + 120_000;
+    let r: { id?: unknown; initialCluster?: unknown };
+    for (;;) {
+      try {
+        r = (await this.client.post('/v1/cluster/members', { name, peerURL })) as { id?: unknown; initialCluster?: unknown };
+        break;
+      } catch (err) {
+        if (!(err instanceof EtcdsnapError) || err.kind !== 'unavailable' || Date.now() > deadline) throw err;
+        this.logger.info({ err: messageOf(err) }, 'the cluster cannot add a member yet; retrying');
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    }
     if (typeof r.id !== 'string' || typeof r.initialCluster !== 'string') throw new EtcdsnapError('unavailable', `unexpected answer from ${this.url} when joining`);
     this.memberId = r.id;
     this.logger.info({ id: r.id, initialCluster: r.initialCluster }, 'added to the cluster as an etcd learner');
