@@ -49,8 +49,9 @@ async function save(cmd: Command): Promise<void> {
   const ctx = await context(cmd);
   const req: SnapshotRequest = { operation: 'save', name: [ctx.values.str('name') ?? 'on-demand'] };
   if (ctx.values.isSet('snapshot-compress')) req.compress = ctx.values.bool('snapshot-compress');
-  const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { created: SnapshotRecord[] };
+  const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { created: SnapshotRecord[]; s3Error?: string };
   for (const r of res.created) ctx.out(`Snapshot ${r.name} saved.\n`);
+  if (res.s3Error) ctx.warn(`warning: ${res.s3Error}\n`);
 }
 
 async function list(cmd: Command): Promise<void> {
@@ -64,8 +65,14 @@ async function list(cmd: Command): Promise<void> {
   const ctx = await context(cmd);
   const res = (await ctx.client.post('/db/snapshot', common({ operation: 'list', name: [], details: format !== 'table' }, ctx.values))) as {
     items: SnapshotRecord[];
+    s3Error?: string;
   };
   ctx.out(renderRecords(res.items, format));
+  if (res.s3Error) {
+    // the local part is printed; the exit code says the list is incomplete
+    ctx.warn(`error: ${res.s3Error}\n`);
+    process.exitCode = 1;
+  }
 }
 
 async function del(cmd: Command): Promise<void> {

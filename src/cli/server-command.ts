@@ -8,21 +8,19 @@ export function serverCommand(): Command {
   addOptions(cmd, SERVER_OPTIONS);
   cmd.action(async () => {
     const warnings: string[] = [];
-    // the daemon's modules (gRPC, TLS, ...) load only when a server really starts
-    const [{ createLogger }, { buildServerConfig }, { runServer }, { snapshotFeature }, { s3OptionsFromValues }] = await Promise.all([
+    // the daemon's modules (gRPC, TLS, S3 SDK, ...) load only when they are needed
+    const [{ createLogger }, { buildServerConfig }, { s3OptionsFromValues }] = await Promise.all([
       import('../log/logger.js'),
       import('../server/config.js'),
-      import('../server/server.js'),
-      import('../server/snapshots.js'),
       import('../snapshot/s3-config.js'),
     ]);
     const values = await resolveValues(cmd, SERVER_OPTIONS, { env: process.env, warn: (m) => warnings.push(m) });
     const cfg = buildServerConfig(values);
     const s3 = s3OptionsFromValues(values, 'etcd-');
+    const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
+    for (const w of warnings) logger.warn(w);
     if (cfg.clusterReset) {
       const { runClusterReset } = await import('../server/reset.js');
-      const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
-      for (const w of warnings) logger.warn(w);
       await runClusterReset({
         cfg,
         ...(s3 ? { s3 } : {}),
@@ -33,8 +31,7 @@ export function serverCommand(): Command {
       });
       return;
     }
-    const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
-    for (const w of warnings) logger.warn(w);
+    const [{ runServer }, { snapshotFeature }] = await Promise.all([import('../server/server.js'), import('../server/snapshots.js')]);
     const ac = new AbortController();
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {

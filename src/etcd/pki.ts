@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { webcrypto, randomBytes, X509Certificate, createPrivateKey } from 'node:crypto';
+import { webcrypto, randomBytes, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -103,21 +103,4 @@ export async function issueLeaf(ca: KeyPairPem, req: LeafRequest): Promise<KeyPa
     extensions,
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: await exportKey(keys.privateKey) };
-}
-
-/**
- * True when `certPem` was issued by `caPem`, covers every host in `hosts`, and stays valid
- * for at least 90 more days; otherwise the caller re-issues it.
- */
-export function leafIsCurrent(certPem: string, caPem: string, hosts: readonly string[]): boolean {
-  try {
-    const cert = new X509Certificate(certPem);
-    const ca = new X509Certificate(caPem);
-    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
-    if (new Date(cert.validTo).getTime() - Date.now() < 90 * DAY) return false;
-    const san = (cert.subjectAltName ?? '').split(',').map((s) => s.trim());
-    return hosts.every((h) => san.includes(isIP(h) ? `IP Address:${h}` : `DNS:${h}`));
-  } catch {
-    return false;
-  }
 }

@@ -8,7 +8,14 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
-import { createCa, issueLeaf, leafIsCurrent, type KeyPairPem, type LeafRequest } from './pki.js';
+import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { KeyPairPem, LeafRequest } from './pki.js';
+
+const DAY = 86_400_000;
+/** The certificate library loads only when a certificate must be made (it is slow to load). */
+const pki = (): Promise<typeof import('./pki.js')> => import('./pki.js');
+
 
 export interface TlsPaths {
   dir: string;
@@ -69,7 +76,7 @@ export async function ensureTls(dataDir: string, hosts: readonly string[], nodeN
   await ensurePrivateDir(path.dirname(paths.etcdCa));
   let current = await readCa(paths);
   if (!current) {
-    current = ca ?? (await createCa(`etcdsnap-ca@${Math.floor(Date.now() / 1000)}`));
+    current = ca ?? (await (await pki()).createCa(`etcdsnap-ca@${Math.floor(Date.now() / 1000)}`));
     await writeFileAtomic(paths.caKey, current.keyPem, 0o600);
     await writeFileAtomic(paths.caCert, current.certPem, 0o644);
   }
@@ -89,9 +96,26 @@ export async function ensureTls(dataDir: string, hosts: readonly string[], nodeN
       await fsp.chmod(keyFile, 0o600);
       continue;
     }
-    const leaf = await issueLeaf(current, req);
+    const leaf = await (await pki()).issueLeaf(current, req);
     await writeFileAtomic(keyFile, leaf.keyPem, 0o600);
     await writeFileAtomic(certFile, leaf.certPem, 0o644);
   }
   return { paths, caPem: current.certPem };
+}
+
+/**
+ * True when `certPem` was issued by `caPem`, covers every host in `hosts`, and stays valid
+ * for at least 90 more days; otherwise the caller re-issues it.
+ */
+export function leafIsCurrent(certPem: string, caPem: string, hosts: readonly string[]): boolean {
+  try {
+    const cert = new X509Certificate(certPem);
+    const ca = new X509Certificate(caPem);
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
+    if (new Date(cert.validTo).getTime() - Date.now() < 90 * DAY) return false;
+    const san = (cert.subjectAltName ?? '').split(',').map((s) => s.trim());
+    return hosts.every((h) => san.includes(isIP(h) ? `IP Address:${h}` : `DNS:${h}`));
+  } catch {
+    return false;
+  }
 }

@@ -153,7 +153,7 @@ export class SupervisorApi {
       send(res, out.status, out.body);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) log.error({ err, path: url.pathname }, 'API request failed');
+      if (status >= 500) log.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: url.pathname }, 'API request failed');
       send(res, status, { error: messageOf(err) });
     }
   }

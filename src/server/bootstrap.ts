@@ -117,7 +117,7 @@ async function memberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
 }
 
 /** Gives this node a new member name `<node-name>-<8 hex>` and stores it. */
-export async function newMemberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
+async function newMemberName(cfg: ServerConfig, p: ServerPaths): Promise<string> {
   const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;
   await writeFileAtomic(p.memberNameFile, name, 0o600);
   return name;

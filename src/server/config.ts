@@ -191,6 +191,10 @@ export function etcdArgs(
     '--log-outputs=stderr',
   ];
   if (mode.forceNewCluster) args.push('--force-new-cluster');
+  if (mode.loopbackOnly) {
+    // a lone member on loopback: elect itself quickly (the normal timings suit real networks)
+    args.splice(args.indexOf('--heartbeat-interval=500'), 2, '--heartbeat-interval=100', '--election-timeout=1000');
+  }
   for (const a of cfg.etcdArgs) args.push(`--${a.replace(/^--?/, '')}`);
   return args;
 }

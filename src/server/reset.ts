@@ -4,18 +4,20 @@
  *
  * Without a restore path: etcd's force-new-cluster on the existing data.
  * With one, in this order: resolve the snapshot (local file, or an S3 object downloaded
- * and checked against its sidecar) → extract a `.zip` → verify the sha256 trailer (before
- * anything is moved) → move `db/etcd` to `db/etcd-old-<unix>` → etcd's restore tool as a
- * new member `<node>-<8 hex>` → start etcd on loopback only → healthy, exactly one member.
+ * and checked against its sidecar) → extract a `.zip` → verify the sha256 trailer while
+ * etcd's restore tool writes a new member `<node>-<8 hex>` into a temp dir (in parallel;
+ * on any failure the temp dir goes and nothing else changed) → move `db/etcd` to
+ * `db/etcd-old-<unix>` and the temp dir into its place → start etcd on loopback only →
+ * healthy, exactly one member.
  * Both end with `db/reset-flag`, the restart message, etcd stopped, exit 0.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
-import { EtcdClient } from '../etcd/client.js';
 import { tlsPaths } from '../etcd/tls.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { verifySnapshotFile } from '../snapshot/verify.js';
@@ -24,10 +26,9 @@ import { assertSafeName, ZIP_EXT } from '../snapshot/naming.js';
 import { downloadSnapshot } from '../snapshot/s3-ops.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { LocalSnapshotDir } from '../store/local.js';
-import { S3Store } from '../store/s3.js';
-import { bootstrap, checkToken, newMemberName, prepareDataDir, type TokenCheck } from './bootstrap.js';
+import { bootstrap, checkToken, prepareDataDir, type TokenCheck } from './bootstrap.js';
 import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
-import { ETCD_INSTALL_HINT, lockDataDir } from './server.js';
+import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -46,6 +47,7 @@ export interface ResetOptions {
 async function resolveSnapshot(o: ResetOptions, p: string): Promise<string> {
   if (o.s3) {
     const name = assertSafeName(p, 'snapshot name in S3 (give the object name, not a path; pass --etcd-s3=false for a local file)');
+    const { S3Store } = await import('../store/s3.js'); // the SDK loads only when needed
     const store = S3Store.create(o.s3.settings);
     const dir = new LocalSnapshotDir(o.snapshotDir);
     await dir.prepare(o.snapshotDirIsDefault);
@@ -68,9 +70,9 @@ async function resolveSnapshot(o: ResetOptions, p: string): Promise<string> {
   return abs;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], signal });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -80,7 +82,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ cod
 }
 
 /** etcd's own restore: `etcdutl snapshot restore` when present, else `etcdctl snapshot restore` (3.4). */
-async function restoreWithEtcdTool(file: string, p: ServerPaths, name: string, peerURL: string, skipHashCheck: boolean, logger: Logger): Promise<void> {
+async function restoreWithEtcdTool(file: string, dataDir: string, name: string, peerURL: string, skipHashCheck: boolean, logger: Logger, signal: AbortSignal): Promise<void> {
   const tool = await resolveBinary('etcdutl', '--etcd-binary', '').catch(() => undefined);
   const bin = tool ?? (await resolveBinary('etcdctl', '--etcd-binary', 'install it with `apt-get install etcd-client`'));
   const args = [
@@ -88,15 +90,15 @@ async function restoreWithEtcdTool(file: string, p: ServerPaths, name: string, p
     'restore',
     file,
     `--name=${name}`,
-    `--data-dir=${p.etcdDataDir}`,
+    `--data-dir=${dataDir}`,
     `--initial-cluster=${name}=${peerURL}`,
     `--initial-advertise-peer-urls=${peerURL}`,
     ...(skipHashCheck ? ['--skip-hash-check'] : []),
   ];
   logger.info({ tool: path.basename(bin), name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
-  const r = await run(bin, args, { ...process.env, ETCDCTL_API: '3' });
-  if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}`);
-  await fsp.chmod(p.etcdDataDir, 0o700);
+  const r = await run(bin, args, { ...process.env, ETCDCTL_API: '3' }, signal);
+  if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}; nothing was changed`);
+  await fsp.chmod(dataDir, 0o700);
 }
 
 /** Starts etcd on loopback, waits until it is healthy with exactly one member, then stops it. */
@@ -105,8 +107,10 @@ async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string
   await killStale(p.etcdPidFile, p.etcdDataDir, logger);
   const proc = new EtcdProcess({ binary: etcdBinary, args, dataDir: p.etcdDataDir, pidFile: p.etcdPidFile, logger });
   await proc.start();
-  let client: EtcdClient | undefined;
+  let client: import('../etcd/client.js').EtcdClient | undefined;
   try {
+    // the gRPC client loads late: its import overlaps the restore instead of delaying it
+    const { EtcdClient } = await import('../etcd/client.js');
     client = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${cfg.etcdClientPort}`, tls: tlsPaths(cfg.dataDir) });
     const deadline = Date.now() + 120_000;
     for (;;) {
@@ -116,11 +120,12 @@ async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string
         if (members.length !== 1) throw new EtcdsnapError('integrity', `etcd has ${members.length} members after the reset, expected 1`);
         // healthy: the single member leads (no write, so the revision stays the snapshot's)
         if (status.leader === '0' || status.leader !== status.memberId) throw new Error('no leader yet');
+        logger.info({ members: members.length, revision: status.revision }, 'etcd is healthy with exactly one member');
         break;
       } catch (err) {
         if (err instanceof EtcdsnapError && err.kind === 'integrity') throw err;
         if (Date.now() > deadline) throw new EtcdsnapError('unavailable', `etcd did not become healthy after the reset: ${messageOf(err)}`);
-        await new Promise((r) => setTimeout(r, 500));
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
   } finally {
@@ -148,22 +153,13 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
   }
   const tokenCheck = await checkToken(cfg, p);
 
-  // resolve, extract and verify before anything in the data dir is touched
+  // resolve and extract before anything in the data dir is touched
   let file: string | undefined;
   if (cfg.restorePath !== undefined) {
     file = await resolveSnapshot(o, cfg.restorePath);
     if (file.endsWith(ZIP_EXT)) {
       logger.info({ file }, `Decompressing etcd snapshot file: ${file}`);
       file = await extractSnapshotZip(file, path.dirname(file));
-    }
-    if (cfg.skipHashCheck) {
-      logger.warn({ file }, 'skipping the sha256 check of the snapshot (--skip-hash-check): its integrity is not verified');
-    } else {
-      try {
-        await verifySnapshotFile(file);
-      } catch (err) {
-        throw new EtcdsnapError('integrity', `refusing to restore ${file}: ${messageOf(err)}; nothing was changed (use --skip-hash-check only for a member/snap/db copied from a data dir)`);
-      }
     }
   }
 
@@ -176,6 +172,28 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
   }
 }
 
+/**
+ * Verifies the snapshot and, at the same time, has etcd's tool restore it into a temp dir
+ * beside the data (one read of the file each, in parallel). Nothing the server uses is
+ * touched: on any failure the temp dir is removed and the error says nothing changed.
+ */
+async function verifyAndRestore(o: ResetOptions, file: string, name: string, peerURL: string, temp: string): Promise<void> {
+  const { cfg, logger } = o;
+  const ac = new AbortController();
+  const verify = cfg.skipHashCheck
+    ? Promise.resolve(logger.warn({ file }, 'skipping the sha256 check of the snapshot (--skip-hash-check): its integrity is not verified'))
+    : verifySnapshotFile(file).catch((err: unknown) => {
+        ac.abort();
+        throw new EtcdsnapError('integrity', `refusing to restore ${file}: ${messageOf(err)}; nothing was changed (use --skip-hash-check only for a member/snap/db copied from a data dir)`);
+      });
+  const restore = restoreWithEtcdTool(file, temp, name, peerURL, cfg.skipHashCheck, logger, ac.signal);
+  const [v, r] = await Promise.allSettled([verify, restore]);
+  if (v.status === 'rejected' || r.status === 'rejected') {
+    await fsp.rm(temp, { recursive: true, force: true });
+    throw v.status === 'rejected' ? v.reason : r.status === 'rejected' ? r.reason : new Error('unreachable');
+  }
+}
+
 async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, tokenCheck: TokenCheck, file: string | undefined): Promise<void> {
   const { cfg, logger } = o;
   const hosts = ['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName].filter((h) => h !== '0.0.0.0');
@@ -185,12 +203,17 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
   const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
 
   if (file !== undefined) {
-    const old = path.join(p.dbDir, `etcd-old-${Math.floor(Date.now() / 1000)}`);
+    const now = Math.floor(Date.now() / 1000);
+    const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;
+    const temp = path.join(p.dbDir, `etcd-restore-${now}`);
+    await verifyAndRestore(o, file, name, peerURL, temp);
+    // verified and restored: now the old data moves aside and the new takes its place
+    const old = path.join(p.dbDir, `etcd-old-${now}`);
     await fsp.rename(p.etcdDataDir, old);
     logger.info({ old }, `Pre-restore etcd database moved to ${old}`);
     try {
-      const name = await newMemberName(cfg, p);
-      await restoreWithEtcdTool(file, p, name, peerURL, cfg.skipHashCheck, logger);
+      await fsp.rename(temp, p.etcdDataDir);
+      await writeFileAtomic(p.memberNameFile, name, 0o600);
       await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }));
     } catch (err) {
       throw new EtcdsnapError(

@@ -18,12 +18,12 @@ import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { EtcdClient } from '../etcd/client.js';
 import { SupervisorApi, type Route } from './api.js';
 import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
+import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { clusterFeature } from './cluster.js';
 import { JoinSession } from './join.js';
 import { exists } from '../util/fs.js';
 import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
-export const ETCD_INSTALL_HINT = 'install it with `apt-get install etcd-server`';
 
 /** Something that must finish (within `timeoutMs`) before etcd is stopped. */
 export type DrainHook = (timeoutMs: number) => Promise<void>;
@@ -63,23 +63,6 @@ async function ensurePortFree(host: string, port: number, flag: string): Promise
     });
     srv.listen(port, host, () => srv.close(() => resolve()));
   });
-}
-
-/** Refuses to run two servers on one data dir; returns a function that releases the lock. */
-export async function lockDataDir(p: ServerPaths): Promise<() => Promise<void>> {
-  const file = path.join(p.serverDir, 'etcdsnap.pid');
-  const text = await fsp.readFile(file, 'utf8').catch(() => '');
-  const pid = Number(text.trim());
-  if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
-    const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('etcdsnap')) {
-      throw environmentError(`another etcdsnap server (pid ${pid}) is using ${path.dirname(p.serverDir)}; stop it first or choose another --data-dir`);
-    }
-  }
-  await fsp.writeFile(file, `${process.pid}\n`, { mode: 0o600 });
-  return async () => {
-    await fsp.rm(file, { force: true });
-  };
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>

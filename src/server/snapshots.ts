@@ -55,7 +55,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
             return { status: 200, body: res };
           }
           case 'list':
-            return { status: 200, body: { items: await service.list(r.dir, r.s3, r.details ?? false) } };
+            return { status: 200, body: await service.list(r.dir, r.s3, r.details ?? false) };
           case 'delete':
             return { status: 200, body: await service.delete(r.name, r.dir, r.s3) };
           case 'prune':

@@ -51,6 +51,8 @@ export const UPLOAD_RETRY_DELAYS_MS = [5_000, 15_000, 45_000, 120_000, 300_000];
 export interface SaveResult {
   created: SnapshotRecord[];
   deleted: string[];
+  /** Why the S3 upload failed (the local snapshot is kept and the upload retried). */
+  s3Error?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -205,7 +207,7 @@ export class SnapshotService {
         log.warn({ err: messageOf(err) }, 'S3 snapshot retention failed');
       }
     }
-    return { created, deleted };
+    return s3Error ? { created, deleted, s3Error: `upload to ${record.s3?.location ?? 'S3'} failed: ${messageOf(s3Error)}; it will be retried` } : { created, deleted };
   }
 
   /** Retries a failed upload from the local file, with backoff, a bounded number of times. */
@@ -267,16 +269,26 @@ export class SnapshotService {
    * Local records, failed S3 uploads, and (with `s3`) the snapshots in the bucket. The
    * table needs only the listing; `withSidecars` (json/yaml) also reads S3 sidecars.
    */
-  async list(dir?: string, s3?: S3Options, withSidecars = false): Promise<SnapshotRecord[]> {
+  async list(dir?: string, s3?: S3Options, withSidecars = false): Promise<{ items: SnapshotRecord[]; s3Error?: string }> {
     const d = await this.folder(dir);
-    const store = s3 ? await this.s3Store(s3, false) : undefined;
     const local = await d.list(this.settings.nodeName);
-    const remote = store ? await listS3Records(store, withSidecars) : [];
+    let remote: SnapshotRecord[] = [];
+    let s3Error: string | undefined;
+    if (s3) {
+      // an S3 that does not answer must not hide the local snapshots (nor the failed uploads)
+      try {
+        remote = await listS3Records(await this.s3Store(s3, false), withSidecars);
+      } catch (err) {
+        s3Error = `cannot list snapshots in S3: ${messageOf(err)}`;
+        this.logger.warn({ err: messageOf(err) }, s3Error);
+      }
+    }
     const inS3 = new Set(remote.map((r) => r.location));
     const failedUploads: SnapshotRecord[] = local
       .filter((r) => r.s3?.status === 'failed' && !inS3.has(r.s3.location))
       .map((r) => ({ ...r, location: r.s3?.location ?? '', status: 'failed', message: r.s3?.message ?? 'upload failed', s3: undefined }));
-    return sortRecords([...local, ...failedUploads, ...remote]);
+    const items = sortRecords([...local, ...failedUploads, ...remote]);
+    return s3Error ? { items, s3Error } : { items };
   }
 
   /** Deletes snapshots by exact file name (with their sidecars). */
