@@ -9,6 +9,7 @@ import { parseSnapshotRequest } from '../snapshot/request.js';
 import { messageOf } from '../errors.js';
 import { S3Store } from '../store/s3.js';
 import type { S3Options } from '../snapshot/s3-config.js';
+import { abortStaleUploads } from '../snapshot/s3-ops.js';
 
 export interface SnapshotFeatureConfig {
   disabled: boolean;
@@ -30,6 +31,8 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       try {
         await store.checkBucket();
         ctx.logger.info({ s3: store.describe() }, 'S3 snapshot storage is ready');
+        const aborted = await abortStaleUploads(store, cfg.settings.nodeName);
+        if (aborted.length > 0) ctx.logger.warn({ snapshots: aborted }, 'aborted S3 uploads left open by an earlier run');
       } catch (err) {
         ctx.logger.error({ err: messageOf(err), bucket: cfg.s3.settings.bucket, endpoint: cfg.s3.settings.endpoint }, `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`);
       }

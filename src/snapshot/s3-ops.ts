@@ -11,7 +11,7 @@ import type { LocalSnapshotDir } from '../store/local.js';
 import { planRetention } from '../retention/policy.js';
 import { parseSnapshotName } from './naming.js';
 import { createdAtFromName, parseRecord, type SnapshotRecord } from './records.js';
-import { HashCounter } from './verify.js';
+import { ExpectSha256, HashCounter } from './verify.js';
 import { contentTypeOf } from './save.js';
 
 /** Snapshot objects (not sidecars, not foreign keys) directly under the folder. */
@@ -98,28 +98,35 @@ export async function pruneS3(store: S3Store, prefix: string, nodeName: string, 
 }
 
 /**
+ * Aborts multipart uploads of this node's snapshots that a crash left open (at start-up
+ * no upload of ours can be running). Other nodes' uploads are left alone.
+ */
+export async function abortStaleUploads(store: S3Store, nodeName: string): Promise<string[]> {
+  const aborted: string[] = [];
+  for (const u of await store.listMultipartUploads()) {
+    const name = u.key.slice(store.folder === '' ? 0 : store.folder.length + 1);
+    const parsed = parseSnapshotName(name);
+    if (!parsed || name.includes('/') || !parsed.base.endsWith(`-${nodeName}-${parsed.timestamp}`)) continue;
+    await store.abortMultipartUpload(u.key, u.uploadId);
+    aborted.push(name);
+  }
+  return aborted;
+}
+
+/**
  * Uploads a local snapshot file again (retry after a failed upload). The object is
  * completed only if the file still has the sha256 its record says.
  */
 export async function reupload(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, nodeName: string): Promise<void> {
   const file = dir.filePath(record.name);
-  const expected = record.sha256;
-  const check = new (class extends HashCounter {
-    override _flush(cb: (err?: Error | null) => void): void {
-      super._flush((err) => {
-        if (err) return cb(err);
-        if (expected !== undefined && this.sha256 !== expected) {
-          return cb(new EtcdsnapError('integrity', `${file} no longer matches its recorded sha256; not uploading it`));
-        }
-        cb();
-      });
-    }
-  })();
+  const check = new ExpectSha256(record.sha256, file);
   // parts of the cut-off upload could not be aborted while S3 was away: abort them now
   for (const u of await store.listMultipartUploads()) {
     if (u.key === store.key(record.name)) await store.abortMultipartUpload(u.key, u.uploadId);
   }
-  const body = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(check);
+  const src = createReadStream(file, { highWaterMark: 1 << 20 });
+  src.once('error', (err) => check.destroy(err)); // pipe() does not forward errors
+  const body = src.pipe(check);
   await store.upload(record.name, body, {
     contentType: contentTypeOf(record.name),
     metadata: { 'etcdsnap-node-name': nodeName, ...(record.revision ? { 'etcdsnap-revision': record.revision } : {}) },

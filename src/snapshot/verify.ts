@@ -86,6 +86,29 @@ export class HashCounter extends Transform {
   }
 }
 
+/**
+ * A HashCounter that fails the stream at its end unless the sha256 of what passed is
+ * `expected`: a consumer of its output (an upload) never completes with other bytes.
+ */
+export class ExpectSha256 extends HashCounter {
+  constructor(
+    private readonly expected: string | undefined,
+    private readonly what: string,
+  ) {
+    super();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    super._flush((err) => {
+      if (err) return cb(err);
+      if (this.expected !== undefined && this.sha256 !== this.expected) {
+        return cb(new EtcdsnapError('integrity', `${this.what} no longer matches its recorded sha256`));
+      }
+      cb();
+    });
+  }
+}
+
 /** Verifies an uncompressed snapshot file on disk; resolves with its size, or throws `integrity`. */
 export async function verifySnapshotFile(file: string): Promise<{ size: number }> {
   const v = new TrailerVerifier();

@@ -1,0 +1,268 @@
+/**
+ * Fault injection (issue: reliability): real etcd, real Swift, real processes. Each test is
+ * bounded in time. RELIABILITY.md maps each promise to the test that checks it.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import path from 'node:path';
+import { startSwift, type Swift } from './helpers/swift.js';
+import {
+  startServer, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, apiRequest, tempDir, alive, type ServerProcess,
+} from './helpers/server.js';
+import { S3Store } from '../src/store/s3.js';
+import { verifySnapshotFile } from '../src/snapshot/verify.js';
+
+let swift: Swift;
+const running: ServerProcess[] = [];
+const mounts: string[] = [];
+before(async () => {
+  swift = await startSwift();
+});
+after(async () => {
+  for (const s of running) if (s.exitCode === undefined) s.child.kill('SIGKILL');
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
+  await swift?.stop();
+});
+
+async function start(opts: Parameters<typeof startServer>[0]): Promise<ServerProcess> {
+  const s = await startServer(opts);
+  running.push(s);
+  await s.ready();
+  return s;
+}
+const s3Env = (): Record<string, string> => ({ AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey });
+const serverS3 = (bucket: string): string[] => ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', bucket, '--etcd-s3-bucket-lookup-type', 'path'];
+const cliS3 = (bucket: string): string[] => ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', bucket, '--s3-bucket-lookup-type', 'path'];
+const store = (bucket: string): S3Store =>
+  S3Store.create({ endpoint: swift.endpoint, insecure: true, skipSslVerify: false, accessKey: swift.accessKey, secretKey: swift.secretKey, bucket, region: swift.region, folder: '', timeoutMs: 30_000, bucketLookup: 'path' });
+async function objectNames(st: S3Store): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of st.list()) out.push(o.name);
+  return out.sort();
+}
+const snapDir = (s: ServerProcess): string => path.join(s.dataDir, 'server', 'db', 'snapshots');
+const files = (d: string): string[] => (existsSync(d) ? readdirSync(d).sort() : []);
+const sha = (f: string): string => createHash('sha256').update(readFileSync(f)).digest('hex');
+const auth = (s: ServerProcess, secret = s.token().split('::server:')[1] ?? ''): Record<string, string> => ({
+  authorization: `Basic ${Buffer.from(`server:${secret}`).toString('base64')}`,
+  'content-type': 'application/json',
+});
+const msgs = (s: ServerProcess, re: RegExp): string[] => s.lines.map((l) => String(l.msg ?? '')).filter((m) => re.test(m));
+
+test('etcd killed at several points of the stream: no file, no object, failure recorded; the next scheduled snapshot succeeds', async () => {
+  await swift.createBucket('killed');
+  const s = await start({ args: [...serverS3('killed'), '--etcd-snapshot-schedule-cron', '@every 3s', '--etcd-snapshot-retention', '10', '--etcd-arg', 'quota-backend-bytes=8589934592'], env: s3Env() });
+  await fillEtcd(s, 1600, 64 * 1024); // ~100 MiB
+  const dir = snapDir(s);
+  const cut: string[] = [];
+  for (const threshold of [1, 30, 70].map((m) => m * 1024 * 1024)) {
+    let part = '';
+    await waitUntil(() => {
+      part = files(dir).find((f) => f.endsWith('.part') && statSync(path.join(dir, f), { throwIfNoEntry: false })?.size !== undefined && (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > threshold) ?? '';
+      return part !== '';
+    }, 90_000, `a .part beyond ${threshold} bytes`);
+    const name = part.replace(/\.part$/, '');
+    process.kill(s.etcdPid() ?? -1, 'SIGKILL');
+    await s.waitFor((l) => l.msg === `Failed to take etcd snapshot: ${String(l.err ?? '')}` && l.snapshot === name, 30_000);
+    cut.push(name);
+    assert.ok(!existsSync(path.join(dir, name)) && !existsSync(path.join(dir, part)), `no file for ${name}`);
+  }
+  // the next scheduled snapshot after the last cut succeeds, locally and in S3
+  const lastCut = cut[cut.length - 1] ?? '';
+  await waitUntil(() => msgs(s, /^Snapshot etcd-snapshot-node1-\d+ uploaded to S3$/).some((m) => m > `Snapshot ${lastCut}`), 120_000, 'a good scheduled snapshot after the faults');
+  const objects = await objectNames(store('killed'));
+  for (const name of cut) {
+    assert.ok(!objects.includes(name), `no S3 object for the cut snapshot ${name}`);
+    assert.ok(!existsSync(path.join(dir, name)));
+  }
+  assert.deepEqual(await store('killed').listMultipartUploads(), [], 'no multipart upload left');
+  const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json']).stdout) as Array<{ name: string; status: string }>;
+  for (const name of cut) assert.equal(ls.find((r) => r.name === name)?.status, 'failed', `${name} is recorded as failed`);
+  for (const r of ls.filter((x) => x.status === 'successful')) await verifySnapshotFile(path.join(dir, r.name));
+  assert.equal(await s.stop(), 0);
+});
+
+test('disk full (a small tmpfs as the snapshot dir): clear error naming the dir, no partial file, earlier snapshot intact, server alive', async () => {
+  const root = tempDir();
+  const mnt = path.join(root, 'small');
+  mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m,mode=0700', 'tmpfs', mnt]);
+  mounts.push(mnt);
+  const s = await start({ dataDir: path.join(root, 'data'), args: ['--etcd-snapshot-dir', mnt, '--etcd-disable-snapshots'] });
+  const first = snapshotCli(s, ['save']);
+  assert.equal(first.code, 0, first.stderr);
+  const good = files(mnt)[0] ?? '';
+  const goodSha = sha(path.join(mnt, good));
+  await fillEtcd(s, 200, 64 * 1024); // ~13 MiB: does not fit
+  const full = snapshotCli(s, ['save']);
+  assert.equal(full.code, 1);
+  assert.match(full.stderr, new RegExp(`^error: no space left in snapshot dir ${mnt} while writing on-demand-node1-\\d+\\n$`));
+  assert.deepEqual(files(mnt), [good], 'no partial file');
+  assert.equal(sha(path.join(mnt, good)), goodSha, 'the earlier snapshot is intact');
+  assert.equal((await apiRequest(`${s.url}/healthz`)).status, 200, 'server alive');
+  const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json']).stdout) as Array<{ status: string; message?: string }>;
+  assert.ok(ls.some((r) => r.status === 'failed' && /no space left/.test(r.message ?? '')), 'the failure is recorded');
+  assert.equal(await s.stop(), 0);
+  execFileSync('umount', [mnt]);
+  mounts.pop();
+});
+
+test('etcdsnap server killed with SIGKILL mid-save: after a restart no .part, no half object, no open upload, the schedule resumes', async () => {
+  await swift.createBucket('sigkill');
+  const s = await start({ args: [...serverS3('sigkill'), '--etcd-disable-snapshots', '--etcd-arg', 'quota-backend-bytes=8589934592'], env: s3Env() });
+  await fillEtcd(s, 1600, 64 * 1024);
+  const dir = snapDir(s);
+  const pending = snapshotCliAsync(s, ['save', '--name', 'killed', ...cliS3('sigkill')], s3Env());
+  await waitUntil(() => files(dir).some((f) => f.endsWith('.part') && (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > 40 * 1024 * 1024), 60_000, 'save under way');
+  const etcdPid = s.etcdPid();
+  s.child.kill('SIGKILL');
+  await s.wait();
+  const cli = await pending;
+  assert.notEqual(cli.code, 0);
+  await waitUntil(() => !alive(etcdPid), 10_000, 'etcd gone with the server');
+  assert.ok(files(dir).some((f) => f.endsWith('.part')), 'the crash left a .part behind');
+  const again = await start({ dataDir: s.dataDir, ports: s.ports, args: [...serverS3('sigkill'), '--etcd-snapshot-schedule-cron', '@every 2s'], env: s3Env() });
+  assert.deepEqual(files(dir).filter((f) => f.endsWith('.part') || f.startsWith('killed-')), [], 'no .part and no half file');
+  assert.ok(again.lines.some((l) => l.msg === 'removed partial snapshot files left by an earlier run'));
+  await again.waitFor((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-node1-\d+ uploaded to S3$/.test(l.msg), 60_000);
+  assert.deepEqual((await objectNames(store('sigkill'))).filter((n) => n.startsWith('killed-')), [], 'no half object');
+  assert.deepEqual(await store('sigkill').listMultipartUploads(), [], 'no open multipart upload');
+  assert.equal(await again.stop(), 0);
+});
+
+test('20 concurrent saves with a prune and a delete racing: only "already in progress" errors, every listed snapshot verifies', async () => {
+  const s = await start({ args: ['--etcd-disable-snapshots'] });
+  await fillEtcd(s, 300, 64 * 1024);
+  assert.equal(snapshotCli(s, ['save', '--name', 'race']).code, 0);
+  const victim = files(snapDir(s))[0] ?? '';
+  const call = (body: unknown): Promise<{ status: number; body: string }> =>
+    apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify(body) });
+  const results = await Promise.all([
+    ...Array.from({ length: 20 }, () => call({ operation: 'save', name: ['race'] })),
+    call({ operation: 'prune', name: ['race'], retention: 1 }),
+    call({ operation: 'delete', name: [victim] }),
+  ]);
+  for (const r of results) {
+    if (r.status !== 200) assert.deepEqual([r.status, JSON.parse(r.body)], [409, { error: 'snapshot save already in progress' }]);
+  }
+  assert.ok(results.slice(0, 20).some((r) => r.status === 200));
+  const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json']).stdout) as Array<{ name: string; status: string; sha256?: string }>;
+  assert.ok(ls.length >= 1);
+  for (const r of ls) {
+    assert.equal(r.status, 'successful');
+    const f = path.join(snapDir(s), r.name);
+    await verifySnapshotFile(f);
+    if (r.sha256) assert.equal(sha(f), r.sha256);
+  }
+  assert.deepEqual(files(snapDir(s)).filter((f) => f.endsWith('.part')), []);
+  assert.equal(await s.stop(), 0);
+});
+
+test('a zip bomb (entry larger than the free space) and a zip with a path are refused; the data dir stays byte-identical', async () => {
+  const s = await start({ args: ['--etcd-disable-snapshots'] });
+  const saved = snapshotCli(s, ['save']);
+  const name = /^Snapshot (\S+) saved/.exec(saved.stdout)?.[1] ?? '';
+  assert.equal(await s.stop(), 0);
+  const file = path.join(snapDir(s), name);
+  const dir = tempDir();
+  // a real zip, then its header claims a 3.9 GiB entry (a small tmpfs leaves no room for it)
+  const mnt = path.join(dir, 'small');
+  mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
+  mounts.push(mnt);
+  copyFileSync(file, path.join(mnt, 'bomb'));
+  execFileSync('zip', ['-q', '-j', path.join(mnt, 'bomb.zip'), path.join(mnt, 'bomb')]);
+  const zip = readFileSync(path.join(mnt, 'bomb.zip'));
+  const cd = zip.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+  zip.writeUInt32LE(0xf0000000, cd + 24); // central directory: uncompressed size
+  zip.writeUInt32LE(0xf0000000, 22); // local header: uncompressed size
+  writeFileSync(path.join(mnt, 'bomb.zip'), zip);
+  const { runCli } = await import('./helpers/server.js');
+  const cfg = path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`);
+  const before = (): string => {
+    const h = createHash('sha256');
+    const walk = (d: string): void => {
+      for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else h.update(p).update(readFileSync(p));
+      }
+    };
+    walk(path.join(s.dataDir, 'server', 'db'));
+    return h.digest('hex');
+  };
+  const hash = before();
+  const r = runCli(['server', '--config', cfg, '--data-dir', s.dataDir, '--supervisor-port', String(s.ports.supervisor), '--etcd-client-port', String(s.ports.client), '--etcd-peer-port', String(s.ports.peer), '--cluster-reset', `--cluster-reset-restore-path=${path.join(mnt, 'bomb.zip')}`]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /bomb\.zip is not a compressed etcd snapshot: its entry would need 4026531840 bytes and only \d+ are free/);
+  assert.equal(before(), hash);
+  assert.deepEqual(files(mnt), ['bomb', 'bomb.zip'], 'nothing extracted');
+  execFileSync('umount', [mnt]);
+  mounts.pop();
+});
+
+test('bad API input: invalid JSON, oversized and non-object bodies, wrong field types, traversal and huge names: clear 4xx, nothing changed', async () => {
+  const s = await start({ args: ['--etcd-disable-snapshots'] });
+  assert.equal(snapshotCli(s, ['save']).code, 0);
+  const before = files(snapDir(s));
+  const post = (body: string): Promise<{ status: number; body: string }> => apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body });
+  const cases: Array<[string, number, RegExp]> = [
+    ['{not json', 400, /request body is not valid JSON/],
+    ['[1,2]', 400, /must be a JSON object/],
+    [JSON.stringify({ operation: 'save', name: ['x'.repeat(100 * 1024)] }), 413, /larger than 65536 bytes/],
+    [JSON.stringify({ operation: 'drop' }), 400, /invalid operation/],
+    [JSON.stringify({ operation: 'prune', retention: -1 }), 400, /invalid field "retention"/],
+    [JSON.stringify({ operation: 'prune', retention: '5' }), 400, /invalid field "retention"/],
+    [JSON.stringify({ operation: 'save', compress: 1 }), 400, /invalid field "compress"/],
+    [JSON.stringify({ operation: 'save', name: ['../../etc/x'] }), 400, /invalid snapshot name prefix/],
+    [JSON.stringify({ operation: 'save', name: ['n'.repeat(300)] }), 400, /longer than/],
+    [JSON.stringify({ operation: 'delete', name: ['../../server/token'] }), 400, /invalid snapshot name/],
+    [JSON.stringify({ operation: 'delete', name: [before[0]], dir: 'relative/dir' }), 400, /give an absolute path/],
+    [JSON.stringify({ operation: 'list', s3: { bucket: '' } }), 400, /"bucket" is required/],
+    [JSON.stringify({ operation: 'list', s3: { bucket: 'b', secretKey: 5 } }), 400, /"secretKey" must be a string/],
+    [JSON.stringify({ operation: 'save', surprise: true }), 400, /unknown field "surprise"/],
+  ];
+  for (const [body, status, re] of cases) {
+    const r = await post(body);
+    assert.equal(r.status, status, `${body.slice(0, 60)} → ${r.status} ${r.body}`);
+    assert.match(r.body, re);
+  }
+  const wrongMethod = await apiRequest(`${s.url}/db/snapshot`, { headers: auth(s) });
+  assert.equal(wrongMethod.status, 405);
+  assert.deepEqual(files(snapDir(s)), before, 'nothing changed');
+  // CLI flags
+  for (const [args, re] of [
+    [['prune', '--snapshot-retention', '-1'], /-1 is negative/],
+    [['ls', '--etcd-server', 'ftp://x'], /invalid --etcd-server "ftp:\/\/x"/],
+    [['save', '--s3', '--s3-bucket', 'b', '--s3-timeout', 'soon'], /is not a duration/],
+    [['save', '--name', 'a/b'], /invalid snapshot name prefix/],
+  ] as Array<[string[], RegExp]>) {
+    const r = snapshotCli(s, args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.deepEqual(files(snapDir(s)), before, 'nothing changed');
+  assert.equal(await s.stop(), 0);
+});
+
+test('the API refuses a missing token, a wrong one and another cluster\'s token; the CLI will not send a token to a server with another CA', async () => {
+  const a = await start({ args: ['--etcd-disable-snapshots'] });
+  const b = await start({ args: ['--etcd-disable-snapshots'] });
+  const save = JSON.stringify({ operation: 'save' });
+  for (const headers of [{}, auth(a, 'wrong'), auth(a, b.token().split('::server:')[1] ?? '')]) {
+    const r = await apiRequest(`${a.url}/db/snapshot`, { method: 'POST', headers, body: save });
+    assert.equal(r.status, 401);
+  }
+  assert.deepEqual(files(snapDir(a)), [], 'nothing done');
+  // b's token against a: the CA pinned by the token is not a's
+  const r = snapshotCli(a, ['save', '--etcd-token', b.token()]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /does not present the CA the token pins/);
+  assert.ok(!a.raw.join('\n').includes(b.token().split('::server:')[1] ?? 'x'), 'b\'s secret never reached a');
+  assert.equal(await a.stop(), 0);
+  assert.equal(await b.stop(), 0);
+});
