@@ -228,7 +228,7 @@ test('bad API input: invalid JSON, oversized and non-object bodies, wrong field 
   for (const [body, status, re] of cases) {
     const r = await post(body);
     assert.equal(r.status, status, `${body.slice(0, 60)} → ${r.status} ${r.body}`);
-    assert.match(r.body, re);
+    assert.match((JSON.parse(r.body) as { error: string }).error, re);
   }
   const wrongMethod = await apiRequest(`${s.url}/db/snapshot`, { headers: auth(s) });
   assert.equal(wrongMethod.status, 405);

@@ -168,18 +168,22 @@ class BodyError extends Error {
   }
 }
 
+/** Past this the connection is cut instead of drained (a 413 needs the body read). */
+const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
+
 async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     const b = chunk as Buffer;
     size += b.length;
-    if (size > MAX_BODY_BYTES) {
+    if (size > DRAIN_LIMIT_BYTES) {
       req.destroy();
-      throw new BodyError(`request body larger than ${MAX_BODY_BYTES} bytes`, 413);
+      break;
     }
-    chunks.push(b);
+    if (size <= MAX_BODY_BYTES) chunks.push(b); // past the limit: read and drop, then answer 413
   }
+  if (size > MAX_BODY_BYTES) throw new BodyError(`request body larger than ${MAX_BODY_BYTES} bytes`, 413);
   if (size === 0) return {};
   let parsed: unknown;
   try {
