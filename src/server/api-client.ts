@@ -17,6 +17,8 @@ export interface ClientOptions {
   token?: string;
   dataDir: string;
   timeoutMs: number;
+  /** Flag names for messages (the CLI's by default; a joining server says --server/--token). */
+  flags?: { server: string; token: string };
 }
 
 interface HttpResult {
@@ -44,15 +46,17 @@ export class SupervisorClient {
     private readonly ca: string,
     private readonly secret: string,
     private readonly timeoutMs: number,
+    private readonly serverFlag: string,
   ) {}
 
   static async connect(opts: ClientOptions): Promise<SupervisorClient> {
+    const flags = opts.flags ?? { server: '--etcd-server', token: '--etcd-token' };
     let base: URL;
     try {
       base = new URL(opts.server);
       if (base.protocol !== 'https:') throw new Error('not https');
     } catch {
-      throw new EtcdsnapError('config', `invalid --etcd-server "${opts.server}": use https://<host>:<supervisor-port>`);
+      throw new EtcdsnapError('config', `invalid ${flags.server} "${opts.server}": use https://<host>:<supervisor-port>`);
     }
     let tokenText = opts.token;
     if (tokenText === undefined) {
@@ -60,7 +64,7 @@ export class SupervisorClient {
       try {
         tokenText = await fsp.readFile(file, 'utf8');
       } catch (err) {
-        throw new EtcdsnapError('config', `cannot read the token from ${file} (${errnoCode(err) ?? messageOf(err)}); pass --etcd-token or --data-dir`);
+        throw new EtcdsnapError('config', `cannot read the token from ${file} (${errnoCode(err) ?? messageOf(err)}); pass ${flags.token} or --data-dir`);
       }
     }
     registerSecret(tokenText.trim());
@@ -68,9 +72,9 @@ export class SupervisorClient {
     registerSecret(token.secret);
     let ca: string;
     if (token.caHash !== undefined) {
-      const r = await SupervisorClient.call(() => request(new URL('/cacerts', base), { method: 'GET', rejectUnauthorized: false }, undefined, opts.timeoutMs), base);
+      const r = await SupervisorClient.call(() => request(new URL('/cacerts', base), { method: 'GET', rejectUnauthorized: false }, undefined, opts.timeoutMs), base, flags.server);
       if (r.status !== 200 || caHash(r.body) !== token.caHash) {
-        throw new EtcdsnapError('auth', `the server at ${base.origin} does not present the CA the token pins; check --etcd-server and --etcd-token`);
+        throw new EtcdsnapError('auth', `the server at ${base.origin} does not present the CA the token pins; check ${flags.server} and ${flags.token}`);
       }
       ca = r.body;
     } else {
@@ -81,16 +85,16 @@ export class SupervisorClient {
         throw new EtcdsnapError('config', `a bare token needs the cluster CA at ${file}; pass the full token (K10...) from <data-dir>/server/token`);
       }
     }
-    return new SupervisorClient(base, ca, token.secret, opts.timeoutMs);
+    return new SupervisorClient(base, ca, token.secret, opts.timeoutMs, flags.server);
   }
 
-  private static async call(fn: () => Promise<HttpResult>, base: URL): Promise<HttpResult> {
+  private static async call(fn: () => Promise<HttpResult>, base: URL, serverFlag: string): Promise<HttpResult> {
     try {
       return await fn();
     } catch (err) {
       const code = errnoCode(err);
       if (code !== undefined && /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|ENETUNREACH)$/.test(code)) {
-        throw new EtcdsnapError('unavailable', `cannot reach the etcdsnap server at ${base.origin} (${code}): \`etcdsnap server\` must be running; point --etcd-server at its supervisor URL`);
+        throw new EtcdsnapError('unavailable', `cannot reach the etcdsnap server at ${base.origin} (${code}): \`etcdsnap server\` must be running; point ${serverFlag} at its supervisor URL`);
       }
       throw new EtcdsnapError('unavailable', `request to ${base.origin} failed: ${messageOf(err)}`, { cause: err });
     }
@@ -117,7 +121,7 @@ export class SupervisorClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(text);
     }
-    const r = await SupervisorClient.call(() => request(new URL(pathname, this.base), { method, ca: this.ca, headers }, text, this.timeoutMs), this.base);
+    const r = await SupervisorClient.call(() => request(new URL(pathname, this.base), { method, ca: this.ca, headers }, text, this.timeoutMs), this.base, this.serverFlag);
     let parsed: unknown;
     try {
       parsed = JSON.parse(r.body);

@@ -28,7 +28,7 @@ export class JoinSession {
     if (!given || given.caHash === undefined) {
       throw new EtcdsnapError('config', 'joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token');
     }
-    const client = await SupervisorClient.connect({ server: url, token: tokenFromHash(given.caHash, given.secret), dataDir: cfg.dataDir, timeoutMs: 30_000 });
+    const client = await SupervisorClient.connect({ server: url, token: tokenFromHash(given.caHash, given.secret), dataDir: cfg.dataDir, timeoutMs: 30_000, flags: { server: '--server', token: '--token' } });
     const b = (await client.get('/v1/cluster/bootstrap')) as { caCert?: unknown; caKey?: unknown };
     if (typeof b.caCert !== 'string' || typeof b.caKey !== 'string' || caHash(b.caCert) !== given.caHash) {
       throw new EtcdsnapError('auth', `the server at ${url} did not hand out the cluster CA the token pins`);

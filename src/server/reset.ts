@@ -209,8 +209,13 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
     await verifyAndRestore(o, file, name, peerURL, temp);
     // verified and restored: now the old data moves aside and the new takes its place
     const old = path.join(p.dbDir, `etcd-old-${now}`);
-    await fsp.rename(p.etcdDataDir, old);
-    logger.info({ old }, `Pre-restore etcd database moved to ${old}`);
+    const hadData = await exists(path.join(p.etcdDataDir, 'member'));
+    if (hadData) {
+      await fsp.rename(p.etcdDataDir, old);
+      logger.info({ old }, `Pre-restore etcd database moved to ${old}`);
+    } else {
+      await fsp.rm(p.etcdDataDir, { recursive: true, force: true }); // a fresh host: nothing to keep
+    }
     try {
       await fsp.rename(temp, p.etcdDataDir);
       await writeFileAtomic(p.memberNameFile, name, 0o600);
@@ -218,7 +223,9 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
     } catch (err) {
       throw new EtcdsnapError(
         'environment',
-        `restore failed: ${messageOf(err)}. The previous etcd data is in ${old}; to put it back: rm -rf ${p.etcdDataDir} && mv ${old} ${p.etcdDataDir}`,
+        hadData
+          ? `restore failed: ${messageOf(err)}. The previous etcd data is in ${old}; to put it back: rm -rf ${p.etcdDataDir} && mv ${old} ${p.etcdDataDir}`
+          : `restore failed: ${messageOf(err)}`,
         { cause: err },
       );
     }
