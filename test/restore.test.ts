@@ -5,21 +5,15 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync, truncateSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
+import { startReady, killStarted, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
 import { startSwift, type Swift } from './helpers/swift.js';
 
-const running: ServerProcess[] = [];
 let swift: Swift | undefined;
 after(async () => {
-  for (const s of running) if (s.exitCode === undefined) s.child.kill('SIGKILL');
+  killStarted();
   await swift?.stop();
 });
-async function start(opts: Parameters<typeof startServer>[0]): Promise<ServerProcess> {
-  const s = await startServer(opts);
-  running.push(s);
-  await s.ready();
-  return s;
-}
+const start = startReady;
 
 const MESSAGE = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;

@@ -5,16 +5,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { startSwift, type Swift } from './helpers/swift.js';
-import { startServer, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, type ServerProcess } from './helpers/server.js';
+import { startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, type ServerProcess } from './helpers/server.js';
 import { S3Store, type S3Settings } from '../src/store/s3.js';
 
 let swift: Swift;
-const running: ServerProcess[] = [];
 before(async () => {
   swift = await startSwift();
 });
 after(async () => {
-  for (const s of running) if (s.exitCode === undefined) s.child.kill('SIGKILL');
+  killStarted();
   await swift?.stop();
 });
 
@@ -46,12 +45,7 @@ function cliS3(bucket: string, folder: string): string[] {
 }
 const cliEnv = (): Record<string, string> => ({ AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey });
 
-async function start(opts: Parameters<typeof startServer>[0]): Promise<ServerProcess> {
-  const s = await startServer(opts);
-  running.push(s);
-  await s.ready();
-  return s;
-}
+const start = startReady;
 
 async function objectSha(store: S3Store, key: string): Promise<string> {
   const h = createHash('sha256');

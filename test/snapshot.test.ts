@@ -6,20 +6,14 @@ import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import {
-  startServer, etcdctl, snapshotCli, fillEtcd, apiRequest, waitUntil, tempDir, type ServerProcess,
+  startServer, startReady, killStarted, etcdctl, snapshotCli, fillEtcd, apiRequest, waitUntil, tempDir, type ServerProcess,
 } from './helpers/server.js';
 import { verifySnapshotFile } from '../src/snapshot/verify.js';
 
-const running: ServerProcess[] = [];
 after(async () => {
-  for (const s of running) if (s.exitCode === undefined) s.child.kill('SIGKILL');
+  killStarted();
 });
-async function start(opts: Parameters<typeof startServer>[0] = {}): Promise<ServerProcess> {
-  const s = await startServer(opts);
-  running.push(s);
-  await s.ready();
-  return s;
-}
+const start = startReady;
 
 const snapDir = (s: ServerProcess): string => path.join(s.dataDir, 'server', 'db', 'snapshots');
 const metaDir = (s: ServerProcess): string => path.join(s.dataDir, 'server', 'db', '.metadata');
@@ -259,7 +253,6 @@ test('snapshot flags are validated at start-up: junk cron, negative retention, m
   assert.match(r.stderr, /invalid snapshot name prefix/);
   // a custom dir must exist (checked when the server starts snapshots)
   const s = await startServer({ args: ['--etcd-snapshot-dir', path.join(dir, 'nope')] });
-  running.push(s);
   const code = await s.wait(60_000);
   assert.equal(code, 1);
   assert.ok(s.raw.some((l) => l.includes(`snapshot dir ${path.join(dir, 'nope')} does not exist`)), s.raw.join('\n'));

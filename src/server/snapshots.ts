@@ -7,7 +7,6 @@ import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from '../snapshot/schedule.js';
 import { parseSnapshotRequest } from '../snapshot/request.js';
 import { messageOf } from '../errors.js';
-import { S3Store } from '../store/s3.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { abortStaleUploads } from '../snapshot/s3-ops.js';
 
@@ -26,7 +25,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     if (cfg.s3) {
       // a bad setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
       // does not answer only disables uploads until it does (failures are recorded)
-      const store = S3Store.create(cfg.s3.settings);
+      const store = await service.s3Store(cfg.s3, false);
       ctx.logger.info(`Checking if S3 bucket ${cfg.s3.settings.bucket} exists`);
       try {
         await store.checkBucket();

@@ -61,6 +61,7 @@ export class SnapshotService {
   private inFlight: Promise<unknown> | undefined;
   private abort = new AbortController();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private readonly stores = new Map<string, S3Store>();
 
   constructor(
     private readonly etcd: EtcdClient,
@@ -75,10 +76,33 @@ export class SnapshotService {
   async s3Store(o: S3Options, check = true): Promise<S3Store> {
     let store: S3Store;
     try {
-      store = S3Store.create(o.settings);
+      store = this.cachedStore(o);
       if (check) await store.checkBucket();
     } catch (err) {
       throw new EtcdsnapError(err instanceof EtcdsnapError && err.kind === 'config' ? 'config' : 'unavailable', `failed to initialize S3 client: ${messageOf(err)}`, { cause: err });
+    }
+    return store;
+  }
+
+  /**
+   * S3 clients are reused per settings (at most 5, least recently used dropped), as k3s
+   * does: a new client per save would leak its connection pool until GC, every 2 seconds
+   * on a busy schedule.
+   */
+  private cachedStore(o: S3Options): S3Store {
+    const key = JSON.stringify(o.settings);
+    const hit = this.stores.get(key);
+    if (hit) {
+      this.stores.delete(key);
+      this.stores.set(key, hit);
+      return hit;
+    }
+    const store = S3Store.create(o.settings);
+    this.stores.set(key, store);
+    if (this.stores.size > 5) {
+      const [oldestKey, oldest] = this.stores.entries().next().value as [string, S3Store];
+      this.stores.delete(oldestKey);
+      oldest.destroy();
     }
     return store;
   }
@@ -358,9 +382,12 @@ export class SnapshotService {
     for (const t of this.retryTimers) clearTimeout(t);
     this.retryTimers.clear();
     const running = this.inFlight;
-    if (!running) return;
-    const timer = setTimeout(() => this.abort.abort(), timeoutMs);
-    await running.catch(() => undefined);
-    clearTimeout(timer);
+    if (running) {
+      const timer = setTimeout(() => this.abort.abort(), timeoutMs);
+      await running.catch(() => undefined);
+      clearTimeout(timer);
+    }
+    for (const st of this.stores.values()) st.destroy();
+    this.stores.clear();
   }
 }

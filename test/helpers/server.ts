@@ -188,6 +188,21 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
   return new ServerProcess(child, dataDir, ports);
 }
 
+const started: ServerProcess[] = [];
+
+/** Starts a server (remembered for `killStarted`) and waits until it is ready. */
+export async function startReady(opts: StartOptions = {}): Promise<ServerProcess> {
+  const s = await startServer(opts);
+  started.push(s);
+  await s.ready();
+  return s;
+}
+
+/** Kills every server `startReady` started that is still running (call it from `after`). */
+export function killStarted(): void {
+  for (const s of started) if (s.exitCode === undefined) s.child.kill('SIGKILL');
+}
+
 /** Runs bin/etcdsnap to completion. */
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { env: cleanEnv(env), encoding: 'utf8', timeout: timeoutMs });

@@ -18,9 +18,9 @@ import { createHmac } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './server.js';
 
 export interface Swift {
   /** `127.0.0.1:<port>`: what `--etcd-s3-endpoint` takes (no scheme). */
@@ -71,18 +71,6 @@ function checkInstalled(): void {
   if (!existsSync(SWIFT_CONF) || !/swift_hash_path_(suffix|prefix)/.test(readFileSync(SWIFT_CONF, 'utf8'))) {
     throw new Error(`${SWIFT_CONF} with swift_hash_path_suffix/prefix is missing; run: sudo bash scripts/install.sh --test`);
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The interpreter Debian's Swift scripts run with (the shebang of swift-ring-builder). */
