@@ -220,6 +220,10 @@ export class SnapshotService {
     }
     await dir.writeRecord(record);
     log.info({ bytes: record.size, durationMs: record.durationMs, sha256: record.sha256, revision: record.revision }, `Snapshot ${fileName} saved`);
+    if (log.isLevelEnabled('debug')) {
+      const m = process.memoryUsage();
+      log.debug({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory after save');
+    }
     const deleted = opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention) : [];
     // S3 retention runs even after a failed upload (the bucket may be full), as k3s
     if (opts.scheduled && opts.s3 && store && opts.s3.retention > 0) {
