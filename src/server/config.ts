@@ -193,7 +193,7 @@ export function etcdArgs(
   if (mode.forceNewCluster) args.push('--force-new-cluster');
   if (mode.loopbackOnly) {
     // a lone member on loopback: elect itself quickly (the normal timings suit real networks)
-    args.splice(args.indexOf('--heartbeat-interval=500'), 2, '--heartbeat-interval=100', '--election-timeout=1000');
+    args.splice(args.indexOf('--heartbeat-interval=500'), 2, '--heartbeat-interval=50', '--election-timeout=500');
   }
   for (const a of cfg.etcdArgs) args.push(`--${a.replace(/^--?/, '')}`);
   return args;

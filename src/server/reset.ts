@@ -125,7 +125,7 @@ async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string
       } catch (err) {
         if (err instanceof EtcdsnapError && err.kind === 'integrity') throw err;
         if (Date.now() > deadline) throw new EtcdsnapError('unavailable', `etcd did not become healthy after the reset: ${messageOf(err)}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 50));
       }
     }
   } finally {
