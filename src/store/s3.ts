@@ -314,6 +314,25 @@ function md5FallbackMiddleware<A extends { request: unknown }, R>(
   };
 }
 
+/**
+ * Build-step middleware: upload parts go with `x-amz-content-sha256: UNSIGNED-PAYLOAD`, so
+ * neither the SDK nor the server hashes each part a second time for the signature (the
+ * headers are still signed). Integrity comes from our own sha256 (sidecar, checked on
+ * download and restore), as the parts' content was already hashed once in the pipeline.
+ */
+function unsignedPartsMiddleware<A extends { request: unknown }, R>(
+  next: (args: A) => Promise<R>,
+  context: { commandName?: string },
+): (args: A) => Promise<R> {
+  return async (args: A): Promise<R> => {
+    const req = args.request;
+    if (context.commandName === 'UploadPartCommand' && typeof req === 'object' && req !== null && 'headers' in req) {
+      (req as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+    }
+    return next(args);
+  };
+}
+
 let sdkWarningHandled = false;
 /**
  * The SDK prints a NodeVersionSupportWarning on Node < 22 when a client is built; it has its
@@ -534,6 +553,7 @@ export class S3Store {
     quietSdkNodeWarning();
     const client = new S3Client(config);
     client.middlewareStack.add(md5FallbackMiddleware, { step: 'build', priority: 'low', name: 'etcdsnapContentMd5Fallback' });
+    client.middlewareStack.add(unsignedPartsMiddleware, { step: 'build', priority: 'low', name: 'etcdsnapUnsignedParts' });
     return new S3Store({ ...settings, region }, client, folder);
   }
 
