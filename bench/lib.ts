@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT } from '../test/helpers/server.js';
+import { ROOT, startServer, fillEtcd, type ServerProcess } from '../test/helpers/server.js';
 
 export interface Timed {
   ms: number;
@@ -75,4 +75,19 @@ export function writeSection(title: string, body: string): void {
     text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next));
   }
   writeFileSync(file, text);
+}
+
+/** A ready server (snapshots off, 8 GiB quota) in `dir/data`, filled with about `mib` MiB of 64 KiB values. */
+export async function filledServer(dir: string, mib: number): Promise<ServerProcess> {
+  const server = await startServer({ dataDir: path.join(dir, 'data'), args: ['--etcd-disable-snapshots', '--etcd-arg', 'quota-backend-bytes=8589934592'] });
+  try {
+    await server.ready();
+    const t0 = Date.now();
+    await fillEtcd(server, Math.round((mib * 1024) / 64), 64 * 1024);
+    console.log(`filled ${mib} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return server;
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
 }

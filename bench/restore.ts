@@ -7,18 +7,16 @@
  */
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, fillEtcd, tempDir, BIN, cleanEnv, snapshotCliAsync } from '../test/helpers/server.js';
-import { timeCommand, median, machine, writeSection } from './lib.js';
+import { tempDir, BIN, cleanEnv, snapshotCliAsync } from '../test/helpers/server.js';
+import { timeCommand, median, machine, writeSection, filledServer } from './lib.js';
 
 const MIB = Number(process.env['BENCH_MIB'] ?? 1024);
 const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
 
 const dir = tempDir('etcdsnap-bench-restore-');
-const server = await startServer({ dataDir: path.join(dir, 'data'), args: ['--etcd-disable-snapshots', '--etcd-arg', 'quota-backend-bytes=8589934592'] });
+const server = await filledServer(dir, MIB);
 let file = '';
 try {
-  await server.ready();
-  await fillEtcd(server, Math.round((MIB * 1024) / 64), 64 * 1024);
   const saved = await snapshotCliAsync(server, ['save']);
   const name = /^Snapshot (\S+) saved\./.exec(saved.stdout)?.[1];
   if (!name) throw new Error(`save failed: ${saved.stderr}`);

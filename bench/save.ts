@@ -7,23 +7,15 @@
  */
 import { rmSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, fillEtcd, tempDir, BIN, cleanEnv } from '../test/helpers/server.js';
-import { timeCommand, rssSampler, median, machine, writeSection } from './lib.js';
+import { tempDir, BIN, cleanEnv, etcdctlFlags } from '../test/helpers/server.js';
+import { timeCommand, rssSampler, median, machine, writeSection, filledServer } from './lib.js';
 
 const MIB = Number(process.env['BENCH_MIB'] ?? 1024);
 const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
 
 const dir = tempDir('etcdsnap-bench-');
-const server = await startServer({
-  dataDir: path.join(dir, 'data'),
-  args: ['--etcd-disable-snapshots', '--etcd-arg', 'quota-backend-bytes=8589934592'],
-});
+const server = await filledServer(dir, MIB);
 try {
-  await server.ready();
-  const t0 = Date.now();
-  await fillEtcd(server, Math.round((MIB * 1024) / 64), 64 * 1024);
-  console.log(`filled ${MIB} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  const tls = path.join(server.dataDir, 'server', 'tls', 'etcd');
   const snapDir = path.join(server.dataDir, 'server', 'db', 'snapshots');
   const ctlOut = path.join(dir, 'etcdctl.db');
   const cfg = path.join(dir, `config-${server.ports.supervisor}.yaml`);
@@ -42,10 +34,7 @@ try {
       rmSync(path.join(snapDir, f));
     }
     const b = await timeCommand('etcdctl', [
-      `--endpoints=https://127.0.0.1:${server.ports.client}`,
-      `--cacert=${path.join(tls, 'server-ca.crt')}`,
-      `--cert=${path.join(tls, 'server-client.crt')}`,
-      `--key=${path.join(tls, 'server-client.key')}`,
+      ...etcdctlFlags(server),
       'snapshot',
       'save',
       ctlOut,

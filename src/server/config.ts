@@ -69,6 +69,12 @@ export function serverPaths(dataDir: string): ServerPaths {
   };
 }
 
+/** Names and addresses the serving certificates of this node must cover. */
+export function certHosts(cfg: ServerConfig): string[] {
+  const all = ['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName, os.hostname()];
+  return [...new Set(all.filter((h) => h !== '' && h !== '0.0.0.0' && h !== '::'))];
+}
+
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/i;
 
 function checkAddress(flag: string, value: string): string {

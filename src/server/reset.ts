@@ -27,7 +27,7 @@ import { downloadSnapshot } from '../snapshot/s3-ops.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { LocalSnapshotDir } from '../store/local.js';
 import { bootstrap, checkToken, prepareDataDir, type TokenCheck } from './bootstrap.js';
-import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
+import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 
 export const resetMessage = (dataDir: string): string =>
@@ -196,8 +196,7 @@ async function verifyAndRestore(o: ResetOptions, file: string, name: string, pee
 
 async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, tokenCheck: TokenCheck, file: string | undefined): Promise<void> {
   const { cfg, logger } = o;
-  const hosts = ['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName].filter((h) => h !== '0.0.0.0');
-  const boot = await bootstrap(cfg, p, [...new Set(hosts)], tokenCheck);
+  const boot = await bootstrap(cfg, p, certHosts(cfg), tokenCheck);
   const tls = boot.tls.paths;
   const tlsArgs = { ca: tls.etcdCa, serverCert: tls.etcdServerCert, serverKey: tls.etcdServerKey, peerCert: tls.etcdPeerCert, peerKey: tls.etcdPeerKey };
   const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;

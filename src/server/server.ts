@@ -8,7 +8,6 @@
  * Order at stop: not ready, API refuses new work → in-flight work drains (bounded) → etcd
  * stopped (SIGTERM, then SIGKILL) → lock removed.
  */
-import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
@@ -22,7 +21,7 @@ import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { clusterFeature } from './cluster.js';
 import { JoinSession } from './join.js';
 import { exists } from '../util/fs.js';
-import { etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
+import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
 
 /** Something that must finish (within `timeoutMs`) before etcd is stopped. */
@@ -42,10 +41,6 @@ export interface ServerContext {
 
 /** A feature started once etcd is ready; it may register routes and drain hooks. */
 export type Feature = (ctx: ServerContext) => Promise<void> | void;
-
-function unique(items: readonly string[]): string[] {
-  return [...new Set(items.filter((i) => i !== '' && i !== '0.0.0.0' && i !== '::'))];
-}
 
 async function ensurePortFree(host: string, port: number, flag: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -89,12 +84,11 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   let etcd: EtcdClient | undefined;
   let api: SupervisorApi | undefined;
   try {
-    const hosts = unique(['127.0.0.1', 'localhost', cfg.bindAddress, cfg.advertiseAddress, cfg.nodeName, os.hostname()]);
     const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
     // a new member joining a cluster gets the cluster CA from a server of it
     const joining = cfg.joinURL !== undefined && !(await exists(path.join(p.etcdDataDir, 'member')));
     const seed = joining && cfg.joinURL !== undefined ? await JoinSession.open(cfg, cfg.joinURL, tokenCheck, logger) : undefined;
-    const boot = await bootstrap(cfg, p, hosts, tokenCheck, seed?.ca);
+    const boot = await bootstrap(cfg, p, certHosts(cfg), tokenCheck, seed?.ca);
     const tls = boot.tls.paths;
 
     let ready = false;

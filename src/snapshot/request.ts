@@ -26,6 +26,12 @@ const FIELDS = new Set(['operation', 'name', 'dir', 'compress', 'retention', 'dr
 const OPS: readonly SnapshotOperation[] = ['save', 'list', 'delete', 'prune'];
 const bad = (msg: string): EtcdsnapError => new EtcdsnapError('usage', msg);
 
+function optionalBoolean(body: Record<string, unknown>, key: string): boolean | undefined {
+  const v = body[key];
+  if (v !== undefined && typeof v !== 'boolean') throw bad(`invalid field "${key}": expected true or false`);
+  return v;
+}
+
 export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotRequest {
   for (const k of Object.keys(body)) if (!FIELDS.has(k)) throw bad(`unknown field "${k.slice(0, 64)}" in snapshot request`);
   const op = body['operation'];
@@ -46,11 +52,8 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
     if (typeof dir !== 'string' || dir.length > 4096) throw bad('invalid field "dir": expected a path');
     req.dir = dir;
   }
-  const compress = body['compress'];
-  if (compress !== undefined) {
-    if (typeof compress !== 'boolean') throw bad('invalid field "compress": expected true or false');
-    req.compress = compress;
-  }
+  const compress = optionalBoolean(body, 'compress');
+  if (compress !== undefined) req.compress = compress;
   const retention = body['retention'];
   if (retention !== undefined) {
     if (typeof retention !== 'number' || !Number.isInteger(retention) || retention < 0 || retention > 100_000) {
@@ -58,16 +61,10 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
     }
     req.retention = retention;
   }
-  const dryRun = body['dryRun'];
-  if (dryRun !== undefined) {
-    if (typeof dryRun !== 'boolean') throw bad('invalid field "dryRun": expected true or false');
-    req.dryRun = dryRun;
-  }
-  const details = body['details'];
-  if (details !== undefined) {
-    if (typeof details !== 'boolean') throw bad('invalid field "details": expected true or false');
-    req.details = details;
-  }
+  const dryRun = optionalBoolean(body, 'dryRun');
+  if (dryRun !== undefined) req.dryRun = dryRun;
+  const details = optionalBoolean(body, 'details');
+  if (details !== undefined) req.details = details;
   if (body['s3'] !== undefined) req.s3 = parseS3Request(body['s3']);
   return req;
 }

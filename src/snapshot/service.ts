@@ -17,7 +17,7 @@ import { LocalSnapshotDir } from '../store/local.js';
 import { planRetention } from '../retention/policy.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from './naming.js';
 import { saveSnapshot } from './save.js';
-import { sortRecords, type SnapshotRecord } from './records.js';
+import { createdAtFromName, sortRecords, type SnapshotRecord } from './records.js';
 import { S3Store } from '../store/s3.js';
 import type { S3Options } from './s3-config.js';
 import { deleteFromS3, listS3Records, pruneS3, putSidecar, reupload } from './s3-ops.js';
@@ -189,7 +189,7 @@ export class SnapshotService {
           name: fileName,
           location: '',
           nodeName: this.settings.nodeName,
-          createdAt: new Date(now * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          createdAt: createdAtFromName(fileName, new Date(now * 1000)),
           size: 0,
           compressed: opts.compress,
           status: 'failed',

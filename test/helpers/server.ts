@@ -209,18 +209,22 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** etcdctl's endpoint and the k3s-style client cert paths of a server. */
+export function etcdctlFlags(server: { dataDir: string; ports: Ports }): string[] {
+  const tls = path.join(server.dataDir, 'server', 'tls', 'etcd');
+  return [
+    `--endpoints=https://127.0.0.1:${server.ports.client}`,
+    `--cacert=${path.join(tls, 'server-ca.crt')}`,
+    `--cert=${path.join(tls, 'server-client.crt')}`,
+    `--key=${path.join(tls, 'server-client.key')}`,
+  ];
+}
+
 /** Runs etcdctl against a server with the k3s-style client cert paths. */
 export function etcdctl(server: { dataDir: string; ports: Ports }, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const tls = path.join(server.dataDir, 'server', 'tls', 'etcd');
   const r = spawnSync(
     'etcdctl',
-    [
-      `--endpoints=https://127.0.0.1:${server.ports.client}`,
-      `--cacert=${path.join(tls, 'server-ca.crt')}`,
-      `--cert=${path.join(tls, 'server-client.crt')}`,
-      `--key=${path.join(tls, 'server-client.key')}`,
-      ...args,
-    ],
+    [...etcdctlFlags(server), ...args],
     { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 60_000 },
   );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
