@@ -1,6 +1,6 @@
 /**
- * The S3 snapshot store: the ONLY module that imports the AWS SDK (`@aws-sdk/client-s3`,
- * `@aws-sdk/lib-storage`) and `https-proxy-agent`. Everything else talks to S3 through
+ * The S3 snapshot store: the ONLY module that imports the AWS SDK (`@aws-sdk/client-s3`)
+ * and `https-proxy-agent`. Everything else talks to S3 through
  * `S3Store`.
  *
  * Contract:
@@ -31,11 +31,12 @@ import type { ClientRequest } from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -48,11 +49,11 @@ import {
   UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { registerSecret, scrubSecrets } from '../log/logger.js';
 import { assertSafeName } from '../snapshot/naming.js';
+import { sendInParts, type PartSink } from './parts.js';
 
 /** Settings of one S3 target, already merged from flags, env and config file by the caller. */
 export interface S3Settings {
@@ -117,8 +118,8 @@ export interface S3ListOptions {
 const MiB = 1024 * 1024;
 /** Default multipart part size. */
 export const DEFAULT_PART_SIZE = 16 * MiB;
-/** Parts uploaded in parallel; memory is bounded by about partSize × (UPLOAD_QUEUE_SIZE + 1). */
-export const UPLOAD_QUEUE_SIZE = 2;
+/** Reused part buffers per upload, which is also the most parts in flight: memory is partSize × UPLOAD_BUFFERS. */
+export const UPLOAD_BUFFERS = 3;
 const MIN_PART_SIZE = 5 * MiB;
 const DELETE_BATCH = 1000;
 const DEFAULT_AWS_ENDPOINT = 's3.amazonaws.com';
@@ -631,9 +632,10 @@ export class S3Store {
   }
 
   /**
-   * Streams `body` to `key(name)` as a multipart upload (lib-storage `Upload`, parts of
-   * `partSizeBytes`, 2 in flight, so memory stays near partSize × 3). A body shorter than one
-   * part is sent with one PutObject once it ended.
+   * Streams `body` to `key(name)` as a multipart upload: parts of `partSizeBytes` cut by
+   * `sendInParts` into UPLOAD_BUFFERS reused buffers, that many in flight at most, so memory
+   * stays at partSize × UPLOAD_BUFFERS whatever the size. A body shorter than one part is sent
+   * with one PutObject once it ended.
    *
    * The object only appears when `body` ended normally (and no abort happened): if `body`
    * emits 'error' or closes before 'end', `signal` aborts, or any part fails (after the SDK's
@@ -643,10 +645,10 @@ export class S3Store {
    * kind of the body's error when it is an EtcdsnapError (else `unavailable`, not retryable);
    * for an abort `unavailable`, not retryable; for S3 failures the translated S3 error.
    *
-   * `body` is never destroyed by this method; after a failure it is unpiped and, unless another
-   * consumer reads it, the rest is drained and discarded, so that a tee feeding both a local
-   * file and this upload does not stall. If a commit request (Complete/PutObject) was sent
-   * before the failure, a DeleteObject of the key is attempted so that no object remains.
+   * `body` is never destroyed by this method; after a failure, unless another consumer reads
+   * it, the rest is drained and discarded, so that a tee feeding both a local file and this
+   * upload does not stall. If a commit request (Complete/PutObject) was sent before the
+   * failure, a DeleteObject of the key is attempted so that no object remains.
    */
   async upload(name: string, body: Readable, opts: S3UploadOptions): Promise<void> {
     const key = this.key(name);
@@ -655,72 +657,94 @@ export class S3Store {
     if (!Number.isInteger(partSize) || partSize < MIN_PART_SIZE) throw cfg(`S3 part size must be at least ${MIN_PART_SIZE} bytes`);
 
     const ctl = new AbortController();
-    const feed = new PassThrough();
     let bodyError: unknown;
     let callerAborted = false;
     let s3Error: unknown;
     let abortMpuError: unknown;
     let commitSent = false;
-    const fail = (reason: unknown): void => {
-      if (!ctl.signal.aborted) ctl.abort(reason);
-      if (!feed.destroyed) feed.destroy(reason instanceof Error ? reason : new Error(messageOf(reason)));
-    };
     const onBodyError = (err: unknown): void => {
       bodyError ??= err;
-      fail(err);
+      if (!ctl.signal.aborted) ctl.abort(err);
     };
     const onBodyClose = (): void => {
       if (!body.readableEnded) onBodyError(bodyError ?? new Error('the stream closed before its end'));
     };
     const onAbort = (): void => {
       callerAborted = true;
-      fail(opts.signal ? abortReason(opts.signal) : new Error('aborted'));
+      if (!ctl.signal.aborted) ctl.abort(opts.signal ? abortReason(opts.signal) : new Error('aborted'));
     };
     body.on('error', onBodyError);
     body.on('close', onBodyClose);
-    body.pipe(feed);
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (body.destroyed && !body.readableEnded) onBodyError(body.errored ?? new Error('the stream was destroyed'));
 
-    // lib-storage does not pass an abort signal to its requests: this view of the client adds
-    // ours to the data-carrying calls (not to Create/AbortMultipartUpload, so that a started
-    // multipart upload is always known and can be aborted), and stops the whole upload as soon
-    // as one part fails instead of streaming the rest of the body first.
     const client = this.client;
-    const timeoutMs = this.timeoutMs;
-    const send = async (command: Parameters<S3Client['send']>[0], options?: { abortSignal?: AbortSignal }): Promise<unknown> => {
-      const commit = command instanceof PutObjectCommand || command instanceof CompleteMultipartUploadCommand;
-      const dataCall = commit || command instanceof UploadPartCommand;
-      if (commit && !ctl.signal.aborted) commitSent = true;
-      const abortSignal = dataCall ? ctl.signal : command instanceof AbortMultipartUploadCommand ? AbortSignal.timeout(timeoutMs) : options?.abortSignal;
+    const base = { Bucket: this.bucket, Key: key };
+    /** A data-carrying request: cancelled by any failure, and its own failure stops the rest. */
+    const data = async <T>(request: Promise<T>): Promise<T> => {
       try {
-        return await client.send(command, abortSignal ? { abortSignal } : {});
+        return await request;
       } catch (err) {
-        if (command instanceof AbortMultipartUploadCommand) abortMpuError ??= err;
-        else if (!ctl.signal.aborted) {
+        if (!ctl.signal.aborted) {
           s3Error ??= err;
-          fail(err);
+          ctl.abort(err);
         }
         throw err;
       }
     };
-    const view = new Proxy(client, {
-      get: (target, prop, receiver): unknown => (prop === 'send' ? send : Reflect.get(target, prop, receiver)),
-    });
+    // CreateMultipartUpload is not tied to the cancellation: a started upload is always known
+    // (and aborted below), never left behind by a request cancelled after S3 acted on it.
+    let created: Promise<string> | undefined;
+    const create = (): Promise<string> =>
+      (created ??= data(
+        client.send(new CreateMultipartUploadCommand({ ...base, ContentType: opts.contentType, Metadata: opts.metadata }), {
+          abortSignal: AbortSignal.timeout(this.timeoutMs),
+        }),
+      ).then((r) => {
+        if (r.UploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
+        return r.UploadId;
+      }));
+    const etags: string[] = [];
+    const abortSignal = ctl.signal;
+    const sink: PartSink = {
+      part: async (n, bytes) => {
+        const uploadId = await create();
+        const r = await data(client.send(new UploadPartCommand({ ...base, UploadId: uploadId, PartNumber: n, Body: bytes, ContentLength: bytes.length }), { abortSignal }));
+        if (r.ETag === undefined) throw new Error(`UploadPart ${n} returned no ETag`);
+        etags[n - 1] = r.ETag;
+      },
+      single: async (bytes) => {
+        if (abortSignal.aborted) throw abortSignal.reason;
+        commitSent = true;
+        await data(
+          client.send(new PutObjectCommand({ ...base, Body: bytes, ContentLength: bytes.length, ContentType: opts.contentType, Metadata: opts.metadata }), { abortSignal }),
+        );
+      },
+      complete: async (parts) => {
+        const uploadId = await create();
+        if (abortSignal.aborted) throw abortSignal.reason;
+        commitSent = true;
+        const Parts = etags.slice(0, parts).map((ETag, i) => ({ ETag, PartNumber: i + 1 }));
+        await data(client.send(new CompleteMultipartUploadCommand({ ...base, UploadId: uploadId, MultipartUpload: { Parts } }), { abortSignal }));
+      },
+    };
 
-    const upload = new Upload({
-      client: view,
-      params: { Bucket: this.bucket, Key: key, Body: feed, ContentType: opts.contentType, Metadata: opts.metadata },
-      partSize,
-      queueSize: UPLOAD_QUEUE_SIZE,
-      leavePartsOnError: false,
-    });
     let failed = true;
     try {
-      await upload.done();
+      await sendInParts(body, sink, { partSize, buffers: UPLOAD_BUFFERS, signal: ctl.signal });
       failed = false;
     } catch (err) {
+      if (!ctl.signal.aborted) ctl.abort(err);
+      // a failed Create left nothing to abort; a failed Abort may leave parts
+      const uploadId = await created?.catch(() => undefined);
+      if (uploadId !== undefined) {
+        try {
+          await client.send(new AbortMultipartUploadCommand({ ...base, UploadId: uploadId }), { abortSignal: AbortSignal.timeout(this.timeoutMs) });
+        } catch (abortErr) {
+          abortMpuError = abortErr;
+        }
+      }
       // The commit request (Complete/PutObject) may have succeeded on the server even though we
       // saw a failure (cancelled or lost response): make sure no object is left under the key.
       if (commitSent) await this.deleteQuietly(key);
@@ -741,9 +765,7 @@ export class S3Store {
       opts.signal?.removeEventListener('abort', onAbort);
       body.off('error', onBodyError);
       body.off('close', onBodyClose);
-      body.unpipe(feed);
-      // Drain the rest unless something else still reads it (other pipes add 'data' listeners
-      // and drive the flow themselves).
+      // Drain the rest unless something else still reads it.
       if (failed && !body.destroyed && body.listenerCount('data') === 0) body.resume();
     }
   }
