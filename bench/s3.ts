@@ -3,8 +3,13 @@
  * upload in one pass) against the sequential baseline `etcdctl snapshot save` then
  * `s3cmd put` to the same Swift (s3api), alternating; records medians, the ratio and the
  * server's peak RSS in BENCHMARKS.md.
- *   BENCH_MIB=1024 BENCH_RUNS=3 npm run bench:s3
+ * One untimed warm-up round of both goes first (the server's first save also loads the SDK
+ * and compiles its hot paths; the baseline's first run warms the page cache), and the fill
+ * is synced to disk before it, so that its writeback does not land in the first timed run.
+ * Objects are deleted from the bucket after each run (untimed) so the disk does not fill.
+ *   BENCH_MIB=1024 BENCH_RUNS=5 npm run bench:s3
  */
+import { spawnSync } from 'node:child_process';
 import { rmSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir, BIN, cleanEnv, etcdctlFlags } from '../test/helpers/server.js';
@@ -12,7 +17,7 @@ import { startSwift } from '../test/helpers/swift.js';
 import { timeCommand, rssSampler, median, machine, writeSection, filledServer } from './lib.js';
 
 const MIB = Number(process.env['BENCH_MIB'] ?? 1024);
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
 
 const dir = tempDir('etcdsnap-bench-s3-');
 const swift = await startSwift();
@@ -32,7 +37,12 @@ try {
   const ours: number[] = [];
   const theirs: number[] = [];
   let peakRss = 0;
-  for (let i = 0; i < RUNS; i++) {
+  const emptyBucket = (): void => {
+    const r = spawnSync('s3cmd', ['-c', s3cfg, 'del', '--recursive', '--force', 's3://bench'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`s3cmd del failed: ${r.stderr}`);
+  };
+  spawnSync('sync');
+  for (let i = -1; i < RUNS; i++) {
     const rss = rssSampler(server.pid);
     const a = await timeCommand(process.execPath, [
       BIN, 'etcd-snapshot', 'save', '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url,
@@ -40,8 +50,8 @@ try {
     ], env);
     peakRss = Math.max(peakRss, rss.stop());
     if (a.code !== 0 || !/saved/.test(a.stdout)) throw new Error(`etcdsnap save --s3 failed: ${a.stdout} ${a.stderr}`);
-    ours.push(a.ms);
     for (const f of readdirSync(snapDir)) rmSync(path.join(snapDir, f));
+    emptyBucket();
 
     const t = process.hrtime.bigint();
     const b = await timeCommand('etcdctl', [
@@ -52,15 +62,21 @@ try {
     const c = await timeCommand('s3cmd', ['-c', s3cfg, '--no-progress', 'put', ctlOut, `s3://bench/etcdctl-${i}.db`]);
     if (c.code !== 0) throw new Error(`s3cmd put failed: ${c.stderr}`);
     const total = Number(process.hrtime.bigint() - t) / 1e6;
-    theirs.push(total);
     rmSync(ctlOut, { force: true });
+    emptyBucket();
+    if (i < 0) {
+      console.log(`warm-up: etcdsnap --s3 ${(a.ms / 1000).toFixed(2)} s; etcdctl + s3cmd ${(total / 1000).toFixed(2)} s (not counted)`);
+      continue;
+    }
+    ours.push(a.ms);
+    theirs.push(total);
     console.log(`run ${i + 1}: etcdsnap --s3 ${(a.ms / 1000).toFixed(2)} s; etcdctl ${(b.ms / 1000).toFixed(2)} s + s3cmd ${(c.ms / 1000).toFixed(2)} s = ${(total / 1000).toFixed(2)} s`);
   }
   const mo = median(ours);
   const mt = median(theirs);
   const fmt = (xs: number[]): string => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
   const body = `Snapshot of a ~${MIB} MiB etcd (64 KiB values) to local disk and to S3 (Debian Swift 2.30 with s3api on loopback, plain http, multipart).
-Command: \`npm run bench:s3\` (BENCH_MIB=${MIB}, ${RUNS} alternating runs each). Machine: ${machine()}; etcd 3.4.23 (Debian), s3cmd (Debian).
+Command: \`npm run bench:s3\` (BENCH_MIB=${MIB}, ${RUNS} alternating runs each after one untimed warm-up round of both; the fill is synced first and the bucket emptied after each run). Machine: ${machine()}; etcd 3.4.23 (Debian), s3cmd (Debian).
 
 | | median (s) | runs (s) |
 |---|---|---|

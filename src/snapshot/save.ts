@@ -91,9 +91,11 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       await pipeline([source, new BlobBytes(), verifier, ...tail], opts);
       stored = { size: verifier.size, sha256: verifier.streamSha256 };
     }
-    await branch?.settled();
     if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
-    const final = await writer.commit();
+    // The local file is complete and verified: its fsync runs while the last parts upload.
+    const [committed] = await Promise.allSettled([writer.commit(), branch?.settled()]);
+    if (committed.status === 'rejected') throw committed.reason;
+    const final = committed.value;
     const record: SnapshotRecord = {
       name: req.fileName,
       location: `file://${final}`,

@@ -10,15 +10,16 @@
  * - Sidecars live at `<dir>/../.metadata/<name>` (0600, folder 0700) and are written
  *   atomically.
  */
-import { promises as fsp, createWriteStream, type WriteStream } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { ensurePrivateDir, fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { BatchedFileWriter, ensurePrivateDir, fsyncDir, writeFileAtomic } from '../util/fs.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../snapshot/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../snapshot/records.js';
 
 export interface PartWriter {
-  stream: WriteStream;
+  /** Writes the `.part` file (in batches; see `BatchedFileWriter`). */
+  stream: BatchedFileWriter;
   /** fsync, rename to the final name, fsync the folder. */
   commit(): Promise<string>;
   /** Remove the `.part` file (safe to call after a failed commit). */
@@ -74,11 +75,13 @@ export class LocalSnapshotDir {
   async openWriter(name: string): Promise<PartWriter> {
     const final = this.filePath(name);
     const part = `${final}${PART_EXT}`;
-    const stream = createWriteStream(part, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 });
-    await new Promise<void>((resolve, reject) => {
-      stream.once('ready', () => resolve());
-      stream.once('error', (err) => reject(new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err })));
-    });
+    let fh: Awaited<ReturnType<typeof fsp.open>>;
+    try {
+      fh = await fsp.open(part, 'wx', 0o600);
+    } catch (err) {
+      throw new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err });
+    }
+    const stream = new BatchedFileWriter(fh);
     const closed = (): Promise<void> =>
       stream.closed ? Promise.resolve() : new Promise<void>((resolve) => stream.once('close', () => resolve()));
     return {

@@ -14,6 +14,28 @@
  */
 import type { Readable } from 'node:stream';
 
+/**
+ * Part buffers kept between uploads. Freeing a 16 MiB block raises glibc's mmap threshold
+ * above that size, so the next upload's buffers would come from the main heap, which does
+ * not shrink after they are freed: RSS grew by about 50 MiB after the first saves. Keeping
+ * the buffers costs the same memory once and saves the page faults of each upload.
+ */
+const spare: Buffer[] = [];
+const SPARE_MAX = 4;
+
+function takeSpare(size: number): Buffer {
+  const i = spare.findIndex((b) => b.length === size);
+  if (i >= 0) return spare.splice(i, 1)[0] ?? Buffer.allocUnsafeSlow(size);
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function keepSpare(bufs: Buffer[]): void {
+  for (const b of bufs) {
+    if (spare.length >= SPARE_MAX) spare.shift();
+    spare.push(b);
+  }
+}
+
 /** Where the parts go. */
 export interface PartSink {
   /**
@@ -59,13 +81,17 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
   const maxParts = opts.maxParts ?? MAX_PARTS;
   return new Promise<void>((resolve, reject) => {
     const free: Buffer[] = [];
+    /** Every buffer this upload took, handed back to the spares once nothing uses them. */
+    const all: Buffer[] = [];
     let allocated = 0;
     const acquire = (): Buffer | undefined => {
       const b = free.pop();
       if (b) return b;
       if (allocated >= maxBuffers) return undefined;
       allocated++;
-      return Buffer.allocUnsafeSlow(partSize);
+      const fresh = takeSpare(partSize);
+      all.push(fresh);
+      return fresh;
     };
 
     let cur: Buffer | undefined = acquire();
@@ -84,10 +110,15 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
       body.off('end', onEnd);
       signal.removeEventListener('abort', onAbort);
     };
+    const done = (ok: boolean, err?: unknown): void => {
+      keepSpare(all);
+      if (ok) resolve();
+      else reject(err);
+    };
     const settle = (): void => {
       if (settled || inFlight > 0 || !failure) return;
       settled = true;
-      reject(failure.err);
+      done(false, failure.err);
     };
     const fail = (err: unknown): void => {
       if (failure) return;
@@ -159,7 +190,7 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
         settled = true;
         cleanup();
         const bytes = (cur ?? Buffer.alloc(0)).subarray(0, off);
-        sink.single(bytes).then(resolve, reject);
+        sink.single(bytes).then(() => done(true), (err: unknown) => done(false, err));
         return;
       }
       if (!lastSent) {
@@ -174,7 +205,7 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
       if (inFlight > 0) return;
       settled = true;
       cleanup();
-      sink.complete(parts).then(resolve, reject);
+      sink.complete(parts).then(() => done(true), (err: unknown) => done(false, err));
     };
 
     function onData(chunk: Buffer): void {
