@@ -1,16 +1,16 @@
 /**
  * The save pipeline, one code path for scheduled and on-demand snapshots:
  *
- *   etcd Maintenance.Snapshot (this member only) → bytes → sha256-trailer check
+ *   etcd Maintenance.Snapshot (this member only, etcd/snapshot-stream.ts) → bytes → sha256-trailer check
  *     → [zip] → sha256/size of the stored bytes → <dir>/<file>.part → fsync, rename, fsync dir
  *
  * The trailer check fails the pipeline at the end of the stream if the snapshot is cut
  * short or corrupt, so the `.part` never gets its final name; it is removed on every
  * failure path. Nothing holds the whole snapshot in memory.
  */
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { EtcdClient, EtcdStatus } from '../etcd/client.js';
+import type { EtcdSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { LocalSnapshotDir } from '../store/local.js';
 import { HashCounter, TrailerVerifier } from './verify.js';
@@ -19,16 +19,6 @@ import { S3Branch } from './s3-branch.js';
 import type { S3Store } from '../store/s3.js';
 import { ZIP_EXT } from './naming.js';
 import { createdAtFromName, type SnapshotRecord } from './records.js';
-
-/** Turns etcd's snapshot messages into their bytes. */
-class BlobBytes extends Transform {
-  constructor() {
-    super({ writableObjectMode: true, readableObjectMode: false, readableHighWaterMark: 1 << 20 });
-  }
-  override _transform(msg: { blob?: Buffer }, _enc: BufferEncoding, cb: TransformCallback): void {
-    cb(null, msg.blob && msg.blob.length > 0 ? msg.blob : undefined);
-  }
-}
 
 export interface SaveRequest {
   /** Final file name (`<prefix>-<node>-<ts>[.zip]`). */
@@ -59,7 +49,7 @@ export const contentTypeOf = (name: string): string => (name.endsWith(ZIP_EXT) ?
 export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<SaveOutcome> {
   const started = Date.now();
   const writer = await req.dir.openWriter(req.fileName);
-  let source: (Readable & { cancel(): void }) | undefined;
+  let source: EtcdSnapshotStream | undefined;
   const onAbort = (): void => source?.cancel();
   req.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -80,7 +70,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
     let stored: { size: number; sha256: string | undefined };
     if (req.compress) {
       const entry = req.fileName.slice(0, -ZIP_EXT.length);
-      const verified = source.pipe(new BlobBytes()).pipe(verifier);
+      const verified = source.pipe(verifier);
       source.once('error', (err: Error) => verified.destroy(err));
       const counter = new HashCounter();
       const mtime = new Date(Date.parse(createdAtFromName(req.fileName, new Date())));
@@ -88,7 +78,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       stored = counter;
     } else {
       // the verifier's single sha256 pass also gives the stored file's hash
-      await pipeline([source, new BlobBytes(), verifier, ...tail], opts);
+      await pipeline([source, verifier, ...tail], opts);
       stored = { size: verifier.size, sha256: verifier.streamSha256 };
     }
     if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
