@@ -83,12 +83,10 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
     const free: Buffer[] = [];
     /** Every buffer this upload took, handed back to the spares once nothing uses them. */
     const all: Buffer[] = [];
-    let allocated = 0;
     const acquire = (): Buffer | undefined => {
       const b = free.pop();
       if (b) return b;
-      if (allocated >= maxBuffers) return undefined;
-      allocated++;
+      if (all.length >= maxBuffers) return undefined;
       const fresh = takeSpare(partSize);
       all.push(fresh);
       return fresh;
