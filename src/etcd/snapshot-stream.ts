@@ -178,6 +178,8 @@ export class EtcdSnapshotStream extends Readable {
   private call: http2.ClientHttp2Stream | undefined;
   private status: string | undefined;
   private statusMessage = '';
+  /** Set once the call ended well: later connection events cannot fail the stream. */
+  private complete = false;
 
   private constructor() {
     super({ highWaterMark: 1 << 20 });
@@ -212,9 +214,11 @@ export class EtcdSnapshotStream extends Readable {
       });
     });
     // from here on the stream has a consumer that hears about failures
-    session.on('error', (err) => this.destroy(unavailable(`etcd snapshot connection to ${opts.endpoint} failed: ${err.message}`, err)));
+    session.on('error', (err) => {
+      if (!this.complete) this.destroy(unavailable(`etcd snapshot connection to ${opts.endpoint} failed: ${err.message}`, err));
+    });
     session.on('close', () => {
-      if (!this.readableEnded && !this.destroyed && this.status !== '0') this.destroy(unavailable('etcd closed the snapshot connection before the end'));
+      if (!this.complete && !this.destroyed && this.status !== '0') this.destroy(unavailable('etcd closed the snapshot connection before the end'));
     });
     session.setLocalWindowSize(windowBytes);
 
@@ -263,17 +267,19 @@ export class EtcdSnapshotStream extends Readable {
         this.destroy(err instanceof Error ? err : new Error(String(err)));
         return;
       }
+      this.complete = true;
       this.push(null);
       this.closeSession();
     });
-    call.on('error', (err) => this.destroy(unavailable(`etcd snapshot stream failed: ${err.message}`, err)));
+    call.on('error', (err) => {
+      if (!this.complete) this.destroy(unavailable(`etcd snapshot stream failed: ${err.message}`, err));
+    });
     call.on('close', () => {
-      if (!this.readableEnded && !this.destroyed && this.status !== '0') {
-        // closed without 'end' (RST_STREAM, GOAWAY, the member went away)
-        queueMicrotask(() => {
-          if (!this.readableEnded && !this.destroyed) this.destroy(unavailable('etcd snapshot stream closed before its end'));
-        });
-      }
+      // closed without a good 'end' (RST_STREAM, GOAWAY, the member went away)
+      queueMicrotask(() => {
+        // (trailers with status 0 mean etcd finished: the 'end' follows once the data is read)
+        if (!this.complete && !this.destroyed && this.status !== '0') this.destroy(unavailable('etcd snapshot stream closed before its end'));
+      });
     });
   }
 
