@@ -110,4 +110,6 @@ schedule \`@every 2s\`, retention 3 locally and in S3 (Swift s3api on loopback),
   if (server.exitCode === undefined) await server.stop();
   await swift.stop();
 }
+// tempDir() removes the data dir at exit; a failed soak keeps a copy of the server log
+if (!ok) console.log(`server log lines: ${server.raw.length}; last ones:\n${server.raw.slice(-20).join('\n')}`);
 process.exit(ok ? 0 : 1);

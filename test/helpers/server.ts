@@ -3,7 +3,7 @@
  * ports in a temp data dir, reads its JSON log, and stops it by pid.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,8 +24,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const tempDirs: string[] = [];
+/**
+ * A new temp dir, removed when this process exits (each test file runs in a process of its
+ * own; its after() hooks have stopped the servers by then). Test data dirs hold 100 MiB to
+ * 1 GiB databases, so leaving them behind filled the disk over repeated runs.
+ */
 export function tempDir(prefix = 'etcdsnap-test-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  if (tempDirs.push(dir) === 1) {
+    process.on('exit', () => {
+      for (const d of tempDirs) {
+        try {
+          rmSync(d, { recursive: true, force: true });
+        } catch {
+          /* a mount left inside (faults tests umount lazily): leave the rest to the OS */
+        }
+      }
+    });
+  }
+  return dir;
 }
 
 /** process.env without any ETCDSNAP_* or AWS_* variable, plus `extra`. */
