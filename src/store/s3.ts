@@ -293,15 +293,19 @@ class TargetTlsProxyAgent extends HttpsProxyAgent<string> {
  * `x-amz-checksum-*` / `x-amz-sdk-checksum-*` headers and send `Content-MD5` instead. Added at
  * low priority so it runs after the SDK's own checksum middleware.
  */
+/** The SDK's HTTP request inside a middleware's args, when it is one (it has headers). */
+function httpRequestOf(req: unknown): { headers: Record<string, string>; body?: unknown } | undefined {
+  return typeof req === 'object' && req !== null && 'headers' in req ? (req as { headers: Record<string, string>; body?: unknown }) : undefined;
+}
+
 function md5FallbackMiddleware<A extends { request: unknown }, R>(
   next: (args: A) => Promise<R>,
   context: { commandName?: string },
 ): (args: A) => Promise<R> {
   return async (args: A): Promise<R> => {
-    const req = args.request;
-    if (typeof req !== 'object' || req === null || !('headers' in req)) return next(args);
-    const headers = (req as { headers: Record<string, string> }).headers;
-    const body = (req as { body?: unknown }).body;
+    const req = httpRequestOf(args.request);
+    if (!req) return next(args);
+    const { headers, body } = req;
     const checksumHeaders = Object.keys(headers).filter((h) => {
       const l = h.toLowerCase();
       return l.startsWith('x-amz-checksum-') || l.startsWith('x-amz-sdk-checksum-');
@@ -326,10 +330,8 @@ function unsignedPartsMiddleware<A extends { request: unknown }, R>(
   context: { commandName?: string },
 ): (args: A) => Promise<R> {
   return async (args: A): Promise<R> => {
-    const req = args.request;
-    if (context.commandName === 'UploadPartCommand' && typeof req === 'object' && req !== null && 'headers' in req) {
-      (req as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-    }
+    const req = httpRequestOf(args.request);
+    if (context.commandName === 'UploadPartCommand' && req) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
     return next(args);
   };
 }
