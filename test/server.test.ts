@@ -100,7 +100,10 @@ test('healthz answers 503 until etcd answers a status call', async () => {
     } catch {
       return false;
     }
-  }, 60_000, 'healthz 200');
+  }, 60_000, 'healthz 200').catch((err: unknown) => {
+    // keep what the server said: the only clue when this fails in CI
+    throw new Error(`${String(err)}; server log tail: ${s.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}`);
+  });
   assert.ok(saw503, 'healthz was 503 before ready');
   assert.ok(s.lines.some((l) => l.msg === 'etcdsnap server ready'));
   assert.equal(await s.stop(), 0);

@@ -3,7 +3,7 @@
  * ports in a temp data dir, reads its JSON log, and stops it by pid.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,16 +12,67 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'etcdsnap');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
+/**
+ * Test ports come from 20000-32767, below Linux's ephemeral range (32768-60999). A port the
+ * kernel hands out for `listen(0)` is in the ephemeral range, where outgoing connections
+ * (our gRPC and S3 clients, Swift's, etcd's peers) also take their local ports: a port
+ * picked that way could be taken by a connection before the server we pick it for binds it,
+ * and the server then fails to start (a CI run failed like that once).
+ *
+ * A port is claimed with a file created exclusively in PORT_DIR, so test files running at the
+ * same time never pick the same one; a claim whose process is gone is taken over. Claims are
+ * removed when this process exits.
+ */
+const PORT_LOW = 20000;
+const PORT_HIGH = 32767;
+const PORT_DIR = path.join(os.tmpdir(), 'etcdsnap-test-ports');
+const claimed: string[] = [];
+
+function claim(port: number): boolean {
+  const file = path.join(PORT_DIR, String(port));
+  try {
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+  } catch {
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(file, 'utf8'));
+    } catch {
+      return false;
+    }
+    if (owner === process.pid || alive(owner)) return false;
+    try {
+      rmSync(file, { force: true });
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+    } catch {
+      return false;
+    }
+  }
+  if (claimed.push(file) === 1) {
+    process.on('exit', () => {
+      for (const f of claimed) rmSync(f, { force: true });
     });
+  }
+  return true;
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/** A loopback port outside the ephemeral range, claimed for this process and free right now. */
+export async function freePort(): Promise<number> {
+  mkdirSync(PORT_DIR, { recursive: true });
+  const span = PORT_HIGH - PORT_LOW + 1;
+  const start = Math.floor(Math.random() * span);
+  for (let i = 0; i < span; i++) {
+    const port = PORT_LOW + ((start + i) % span);
+    if (claim(port) && (await bindable(port))) return port;
+  }
+  throw new Error(`no free test port in ${PORT_LOW}-${PORT_HIGH}`);
 }
 
 const tempDirs: string[] = [];
