@@ -148,3 +148,60 @@ test('against etcd: cancel() fails the stream; a wrong CA or client key fails th
     (e: unknown) => e instanceof EtcdsnapError && e.kind === 'unavailable',
   );
 });
+
+/** Runs `fn` with the server's etcd stopped (SIGSTOP), then lets it go on. */
+async function whileStopped<T>(s: ServerProcess, fn: () => Promise<T>): Promise<T> {
+  const pid = s.etcdPid();
+  assert.ok(pid, 'etcd pid');
+  process.kill(pid, 'SIGSTOP');
+  try {
+    return await fn();
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
+const sink = (onChunk: (n: number) => Promise<void> | void = () => {}): Writable =>
+  new Writable({
+    write(chunk: Buffer, _e, cb): void {
+      Promise.resolve(onChunk(chunk.length)).then(() => cb(), cb);
+    },
+  });
+
+test('against etcd: a hung member fails the stream as unavailable, at connect or mid-stream, instead of holding it forever', { timeout: 60_000 }, async () => {
+  // more than the HTTP/2 window (8 MiB) and the socket buffers hold, so a stopped etcd stalls it
+  await fillEtcd(server, 2400, 16 * 1024, 'big/');
+  await whileStopped(server, async () => {
+    const t0 = Date.now();
+    await assert.rejects(EtcdSnapshotStream.open({ ...material(server), connectTimeoutMs: 1000 }), (e: unknown) =>
+      e instanceof EtcdsnapError && e.kind === 'unavailable' && /cannot connect to etcd at .*no answer within 1 s/.test(e.message),
+    );
+    assert.ok(Date.now() - t0 < 10_000, 'the connect timeout fired, not the default');
+  });
+
+  const s = await EtcdSnapshotStream.open({ ...material(server), idleTimeoutMs: 1500 });
+  let seen = 0;
+  await whileStopped(server, () =>
+    assert.rejects(
+      pipeline(s, sink((n) => void (seen += n))),
+      (e: unknown) => e instanceof EtcdsnapError && e.kind === 'unavailable' && /etcd sent no snapshot data for 1\.5 s: the member is hung/.test(e.message),
+    ),
+  );
+  assert.ok(seen < 40 * 1024 * 1024, `stalled before the end (${seen} bytes)`);
+});
+
+test('against etcd: a consumer that holds the stream back longer than the idle timeout does not fail it', async () => {
+  const v = new TrailerVerifier();
+  let paused = false;
+  await pipeline(
+    await EtcdSnapshotStream.open({ ...material(server), idleTimeoutMs: 500 }),
+    v,
+    sink(async () => {
+      if (!paused) {
+        paused = true; // once, after the first chunk: 4 idle timeouts without reading
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }),
+  );
+  assert.ok(v.dbSha256, 'the whole snapshot arrived and its trailer checks out');
+});

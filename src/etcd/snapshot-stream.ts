@@ -152,6 +152,13 @@ export interface SnapshotStreamOptions {
   servername: string;
   /** HTTP/2 receive window; the default 64 KiB stalls the stream on window updates. */
   windowBytes?: number;
+  /** Time allowed for the TCP, TLS and HTTP/2 handshakes (default 10 s). */
+  connectTimeoutMs?: number;
+  /**
+   * Time etcd may send nothing while the stream is ready for more (default 30 s). Time the
+   * consumer holds the stream back (backpressure) does not count.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** gRPC status names for the messages. */
@@ -160,6 +167,8 @@ const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_
 function unavailable(message: string, cause?: unknown): EtcdsnapError {
   return new EtcdsnapError('unavailable', message, cause === undefined ? {} : { cause });
 }
+
+const seconds = (ms: number): string => `${ms % 1000 === 0 ? ms / 1000 : (ms / 1000).toFixed(1)} s`;
 
 function headerValue(h: http2.IncomingHttpHeaders, name: string): string | undefined {
   const v = h[name];
@@ -170,7 +179,9 @@ function headerValue(h: http2.IncomingHttpHeaders, name: string): string | undef
  * The snapshot's bytes (a bbolt db followed by its 32-byte sha256), from one etcd member,
  * over a connection of its own that closes with the stream. Fails with `unavailable` when
  * the connection or the call fails (with the gRPC status and message), or `integrity` when
- * the response is malformed. `cancel()` stops the call; the stream then errors.
+ * the response is malformed. A member that accepts no connection or sends nothing for a
+ * while (hung, stopped, a stalled network) fails it as `unavailable` too, so a save never
+ * waits on it forever. `cancel()` stops the call; the stream then errors.
  */
 export class EtcdSnapshotStream extends Readable {
   private readonly decoder = new SnapshotBlobDecoder();
@@ -180,6 +191,10 @@ export class EtcdSnapshotStream extends Readable {
   private statusMessage = '';
   /** Set once the call ended well: later connection events cannot fail the stream. */
   private complete = false;
+  /** Idle watchdog: whether we wait for etcd (not held back by the consumer), and since when. */
+  private waiting = false;
+  private lastProgress = 0;
+  private watchdog: NodeJS.Timeout | undefined;
 
   private constructor() {
     super({ highWaterMark: 1 << 20 });
@@ -194,6 +209,8 @@ export class EtcdSnapshotStream extends Readable {
 
   private async start(opts: SnapshotStreamOptions): Promise<void> {
     const windowBytes = opts.windowBytes ?? 8 * 1024 * 1024;
+    const connectMs = opts.connectTimeoutMs ?? 10_000;
+    const idleMs = opts.idleTimeoutMs ?? 30_000;
     const session = http2.connect(opts.endpoint, {
       ca: opts.ca,
       cert: opts.cert,
@@ -203,12 +220,16 @@ export class EtcdSnapshotStream extends Readable {
     });
     this.session = session;
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => {
+      const fail = (reason: string, err?: Error): void => {
+        clearTimeout(timer);
         session.destroy();
-        reject(unavailable(`cannot connect to etcd at ${opts.endpoint} for a snapshot: ${err.message}`, err));
+        reject(unavailable(`cannot connect to etcd at ${opts.endpoint} for a snapshot: ${reason}`, err));
       };
+      const onError = (err: Error): void => fail(err.message, err);
+      const timer = setTimeout(() => fail(`no answer within ${seconds(connectMs)}`), connectMs);
       session.once('error', onError);
       session.once('connect', () => {
+        clearTimeout(timer);
         session.off('error', onError);
         resolve();
       });
@@ -239,13 +260,18 @@ export class EtcdSnapshotStream extends Readable {
       this.onStatus(headers); // a trailers-only response carries the status here
     });
     call.on('trailers', (trailers) => this.onStatus(trailers));
+    this.watch(idleMs);
     call.on('data', (chunk: Buffer) => {
+      this.lastProgress = Date.now();
       try {
         let more = true;
         this.decoder.push(chunk, (bytes) => {
           more = this.push(bytes) && more;
         });
-        if (!more) call.pause();
+        if (!more) {
+          this.waiting = false;
+          call.pause();
+        }
       } catch (err) {
         this.destroy(err instanceof Error ? err : new Error(String(err)));
       }
@@ -268,6 +294,7 @@ export class EtcdSnapshotStream extends Readable {
         return;
       }
       this.complete = true;
+      clearInterval(this.watchdog);
       this.push(null);
       this.closeSession();
     });
@@ -297,7 +324,26 @@ export class EtcdSnapshotStream extends Readable {
     }
   }
 
+  /** Fails the stream when etcd sends nothing for `idleMs` while we wait for it. */
+  private watch(idleMs: number): void {
+    this.waiting = true;
+    this.lastProgress = Date.now();
+    this.watchdog = setInterval(
+      () => {
+        if (this.waiting && Date.now() - this.lastProgress > idleMs) {
+          this.destroy(unavailable(`etcd sent no snapshot data for ${seconds(idleMs)}: the member is hung or the network stalled`));
+        }
+      },
+      Math.max(10, Math.floor(idleMs / 4)),
+    );
+    this.watchdog.unref();
+  }
+
   override _read(): void {
+    if (!this.waiting) {
+      this.waiting = true;
+      this.lastProgress = Date.now();
+    }
     this.call?.resume();
   }
 
@@ -307,6 +353,7 @@ export class EtcdSnapshotStream extends Readable {
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    clearInterval(this.watchdog);
     if (this.call && !this.call.closed) this.call.close(http2.constants.NGHTTP2_CANCEL);
     this.closeSession(true);
     cb(err);
