@@ -192,6 +192,54 @@ test('refusals: restore path without reset, reset with --server, missing file, f
   assert.match(again.stderr, new RegExp(`you must first manually delete the file at ${path.join(s.dataDir, 'server', 'db', 'reset-flag')}`));
 });
 
+test('fresh host: the original full token restores the cluster CA from the snapshot; a wrong token or a snapshot without bootstrap data keeps nothing', async () => {
+  const { s, file, rev } = await prepared();
+  const token = s.token();
+  const secret = token.split('::server:')[1] ?? '';
+  const ca = readFileSync(path.join(s.dataDir, 'server', 'tls', 'server-ca.crt'), 'utf8');
+  const fresh = path.join(tempDir(), 'data');
+  const ports = await freePorts();
+  const left = (): string[] => ['server/tls', 'server/token', 'server/db/etcd/member', 'server/db/etcd-member-name'].filter((f) => existsSync(path.join(fresh, f)));
+
+  // the right CA hash with another secret: the sealed data does not open
+  let r = reset(fresh, ports, [`--cluster-reset-restore-path=${file}`], { ETCDSNAP_TOKEN: `${token.split('::server:')[0] ?? ''}::server:not-the-secret` });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /error: cannot restore the cluster CA the token pins: the snapshot's bootstrap data is sealed with another token; .*nothing was kept/);
+  assert.deepEqual(left(), [], 'a failed restore on a fresh host keeps nothing');
+  assert.ok(!r.stderr.includes(secret));
+
+  r = reset(fresh, ports, [`--cluster-reset-restore-path=${file}`], { ETCDSNAP_TOKEN: token });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${MESSAGE(fresh)}\n`);
+  assert.match(r.stderr, /restored the cluster CA from the snapshot/);
+  assert.equal(readFileSync(path.join(fresh, 'server', 'tls', 'server-ca.crt'), 'utf8'), ca, 'the original CA');
+  assert.equal(readFileSync(path.join(fresh, 'server', 'token'), 'utf8').trim(), token, 'the original token');
+  assert.deepEqual(readdirSync(path.join(fresh, 'server', 'db')).filter((f) => f.startsWith('etcd-old-')), [], 'nothing to move aside on a fresh host');
+  assert.ok(!r.stderr.includes(secret));
+  const back = await start({ dataDir: fresh, ports, args: ['--etcd-disable-snapshots'], env: { ETCDSNAP_TOKEN: token } });
+  assert.equal(get(back, 'a/7'), 'A7');
+  assert.equal(revision(back), rev);
+  // the CLI pins the CA by the original token and authenticates with it
+  const ls = runCli(['etcd-snapshot', 'ls', '--etcd-server', back.url, '--etcd-token', token, '--data-dir', tempDir()]);
+  assert.equal(ls.code, 0, ls.stderr);
+
+  // a snapshot without bootstrap data (the key deleted, then etcdctl's snapshot)
+  assert.equal(etcdctl(back, ['del', '/etcdsnap/bootstrap']).stdout.trim(), '1');
+  const plain = path.join(tempDir(), 'plain.db');
+  assert.equal(etcdctl(back, ['snapshot', 'save', plain]).code, 0);
+  assert.equal(await back.stop(), 0);
+  const fresh2 = path.join(tempDir(), 'data');
+  r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: token });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /error: cannot restore the cluster CA the token pins: the snapshot holds no etcdsnap bootstrap data/);
+  assert.ok(!existsSync(path.join(fresh2, 'server', 'tls')) && !existsSync(path.join(fresh2, 'server', 'token')));
+  // only the secret: a new CA, with a warning
+  r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: secret });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /this host keeps the new cluster CA it made/);
+  assert.notEqual(readFileSync(path.join(fresh2, 'server', 'tls', 'server-ca.crt'), 'utf8'), ca);
+});
+
 test('HA: three servers form a cluster; the seed\'s restore procedure brings all three back with A and without B', async () => {
   const root = tempDir();
   const dirs = ['s1', 's2', 's3'].map((n) => path.join(root, n));

@@ -145,6 +145,24 @@ export class EtcdClient {
     return EtcdSnapshotStream.open({ endpoint: this.endpoint, ...this.tlsMaterial, servername: 'localhost' });
   }
 
+  /** The value of `key` as UTF-8, or undefined when it is absent. */
+  async getValue(key: string, timeoutMs = 5000): Promise<string | undefined> {
+    try {
+      const v = await this.client.get(key).options({ deadline: Date.now() + timeoutMs }).string();
+      return v ?? undefined;
+    } catch (err) {
+      throw unavailable(`get ${key}`, err);
+    }
+  }
+
+  async putValue(key: string, value: string, timeoutMs = 5000): Promise<void> {
+    try {
+      await this.client.put(key).value(value).options({ deadline: Date.now() + timeoutMs }).exec();
+    } catch (err) {
+      throw unavailable(`put ${key}`, err);
+    }
+  }
+
   /** The raw etcd3 client, for key-value calls in tools and tests. */
   get kv(): Etcd3 {
     return this.client;

@@ -51,6 +51,8 @@ export interface TokenCheck {
   given?: ParsedToken;
   existing?: ParsedToken;
   existingText?: string;
+  /** Whether the data dir held a cluster CA before this start (false on a fresh host). */
+  hadCa: boolean;
 }
 
 /**
@@ -68,8 +70,11 @@ export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<Tok
   }
   if (given?.caHash !== undefined) {
     // joining: the CA comes from the cluster and is checked against this hash then
-    if (!existingCa && cfg.joinURL === undefined) {
-      throw configError('the token pins a cluster CA that this data dir does not have: it belongs to another cluster; give a bare secret with --token to start a new cluster');
+    // (a restore on a fresh host gets the CA from the snapshot's bootstrap data)
+    if (!existingCa && cfg.joinURL === undefined && cfg.restorePath === undefined) {
+      throw configError(
+        'the token pins a cluster CA that this data dir does not have: it belongs to another cluster; give a bare secret with --token to start a new cluster, or restore a snapshot of that cluster with --cluster-reset --cluster-reset-restore-path',
+      );
     }
     if (existingCa && given.caHash !== caHash(existingCa.certPem)) {
       throw configError(
@@ -80,7 +85,7 @@ export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<Tok
   if (given && existing && given.secret !== existing.secret) {
     throw configError(`the token does not match the token this server was created with (${p.tokenFile}); pass that token or start with a new --data-dir`);
   }
-  return { ...(given ? { given } : {}), ...(existing ? { existing } : {}), ...(existingText !== undefined ? { existingText } : {}) };
+  return { ...(given ? { given } : {}), ...(existing ? { existing } : {}), ...(existingText !== undefined ? { existingText } : {}), hadCa: existingCa !== undefined };
 }
 
 export interface Bootstrap {

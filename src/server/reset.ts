@@ -18,7 +18,9 @@ import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
-import { tlsPaths } from '../etcd/tls.js';
+import { readCa, tlsPaths } from '../etcd/tls.js';
+import type { EtcdClient } from '../etcd/client.js';
+import { caHash } from '../etcd/token.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { verifySnapshotFile } from '../snapshot/verify.js';
 import { extractSnapshotZip } from '../snapshot/unzip.js';
@@ -27,6 +29,7 @@ import { downloadSnapshot } from '../snapshot/s3-ops.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { LocalSnapshotDir } from '../store/local.js';
 import { bootstrap, checkToken, prepareDataDir, type TokenCheck } from './bootstrap.js';
+import { openBootstrap, readBootstrap } from './bootstrap-data.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 
@@ -101,13 +104,16 @@ async function restoreWithEtcdTool(file: string, dataDir: string, name: string, 
   await fsp.chmod(dataDir, 0o700);
 }
 
-/** Starts etcd on loopback, waits until it is healthy with exactly one member, then stops it. */
-async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[]): Promise<void> {
+/**
+ * Starts etcd on loopback, waits until it is healthy with exactly one member, runs `inspect`
+ * on it, then stops it.
+ */
+async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[], inspect?: (client: EtcdClient) => Promise<void>): Promise<void> {
   const { cfg, logger } = o;
   await killStale(p.etcdPidFile, p.etcdDataDir, logger);
   const proc = new EtcdProcess({ binary: etcdBinary, args, dataDir: p.etcdDataDir, pidFile: p.etcdPidFile, logger });
   await proc.start();
-  let client: import('../etcd/client.js').EtcdClient | undefined;
+  let client: EtcdClient | undefined;
   try {
     // the gRPC client loads late: its import overlaps the restore instead of delaying it
     const { EtcdClient } = await import('../etcd/client.js');
@@ -128,6 +134,7 @@ async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    await inspect?.(client);
   } finally {
     client?.close();
     await proc.stop();
@@ -215,10 +222,13 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
     } else {
       await fsp.rm(p.etcdDataDir, { recursive: true, force: true }); // a fresh host: nothing to keep
     }
+    let sealed: string | undefined;
     try {
       await fsp.rename(temp, p.etcdDataDir);
       await writeFileAtomic(p.memberNameFile, name, 0o600);
-      await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }));
+      await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }), async (c) => {
+        sealed = await readBootstrap(c);
+      });
     } catch (err) {
       throw new EtcdsnapError(
         'environment',
@@ -228,6 +238,15 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
         { cause: err },
       );
     }
+    try {
+      await adoptBootstrap(o, p, tokenCheck, boot.secret, sealed);
+    } catch (err) {
+      if (!tokenCheck.hadCa) {
+        // a fresh host: take back everything this run made, so a retry starts clean
+        await Promise.all([p.etcdDataDir, boot.tls.paths.dir, p.tokenFile, p.memberNameFile].map((f) => fsp.rm(f, { recursive: true, force: true })));
+      }
+      throw err;
+    }
   } else {
     await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true }));
   }
@@ -235,4 +254,49 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
   const message = resetMessage(cfg.dataDir);
   logger.info(message);
   o.out(message);
+}
+
+/**
+ * After a restore, what the snapshot's bootstrap data (the cluster CA sealed with the token,
+ * see bootstrap-data.ts) means for this node:
+ * - a data dir that had a CA keeps it and its token (logged when the snapshot's differs);
+ * - a fresh host takes the snapshot's CA when the token's secret opens it (and, for a full
+ *   token, the CA hash matches), re-issuing its certificates and token file from it: the
+ *   original token keeps working, as on k3s;
+ * - otherwise a fresh host keeps the new CA it made (warned) with a bare secret, and fails
+ *   with a full token, whose CA cannot be had.
+ */
+async function adoptBootstrap(o: ResetOptions, p: ServerPaths, check: TokenCheck, secret: string, sealed: string | undefined): Promise<void> {
+  const { cfg, logger } = o;
+  const opened = sealed === undefined ? undefined : await openBootstrap(sealed, secret);
+  const pinned = check.given?.caHash;
+  if (check.hadCa) {
+    const own = await readCa(tlsPaths(cfg.dataDir));
+    if (sealed !== undefined && (!opened?.ok || caHash(opened.ca.certPem) !== caHash(own?.certPem ?? ''))) {
+      logger.warn(
+        { tls: tlsPaths(cfg.dataDir).dir },
+        "the snapshot's bootstrap data holds another cluster CA or is sealed with another token (a snapshot of another cluster?); this server keeps its own CA and token and stores them in etcd when it starts",
+      );
+    }
+    return;
+  }
+  if (opened?.ok) {
+    if (pinned !== undefined && caHash(opened.ca.certPem) !== pinned) {
+      throw new EtcdsnapError('config', 'the token pins another cluster CA than the one in the snapshot; pass the token of the cluster the snapshot was taken from; nothing was kept');
+    }
+    await fsp.rm(tlsPaths(cfg.dataDir).dir, { recursive: true, force: true });
+    await bootstrap(cfg, p, certHosts(cfg), { ...check, existingText: undefined }, opened.ca);
+    logger.info({ tls: tlsPaths(cfg.dataDir).dir }, 'restored the cluster CA from the snapshot; the cluster token stays the same');
+    return;
+  }
+  const why =
+    sealed === undefined
+      ? 'the snapshot holds no etcdsnap bootstrap data (taken by another tool, or before etcdsnap stored it)'
+      : opened?.ok === false && opened.reason === 'malformed'
+        ? "the snapshot's bootstrap data is unreadable"
+        : "the snapshot's bootstrap data is sealed with another token";
+  if (pinned !== undefined) {
+    throw new EtcdsnapError('config', `cannot restore the cluster CA the token pins: ${why}; pass the token of the cluster the snapshot was taken from, or only its secret (after ::server:) to create a new CA; nothing was kept`);
+  }
+  logger.warn({ token: p.tokenFile }, `${why}: this host keeps the new cluster CA it made; the other servers must join with the new token in ${p.tokenFile} and fresh data dirs`);
 }

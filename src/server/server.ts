@@ -19,6 +19,7 @@ import { SupervisorApi, type Route } from './api.js';
 import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { clusterFeature } from './cluster.js';
+import { bootstrapDataFeature } from './bootstrap-data.js';
 import { JoinSession } from './join.js';
 import { exists } from '../util/fs.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
@@ -165,7 +166,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         addRoute: (r) => api?.route(r),
         onDrain: (h) => drains.push(h),
       };
-      for (const f of [clusterFeature(tls), ...features]) await f(ctx);
+      for (const f of [clusterFeature(tls), bootstrapDataFeature(tls, boot.secret), ...features]) await f(ctx);
       if (await exists(p.resetFlag)) {
         await fsp.rm(p.resetFlag, { force: true });
         logger.info({ file: p.resetFlag }, 'started normally after a cluster reset; removed the reset flag');
