@@ -8,7 +8,7 @@ import { addOptions, resolveValues, normalizeBooleanArgs } from '../src/config/r
 import { SERVER_OPTIONS } from '../src/config/schema.js';
 import { parseDuration, parsePort, parseBoolean } from '../src/config/values.js';
 import { parseToken, formatToken, caHash, secretsEqual } from '../src/etcd/token.js';
-import { sealBootstrap, openBootstrap } from '../src/server/bootstrap-data.js';
+import { sealBootstrap, openBootstrap, sealedCaHash } from '../src/server/bootstrap-data.js';
 import { tempDir } from './helpers/server.js';
 
 async function resolve(argv: string[], env: Record<string, string>, files: Record<string, string>) {
@@ -107,4 +107,8 @@ test('bootstrap data: the CA sealed with the secret opens only with it; altered 
   assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, data: data.toString('base64') }), 'secret1'), { ok: false, reason: 'wrong-secret' });
   assert.deepEqual(await openBootstrap('not json', 'secret1'), { ok: false, reason: 'malformed' });
   assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, v: 2 }), 'secret1'), { ok: false, reason: 'malformed' });
+  // the CA hash in clear must be the sealed CA's
+  assert.equal(sealedCaHash(sealed), caHash(ca.certPem));
+  assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, ca: 'ab'.repeat(32) }), 'secret1'), { ok: false, reason: 'malformed' });
+  assert.equal(sealedCaHash('not json'), undefined);
 });

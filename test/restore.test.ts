@@ -238,6 +238,18 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /this host keeps the new cluster CA it made/);
   assert.notEqual(readFileSync(path.join(fresh2, 'server', 'tls', 'server-ca.crt'), 'utf8'), ca);
+
+  // that new cluster's snapshot (its server stored its CA at start) restored where a CA exists:
+  // the data dir keeps its own CA and token, with a warning
+  const other = await start({ dataDir: fresh2, ports, args: ['--etcd-disable-snapshots'] });
+  const foreign = path.join(tempDir(), 'foreign.db');
+  assert.equal(etcdctl(other, ['snapshot', 'save', foreign]).code, 0);
+  assert.equal(await other.stop(), 0);
+  r = reset(s.dataDir, s.ports, [`--cluster-reset-restore-path=${foreign}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /the snapshot's bootstrap data holds another cluster CA .*this server keeps its own CA and token/);
+  assert.equal(readFileSync(path.join(s.dataDir, 'server', 'tls', 'server-ca.crt'), 'utf8'), ca);
+  assert.equal(s.token(), token);
 });
 
 test('HA: three servers form a cluster; the seed\'s restore procedure brings all three back with A and without B', async () => {

@@ -27,6 +27,8 @@ const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 
 interface Sealed {
   v: number;
+  /** sha256 of the CA certificate (public, as the certificate is): compared without opening. */
+  ca: string;
   salt: string;
   iv: string;
   tag: string;
@@ -43,8 +45,18 @@ export async function sealBootstrap(ca: KeyPairPem, secret: string): Promise<str
   const cipher = createCipheriv('aes-256-gcm', await keyOf(secret, salt), iv);
   cipher.setAAD(AAD);
   const data = Buffer.concat([cipher.update(JSON.stringify({ caCert: ca.certPem, caKey: ca.keyPem }), 'utf8'), cipher.final()]);
-  const sealed: Sealed = { v: VERSION, salt: salt.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+  const sealed: Sealed = { v: VERSION, ca: caHash(ca.certPem), salt: salt.toString('base64'), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
   return JSON.stringify(sealed);
+}
+
+/** The CA hash a sealed text says it holds, without opening it (no scrypt). */
+export function sealedCaHash(text: string): string | undefined {
+  try {
+    const s = JSON.parse(text) as Partial<Sealed>;
+    return typeof s.ca === 'string' ? s.ca : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export type Opened = { ok: true; ca: KeyPairPem } | { ok: false; reason: 'wrong-secret' | 'malformed' };
@@ -57,7 +69,7 @@ export async function openBootstrap(text: string, secret: string): Promise<Opene
   } catch {
     return { ok: false, reason: 'malformed' };
   }
-  if (s.v !== VERSION || typeof s.salt !== 'string' || typeof s.iv !== 'string' || typeof s.tag !== 'string' || typeof s.data !== 'string') {
+  if (s.v !== VERSION || typeof s.ca !== 'string' || typeof s.salt !== 'string' || typeof s.iv !== 'string' || typeof s.tag !== 'string' || typeof s.data !== 'string') {
     return { ok: false, reason: 'malformed' };
   }
   let plain: string;
@@ -72,7 +84,7 @@ export async function openBootstrap(text: string, secret: string): Promise<Opene
   }
   try {
     const o = JSON.parse(plain) as { caCert?: unknown; caKey?: unknown };
-    if (typeof o.caCert === 'string' && typeof o.caKey === 'string') return { ok: true, ca: { certPem: o.caCert, keyPem: o.caKey } };
+    if (typeof o.caCert === 'string' && typeof o.caKey === 'string' && caHash(o.caCert) === s.ca) return { ok: true, ca: { certPem: o.caCert, keyPem: o.caKey } };
   } catch {
     /* falls through */
   }
@@ -85,10 +97,11 @@ export function readBootstrap(etcd: EtcdClient): Promise<string | undefined> {
 }
 
 /**
- * Keeps the bootstrap data in etcd current at every server start: written when absent, not
- * openable with this server's secret, or holding another CA; otherwise left alone (so the
- * servers of a cluster do not rewrite it in turn). A failure is logged, not fatal: the
- * server works without it; only a later fresh-host restore would miss it.
+ * Keeps the bootstrap data in etcd current at every server start: written when absent or
+ * holding another CA; otherwise left alone, so the servers of a cluster do not rewrite it
+ * in turn, and without opening it (a server's secret cannot change while it keeps its CA).
+ * A failure is logged, not fatal: the server works without it; only a later fresh-host
+ * restore would miss it.
  */
 export function bootstrapDataFeature(tls: TlsPaths, secret: string): Feature {
   return async ({ etcd, logger }) => {
@@ -96,8 +109,7 @@ export function bootstrapDataFeature(tls: TlsPaths, secret: string): Feature {
       const ca = await readCa(tls);
       if (!ca) throw new Error(`no cluster CA in ${tls.dir}`);
       const current = await readBootstrap(etcd);
-      const opened = current === undefined ? undefined : await openBootstrap(current, secret);
-      if (opened?.ok && caHash(opened.ca.certPem) === caHash(ca.certPem) && opened.ca.keyPem === ca.keyPem) return;
+      if (current !== undefined && sealedCaHash(current) === caHash(ca.certPem)) return;
       await etcd.putValue(BOOTSTRAP_KEY, await sealBootstrap(ca, secret));
       logger.info({ key: BOOTSTRAP_KEY }, 'stored the cluster CA in etcd, sealed with the token, for restores on fresh hosts');
     } catch (err) {

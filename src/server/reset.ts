@@ -29,7 +29,7 @@ import { downloadSnapshot } from '../snapshot/s3-ops.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { LocalSnapshotDir } from '../store/local.js';
 import { bootstrap, checkToken, prepareDataDir, type TokenCheck } from './bootstrap.js';
-import { openBootstrap, readBootstrap } from './bootstrap-data.js';
+import { openBootstrap, readBootstrap, sealedCaHash } from './bootstrap-data.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 
@@ -268,18 +268,19 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
  */
 async function adoptBootstrap(o: ResetOptions, p: ServerPaths, check: TokenCheck, secret: string, sealed: string | undefined): Promise<void> {
   const { cfg, logger } = o;
-  const opened = sealed === undefined ? undefined : await openBootstrap(sealed, secret);
   const pinned = check.given?.caHash;
   if (check.hadCa) {
+    // compared by the hash it carries in clear: no scrypt on the common restore path
     const own = await readCa(tlsPaths(cfg.dataDir));
-    if (sealed !== undefined && (!opened?.ok || caHash(opened.ca.certPem) !== caHash(own?.certPem ?? ''))) {
+    if (sealed !== undefined && sealedCaHash(sealed) !== caHash(own?.certPem ?? '')) {
       logger.warn(
         { tls: tlsPaths(cfg.dataDir).dir },
-        "the snapshot's bootstrap data holds another cluster CA or is sealed with another token (a snapshot of another cluster?); this server keeps its own CA and token and stores them in etcd when it starts",
+        "the snapshot's bootstrap data holds another cluster CA (a snapshot of another cluster?); this server keeps its own CA and token and stores them in etcd when it starts",
       );
     }
     return;
   }
+  const opened = sealed === undefined ? undefined : await openBootstrap(sealed, secret);
   if (opened?.ok) {
     if (pinned !== undefined && caHash(opened.ca.certPem) !== pinned) {
       throw new EtcdsnapError('config', 'the token pins another cluster CA than the one in the snapshot; pass the token of the cluster the snapshot was taken from; nothing was kept');
