@@ -208,6 +208,18 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   assert.deepEqual(left(), [], 'a failed restore on a fresh host keeps nothing');
   assert.ok(!r.stderr.includes(secret));
 
+  // without a restore, a full token on a fresh data dir is refused (its CA cannot come from anywhere)
+  const plainStart = runCli(['server', '--config', path.join(path.dirname(fresh), `config-${ports.supervisor}.yaml`), '--data-dir', fresh, '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer)], { ETCDSNAP_TOKEN: token });
+  assert.equal(plainStart.code, 1);
+  assert.match(plainStart.stderr, /error: the token pins a cluster CA that this data dir does not have: .*or restore a snapshot of that cluster with --cluster-reset --cluster-reset-restore-path/);
+  assert.deepEqual(left(), []);
+
+  // the right secret with another CA hash: the CA in the snapshot is not the one the token pins
+  r = reset(fresh, ports, [`--cluster-reset-restore-path=${file}`], { ETCDSNAP_TOKEN: `K10${'ab'.repeat(32)}::server:${secret}` });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /error: the token pins another cluster CA than the one in the snapshot; .*nothing was kept/);
+  assert.deepEqual(left(), []);
+
   r = reset(fresh, ports, [`--cluster-reset-restore-path=${file}`], { ETCDSNAP_TOKEN: token });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `${MESSAGE(fresh)}\n`);

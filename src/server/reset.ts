@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
-import { readCa, tlsPaths } from '../etcd/tls.js';
+import { tlsPaths } from '../etcd/tls.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { caHash } from '../etcd/token.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
@@ -28,7 +28,7 @@ import { assertSafeName, ZIP_EXT } from '../snapshot/naming.js';
 import { downloadSnapshot } from '../snapshot/s3-ops.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { LocalSnapshotDir } from '../store/local.js';
-import { bootstrap, checkToken, prepareDataDir, type TokenCheck } from './bootstrap.js';
+import { bootstrap, checkToken, prepareDataDir, type Bootstrap, type TokenCheck } from './bootstrap.js';
 import { openBootstrap, readBootstrap, sealedCaHash } from './bootstrap-data.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
@@ -239,7 +239,7 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
       );
     }
     try {
-      await adoptBootstrap(o, p, tokenCheck, boot.secret, sealed);
+      await adoptBootstrap(o, p, tokenCheck, boot, sealed);
     } catch (err) {
       if (!tokenCheck.hadCa) {
         // a fresh host: take back everything this run made, so a retry starts clean
@@ -266,28 +266,28 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
  * - otherwise a fresh host keeps the new CA it made (warned) with a bare secret, and fails
  *   with a full token, whose CA cannot be had.
  */
-async function adoptBootstrap(o: ResetOptions, p: ServerPaths, check: TokenCheck, secret: string, sealed: string | undefined): Promise<void> {
+async function adoptBootstrap(o: ResetOptions, p: ServerPaths, check: TokenCheck, boot: Bootstrap, sealed: string | undefined): Promise<void> {
   const { cfg, logger } = o;
+  const tlsDir = boot.tls.paths.dir;
   const pinned = check.given?.caHash;
   if (check.hadCa) {
     // compared by the hash it carries in clear: no scrypt on the common restore path
-    const own = await readCa(tlsPaths(cfg.dataDir));
-    if (sealed !== undefined && sealedCaHash(sealed) !== caHash(own?.certPem ?? '')) {
+    if (sealed !== undefined && sealedCaHash(sealed) !== caHash(boot.tls.caPem)) {
       logger.warn(
-        { tls: tlsPaths(cfg.dataDir).dir },
+        { tls: tlsDir },
         "the snapshot's bootstrap data holds another cluster CA (a snapshot of another cluster?); this server keeps its own CA and token and stores them in etcd when it starts",
       );
     }
     return;
   }
-  const opened = sealed === undefined ? undefined : await openBootstrap(sealed, secret);
+  const opened = sealed === undefined ? undefined : await openBootstrap(sealed, boot.secret);
   if (opened?.ok) {
     if (pinned !== undefined && caHash(opened.ca.certPem) !== pinned) {
       throw new EtcdsnapError('config', 'the token pins another cluster CA than the one in the snapshot; pass the token of the cluster the snapshot was taken from; nothing was kept');
     }
-    await fsp.rm(tlsPaths(cfg.dataDir).dir, { recursive: true, force: true });
+    await fsp.rm(tlsDir, { recursive: true, force: true });
     await bootstrap(cfg, p, certHosts(cfg), { ...check, existingText: undefined }, opened.ca);
-    logger.info({ tls: tlsPaths(cfg.dataDir).dir }, 'restored the cluster CA from the snapshot; the cluster token stays the same');
+    logger.info({ tls: tlsDir }, 'restored the cluster CA from the snapshot; the cluster token stays the same');
     return;
   }
   const why =
