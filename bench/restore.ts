@@ -71,7 +71,7 @@ try {
 | \`etcdsnap server --cluster-reset --cluster-reset-restore-path=...\` (until exit 0) | ${(mo / 1000).toFixed(2)} | ${fmt(ours)} |
 | \`etcdctl snapshot restore\` | ${(mt / 1000).toFixed(2)} | ${fmt(theirs)} |
 
-Wall ratio: **${(mo / mt).toFixed(2)}** (goal <= 1.5). Our extra work beyond etcdctl's restore: process start-up, our own sha256 pass (run in parallel with the restore, which writes into a temp dir so nothing is touched before both succeed; the restore runs with `--skip-hash-check` because this pass is the same check, and etcdctl's own Go sha256 pass cost about 1.8 s of the 4.5 s), the swap of the data dirs (renames), starting etcd on loopback (it rebuilds its index from the whole database), the health and member check, and a clean stop.
+Wall ratio: **${(mo / mt).toFixed(2)}** (goal <= 1.5). Our extra work beyond etcdctl's restore: process start-up, our own sha256 pass (run in parallel with the restore, which writes into a temp dir so nothing is touched before both succeed; the restore runs with \`--skip-hash-check\` because this pass is the same check, and etcdctl's own Go sha256 pass cost about 1.8 s of the 4.5 s), the swap of the data dirs (renames), starting etcd on loopback (it rebuilds its index from the whole database), the health and member check, and a clean stop.
 Where the time went (from the log timestamps):
 ${phases.map((p) => `- ${p}`).join('\n')}
 
