@@ -6,8 +6,8 @@
  *
  * Sealing: scrypt(secret, random 16-byte salt) gives an AES-256-GCM key; a fresh salt and
  * IV on every seal. Whoever can read etcd sees only the sealed text; opening it needs the
- * secret. `sealBootstrap` and `openBootstrap` do no I/O (scrypt runs in the thread pool); the rest
- * talks to etcd.
+ * secret. `sealBootstrap` and `openBootstrap` do no I/O (scrypt runs in the thread pool);
+ * the rest talks to etcd.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
 import type { KeyPairPem } from '../etcd/pki.js';
@@ -22,7 +22,7 @@ export const BOOTSTRAP_KEY = '/etcdsnap/bootstrap';
 
 const VERSION = 1;
 const AAD = Buffer.from('etcdsnap-bootstrap-v1');
-/** scrypt cost: about 170 ms of a thread-pool thread here; once per server start and per restore. */
+/** scrypt cost: about 170 ms of a thread-pool thread here; when the data is first stored, and per fresh-host restore. */
 const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 
 interface Sealed {
