@@ -172,11 +172,10 @@ test('against etcd: a hung member fails the stream as unavailable, at connect or
   // more than the HTTP/2 window (8 MiB) and the socket buffers hold, so a stopped etcd stalls it
   await fillEtcd(server, 2400, 16 * 1024, 'big/');
   await whileStopped(server, async () => {
-    const t0 = Date.now();
+    // the message names the timeout that fired: the given 1 s, not the default 10 s
     await assert.rejects(EtcdSnapshotStream.open({ ...material(server), connectTimeoutMs: 1000 }), (e: unknown) =>
       e instanceof EtcdsnapError && e.kind === 'unavailable' && /cannot connect to etcd at .*no answer within 1 s/.test(e.message),
     );
-    assert.ok(Date.now() - t0 < 10_000, 'the connect timeout fired, not the default');
   });
 
   const s = await EtcdSnapshotStream.open({ ...material(server), idleTimeoutMs: 1500 });

@@ -120,7 +120,6 @@ describe('S3Store against Swift (http)', () => {
     const s = store({ folder: 'roundtrip' });
     const src = randomStream(20 * MiB);
     const name = 'etcd-snapshot-node-1-1700000000';
-    const t0 = Date.now();
     await s.upload(name, src.stream, {
       contentType: 'application/octet-stream',
       metadata: { 'k3s-node-name': 'node-1', 'etcdsnap-sha256': 'placeholder' },
@@ -136,7 +135,6 @@ describe('S3Store against Swift (http)', () => {
     assert.equal(back.size, 20 * MiB);
     assert.equal(back.sha256, sent);
     assert.deepEqual(await s.listMultipartUploads(), []);
-    assert.ok(Date.now() - t0 < 60_000);
   });
 
   test('default part size (16 MiB) and a single-part body', T, async () => {

@@ -50,9 +50,7 @@ test('server becomes ready, etcdctl works with the k3s cert paths, SIGTERM exits
 
   const etcdPid = s.etcdPid();
   assert.ok(alive(etcdPid), 'etcd runs');
-  const t0 = Date.now();
   assert.equal(await s.stop(), 0);
-  assert.ok(Date.now() - t0 < 15_000, 'stopped within 15 s');
   assert.equal(alive(etcdPid), false, 'etcd is gone after SIGTERM');
 
   const again = await start({ dataDir: s.dataDir, ports: s.ports });
