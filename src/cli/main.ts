@@ -10,7 +10,9 @@ import { etcdSnapshotCommand } from './etcd-snapshot-command.js';
 export const VERSION = '0.1.0';
 
 export async function main(argv: readonly string[]): Promise<number> {
-  // Hide the command line (it may hold --token or S3 keys) from `ps` as early as possible.
+  // Hide the command line (it may hold --token or S3 keys) from `ps`. bin/etcdsnap already did
+  // before loading anything; this covers `node dist/cli/main.js`. Secrets given as flags are
+  // warned about in config/resolve.ts (`secretFlagWarning`): the window cannot be closed.
   const sub = argv[0];
   process.title = sub === 'server' ? 'etcdsnap server' : sub === 'etcd-snapshot' ? 'etcdsnap etcd-snapshot' : 'etcdsnap';
   const program = new Command('etcdsnap')

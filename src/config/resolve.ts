@@ -113,6 +113,20 @@ export class Values {
   }
 }
 
+/**
+ * The warning for a secret option (`secret: true` in its spec) given on the command line
+ * as `--<flag>`: its value was in /proc/<pid>/cmdline, readable by every local user, from
+ * the process start until etcdsnap set its process title. Points to the safer ways the
+ * schema offers: a `<key>-file` option when one exists, the environment variable, the
+ * config file. Never contains the value. Pure.
+ */
+export function secretFlagWarning(spec: OptionSpec, flag: string, specs: readonly OptionSpec[]): string {
+  const file = findSpec(specs, `${spec.key}-file`);
+  const ways = [...(file ? [`--${file.key}`] : []), ...(spec.env ? [`$${spec.env}`] : []), `the config file (key ${spec.key})`];
+  const list = ways.length > 1 ? `${ways.slice(0, -1).join(', ')} or ${ways[ways.length - 1] ?? ''}` : (ways[0] ?? '');
+  return `--${flag} was given on the command line, so its value was visible to other local users in ps (/proc/<pid>/cmdline) while etcdsnap started; pass it with ${list} instead`;
+}
+
 export interface ResolveOptions {
   env: NodeJS.ProcessEnv;
   warn: (message: string) => void;
@@ -127,6 +141,7 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
 
   // 1. command line (a spec's aliases count as the spec itself); the command's own flags
   //    win over its parents' (`etcd-snapshot --dir a save --dir b` means b)
+  const secretFlags = new Map<OptionSpec, string>();
   const chain: Command[] = [];
   for (let c: Command | null = cmd; c; c = c.parent) chain.push(c);
   for (const c of chain.reverse()) {
@@ -138,10 +153,14 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
         if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || Array.isArray(v)) {
           values.set(spec.key, v as OptionValue);
           sources.set(spec.key, 'cli');
+          if (spec.secret) secretFlags.set(spec, key);
         }
       }
     }
   }
+
+  // a secret given as a flag was readable in `ps` until the process title hid it
+  for (const [spec, flag] of secretFlags) opts.warn(secretFlagWarning(spec, flag, specs));
 
   // 2. environment
   for (const spec of specs) {

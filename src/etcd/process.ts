@@ -10,6 +10,8 @@
  * - No orphan: etcd runs under `setpriv --pdeathsig SIGKILL` when available, so it dies with
  *   us even on SIGKILL; and its pid is kept in a pidfile so that the next start kills a
  *   leftover member of the same data dir (`killStale`).
+ * - etcd gets a minimal environment (`childEnv`: PATH, locale, the user's ETCD_*...), never
+ *   ours, which may hold the token or S3 keys.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp, constants as fsc } from 'node:fs';
@@ -17,6 +19,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { Logger } from '../log/logger.js';
 import { environmentError } from '../errors.js';
+import { childEnv, ETCD_PREFIXES } from '../util/child-env.js';
 
 export interface EtcdProcessOptions {
   binary: string;
@@ -116,7 +119,7 @@ export class EtcdProcess {
     const usePdeath = await hasSetpriv();
     const [cmd, argv] = usePdeath ? [SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, [...args]];
     // its own process group: a terminal's Ctrl-C reaches etcdsnap, which stops etcd in order
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd, argv, { env: childEnv(process.env, ETCD_PREFIXES), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     const startedAt = Date.now();
     const log = logger.child({ component: 'etcd' });

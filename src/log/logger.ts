@@ -1,10 +1,11 @@
 /**
  * Logger factory. Operator logs are structured (pino) and go to stderr; user-facing CLI
  * output is printed elsewhere (cli/). Secrets are removed twice: by field name (pino
- * `redact`) and by value (every registered secret string is replaced in the final line).
+ * `redact`) and by value (every registered secret, in each form it can take in a line, is
+ * replaced in the final line, JSON or text).
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import { prettyFactory } from 'pino-pretty';
 
 export type { Logger } from 'pino';
 export type LogFormat = 'text' | 'json';
@@ -26,41 +27,94 @@ const REDACT_PATHS = [
   'headers.authorization',
 ];
 
-/** Strings that must never reach a log line, whatever field or message they hide in. */
+/**
+ * Registered secrets and every form one can take in a log line, longest first (a form that
+ * contains another, like the full token around its secret, is masked whole).
+ */
 const secretValues = new Set<string>();
+let forms: string[] = [];
 
-/** Registers a secret value (token, S3 key) so that every later log line masks it. */
+/** JSON string contents of `s` (what a JSON log line holds for it), without the quotes. */
+const jsonEscaped = (s: string): string => JSON.stringify(s).slice(1, -1);
+
+/**
+ * The forms of a secret as it can appear in a line: raw; JSON-escaped (a JSON log line),
+ * twice JSON-escaped (a JSON text inside a JSON string, e.g. etcd's own log line re-logged
+ * as a field); URL-encoded (in a URL or form body), and that JSON-escaped; and the base64
+ * of `server:<secret>` (the HTTP basic-auth header the API client sends).
+ */
+export function secretForms(s: string): string[] {
+  const url = encodeURIComponent(s);
+  return [s, jsonEscaped(s), jsonEscaped(jsonEscaped(s)), url, jsonEscaped(url), Buffer.from(`server:${s}`).toString('base64')];
+}
+
+/**
+ * Registers a secret value (token, S3 key) so that every later log line masks it, in every
+ * form `secretForms` lists. Any length is masked, down to one character: a secret that
+ * short also masks every occurrence of those characters in unrelated words (and may break
+ * a JSON line's syntax, which is then printed as scrubbed text); the secret never shows,
+ * and the token strength policy (etcd/token.ts) refuses or warns about such secrets.
+ */
 export function registerSecret(value: string | undefined): void {
-  if (value !== undefined && value.length >= 4) secretValues.add(value);
+  if (value === undefined || value.length === 0 || secretValues.has(value)) return;
+  secretValues.add(value);
+  forms = [...new Set([...forms, ...secretForms(value)])].sort((a, b) => b.length - a.length);
 }
 
-/** Replaces every registered secret in `text` with `**redacted**`. */
+/**
+ * Replaces every registered secret, in each of its forms, in `text` with `**redacted**`.
+ * Occurrences are found in the original text (so a mask never creates or hides a match)
+ * and overlapping ones are merged into one mask, so no part of a secret is left beside it.
+ */
 export function scrubSecrets(text: string): string {
-  let out = text;
-  for (const s of secretValues) {
-    if (out.includes(s)) out = out.split(s).join(REDACTED);
+  let spans: Array<[number, number]> | undefined;
+  for (const f of forms) {
+    for (let i = text.indexOf(f); i >= 0; i = text.indexOf(f, i + 1)) (spans ??= []).push([i, i + f.length]);
   }
-  return out;
+  if (!spans) return text;
+  spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+  let out = '';
+  let pos = 0;
+  let [start, end] = spans[0] ?? [0, 0];
+  for (const [s, e] of spans) {
+    if (s <= end) {
+      end = Math.max(end, e);
+      continue;
+    }
+    out += text.slice(pos, start) + REDACTED;
+    pos = end;
+    [start, end] = [s, e];
+  }
+  return out + text.slice(pos, start) + REDACTED + text.slice(end);
 }
 
-/** A destination that scrubs registered secrets from each line before writing it. */
-function scrubbing(target: DestinationStream): DestinationStream {
-  return { write: (line: string) => target.write(scrubSecrets(line)) };
+/** A line sink (pino's destination contract: `write` gets one whole line). */
+interface LineSink {
+  write(line: string): unknown;
 }
 
 export interface LoggerOptions {
   format: LogFormat;
   debug: boolean;
-  /** Where lines go; defaults to stderr. */
-  destination?: DestinationStream;
+  /** Where the final (formatted, scrubbed) lines go; defaults to stderr. */
+  destination?: LineSink;
 }
 
+/**
+ * A pino logger whose lines are scrubbed of registered secrets (`scrubSecrets`) before they
+ * reach the destination. JSON: each line is scrubbed. Text: the JSON line is scrubbed, then
+ * formatted by pino-pretty (synchronously, in this thread), then scrubbed again, so a form
+ * that only the formatting produces (a JSON escape undone) is masked too.
+ */
 export function createLogger(opts: LoggerOptions): Logger {
-  const raw: DestinationStream =
-    opts.destination ??
-    (opts.format === 'text'
-      ? PinoPretty({ destination: 2, sync: true, colorize: false, translateTime: 'SYS:standard', ignore: 'pid,hostname' })
-      : pino.destination({ dest: 2, sync: true }));
+  const sink: LineSink = opts.destination ?? pino.destination({ dest: 2, sync: true });
+  let write: (line: string) => void;
+  if (opts.format === 'text') {
+    const pretty = prettyFactory({ colorize: false, translateTime: 'SYS:standard', ignore: 'pid,hostname' });
+    write = (line) => void sink.write(scrubSecrets(pretty(scrubSecrets(line))));
+  } else {
+    write = (line) => void sink.write(scrubSecrets(line));
+  }
   return pino(
     {
       level: opts.debug ? 'debug' : 'info',
@@ -69,6 +123,6 @@ export function createLogger(opts: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    scrubbing(raw),
+    { write } satisfies DestinationStream,
   );
 }

@@ -7,7 +7,7 @@ import { promises as fsp, constants as fsc } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { configError, environmentError, errnoCode, messageOf } from '../errors.js';
 import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
-import { caHash, formatToken, newSecret, parseToken, type ParsedToken } from '../etcd/token.js';
+import { caHash, formatToken, newSecret, parseToken, secretStrength, type ParsedToken } from '../etcd/token.js';
 import { ensureTls, readCa, tlsPaths, type TlsMaterial } from '../etcd/tls.js';
 import type { KeyPairPem } from '../etcd/pki.js';
 import { registerSecret } from '../log/logger.js';
@@ -29,8 +29,12 @@ export async function prepareDataDir(cfg: ServerConfig, p: ServerPaths): Promise
   }
 }
 
-/** The token the user gave (flag/env/config or --token-file), if any. */
-async function givenToken(cfg: ServerConfig): Promise<ParsedToken | undefined> {
+/**
+ * The token the user gave (flag/env/config or --token-file), if any, parsed. Not registered
+ * for scrubbing yet (`checkToken` does, once it is accepted): no message here contains it,
+ * and a refused short secret must not mask its characters in the refusal's own message.
+ */
+async function givenToken(cfg: ServerConfig): Promise<{ parsed: ParsedToken; text: string } | undefined> {
   let text = cfg.token;
   if (cfg.tokenFile !== undefined) {
     try {
@@ -40,10 +44,7 @@ async function givenToken(cfg: ServerConfig): Promise<ParsedToken | undefined> {
     }
   }
   if (text === undefined) return undefined;
-  registerSecret(text.trim());
-  const parsed = parseToken(text);
-  registerSecret(parsed.secret);
-  return parsed;
+  return { parsed: parseToken(text), text: text.trim() };
 }
 
 /** What the token check found; handed to `bootstrap`. */
@@ -53,14 +54,23 @@ export interface TokenCheck {
   existingText?: string;
   /** Whether the data dir held a cluster CA before this start (false on a fresh host). */
   hadCa: boolean;
+  /**
+   * Set when the secret is shorter than the strength policy wants but belongs to a cluster
+   * that exists (see `secretStrength`): a one-line warning for the caller to log.
+   */
+  weakSecretWarning?: string;
 }
 
 /**
  * Checks the given token against what the data dir already holds (CA it pins, secret it
- * was created with). Read-only: a refused token leaves the data dir as it was.
+ * was created with), and its strength (`secretStrength`): a short given secret is refused
+ * when it would create a new cluster (no token file, no CA, not joining, not a reset),
+ * and only warned about otherwise (`weakSecretWarning`). Read-only: a refused token leaves
+ * the data dir as it was.
  */
 export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<TokenCheck> {
-  const given = await givenToken(cfg);
+  const givenRaw = await givenToken(cfg);
+  const given = givenRaw?.parsed;
   const existingCa = await readCa(tlsPaths(cfg.dataDir));
   const existingText = await readIfExists(p.tokenFile);
   const existing = existingText !== undefined ? parseToken(existingText) : undefined;
@@ -85,7 +95,21 @@ export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<Tok
   if (given && existing && given.secret !== existing.secret) {
     throw configError(`the token does not match the token this server was created with (${p.tokenFile}); pass that token or start with a new --data-dir`);
   }
-  return { ...(given ? { given } : {}), ...(existing ? { existing } : {}), ...(existingText !== undefined ? { existingText } : {}), hadCa: existingCa !== undefined };
+  const secret = given?.secret ?? existing?.secret;
+  const createsCluster = given !== undefined && !existing && !existingCa && cfg.joinURL === undefined && cfg.restorePath === undefined && !cfg.clusterReset;
+  const verdict = secret === undefined ? { action: 'ok' as const } : secretStrength(secret, createsCluster ? 'new-cluster' : 'existing-cluster');
+  if (verdict.action === 'refuse') throw configError(verdict.message);
+  if (givenRaw) {
+    registerSecret(givenRaw.text);
+    registerSecret(givenRaw.parsed.secret);
+  }
+  return {
+    ...(given ? { given } : {}),
+    ...(existing ? { existing } : {}),
+    ...(existingText !== undefined ? { existingText } : {}),
+    hadCa: existingCa !== undefined,
+    ...(verdict.action === 'warn' ? { weakSecretWarning: verdict.message } : {}),
+  };
 }
 
 export interface Bootstrap {
