@@ -2,17 +2,20 @@
  * `etcdsnap etcd-snapshot <save|ls|list|l|delete|prune>` (bare = save), as k3s: each
  * subcommand sends one request to the running server's supervisor API and prints the
  * result. Flags that are not given are not sent, so the server's settings apply.
+ * `--s3-endpoint-ca` files are read here, by the CLI, and sent as PEM content (the server
+ * reads no file a request names).
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { addOptions, resolveValues, type Values } from '../config/resolve.js';
 import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
-import { EtcdsnapError } from '../errors.js';
+import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { SnapshotRecord } from '../snapshot/records.js';
 import type { SnapshotRequest } from '../snapshot/request.js';
 import { SupervisorClient } from '../server/api-client.js';
 import { parseOutputFormat, renderRecords } from './output.js';
-import { s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
+import { endpointCAContent, pemBundle, s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
 
 const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can take a while
 
@@ -35,11 +38,41 @@ async function context(cmd: Command): Promise<Context> {
   return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
 }
 
+/**
+ * `--s3-endpoint-ca` as PEM text for the request: content (PEM, base64 of PEM or DER) is
+ * taken as is; every other item is a file read here (k3s semantics: base64 first, then a
+ * path). A file that cannot be read or holds no PEM certificate is a config error naming it.
+ */
+function endpointCAForRequest(spec: string): string {
+  const whole = endpointCAContent(spec);
+  if (whole !== undefined) return whole;
+  const out: string[] = [];
+  for (const item of spec.split(/\s+/).filter((s) => s !== '')) {
+    const content = endpointCAContent(item);
+    if (content !== undefined) {
+      out.push(content);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(item, 'utf8');
+    } catch (err) {
+      throw new EtcdsnapError('config', `cannot read --s3-endpoint-ca ${item}: ${errnoCode(err) ?? messageOf(err)} (give a PEM file or base64 PEM)`);
+    }
+    const pem = pemBundle(text);
+    if (pem === undefined) throw new EtcdsnapError('config', `--s3-endpoint-ca ${item} holds no PEM certificate`);
+    out.push(pem);
+  }
+  return out.join('');
+}
+
 /** Adds the flags every operation shares: --dir, and the S3 settings when --s3 is given. */
 function common(req: SnapshotRequest, v: Values): Record<string, unknown> {
   const dir = v.str('dir');
   if (dir !== undefined) req.dir = path.resolve(dir);
   const s3 = s3OptionsFromValues(v, '');
+  const ca = s3?.settings.endpointCA;
+  if (s3 && ca !== undefined && ca.trim() !== '') s3.settings.endpointCA = endpointCAForRequest(ca);
   const { s3: _ignored, ...rest } = req;
   return s3 ? { ...rest, s3: s3Request(s3) } : rest;
 }

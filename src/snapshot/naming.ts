@@ -63,3 +63,22 @@ export function assertSafePrefix(prefix: unknown): string {
   if (Buffer.byteLength(p) > 200) throw new EtcdsnapError('usage', `invalid snapshot name prefix: longer than 200 bytes`);
   return p;
 }
+
+/**
+ * True when `name` passes `assertSafeName` and has no C1 control character either (they
+ * act as terminal escapes too). For names that come from outside, e.g. an S3 listing,
+ * where a bad name is skipped instead of refused.
+ */
+export function isSafeName(name: string): boolean {
+  try {
+    assertSafeName(name);
+  } catch {
+    return false;
+  }
+  return !/[\u0080-\u009f]/.test(name);
+}
+
+/** True when `name` is a safe name (`isSafeName`) that follows the naming scheme. */
+export function isSafeSnapshotName(name: string): boolean {
+  return isSafeName(name) && parseSnapshotName(name) !== undefined;
+}

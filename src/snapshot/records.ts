@@ -2,7 +2,7 @@
  * Snapshot records: what ls shows and what the JSON sidecar at
  * `<snapshot-dir>/../.metadata/<file>` (k3s's place) holds. Pure types and helpers.
  */
-import { parseSnapshotName } from './naming.js';
+import { isSafeName, parseSnapshotName } from './naming.js';
 
 export type SnapshotStatus = 'successful' | 'failed';
 
@@ -58,13 +58,111 @@ export function sortRecords(records: SnapshotRecord[]): SnapshotRecord[] {
   return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.name.localeCompare(b.name) || a.location.localeCompare(b.location));
 }
 
-/** Parses a sidecar; returns undefined for anything that is not a record. */
-export function parseRecord(text: string): SnapshotRecord | undefined {
+/** Longest `message` kept from a sidecar (longer ones are cut). */
+export const MAX_MESSAGE_CHARS = 4096;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** C0 and C1 control characters and DEL: never kept in a text field (terminal escapes). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A string of at most `maxBytes` UTF-8 bytes without control characters. */
+const isText = (v: unknown, maxBytes: number): v is string => typeof v === 'string' && !CONTROL.test(v) && Buffer.byteLength(v) <= maxBytes;
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isStatus = (v: unknown): v is SnapshotStatus => v === 'successful' || v === 'failed';
+const isTime = (v: unknown): v is string => isText(v, 64) && !Number.isNaN(Date.parse(v));
+/** Control characters become spaces and the text is cut to MAX_MESSAGE_CHARS. */
+const cleanMessage = (v: string): string => v.replace(new RegExp(CONTROL.source, 'g'), ' ').slice(0, MAX_MESSAGE_CHARS);
+
+function parseCopyState(v: unknown): S3CopyState | undefined {
+  if (!isObject(v) || !isText(v.location, 4096) || !isStatus(v.status) || !isCount(v.attempts) || !isTime(v.updatedAt)) return undefined;
+  const out: S3CopyState = { location: v.location, status: v.status, attempts: v.attempts, updatedAt: v.updatedAt };
+  if (typeof v.message === 'string') out.message = cleanMessage(v.message);
+  return out;
+}
+
+/** The fields of a record, each checked for its type and shape. */
+const FIELD_CHECKS: { [K in keyof SnapshotRecord]-?: (v: unknown) => SnapshotRecord[K] | undefined } = {
+  name: (v) => (typeof v === 'string' && isSafeName(v) ? v : undefined),
+  location: (v) => (isText(v, 4096) ? v : undefined),
+  nodeName: (v) => (isText(v, 255) ? v : undefined),
+  createdAt: (v) => (isTime(v) ? v : undefined),
+  size: (v) => (isCount(v) ? v : undefined),
+  // '' is what a save without a hash records; it matches no file
+  sha256: (v) => (typeof v === 'string' && (v === '' || SHA256_HEX.test(v)) ? v : undefined),
+  compressed: (v) => (typeof v === 'boolean' ? v : undefined),
+  status: (v) => (isStatus(v) ? v : undefined),
+  message: (v) => (typeof v === 'string' ? cleanMessage(v) : undefined),
+  etcdVersion: (v) => (isText(v, 64) ? v : undefined),
+  revision: (v) => (typeof v === 'string' && /^\d{1,20}$/.test(v) ? v : undefined),
+  dbSize: (v) => (isCount(v) ? v : undefined),
+  dbSha256: (v) => (typeof v === 'string' && SHA256_HEX.test(v) ? v : undefined),
+  durationMs: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined),
+  s3: (v) => parseCopyState(v),
+};
+
+/**
+ * The known fields of a parsed sidecar that pass their check (`kept`), and the names of the
+ * known fields that were present but failed it (`invalid`). Unknown fields are dropped.
+ */
+function checkFields(o: Record<string, unknown>): { kept: Partial<SnapshotRecord>; invalid: string[] } {
+  const kept: Record<string, unknown> = {};
+  const invalid: string[] = [];
+  for (const [key, check] of Object.entries(FIELD_CHECKS) as Array<[keyof SnapshotRecord, (v: unknown) => unknown]>) {
+    if (o[key] === undefined) continue;
+    const v = check(o[key]);
+    if (v === undefined) invalid.push(key);
+    else kept[key] = v;
+  }
+  return { kept: kept as Partial<SnapshotRecord>, invalid };
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
   try {
-    const r = JSON.parse(text) as Partial<SnapshotRecord>;
-    if (typeof r.name !== 'string' || typeof r.createdAt !== 'string' || (r.status !== 'successful' && r.status !== 'failed')) return undefined;
-    return r as SnapshotRecord;
+    const v: unknown = JSON.parse(text);
+    return isObject(v) ? v : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Parses a local sidecar (one this program wrote). Returns undefined unless it is a JSON
+ * object with a valid `name`, `createdAt` and `status`. Only known fields are kept, each only
+ * when it has the right type and shape (a bad optional field is dropped, not trusted); text
+ * fields never carry control characters.
+ */
+export function parseRecord(text: string): SnapshotRecord | undefined {
+  const o = parseObject(text);
+  if (!o) return undefined;
+  const { kept } = checkFields(o);
+  if (kept.name === undefined || kept.createdAt === undefined || kept.status === undefined) return undefined;
+  // fields in their usual order (ls -o yaml/json shows them so); defaults only for missing ones
+  return { ...kept, location: kept.location ?? '', nodeName: kept.nodeName ?? '', size: kept.size ?? 0, compressed: kept.compressed ?? false } as SnapshotRecord;
+}
+
+/** What a record built from a bucket sidecar takes from us, never from the sidecar. */
+export type BucketRecordFacts = Pick<SnapshotRecord, 'name' | 'location' | 'createdAt' | 'size' | 'compressed'>;
+
+/**
+ * A record from a sidecar read from S3 (anyone with write access to the bucket can have
+ * written it). `facts` (name, location, created time, size, compression) are ours and
+ * always win; the status is `successful` (the object exists); `message` and `s3` are never
+ * taken. From the sidecar only `nodeName`, `sha256`, `etcdVersion`, `revision`, `dbSize`,
+ * `dbSha256` and `durationMs` are kept, each only when well-formed. `invalid` lists the
+ * fields the sidecar had in a bad shape (a caller checking a hash refuses when `sha256` is
+ * among them). Undefined when the text is not a JSON object.
+ */
+export function recordFromBucketSidecar(text: string, facts: BucketRecordFacts): { record: SnapshotRecord; invalid: string[] } | undefined {
+  const o = parseObject(text);
+  if (!o) return undefined;
+  const { kept, invalid } = checkFields(o);
+  const record: SnapshotRecord = { ...facts, nodeName: kept.nodeName ?? '', status: 'successful' };
+  if (kept.sha256 !== undefined) record.sha256 = kept.sha256;
+  if (kept.etcdVersion !== undefined) record.etcdVersion = kept.etcdVersion;
+  if (kept.revision !== undefined) record.revision = kept.revision;
+  if (kept.dbSize !== undefined) record.dbSize = kept.dbSize;
+  if (kept.dbSha256 !== undefined) record.dbSha256 = kept.dbSha256;
+  if (kept.durationMs !== undefined) record.durationMs = kept.durationMs;
+  return { record, invalid };
 }

@@ -1,8 +1,15 @@
 /**
  * S3 settings from flags/config (server: `--etcd-s3-*`; CLI: `--s3-*`) and from the
- * `s3` field of an API request. Pure: validation only; the S3 module checks the rest
- * (endpoint scheme, CA, proxy) when it builds its client.
+ * `s3` field of an API request. Pure: validation only, no I/O; the S3 module checks the rest
+ * (endpoint scheme, proxy, the server's own CA files) when it builds its client.
+ *
+ * Endpoint CAs: the server's own setting may name files (k3s semantics, read by
+ * `S3Store.create`); a request's `endpointCA` must be certificate content (PEM, or base64
+ * of PEM or DER), which `parseS3Request` turns into PEM text, so that a request can never
+ * make the server read a file. The CLI reads `--s3-endpoint-ca` files itself and sends
+ * their content.
  */
+import { X509Certificate } from 'node:crypto';
 import { EtcdsnapError } from '../errors.js';
 import type { Values } from '../config/resolve.js';
 import type { S3Settings } from '../store/s3.js';
@@ -49,6 +56,55 @@ export function s3OptionsFromValues(v: Values, prefix: 'etcd-' | ''): S3Options 
   return { settings, retention: v.int(k('s3-retention')) ?? 5 };
 }
 
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const BASE64_ITEM = /^[A-Za-z0-9+/=_-]+$/;
+/** The message for an `endpointCA` in a request that is not certificate content. */
+export const REQUEST_CA_MESSAGE = 'endpointCA in a request must be PEM content; the CLI reads the file for you';
+
+/**
+ * The valid certificates of a PEM bundle, as PEM text (one after the other); undefined when
+ * it holds none. Invalid blocks and text between blocks are dropped.
+ */
+export function pemBundle(text: string): string | undefined {
+  const certs: string[] = [];
+  for (const block of text.match(PEM_CERT) ?? []) {
+    try {
+      certs.push(new X509Certificate(block).toString());
+    } catch {
+      /* not a certificate: dropped */
+    }
+  }
+  return certs.length > 0 ? certs.join('') : undefined;
+}
+
+/**
+ * Certificates given as content, as PEM text: `spec` is PEM text, or space-separated items
+ * each base64 of a PEM bundle or of one DER certificate. Undefined when `spec` is not such
+ * content (e.g. a file path) or holds no valid certificate. Never reads a file.
+ */
+export function endpointCAContent(spec: string): string | undefined {
+  if (spec.includes('-----BEGIN')) return pemBundle(spec);
+  const items = spec.split(/\s+/).filter((s) => s !== '');
+  if (items.length === 0) return undefined;
+  const out: string[] = [];
+  for (const item of items) {
+    if (!BASE64_ITEM.test(item)) return undefined;
+    const bytes = Buffer.from(item, 'base64');
+    let pem: string | undefined;
+    if (bytes.toString('latin1').includes('-----BEGIN')) pem = pemBundle(bytes.toString('utf8'));
+    else {
+      try {
+        pem = new X509Certificate(bytes).toString();
+      } catch {
+        pem = undefined;
+      }
+    }
+    if (pem === undefined) return undefined;
+    out.push(pem);
+  }
+  return out.join('');
+}
+
 const STRING_FIELDS = ['endpoint', 'endpointCA', 'accessKey', 'secretKey', 'sessionToken', 'bucket', 'region', 'folder', 'proxy'] as const;
 const BOOL_FIELDS = ['skipSslVerify', 'insecure'] as const;
 
@@ -59,10 +115,10 @@ export function parseS3Request(raw: unknown): S3Options {
   const o = raw as Record<string, unknown>;
   const known = new Set<string>([...STRING_FIELDS, ...BOOL_FIELDS, 'timeoutMs', 'bucketLookup', 'retention']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw badReq(`unknown field "${key.slice(0, 64)}"`);
-  const str = (key: string): string | undefined => {
+  const str = (key: string, maxChars = 16_384): string | undefined => {
     const val = o[key];
     if (val === undefined) return undefined;
-    if (typeof val !== 'string' || val.length > 16_384) throw badReq(`"${key}" must be a string`);
+    if (typeof val !== 'string' || val.length > maxChars) throw badReq(`"${key}" must be a string`);
     return val;
   };
   const bool = (key: string): boolean => {
@@ -91,14 +147,25 @@ export function parseS3Request(raw: unknown): S3Options {
     timeoutMs: int('timeoutMs', 1000, 24 * 3600_000, 300_000),
     bucketLookup: lookup,
   };
-  for (const key of ['endpointCA', 'accessKey', 'secretKey', 'sessionToken', 'proxy'] as const) {
+  for (const key of ['accessKey', 'secretKey', 'sessionToken', 'proxy'] as const) {
     const val = str(key);
     if (val !== undefined && val !== '') settings[key] = val;
+  }
+  // content only: a path would make the server read (and tell about) any file; the same
+  // message whatever the value, so nothing is revealed about it
+  const ca = str('endpointCA', 60_000);
+  if (ca !== undefined && ca.trim() !== '') {
+    const pem = endpointCAContent(ca);
+    if (pem === undefined) throw badReq(REQUEST_CA_MESSAGE);
+    settings.endpointCA = pem;
   }
   return { settings, retention: int('retention', 0, 100_000, 5) };
 }
 
-/** The `s3` object the CLI sends (the inverse of `parseS3Request`). */
+/**
+ * The `s3` object the CLI sends (the inverse of `parseS3Request`). `endpointCA` must already
+ * be content (the CLI reads files first); it is sent as given.
+ */
 export function s3Request(o: S3Options): Record<string, unknown> {
   return { ...o.settings, retention: o.retention };
 }

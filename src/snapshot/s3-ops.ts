@@ -2,26 +2,126 @@
  * Snapshot operations on an S3 store: records from a listing, sidecars, delete, per-node
  * retention, verified download, and re-uploads of local snapshots. Uses only the
  * `S3Store` interface, never the SDK.
+ *
+ * Everything read from the bucket is untrusted (anyone who can write to it can put any key
+ * and any sidecar there):
+ * - A listing keeps only objects directly under the folder whose name passes
+ *   `isSafeSnapshotName` and that are not empty; anything else is skipped, never thrown on,
+ *   and reported once per object and process through the optional `onSkip` callback
+ *   (`.metadata/` sidecars and keys in sub-folders are skipped silently: they are ours, or
+ *   another folder's). Retention and the stale-upload abort see only such names.
+ * - Sidecars are read at most `MAX_SIDECAR_BYTES`, and only through
+ *   `recordFromBucketSidecar`: the name, location, status, size and created time of a record
+ *   are always ours, never the sidecar's.
  */
 import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EtcdsnapError } from '../errors.js';
 import type { S3Store, S3ObjectInfo } from '../store/s3.js';
 import type { LocalSnapshotDir } from '../store/local.js';
 import { planRetention } from '../retention/policy.js';
-import { parseSnapshotName } from './naming.js';
-import { createdAtFromName, parseRecord, type SnapshotRecord } from './records.js';
+import { assertSafeName, isSafeName, isSafeSnapshotName, parseSnapshotName } from './naming.js';
+import { createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from './records.js';
 import { ExpectSha256, HashCounter } from './verify.js';
 import { contentTypeOf } from './save.js';
 
-/** Snapshot objects (not sidecars, not foreign keys) directly under the folder. */
-async function snapshotObjects(store: S3Store): Promise<S3ObjectInfo[]> {
+/** Largest sidecar read from S3; a bigger one is not read (listing) or refused (download). */
+export const MAX_SIDECAR_BYTES = 64 * 1024;
+
+/** Something from the bucket that was skipped, for a log line (level warn). */
+export interface S3Skip {
+  /** The full object key (may hold any character: log it as a field, JSON-escaped). */
+  key: string;
+  /** Why it was skipped. */
+  reason: string;
+  /** One line for the log; the key in it is JSON-escaped and cut to 200 characters. */
+  message: string;
+}
+export type S3SkipReporter = (skip: S3Skip) => void;
+
+const noReport: S3SkipReporter = () => undefined;
+
+/** Keys already reported, per process; at most REPORTED_MAX are remembered. */
+const REPORTED_MAX = 1000;
+const reported = new Set<string>();
+let reportedFull = false;
+
+/**
+ * Reports a skipped key through `report` the first time this process skips it. Memory is
+ * bounded: after REPORTED_MAX distinct keys, one last line says that further skips are not
+ * reported. With the default no-op reporter nothing is remembered.
+ */
+function skipOnce(store: S3Store, key: string, reason: string, report: S3SkipReporter): void {
+  if (report === noReport) return;
+  const id = `${store.endpoint}\0${store.bucket}\0${key}`;
+  if (reported.has(id)) return;
+  if (reported.size >= REPORTED_MAX) {
+    if (!reportedFull) {
+      reportedFull = true;
+      report({ key: '', reason: 'too many', message: `more than ${REPORTED_MAX} objects in S3 were skipped; further ones are skipped without a log line` });
+    }
+    return;
+  }
+  reported.add(id);
+  const shown = JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}...` : key);
+  report({ key, reason, message: `skipping S3 object ${shown} in bucket ${store.bucket}: ${reason}` });
+}
+
+/** Why `name` (relative to the folder, no '/') is not a snapshot we list; undefined when it is one. */
+function unusable(name: string, size: number): string | undefined {
+  if (!isSafeName(name)) return 'not a safe file name (path separators, \'..\', control characters or over 255 bytes)';
+  if (!parseSnapshotName(name)) return 'not a snapshot file name (<name>-<node>-<unix seconds>[.zip])';
+  if (size === 0) return 'the object is empty';
+  return undefined;
+}
+
+/**
+ * Snapshot objects directly under the folder: safe snapshot names, not empty. Everything
+ * else is skipped (reported once, except sidecars and keys in sub-folders).
+ */
+async function snapshotObjects(store: S3Store, onSkip: S3SkipReporter): Promise<S3ObjectInfo[]> {
   const out: S3ObjectInfo[] = [];
   for await (const o of store.list()) {
-    if (o.name.includes('/') || o.size === 0 || !parseSnapshotName(o.name)) continue;
+    if (o.name.includes('/')) continue; // .metadata/ sidecars, other folders
+    const why = unusable(o.name, o.size);
+    if (why !== undefined) {
+      skipOnce(store, o.key, why, onSkip);
+      continue;
+    }
     out.push(o);
   }
   return out;
+}
+
+/**
+ * The sidecar of `name` as text, read at most MAX_SIDECAR_BYTES; undefined when there is
+ * none. A bigger one rejects with `integrity` (the rest is not downloaded).
+ */
+async function readSidecar(store: S3Store, name: string): Promise<string | undefined> {
+  const key = store.metadataKey(name);
+  let body: Readable;
+  try {
+    body = await store.getStream(key);
+  } catch (err) {
+    if (err instanceof EtcdsnapError && err.kind === 'not-found') return undefined;
+    throw err;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      size += b.length;
+      if (size > MAX_SIDECAR_BYTES) {
+        throw new EtcdsnapError('integrity', `sidecar s3://${store.bucket}/${key} is larger than ${MAX_SIDECAR_BYTES} bytes; it is not a snapshot record`);
+      }
+      chunks.push(b);
+    }
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Runs `fn` over `items` with at most `limit` at a time. */
@@ -41,24 +141,32 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => 
 /**
  * Records of the snapshots in S3. From the listing alone (one request per 1000 objects);
  * with `withSidecars`, each record is completed from its sidecar (8 requests at a time).
+ * Objects that are not snapshots of ours are skipped (see the module comment); a sidecar
+ * that cannot be read or parsed only leaves its record without details.
  */
-export async function listS3Records(store: S3Store, withSidecars: boolean): Promise<SnapshotRecord[]> {
-  const objects = await snapshotObjects(store);
+export async function listS3Records(store: S3Store, withSidecars: boolean, onSkip: S3SkipReporter = noReport): Promise<SnapshotRecord[]> {
+  const objects = await snapshotObjects(store, onSkip);
   return mapLimit(objects, 8, async (o) => {
-    const base: SnapshotRecord = {
+    const facts: BucketRecordFacts = {
       name: o.name,
       location: store.location(o.name),
-      nodeName: '',
       createdAt: createdAtFromName(o.name, o.lastModified),
       size: o.size,
       compressed: o.name.endsWith('.zip'),
-      status: 'successful',
     };
+    const base: SnapshotRecord = { ...facts, nodeName: '', status: 'successful' };
     if (!withSidecars) return base;
-    const side = parseRecord((await store.getText(store.metadataKey(o.name)).catch(() => undefined)) ?? '');
-    if (!side) return base;
-    const { s3: _s3, ...rest } = side;
-    return { ...rest, ...base, nodeName: side.nodeName };
+    let text: string | undefined;
+    try {
+      text = await readSidecar(store, o.name);
+    } catch (err) {
+      if (err instanceof EtcdsnapError && err.kind === 'integrity') skipOnce(store, store.metadataKey(o.name), `sidecar ignored: larger than ${MAX_SIDECAR_BYTES} bytes`, onSkip);
+      return base;
+    }
+    if (text === undefined) return base;
+    const side = recordFromBucketSidecar(text, facts);
+    if (!side) skipOnce(store, store.metadataKey(o.name), 'sidecar ignored: not a JSON object', onSkip);
+    return side?.record ?? base;
   });
 }
 
@@ -84,8 +192,8 @@ export async function deleteFromS3(store: S3Store, names: readonly string[]): Pr
  * the rest with their sidecars, in batches. Other nodes' snapshots are never candidates
  * (k3s counts all nodes together).
  */
-export async function pruneS3(store: S3Store, prefix: string, nodeName: string, keep: number, dryRun: boolean): Promise<string[]> {
-  const objects = await snapshotObjects(store);
+export async function pruneS3(store: S3Store, prefix: string, nodeName: string, keep: number, dryRun: boolean, onSkip: S3SkipReporter = noReport): Promise<string[]> {
+  const objects = await snapshotObjects(store, onSkip);
   const plan = planRetention(
     objects.map((o) => o.name),
     { prefix, nodeName, keep },
@@ -99,14 +207,22 @@ export async function pruneS3(store: S3Store, prefix: string, nodeName: string, 
 
 /**
  * Aborts multipart uploads of this node's snapshots that a crash left open (at start-up
- * no upload of ours can be running). Other nodes' uploads are left alone.
+ * no upload of ours can be running). Other nodes' uploads, and uploads whose key is not a
+ * safe snapshot name directly under the folder, are left alone (the latter reported once).
  */
-export async function abortStaleUploads(store: S3Store, nodeName: string): Promise<string[]> {
+export async function abortStaleUploads(store: S3Store, nodeName: string, onSkip: S3SkipReporter = noReport): Promise<string[]> {
   const aborted: string[] = [];
+  const base = store.folder === '' ? '' : `${store.folder}/`;
   for (const u of await store.listMultipartUploads()) {
-    const name = u.key.slice(store.folder === '' ? 0 : store.folder.length + 1);
+    if (!u.key.startsWith(base)) continue;
+    const name = u.key.slice(base.length);
+    if (name.includes('/')) continue;
+    if (!isSafeSnapshotName(name)) {
+      skipOnce(store, u.key, 'multipart upload left alone: not a safe snapshot file name', onSkip);
+      continue;
+    }
     const parsed = parseSnapshotName(name);
-    if (!parsed || name.includes('/') || !parsed.base.endsWith(`-${nodeName}-${parsed.timestamp}`)) continue;
+    if (!parsed || !parsed.base.endsWith(`-${nodeName}-${parsed.timestamp}`)) continue;
     await store.abortMultipartUpload(u.key, u.uploadId);
     aborted.push(name);
   }
@@ -136,20 +252,30 @@ export async function reupload(store: S3Store, dir: LocalSnapshotDir, record: Sn
 
 /**
  * Downloads `<folder>/<name>` into the folder as `<name>.part`, checks it against the
- * sha256 in the S3 sidecar, then renames it. Resolves with the final path.
+ * sha256 in the S3 sidecar, then renames it. Resolves with the final path. A sidecar that is
+ * not a JSON object, is larger than MAX_SIDECAR_BYTES or has a malformed sha256 is refused
+ * (`integrity`) before anything is written. The local record written afterwards is always
+ * for `name` (never the sidecar's name), at the downloaded file, with the size and sha256 of
+ * what was downloaded; only well-formed details come from the sidecar.
  */
 export async function downloadSnapshot(store: S3Store, name: string, dir: LocalSnapshotDir): Promise<string> {
-  const side = parseRecord((await store.getText(store.metadataKey(name))) ?? '');
+  assertSafeName(name);
+  const sideText = await readSidecar(store, name);
+  const where = store.location(name);
+  const facts: BucketRecordFacts = { name, location: where, createdAt: createdAtFromName(name, new Date()), size: 0, compressed: name.endsWith('.zip') };
+  const side = sideText === undefined ? undefined : recordFromBucketSidecar(sideText, facts);
+  if (sideText !== undefined && !side) throw new EtcdsnapError('integrity', `the sidecar of ${where} is not a snapshot record; refusing the download`);
+  if (side?.invalid.includes('sha256')) throw new EtcdsnapError('integrity', `the sidecar of ${where} has a malformed sha256; refusing the download`);
   const writer = await dir.openWriter(name);
   try {
     const counter = new HashCounter();
     await pipeline(await store.getStream(store.key(name)), counter, writer.stream);
-    if (side?.sha256 !== undefined && side.sha256 !== counter.sha256) {
-      throw new EtcdsnapError('integrity', `downloaded ${store.location(name)} does not match the sha256 in its sidecar; refusing it`);
+    if (side?.record.sha256 !== undefined && side.record.sha256 !== counter.sha256) {
+      throw new EtcdsnapError('integrity', `downloaded ${where} does not match the sha256 in its sidecar; refusing it`);
     }
-    if (counter.size === 0) throw new EtcdsnapError('integrity', `${store.location(name)} is empty`);
+    if (counter.size === 0) throw new EtcdsnapError('integrity', `${where} is empty`);
     const final = await writer.commit();
-    if (side) await dir.writeRecord({ ...side, location: `file://${final}` });
+    if (side) await dir.writeRecord({ ...side.record, name, location: `file://${final}`, size: counter.size, sha256: counter.sha256, status: 'successful' });
     return final;
   } catch (err) {
     await writer.discard();

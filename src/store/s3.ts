@@ -60,9 +60,11 @@ export interface S3Settings {
   /** host[:port] without a scheme; `--etcd-s3-insecure` selects http. */
   endpoint: string;
   /**
-   * Space-separated list; each item is base64 of a PEM bundle or a file path (k3s tries base64
-   * first). The certificates are trusted in addition to the system roots. Ignored when
-   * `skipSslVerify` is set.
+   * PEM text (certificate content; no file is read), or a space-separated list where each item
+   * is base64 of a PEM bundle or a file path (k3s tries base64 first). File paths belong to the
+   * server's own configuration only: an API request's value is always PEM text (see
+   * `parseS3Request`). The certificates are trusted in addition to the system roots. Ignored
+   * when `skipSslVerify` is set.
    */
   endpointCA?: string;
   skipSslVerify: boolean;
@@ -179,10 +181,16 @@ function pemCertificates(text: string): string[] {
 }
 
 /**
- * k3s semantics for `--etcd-s3-endpoint-ca`: each space-separated item is tried as base64 of
- * a PEM bundle, then as a file path. No certificate at all is a config error.
+ * The endpoint CAs of `spec`. PEM text is used as content and never read as a path. Anything
+ * else has k3s semantics for `--etcd-s3-endpoint-ca`: each space-separated item is tried as
+ * base64 of a PEM bundle, then as a file path. No certificate at all is a config error.
  */
 function loadEndpointCAs(spec: string): string[] {
+  if (spec.includes('-----BEGIN')) {
+    const fromPem = pemCertificates(spec);
+    if (fromPem.length === 0) throw cfg('no certificates loaded from etcd-s3-endpoint-ca (the PEM content holds no valid certificate)');
+    return fromPem;
+  }
   const certs: string[] = [];
   const problems: string[] = [];
   for (const item of spec.split(/\s+/).filter((s) => s !== '')) {
@@ -449,6 +457,19 @@ function translate(err: unknown, what: string, endpoint: string, deadline?: { ti
     return new EtcdsnapError('unavailable', base, { cause });
   }
   return new EtcdsnapError('unavailable', base, { cause, retryable: false });
+}
+
+/**
+ * A key from a listing sent with `encoding-type=url`: form-style percent-encoding ('+' is a
+ * space, as AWS sends it; Swift sends %20; a literal '+' is %2B in both). Undefined when it
+ * is not valid percent-encoded UTF-8.
+ */
+function decodeListedKey(encoded: string): string | undefined {
+  try {
+    return decodeURIComponent(encoded.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
 }
 
 function abortReason(signal: AbortSignal): unknown {
@@ -831,7 +852,12 @@ export class S3Store {
   /**
    * All objects under `<folder>/` (plus `prefix`, relative to the folder), recursively,
    * including `.metadata/` sidecars, in key order; pages through ListObjectsV2 continuation
-   * tokens (`pageSize` keys per request, each page under its own deadline).
+   * tokens (`pageSize` keys per request, each page under its own deadline). Keys are listed
+   * with `encoding-type=url` (as minio-go, which k3s uses) and decoded here, so that a key
+   * with characters XML cannot carry (control characters) does not break the listing; an
+   * S3 that ignores the parameter sends plain keys, which are used as they are. A key whose
+   * encoding cannot be decoded is left out. `name` and `key` may hold any character: callers
+   * check names before using them.
    */
   async *list(prefix = '', opts: S3ListOptions = {}): AsyncIterable<S3ObjectInfo> {
     const base = this.folder === '' ? '' : `${this.folder}/`;
@@ -847,20 +873,26 @@ export class S3Store {
               Prefix: fullPrefix === '' ? undefined : fullPrefix,
               ContinuationToken: token,
               MaxKeys: opts.pageSize ?? 1000,
+              EncodingType: 'url',
             }),
             { abortSignal },
           ),
         opts.signal,
       );
+      const encoded = page.EncodingType === 'url';
       for (const o of page.Contents ?? []) {
-        if (o.Key === undefined || !o.Key.startsWith(base)) continue;
-        yield { key: o.Key, name: o.Key.slice(base.length), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) };
+        const key = o.Key === undefined ? undefined : encoded ? decodeListedKey(o.Key) : o.Key;
+        if (key === undefined || !key.startsWith(base)) continue;
+        yield { key, name: key.slice(base.length), size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   }
 
-  /** In-progress multipart uploads under the folder (all pages), for tests and cleanup. */
+  /**
+   * In-progress multipart uploads under the folder (all pages), for tests and cleanup. Keys
+   * are listed and decoded like `list()`.
+   */
   async listMultipartUploads(): Promise<Array<{ key: string; uploadId: string }>> {
     const prefix = this.folder === '' ? undefined : `${this.folder}/`;
     const out: Array<{ key: string; uploadId: string }> = [];
@@ -869,15 +901,18 @@ export class S3Store {
     for (;;) {
       const page = await this.call(`ListMultipartUploads s3://${this.bucket}/${prefix ?? ''}`, (abortSignal) =>
         this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker, EncodingType: 'url' }),
           { abortSignal },
         ),
       );
+      const encoded = page.EncodingType === 'url';
       for (const u of page.Uploads ?? []) {
-        if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId });
+        const key = u.Key === undefined ? undefined : encoded ? decodeListedKey(u.Key) : u.Key;
+        if (key !== undefined && u.UploadId !== undefined) out.push({ key, uploadId: u.UploadId });
       }
       if (!page.IsTruncated || (page.NextKeyMarker === undefined && page.NextUploadIdMarker === undefined)) break;
-      keyMarker = page.NextKeyMarker;
+      // the marker is a key: decoded like the keys (the request encodes it again)
+      keyMarker = page.NextKeyMarker !== undefined && encoded ? decodeListedKey(page.NextKeyMarker) ?? page.NextKeyMarker : page.NextKeyMarker;
       uploadIdMarker = page.NextUploadIdMarker;
     }
     return out;

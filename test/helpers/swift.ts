@@ -13,7 +13,7 @@
  * path-style addressing (no storage_domain is configured). Buckets are created with a
  * SigV2-signed S3 request, so this helper needs no S3 client (and no memcached).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -78,6 +78,21 @@ function swiftPython(): string {
   const bin = spawnSync('sh', ['-c', 'command -v swift-ring-builder'], { encoding: 'utf8' }).stdout.trim();
   const m = /^#!\s*(\S+)/.exec(readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '');
   return m?.[1] ?? '/usr/bin/python3';
+}
+
+/**
+ * A self-signed certificate for `localhost` and `127.0.0.1` (made with openssl), to serve
+ * Swift over TLS (`startSwift({ tls })`) and to trust as the endpoint CA. The files are
+ * written into `dir`: `cert.pem` (`certFile`) and `key.pem`.
+ */
+export function selfSignedCert(dir: string): { certFile: string; certPem: string; keyPem: string } {
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ], { stdio: 'ignore' });
+  return { certFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
 }
 
 /** Runs a command; resolves with its output, rejects with its output on failure. */
