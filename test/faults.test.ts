@@ -160,7 +160,11 @@ test('20 concurrent saves with a prune and a delete racing: only "already in pro
 });
 
 test('a zip bomb (entry larger than the free space) and a zip with a path are refused; the data dir stays byte-identical', async () => {
-  const s = await start({ args: ['--etcd-disable-snapshots'] });
+  // the entry is extracted under the data dir: a 256 MiB tmpfs there leaves no room for the bomb
+  const dataMnt = tempDir();
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0700', 'tmpfs', dataMnt]);
+  mounts.push(dataMnt);
+  const s = await start({ dataDir: path.join(dataMnt, 'data'), args: ['--etcd-disable-snapshots'] });
   const saved = snapshotCli(s, ['save']);
   const name = /^Snapshot (\S+) saved/.exec(saved.stdout)?.[1] ?? '';
   assert.equal(await s.stop(), 0);
@@ -200,6 +204,8 @@ test('a zip bomb (entry larger than the free space) and a zip with a path are re
   assert.deepEqual(files(mnt), ['bomb', 'bomb.zip'], 'nothing extracted');
   execFileSync('umount', [mnt]);
   mounts.pop();
+  execFileSync('umount', [dataMnt]);
+  mounts.splice(mounts.indexOf(dataMnt), 1);
 });
 
 test('bad API input: invalid JSON, oversized and non-object bodies, wrong field types, traversal and huge names: clear 4xx, nothing changed', async () => {

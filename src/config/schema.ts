@@ -189,6 +189,14 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     valueName: 'dir',
   },
   {
+    key: 'etcd-snapshot-api-dir',
+    env: 'ETCDSNAP_ETCD_SNAPSHOT_API_DIR',
+    type: 'list',
+    description:
+      'another folder that API requests (etcd-snapshot --dir) may save snapshots to, list and delete from; absolute path, that folder only (repeatable or comma-separated; --etcd-snapshot-dir is always allowed, no other)',
+    valueName: 'dir',
+  },
+  {
     key: 'etcd-snapshot-name',
     type: 'string',
     description: 'name prefix of scheduled snapshots',

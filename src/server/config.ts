@@ -39,6 +39,8 @@ export interface ServerConfig {
     retention: number;
     dir: string;
     dirIsDefault: boolean;
+    /** `--etcd-snapshot-api-dir`: more folders API requests may use (absolute, normalized). */
+    apiDirs: string[];
     name: string;
     compress: boolean;
   };
@@ -82,6 +84,17 @@ function checkAddress(flag: string, value: string): string {
   return value;
 }
 
+/** `--etcd-snapshot-api-dir` values: items may hold comma-separated lists; each must be absolute. */
+function parseApiDirs(raw: readonly string[]): string[] {
+  const dirs = raw.flatMap((r) => r.split(',')).map((d) => d.trim()).filter((d) => d !== '');
+  for (const d of dirs) {
+    if (!path.isAbsolute(d) || d.includes('\0')) {
+      throw configError(`invalid value for --etcd-snapshot-api-dir: "${d}" is not an absolute path; give absolute folder paths (repeat the flag or separate them with commas)`);
+    }
+  }
+  return [...new Set(dirs.map((d) => path.resolve(d)))];
+}
+
 export function buildServerConfig(v: Values): ServerConfig {
   const nodeName = v.str('node-name') ?? os.hostname();
   if (!NODE_NAME.test(nodeName)) {
@@ -108,6 +121,7 @@ export function buildServerConfig(v: Values): ServerConfig {
   }
   const rawSnapshotDir = v.str('etcd-snapshot-dir');
   const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
+  const apiDirs = parseApiDirs(v.list('etcd-snapshot-api-dir'));
   const joinURL = v.str('server');
   if (joinURL !== undefined && joinURL !== '') {
     let u: URL | undefined;
@@ -154,6 +168,7 @@ export function buildServerConfig(v: Values): ServerConfig {
       retention: v.int('etcd-snapshot-retention') ?? 5,
       dir: snapshotDir ?? path.join(dataDir, 'server', 'db', 'snapshots'),
       dirIsDefault: snapshotDir === undefined,
+      apiDirs,
       name: assertSafePrefix(v.str('etcd-snapshot-name') ?? 'etcd-snapshot'),
       compress: v.bool('etcd-snapshot-compress'),
     },

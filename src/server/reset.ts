@@ -4,11 +4,13 @@
  *
  * Without a restore path: etcd's force-new-cluster on the existing data.
  * With one, in this order: resolve the snapshot (local file, or an S3 object downloaded
- * and checked against its sidecar) → extract a `.zip` → verify the sha256 trailer while
- * etcd's restore tool writes a new member `<node>-<8 hex>` into a temp dir (in parallel;
- * on any failure the temp dir goes and nothing else changed) → move `db/etcd` to
- * `db/etcd-old-<unix>` and the temp dir into its place → start etcd on loopback only →
- * healthy, exactly one member.
+ * and checked against its sidecar) → prepare and lock the data dir → extract a `.zip` into
+ * a private temp folder `db/restore-XXXXXX` (mkdtemp 0700, see snapshot/unzip.ts; removed
+ * when the reset ends, whatever the outcome, or at the next reset if a crash left it) →
+ * verify the sha256 trailer while etcd's restore tool writes a new member `<node>-<8 hex>`
+ * into a temp dir (in parallel; on any failure the temp dir goes and nothing else
+ * changed) → move `db/etcd` to `db/etcd-old-<unix>` and the temp dir into its place →
+ * start etcd on loopback only → healthy, exactly one member.
  * Both end with `db/reset-flag`, the restart message, etcd stopped, exit 0.
  */
 import { spawn } from 'node:child_process';
@@ -22,8 +24,9 @@ import { tlsPaths } from '../etcd/tls.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { caHash } from '../etcd/token.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
+import { childEnv, ETCD_TOOL_PREFIXES } from '../util/child-env.js';
 import { verifySnapshotFile } from '../snapshot/verify.js';
-import { extractSnapshotZip } from '../snapshot/unzip.js';
+import { extractSnapshotZip, type ExtractedSnapshot } from '../snapshot/unzip.js';
 import { assertSafeName, ZIP_EXT } from '../snapshot/naming.js';
 import { downloadSnapshot } from '../snapshot/s3-ops.js';
 import type { S3Options } from '../snapshot/s3-config.js';
@@ -73,9 +76,13 @@ async function resolveSnapshot(o: ResetOptions, p: string): Promise<string> {
   return abs;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
+/**
+ * Runs an etcd tool to completion with a minimal environment (`childEnv`: never ours, which
+ * may hold the token or S3 keys), plus `extra`; collects its output.
+ */
+function run(cmd: string, args: string[], extra: Readonly<Record<string, string>>, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], signal });
+    const child = spawn(cmd, args, { env: childEnv(process.env, ETCD_TOOL_PREFIXES, extra), stdio: ['ignore', 'pipe', 'pipe'], signal });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -104,7 +111,7 @@ async function restoreWithEtcdTool(file: string, dataDir: string, name: string, 
     '--skip-hash-check',
   ];
   logger.info({ tool: path.basename(bin), name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
-  const r = await run(bin, args, { ...process.env, ETCDCTL_API: '3' }, signal);
+  const r = await run(bin, args, { ETCDCTL_API: '3' }, signal);
   if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}; nothing was changed`);
   await fsp.chmod(dataDir, 0o700);
 }
@@ -164,23 +171,42 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
     throw new EtcdsnapError('config', `there is no etcd data in ${p.etcdDataDir} to reset; to start from a snapshot add --cluster-reset-restore-path`);
   }
   const tokenCheck = await checkToken(cfg, p);
+  if (tokenCheck.weakSecretWarning) logger.warn(tokenCheck.weakSecretWarning);
 
-  // resolve and extract before anything in the data dir is touched
-  let file: string | undefined;
-  if (cfg.restorePath !== undefined) {
-    file = await resolveSnapshot(o, cfg.restorePath);
-    if (file.endsWith(ZIP_EXT)) {
-      logger.info({ file }, `Decompressing etcd snapshot file: ${file}`);
-      file = await extractSnapshotZip(file, path.dirname(file));
-    }
-  }
+  // resolve before anything in the data dir is touched
+  const source = cfg.restorePath !== undefined ? await resolveSnapshot(o, cfg.restorePath) : undefined;
 
   await prepareDataDir(cfg, p);
   const unlock = await lockDataDir(p);
+  let extracted: ExtractedSnapshot | undefined;
   try {
+    await removeStaleExtractions(p, logger);
+    let file = source;
+    if (source?.endsWith(ZIP_EXT)) {
+      // into a private temp folder under server/db (never beside the zip), removed below
+      logger.info({ file: source }, `Decompressing etcd snapshot file: ${source}`);
+      extracted = await extractSnapshotZip(source, p.dbDir);
+      file = extracted.file;
+    }
     await resetLocked(o, p, etcdBinary, tokenCheck, file);
   } finally {
+    await extracted?.remove().catch((err: unknown) => logger.warn({ dir: extracted?.dir, err: messageOf(err) }, `could not remove the extracted snapshot ${extracted?.dir ?? ''}`));
     await unlock();
+  }
+}
+
+/** Temp folders of `extractSnapshotZip` (mkdtemp's 6 characters) left by a crashed reset. */
+const EXTRACTION_DIR = /^restore-[A-Za-z0-9]{6}$/;
+
+/** Removes extraction folders a killed reset left in server/db (called under the data dir lock). */
+async function removeStaleExtractions(p: ServerPaths, logger: Logger): Promise<void> {
+  const names = await fsp.readdir(p.dbDir).catch(() => [] as string[]);
+  for (const name of names.filter((n) => EXTRACTION_DIR.test(n))) {
+    const dir = path.join(p.dbDir, name);
+    const st = await fsp.lstat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) continue;
+    await fsp.rm(dir, { recursive: true, force: true });
+    logger.warn({ dir }, `removed ${dir}, a snapshot extraction left by an earlier cluster reset`);
   }
 }
 

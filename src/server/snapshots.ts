@@ -1,6 +1,8 @@
 /**
  * The snapshot feature of the server: prepares the folder, serves `POST /db/snapshot`
  * (save/list/delete/prune), runs the cron schedule, and drains a running save at stop.
+ * A request's `dir` may name only the configured snapshot dir or a folder of
+ * `--etcd-snapshot-api-dir` (`settings.apiDirs`, else the server config's).
  */
 import type { Feature } from './server.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
@@ -20,7 +22,10 @@ export interface SnapshotFeatureConfig {
 
 export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
   return async (ctx) => {
-    const service = new SnapshotService(ctx.etcd, cfg.settings, ctx.logger);
+    // the folders API requests may use: the configured one and --etcd-snapshot-api-dir
+    const apiDirs = cfg.settings.apiDirs ?? ctx.cfg.snapshots.apiDirs;
+    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger);
+    if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     if (cfg.s3) {
       // a bad setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
@@ -30,7 +35,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       try {
         await store.checkBucket();
         ctx.logger.info({ s3: store.describe() }, 'S3 snapshot storage is ready');
-        const aborted = await abortStaleUploads(store, cfg.settings.nodeName);
+        const aborted = await abortStaleUploads(store, cfg.settings.nodeName, service.reportSkip);
         if (aborted.length > 0) ctx.logger.warn({ snapshots: aborted }, 'aborted S3 uploads left open by an earlier run');
       } catch (err) {
         ctx.logger.error({ err: messageOf(err), bucket: cfg.s3.settings.bucket, endpoint: cfg.s3.settings.endpoint }, `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`);

@@ -12,6 +12,10 @@ export interface SnapshotRequest {
   operation: SnapshotOperation;
   /** save: prefix; prune: prefix; delete: file names. */
   name: string[];
+  /**
+   * An absolute folder on the server; the service accepts only allowed ones (the
+   * configured snapshot dir, `--etcd-snapshot-api-dir`), see `resolveApiDir`.
+   */
   dir?: string;
   compress?: boolean;
   retention?: number;
@@ -50,6 +54,7 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
   const dir = body['dir'];
   if (dir !== undefined) {
     if (typeof dir !== 'string' || dir.length > 4096) throw bad('invalid field "dir": expected a path');
+    if (dir !== '' && (!dir.startsWith('/') || dir.includes('\0'))) throw bad(`invalid snapshot dir ${JSON.stringify(dir.slice(0, 200))}: give an absolute path`);
     req.dir = dir;
   }
   const compress = optionalBoolean(body, 'compress');

@@ -8,24 +8,32 @@
  * - A failed save writes a failed record (shown by ls for 24 h) and throws; it never
  *   touches an earlier snapshot.
  * - Retention runs after scheduled saves only (on-demand saves are not pruned, as k3s).
+ * - A request's folder must be one the operator allowed (`folder`): the configured
+ *   snapshot dir or a `--etcd-snapshot-api-dir`; save, list, delete and prune check it
+ *   before touching anything.
  */
-import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { LocalSnapshotDir } from '../store/local.js';
 import { planRetention } from '../retention/policy.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from './naming.js';
+import { resolveApiDir } from './api-dirs.js';
 import { saveSnapshot } from './save.js';
 import { createdAtFromName, sortRecords, type SnapshotRecord } from './records.js';
 import { S3Store } from '../store/s3.js';
 import type { S3Options } from './s3-config.js';
-import { deleteFromS3, listS3Records, pruneS3, putSidecar, reupload } from './s3-ops.js';
+import { deleteFromS3, listS3Records, pruneS3, putSidecar, reupload, type S3Skip } from './s3-ops.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
   dir: string;
   dirIsDefault: boolean;
+  /**
+   * Folders besides `dir` that a request's `dir` may name (`--etcd-snapshot-api-dir`);
+   * anything else is refused (see `resolveApiDir`).
+   */
+  apiDirs?: readonly string[];
   /** Prefix of scheduled snapshots (`--etcd-snapshot-name`). */
   name: string;
   retention: number;
@@ -36,7 +44,7 @@ export interface SnapshotSettings {
 export interface SaveOptions {
   prefix: string;
   compress: boolean;
-  /** A folder other than the configured one (must exist). */
+  /** An allowed folder other than the configured one (must exist; see `folder`). */
   dir?: string;
   /** Keep this many after the save (scheduled saves); 0 = no pruning. */
   retention: number;
@@ -62,6 +70,8 @@ export class SnapshotService {
   private abort = new AbortController();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly stores = new Map<string, S3Store>();
+  /** Logs a foreign or odd bucket object once (s3-ops reports each key once per process). */
+  readonly reportSkip = (k: S3Skip): void => this.logger.warn({ key: k.key, reason: k.reason }, k.message);
 
   constructor(
     private readonly etcd: EtcdClient,
@@ -107,16 +117,16 @@ export class SnapshotService {
     return store;
   }
 
-  /** Resolves a folder from a request: the configured one, or an existing absolute path. */
+  /**
+   * Resolves a folder from a request: the configured one when `dir` is not given, else the
+   * allowed folder `dir` designates (the configured one or a `--etcd-snapshot-api-dir`,
+   * compared by real path); any other folder is refused before anything is touched. Only
+   * the default folder is created.
+   */
   async folder(dir?: string): Promise<LocalSnapshotDir> {
-    if (dir === undefined || dir === '' || path.resolve(dir) === this.settings.dir) {
-      const d = new LocalSnapshotDir(this.settings.dir);
-      await d.prepare(this.settings.dirIsDefault);
-      return d;
-    }
-    if (!path.isAbsolute(dir) || dir.includes('\0')) throw new EtcdsnapError('usage', `invalid snapshot dir "${dir}": give an absolute path`);
-    const d = new LocalSnapshotDir(path.resolve(dir));
-    await d.prepare(false);
+    const target = dir === undefined || dir === '' ? this.settings.dir : await resolveApiDir(dir, [this.settings.dir, ...(this.settings.apiDirs ?? [])]);
+    const d = new LocalSnapshotDir(target);
+    await d.prepare(target === this.settings.dir && this.settings.dirIsDefault);
     return d;
   }
 
@@ -228,7 +238,7 @@ export class SnapshotService {
     // S3 retention runs even after a failed upload (the bucket may be full), as k3s
     if (opts.scheduled && opts.s3 && store && opts.s3.retention > 0) {
       try {
-        const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, false);
+        const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, false, this.reportSkip);
         for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
         deleted.push(...gone.map((n) => store.location(n)));
       } catch (err) {
@@ -305,7 +315,7 @@ export class SnapshotService {
     if (s3) {
       // an S3 that does not answer must not hide the local snapshots (nor the failed uploads)
       try {
-        remote = await listS3Records(await this.s3Store(s3, false), withSidecars);
+        remote = await listS3Records(await this.s3Store(s3, false), withSidecars, this.reportSkip);
       } catch (err) {
         s3Error = `cannot list snapshots in S3: ${messageOf(err)}`;
         this.logger.warn({ err: messageOf(err) }, s3Error);
@@ -375,7 +385,7 @@ export class SnapshotService {
     if (opts.s3 && opts.s3.retention > 0) {
       const store = await this.s3Store(opts.s3);
       this.logger.info({ retention: opts.s3.retention, prefix }, `Applying snapshot retention=${opts.s3.retention} to snapshots stored in ${store.describe()} (this node only)`);
-      const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, opts.dryRun);
+      const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, opts.dryRun, this.reportSkip);
       deleted.push(...gone.map((n) => store.location(n)));
     }
     return { deleted };

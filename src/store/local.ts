@@ -9,11 +9,16 @@
  *   outside the folder.
  * - Sidecars live at `<dir>/../.metadata/<name>` (0600, folder 0700) and are written
  *   atomically.
+ * - Neither the snapshot folder nor `.metadata` may be a symbolic link made by another
+ *   user: `prepare` refuses both (so no later read, write or delete goes through such a
+ *   link); links our own user made (the operator's) are followed, see `foreignLinkOwner`.
+ *   `.metadata` is created only by a write into a prepared folder. An existing folder
+ *   owned by another user is never chmodded (see `ensurePrivateDir`).
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { BatchedFileWriter, ensurePrivateDir, fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { BatchedFileWriter, ensurePrivateDir, foreignLinkOwner, fsyncDir, writeFileAtomic } from '../util/fs.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../snapshot/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../snapshot/records.js';
 
@@ -35,13 +40,29 @@ export class LocalSnapshotDir {
 
   /**
    * Makes sure the folder exists: the default one is created 0700; a folder the user chose
-   * must already exist.
+   * must already exist. Refused: a folder or a `.metadata` sibling that is a symbolic link
+   * made by another user, and a `.metadata` that is not a folder.
    */
   async prepare(isDefault: boolean): Promise<void> {
     try {
+      const dirLink = await foreignLinkOwner(this.dir);
+      if (dirLink !== undefined) {
+        throw new EtcdsnapError('config', `snapshot dir ${this.dir} is a symbolic link owned by uid ${dirLink}, not by etcdsnap's user; give the folder it points to`);
+      }
       if (isDefault) await ensurePrivateDir(this.dir);
       const st = await fsp.stat(this.dir);
       if (!st.isDirectory()) throw new EtcdsnapError('config', `${this.dir} is not a directory; point --etcd-snapshot-dir at a folder`);
+      const metaLink = await foreignLinkOwner(this.metadataDir);
+      if (metaLink !== undefined) {
+        throw new EtcdsnapError('config', `${this.metadataDir} (the snapshot records of ${this.dir}) is a symbolic link owned by uid ${metaLink}; remove the link, etcdsnap creates the folder itself (mode 0700)`);
+      }
+      const meta = await fsp.stat(this.metadataDir).catch((err: unknown) => {
+        if (errnoCode(err) === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (meta && !meta.isDirectory()) {
+        throw new EtcdsnapError('config', `${this.metadataDir} (the snapshot records of ${this.dir}) is not a folder; remove it, etcdsnap creates the folder itself (mode 0700)`);
+      }
     } catch (err) {
       if (err instanceof EtcdsnapError) throw err;
       if (errnoCode(err) === 'ENOENT') {
