@@ -2,6 +2,24 @@
 import { Command } from 'commander';
 import { addOptions, resolveValues } from '../config/resolve.js';
 import { SERVER_OPTIONS } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+
+/**
+ * Last resort for the daemon: an error that nothing handled is a bug. It is logged at error
+ * level with its stack, and the server (with its etcd) keeps running, rather than Node ending
+ * the process on the first unhandled rejection or uncaught exception.
+ */
+function keepRunningOnBugs(logger: Logger): void {
+  const report = (err: unknown, msg: string): void => {
+    try {
+      logger.error({ err }, msg);
+    } catch {
+      /* the log itself failed (stderr gone): nothing else to tell */
+    }
+  };
+  process.on('unhandledRejection', (reason) => report(reason, 'unhandled promise rejection: this is a bug, please report it; the server keeps running'));
+  process.on('uncaughtException', (err) => report(err, 'uncaught exception: this is a bug, please report it; the server keeps running'));
+}
 
 export function serverCommand(): Command {
   const cmd = new Command('server').description('Run an etcd member under supervision, with scheduled snapshots');
@@ -31,6 +49,7 @@ export function serverCommand(): Command {
       });
       return;
     }
+    keepRunningOnBugs(logger);
     const [{ runServer }, { snapshotFeature }] = await Promise.all([import('../server/server.js'), import('../server/snapshots.js')]);
     const ac = new AbortController();
     let signals = 0;

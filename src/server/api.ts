@@ -5,19 +5,36 @@
  * - Routes are registered with `route()`; a route is public only when it says so
  *   (`/healthz`, `/cacerts`). Every other request needs the token's secret, as HTTP basic
  *   auth `server:<secret>` (as k3s) or `Authorization: Bearer <secret>`, compared in
- *   constant time. A missing or wrong secret gets 401 and a log line without the secret.
- * - Request bodies are JSON objects of at most 64 KiB; anything else is a 400/413.
+ *   constant time. A missing or wrong secret gets 401 at once, without its body being read,
+ *   and its connection is closed after the answer. Failed logins are slowed and their log
+ *   lines bounded per source (login-throttle.ts); a log line never holds the credential.
+ * - Only origin-form targets (`/path?query`) are accepted (request-target.ts); any other
+ *   target is a 400 and the connection is closed.
+ * - Public routes take no body: a request to one with a body (Content-Length > 0 or any
+ *   Transfer-Encoding) is answered 413 without reading it, and the connection is closed.
+ * - Authenticated request bodies are JSON objects of at most 64 KiB; anything else is a 400/413.
  * - Handlers throw EtcdsnapError; `statusOf` is the one place that maps kinds to HTTP codes.
- *   Error bodies are `{"error": "<message>"}`.
+ *   Error bodies are `{"error": "<message>"}`. Any other error escaping a request is a 500
+ *   with a log line; nothing a client sends can reject a promise unhandled.
+ * - Timeouts (DEFAULT_API_TIMEOUTS) bound receiving a request: TLS handshake 10 s, headers
+ *   10 s, the whole request with its body 30 s, idle keep-alive 5 s. Node's requestTimeout
+ *   stops counting once the request is received, so a handler may run for minutes (a
+ *   snapshot save); no timeout applies to it or to sending its response.
+ * - Open connections are capped, and at the cap the API evicts connections that are not
+ *   serving an authenticated request (connection-guard.ts).
  */
 import https from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, type ErrorKind, messageOf } from '../errors.js';
 import { secretsEqual } from '../etcd/token.js';
+import { ConnectionGuard, maxConnectionsFor, softFdLimit } from './connection-guard.js';
+import { LoginThrottle, sourceKey, type LoginThrottleSettings } from './login-throttle.js';
+import { parseRequestTarget, type RequestTarget } from './request-target.js';
+import { BodyError, readJsonBody } from './json-body.js';
 
-export const MAX_BODY_BYTES = 64 * 1024;
+export { MAX_BODY_BYTES } from './json-body.js';
 
 export interface ApiRequest {
   method: string;
@@ -57,6 +74,24 @@ export function statusOf(err: unknown): number {
   return err instanceof EtcdsnapError ? STATUS[err.kind] : 500;
 }
 
+/** Limits on receiving a request (ms). Node checks them every `checkIntervalMs`. */
+export interface ApiTimeouts {
+  handshakeMs: number;
+  headersMs: number;
+  /** The whole request, headers and body; not the handler nor the response. */
+  requestMs: number;
+  keepAliveMs: number;
+  checkIntervalMs: number;
+}
+
+export const DEFAULT_API_TIMEOUTS: Readonly<ApiTimeouts> = {
+  handshakeMs: 10_000,
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 5_000,
+  checkIntervalMs: 1_000,
+};
+
 export interface SupervisorApiOptions {
   host: string;
   port: number;
@@ -65,19 +100,47 @@ export interface SupervisorApiOptions {
   /** The token's secret; the only credential the API accepts. */
   secret: string;
   logger: Logger;
+  /** Defaults: DEFAULT_API_TIMEOUTS. */
+  timeouts?: Partial<ApiTimeouts>;
+  /** Cap on open connections; default from the process's open-files limit (connection-guard.ts). */
+  maxConnections?: number;
+  /** Defaults: DEFAULT_LOGIN_THROTTLE. */
+  loginThrottle?: Partial<LoginThrottleSettings>;
 }
+
+const UNAUTHORIZED = 'unauthorized: pass the cluster token (see <data-dir>/server/token)';
 
 export class SupervisorApi {
   private readonly routes: Route[] = [];
   private readonly server: https.Server;
+  private readonly guard: ConnectionGuard;
+  private readonly throttle: LoginThrottle;
   private accepting = true;
 
   constructor(private readonly opts: SupervisorApiOptions) {
-    this.server = https.createServer({ cert: opts.certPem, key: opts.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
-      void this.dispatch(req, res);
-    });
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 0; // snapshot saves may take minutes
+    const t = { ...DEFAULT_API_TIMEOUTS, ...opts.timeouts };
+    this.server = https.createServer(
+      {
+        cert: opts.certPem,
+        key: opts.keyPem,
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: t.handshakeMs,
+        headersTimeout: t.headersMs,
+        requestTimeout: t.requestMs,
+        keepAliveTimeout: t.keepAliveMs,
+        connectionsCheckingInterval: t.checkIntervalMs,
+      },
+      (req, res) => {
+        this.dispatch(req, res).catch((err: unknown) => this.failed(err, req, res));
+      },
+    );
+    this.guard = new ConnectionGuard(this.server, opts.maxConnections ?? maxConnectionsFor(softFdLimit()), opts.logger);
+    this.throttle = new LoginThrottle(opts.loginThrottle);
+  }
+
+  /** The cap on open connections in force. */
+  get maxConnections(): number {
+    return this.guard.maxConnections;
   }
 
   route(r: Route): this {
@@ -118,23 +181,25 @@ export class SupervisorApi {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://localhost');
     const method = req.method ?? 'GET';
-    const log = this.opts.logger;
-    const candidates = this.routes.filter((r) => r.path === url.pathname);
+    const target = parseRequestTarget(req.url);
+    if (!target) return refuse(res, 400, 'bad request target: expected a path such as /healthz');
+    const candidates = this.routes.filter((r) => r.path === target.path);
     const route = candidates.find((r) => r.method === method);
-    const isPublic = route?.public === true;
-    if (!isPublic && !this.authorized(req)) {
-      log.warn({ remote: req.socket.remoteAddress, method, path: url.pathname, hasCredentials: req.headers.authorization !== undefined }, 'unauthorized API request');
-      req.resume();
-      return send(res, 401, { error: 'unauthorized: pass the cluster token (see <data-dir>/server/token)' });
+    if (route?.public === true) {
+      if (hasBody(req)) return refuse(res, 413, `${target.path} takes no request body`);
+      return this.run(route, method, target, {}, res);
     }
+    const source = sourceKey(req.socket.remoteAddress);
+    if (!this.authorized(req)) return this.unauthorized(req, res, source, method, target.path);
+    this.throttle.success(source);
+    res.once('close', this.guard.enter(req.socket));
     if (!route) {
       req.resume();
-      if (candidates.length > 0) return send(res, 405, { error: `method ${method} not allowed on ${url.pathname}` });
-      return send(res, 404, { error: `no such endpoint: ${url.pathname}` });
+      if (candidates.length > 0) return send(res, 405, { error: `method ${method} not allowed on ${target.path.slice(0, 200)}` });
+      return send(res, 404, { error: `no such endpoint: ${target.path.slice(0, 200)}` });
     }
-    if (!this.accepting && !isPublic) {
+    if (!this.accepting) {
       req.resume();
       return send(res, 503, { error: 'server is shutting down' });
     }
@@ -144,63 +209,80 @@ export class SupervisorApi {
     } catch (err) {
       return send(res, err instanceof BodyError ? err.status : 400, { error: messageOf(err) });
     }
+    return this.run(route, method, target, body, res);
+  }
+
+  private async run(route: Route, method: string, target: RequestTarget, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
     const ac = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) ac.abort();
     });
     try {
-      const out = await route.handle({ method, path: url.pathname, query: url.searchParams, body, signal: ac.signal });
+      const out = await route.handle({ method, path: target.path, query: target.query, body, signal: ac.signal });
       send(res, out.status, out.body);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) log.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: url.pathname }, 'API request failed');
+      if (status >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: target.path }, 'API request failed');
       send(res, status, { error: messageOf(err) });
     }
   }
-}
 
-class BodyError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-}
-
-/** Past this the connection is cut instead of drained (a 413 needs the body read). */
-const DRAIN_LIMIT_BYTES = 16 * 1024 * 1024;
-
-async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const b = chunk as Buffer;
-    size += b.length;
-    if (size > DRAIN_LIMIT_BYTES) {
-      req.destroy();
-      break;
+  /** 401 without reading the body, held back as the throttle says; the connection is closed after it. */
+  private unauthorized(req: IncomingMessage, res: ServerResponse, source: string, method: string, path: string): void {
+    const d = this.throttle.failure(source, Date.now());
+    if (d.log) {
+      this.opts.logger.warn(
+        {
+          remote: req.socket.remoteAddress,
+          method: method.slice(0, 32),
+          path: path.slice(0, 200),
+          hasCredentials: req.headers.authorization !== undefined,
+          failures: d.failures,
+          ...(d.unlogged > 0 ? { unlogged: d.unlogged } : {}),
+        },
+        'unauthorized API request',
+      );
     }
-    if (size <= MAX_BODY_BYTES) chunks.push(b); // past the limit: read and drop, then answer 413
+    if (d.delayMs === 0) return refuse(res, 401, UNAUTHORIZED);
+    const retry = { 'retry-after': String(Math.ceil(d.delayMs / 1000)) };
+    const timer = setTimeout(() => refuse(res, 401, UNAUTHORIZED, retry), d.delayMs);
+    res.once('close', () => clearTimeout(timer)); // the client left or was evicted meanwhile
   }
-  if (size > MAX_BODY_BYTES) throw new BodyError(`request body larger than ${MAX_BODY_BYTES} bytes`, 413);
-  if (size === 0) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new BodyError('request body is not valid JSON', 400);
+
+  /** Last resort for an error escaping `dispatch`: 500 and a log line (a bug). */
+  private failed(err: unknown, req: IncomingMessage, res: ServerResponse): void {
+    this.opts.logger.error({ err, method: req.method?.slice(0, 32), path: req.url?.slice(0, 200) }, 'API request failed unexpectedly');
+    try {
+      if (!res.headersSent) refuse(res, 500, 'internal error');
+      else res.destroy();
+    } catch {
+      req.socket.destroy();
+    }
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new BodyError('request body must be a JSON object', 400);
-  }
-  return parsed as Record<string, unknown>;
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return;
+/** True when the request announces a body: Content-Length other than 0, or any Transfer-Encoding. */
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/**
+ * Answers with an error and closes the connection after the answer, without reading the
+ * request's body (Node ends the socket once the response is written, as it says `close`).
+ */
+function refuse(res: ServerResponse, status: number, message: string, headers: OutgoingHttpHeaders = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const socket = res.socket; // Node detaches it from the response when the response finishes
+  res.once('finish', () => socket?.destroySoon());
+  send(res, status, { error: message }, { ...headers, connection: 'close' });
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
+  if (res.headersSent || res.destroyed) return;
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
     'content-length': Buffer.byteLength(text),
   });

@@ -226,6 +226,8 @@ export interface StartOptions {
   /** YAML text for the config file; an empty file is used when not given. */
   config?: string;
   nodeName?: string;
+  /** Soft and hard limit of open files for the server (and its etcd), set with `ulimit -n`. */
+  fdLimit?: number;
 }
 
 /** Starts `etcdsnap server` with JSON logs; does not wait for readiness. */
@@ -253,7 +255,10 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
     String(ports.peer),
     ...(opts.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child =
+    opts.fdLimit === undefined
+      ? spawn(process.execPath, args, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
   return new ServerProcess(child, dataDir, ports);
 }
 
