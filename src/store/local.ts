@@ -9,6 +9,9 @@
  *   outside the folder.
  * - Sidecars live at `<dir>/../.metadata/<name>` (0600, folder 0700) and are written
  *   atomically.
+ * - `list` shows the files that are snapshots by the rule of `snapshot-kind.ts` (our names,
+ *   and other names whose first bytes are an etcd snapshot's or a zip's, marked
+ *   `foreignName`); `assertDeletable` refuses any other existing file.
  * - Neither the snapshot folder nor `.metadata` may be a symbolic link made by another
  *   user: `prepare` refuses both (so no later read, write or delete goes through such a
  *   link); links our own user made (the operator's) are followed, see `foreignLinkOwner`.
@@ -21,6 +24,7 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { BatchedFileWriter, ensurePrivateDir, foreignLinkOwner, fsyncDir, writeFileAtomic } from '../util/fs.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../snapshot/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../snapshot/records.js';
+import { isCandidateName, snapshotKind } from './snapshot-kind.js';
 
 export interface PartWriter {
   /** Writes the `.part` file (in batches; see `BatchedFileWriter`). */
@@ -150,9 +154,10 @@ export class LocalSnapshotDir {
   }
 
   /**
-   * Every snapshot in the folder (names that follow the naming scheme, `.part` excluded),
-   * with its sidecar when there is one, plus failed records younger than 24 h. Expired
-   * failed records are deleted.
+   * Every snapshot in the folder (see store/snapshot-kind.ts: names that follow the naming
+   * scheme, and other names whose content is a snapshot, marked `foreignName`; never `.part`
+   * or hidden files), with its sidecar when there is one, plus failed records younger than
+   * 24 h. Expired failed records are deleted.
    */
   async list(nodeName: string, now = new Date()): Promise<SnapshotRecord[]> {
     const out: SnapshotRecord[] = [];
@@ -162,18 +167,20 @@ export class LocalSnapshotDir {
     });
     const seen = new Set<string>();
     for (const name of names) {
-      if (name.endsWith(PART_EXT) || !parseSnapshotName(name)) continue;
+      if (!isCandidateName(name)) continue;
       let st;
       try {
         st = await fsp.lstat(path.join(this.dir, name));
       } catch {
         continue;
       }
-      if (!st.isFile()) continue;
+      const kind = await snapshotKind(this.dir, name, st);
+      if (kind === undefined) continue;
       seen.add(name);
       const rec = await this.readRecord(name);
+      const { foreignName: _fromSidecar, ...kept } = rec?.status === 'successful' ? rec : ({} as Partial<SnapshotRecord>);
       out.push({
-        ...(rec?.status === 'successful' ? rec : {}),
+        ...kept,
         name,
         location: this.location(name),
         nodeName: rec?.nodeName ?? nodeName,
@@ -181,6 +188,7 @@ export class LocalSnapshotDir {
         size: st.size,
         compressed: name.endsWith('.zip'),
         status: 'successful',
+        ...(kind === 'foreign' ? { foreignName: true } : {}),
       });
     }
     const sidecars = await fsp.readdir(this.metadataDir).catch(() => [] as string[]);
@@ -195,6 +203,22 @@ export class LocalSnapshotDir {
       out.push(rec);
     }
     return out;
+  }
+
+  /**
+   * Refuses (`usage`, nothing deleted) a name outside the naming scheme whose file exists but
+   * is not a snapshot (`list` does not show it): `delete` takes only what `ls` lists. A
+   * scheme name, or a name with no file, passes (`remove` then reports it not found).
+   */
+  async assertDeletable(name: string): Promise<void> {
+    assertSafeName(name);
+    if (parseSnapshotName(name) || !(await this.exists(name))) return;
+    if ((await snapshotKind(this.dir, name)) === undefined) {
+      throw new EtcdsnapError(
+        'usage',
+        `${JSON.stringify(name)} in ${this.dir} is not a snapshot (neither an etcd snapshot nor a .zip of one, or a hidden or .part file); delete removes only what etcd-snapshot ls lists, nothing was deleted`,
+      );
+    }
   }
 
   /** Deletes a snapshot and its sidecar; false when neither existed. */
