@@ -48,13 +48,32 @@ export class LocalSnapshotDir {
    * made by another user, and a `.metadata` that is not a folder.
    */
   async prepare(isDefault: boolean): Promise<void> {
+    await this.inspect(isDefault, true);
+  }
+
+  /**
+   * The checks of `prepare` without any change to the disk, for a start-up check before
+   * anything is created: the default folder may be missing or unreadable (it is created
+   * later, after the data dir's own checks), any other must exist and be a folder.
+   */
+  async check(isDefault: boolean): Promise<void> {
+    await this.inspect(isDefault, false);
+  }
+
+  private async inspect(isDefault: boolean, create: boolean): Promise<void> {
     try {
       const dirLink = await foreignLinkOwner(this.dir);
       if (dirLink !== undefined) {
         throw new EtcdsnapError('config', `snapshot dir ${this.dir} is a symbolic link owned by uid ${dirLink}, not by etcdsnap's user; give the folder it points to`);
       }
-      if (isDefault) await ensurePrivateDir(this.dir);
-      const st = await fsp.stat(this.dir);
+      if (isDefault && create) await ensurePrivateDir(this.dir);
+      const st = await fsp.stat(this.dir).catch((err: unknown) => {
+        // the default folder is made at start, under the data dir, whose own checks report
+        // a data dir that cannot be used (missing, under a file, not ours to write)
+        if (isDefault && !create) return undefined;
+        throw err;
+      });
+      if (!st) return;
       if (!st.isDirectory()) throw new EtcdsnapError('config', `${this.dir} is not a directory; point --etcd-snapshot-dir at a folder`);
       const metaLink = await foreignLinkOwner(this.metadataDir);
       if (metaLink !== undefined) {
