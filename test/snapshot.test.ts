@@ -222,17 +222,22 @@ test('traversal and bad names are refused and touch nothing', async () => {
     assert.equal(r.code, 1, bad);
     assert.match(r.stderr, /^error: invalid snapshot name/, bad);
   }
-  // only snapshot files can be deleted, even in a folder named by the request
+  // only snapshots can be deleted, and only in an allowed folder: a folder the request names
+  // is refused, and a file in the snapshot dir that is not a snapshot too
   const other = snapshotCli(s, ['delete', '--dir', outside, 'file']);
   assert.equal(other.code, 1);
-  assert.match(other.stderr, /^error: invalid snapshot name "file": not a snapshot file name/);
+  assert.match(other.stderr, /^error: snapshot dir ".*victim" is not allowed/);
+  writeFileSync(path.join(snapDir(s), 'file'), 'x');
+  const notSnapshot = snapshotCli(s, ['delete', 'file']);
+  assert.equal(notSnapshot.code, 1);
+  assert.match(notSnapshot.stderr, /^error: "file" in .* is not a snapshot .*nothing was deleted\n$/);
   for (const body of [{ operation: 'delete', name: ['../victim/file'] }, { operation: 'save', name: ['../evil'] }, { operation: 'prune', name: ['a/b'] }]) {
     const r = await apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify(body) });
     assert.equal(r.status, 400, JSON.stringify(body));
     assert.match(r.body, /invalid snapshot name/);
   }
   assert.ok(existsSync(path.join(outside, 'file')));
-  assert.deepEqual(files(snapDir(s)), []);
+  assert.deepEqual(files(snapDir(s)), ['file']);
   assert.equal(await s.stop(), 0);
 });
 
@@ -251,7 +256,7 @@ test('snapshot flags are validated at start-up: junk cron, negative retention, m
   assert.match(r.stderr, /argument '-1' is invalid\. -1 is negative; use 0 or more \(0 disables pruning\)/);
   r = runCli([...base, '--etcd-snapshot-name', '../x']);
   assert.match(r.stderr, /invalid snapshot name prefix/);
-  // a custom dir must exist (checked when the server starts snapshots)
+  // a custom dir must exist (checked before the server changes anything)
   const s = await startServer({ args: ['--etcd-snapshot-dir', path.join(dir, 'nope')] });
   const code = await s.wait(60_000);
   assert.equal(code, 1);

@@ -11,18 +11,29 @@ export function parseOutputFormat(raw: string | undefined): OutputFormat {
   throw new Error(`invalid output format: ${v}`);
 }
 
-/** Columns padded like Go's tabwriter with padding 1. */
+/** Columns padded like Go's tabwriter with padding 1; no trailing blanks when the last cell is empty. */
 export function table(rows: readonly (readonly string[])[]): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 1))).join('')).join('\n') + '\n';
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 1))).join('').trimEnd()).join('\n') + '\n';
 }
 
+/** The table's Note for a snapshot whose name is not etcdsnap's (`foreignName`). */
+export const FOREIGN_NAME_NOTE = 'foreign name';
+
+/**
+ * JSON and YAML print the records as they are (`foreignName: true` marks a snapshot whose
+ * name is not etcdsnap's scheme). The table has k3s's four columns, plus a last column
+ * `Note` only when some row has one (`foreign name`), so the first four stay where k3s
+ * has them.
+ */
 export function renderRecords(records: readonly SnapshotRecord[], format: OutputFormat): string {
   if (format === 'json') return `${JSON.stringify(records, null, 2)}\n`;
   if (format === 'yaml') return YAML.stringify(records);
-  return table([
-    ['Name', 'Location', 'Size', 'Created'],
-    ...records.map((r) => [r.name, r.status === 'failed' ? `(failed: ${r.message ?? ''})` : r.location, String(r.size), r.createdAt]),
-  ]);
+  const noted = records.some((r) => r.foreignName === true);
+  const row = (r: SnapshotRecord): string[] => {
+    const cells = [r.name, r.status === 'failed' ? `(failed: ${r.message ?? ''})` : r.location, String(r.size), r.createdAt];
+    return noted ? [...cells, r.foreignName === true ? FOREIGN_NAME_NOTE : ''] : cells;
+  };
+  return table([noted ? ['Name', 'Location', 'Size', 'Created', 'Note'] : ['Name', 'Location', 'Size', 'Created'], ...records.map(row)]);
 }

@@ -3,8 +3,10 @@
  * node's etcd as the sole member of a new cluster, then exits (k3s's procedure).
  *
  * Without a restore path: etcd's force-new-cluster on the existing data.
- * With one, in this order: resolve the snapshot (local file, or an S3 object downloaded
- * and checked against its sidecar) → prepare and lock the data dir → extract a `.zip` into
+ * With one, in this order: checks that change nothing (lock, etcd ports; preflight.ts) →
+ * resolve the snapshot (a path, a file:// URL, or a name found in the snapshot dir or
+ * downloaded from S3 and checked against its sidecar; snapshot/restore-source.ts) → prepare
+ * and lock the data dir → extract a `.zip` into
  * a private temp folder `db/restore-XXXXXX` (mkdtemp 0700, see snapshot/unzip.ts; removed
  * when the reset ends, whatever the outcome, or at the next reset if a crash left it) →
  * verify the sha256 trailer while etcd's restore tool writes a new member `<node>-<8 hex>`
@@ -18,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
-import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { tlsPaths } from '../etcd/tls.js';
 import type { EtcdClient } from '../etcd/client.js';
@@ -27,14 +29,14 @@ import { exists, writeFileAtomic } from '../util/fs.js';
 import { childEnv, ETCD_TOOL_PREFIXES } from '../util/child-env.js';
 import { verifySnapshotFile } from '../snapshot/verify.js';
 import { extractSnapshotZip, type ExtractedSnapshot } from '../snapshot/unzip.js';
-import { assertSafeName, ZIP_EXT } from '../snapshot/naming.js';
-import { downloadSnapshot } from '../snapshot/s3-ops.js';
+import { ZIP_EXT } from '../snapshot/naming.js';
+import { resolveRestoreSource } from '../snapshot/restore-source.js';
 import type { S3Options } from '../snapshot/s3-config.js';
-import { LocalSnapshotDir } from '../store/local.js';
 import { bootstrap, checkToken, prepareDataDir, type Bootstrap, type TokenCheck } from './bootstrap.js';
 import { openBootstrap, readBootstrap, sealedCaHash } from './bootstrap-data.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
+import { preflightReset } from './preflight.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -47,33 +49,6 @@ export interface ResetOptions {
   logger: Logger;
   /** Prints the final message for the user. */
   out: (line: string) => void;
-}
-
-/** Resolves the snapshot to restore: a local file, or an S3 object downloaded and checked. */
-async function resolveSnapshot(o: ResetOptions, p: string): Promise<string> {
-  if (o.s3) {
-    const name = assertSafeName(p, 'snapshot name in S3 (give the object name, not a path; pass --etcd-s3=false for a local file)');
-    const { S3Store } = await import('../store/s3.js'); // the SDK loads only when needed
-    const store = S3Store.create(o.s3.settings);
-    const dir = new LocalSnapshotDir(o.snapshotDir);
-    await dir.prepare(o.snapshotDirIsDefault);
-    o.logger.info({ snapshot: name, s3: store.describe() }, `Retrieving etcd snapshot ${name} from S3`);
-    const file = await downloadSnapshot(store, name, dir);
-    o.logger.info({ file }, `S3 download complete for ${name}`);
-    store.destroy();
-    return file;
-  }
-  const abs = path.resolve(p);
-  let st;
-  try {
-    st = await fsp.stat(abs);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') throw new EtcdsnapError('config', `etcd: snapshot path does not exist: ${abs}`);
-    throw new EtcdsnapError('config', `etcd: cannot read snapshot path ${abs}: ${messageOf(err)}`);
-  }
-  if (st.isDirectory()) throw new EtcdsnapError('config', `etcd: snapshot path must be a file, not a directory: ${abs}`);
-  if (!st.isFile()) throw new EtcdsnapError('config', `etcd: snapshot path must be a regular file: ${abs}`);
-  return abs;
 }
 
 /**
@@ -173,8 +148,9 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
   const tokenCheck = await checkToken(cfg, p);
   if (tokenCheck.weakSecretWarning) logger.warn(tokenCheck.weakSecretWarning);
 
-  // resolve before anything in the data dir is touched
-  const source = cfg.restorePath !== undefined ? await resolveSnapshot(o, cfg.restorePath) : undefined;
+  // check and resolve before anything in the data dir is touched
+  await preflightReset(cfg, p);
+  const source = cfg.restorePath !== undefined ? await resolveRestoreSource(cfg.restorePath, o) : undefined;
 
   await prepareDataDir(cfg, p);
   const unlock = await lockDataDir(p);

@@ -2,17 +2,18 @@
  * Composition root of the daemon: prepares the data dir, starts the supervisor API and the
  * etcd member, reports readiness, and shuts everything down in order when `signal` aborts.
  *
- * Order at start: etcd binary → data dir → single-instance lock → token/TLS → API listen
- * (healthz 503) → stale etcd killed → etcd ports checked → etcd started → status answers →
- * "etcdsnap server ready" (healthz 200).
+ * Order at start: etcd binary → token → checks that change nothing (preflight.ts: lock,
+ * features' own checks such as the snapshot dir, ports) → data dir → single-instance lock →
+ * TLS → API listen (healthz 503) → stale etcd killed → etcd ports checked → etcd started →
+ * status answers → "etcdsnap server ready" (healthz 200). A start refused before the data dir
+ * step leaves it exactly as it was (absent if it did not exist).
  * Order at stop: not ready, API refuses new work → in-flight work drains (bounded) → etcd
  * stopped (SIGTERM, then SIGKILL) → lock removed.
  */
-import net from 'node:net';
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { environmentError, errnoCode, messageOf } from '../errors.js';
+import { environmentError, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { EtcdClient } from '../etcd/client.js';
 import { SupervisorApi, type Route } from './api.js';
@@ -21,6 +22,7 @@ import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { clusterFeature } from './cluster.js';
 import { bootstrapDataFeature } from './bootstrap-data.js';
 import { JoinSession } from './join.js';
+import { ensurePortFree, preflightServer } from './preflight.js';
 import { exists } from '../util/fs.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
@@ -41,24 +43,13 @@ export interface ServerContext {
 }
 
 /** A feature started once etcd is ready; it may register routes and drain hooks. */
-export type Feature = (ctx: ServerContext) => Promise<void> | void;
-
-async function ensurePortFree(host: string, port: number, flag: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', (err) => {
-      const code = errnoCode(err);
-      reject(
-        environmentError(
-          code === 'EADDRINUSE'
-            ? `port ${port} (${flag}) on ${host} is already in use; stop the process using it or choose another port with ${flag}`
-            : `cannot listen on ${host}:${port} (${flag}): ${code ?? messageOf(err)}`,
-          err,
-        ),
-      );
-    });
-    srv.listen(port, host, () => srv.close(() => resolve()));
-  });
+export interface Feature {
+  (ctx: ServerContext): Promise<void> | void;
+  /**
+   * Read-only checks run before the start changes anything (e.g. a configured folder
+   * exists); a throw refuses the start and leaves the data dir as it was.
+   */
+  preflight?: () => Promise<void>;
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -78,6 +69,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   const p = serverPaths(cfg.dataDir);
   const etcdBinary = await resolveBinary(cfg.etcdBinary, '--etcd-binary', ETCD_INSTALL_HINT);
   const tokenCheck = await checkToken(cfg, p);
+  await preflightServer(cfg, p, features);
   await prepareDataDir(cfg, p);
   const unlock = await lockDataDir(p);
   const drains: DrainHook[] = [];

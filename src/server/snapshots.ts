@@ -3,14 +3,18 @@
  * (save/list/delete/prune), runs the cron schedule, and drains a running save at stop.
  * A request's `dir` may name only the configured snapshot dir or a folder of
  * `--etcd-snapshot-api-dir` (`settings.apiDirs`, else the server config's).
+ * Its `preflight` (before the server changes anything) refuses a snapshot dir that is
+ * missing (other than the default) or not a folder, and S3 settings `S3Store.create` refuses.
  */
 import type { Feature } from './server.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from '../snapshot/schedule.js';
 import { parseSnapshotRequest } from '../snapshot/request.js';
-import { messageOf } from '../errors.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { abortStaleUploads } from '../snapshot/s3-ops.js';
+import { LocalSnapshotDir } from '../store/local.js';
+import { S3Store } from '../store/s3.js';
 
 export interface SnapshotFeatureConfig {
   disabled: boolean;
@@ -21,7 +25,7 @@ export interface SnapshotFeatureConfig {
 }
 
 export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
-  return async (ctx) => {
+  const feature: Feature = async (ctx) => {
     // the folders API requests may use: the configured one and --etcd-snapshot-api-dir
     const apiDirs = cfg.settings.apiDirs ?? ctx.cfg.snapshots.apiDirs;
     const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger);
@@ -116,4 +120,15 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       await service.drain(timeoutMs);
     });
   };
+  feature.preflight = async () => {
+    await new LocalSnapshotDir(cfg.settings.dir).check(cfg.settings.dirIsDefault);
+    if (cfg.s3) {
+      try {
+        S3Store.create(cfg.s3.settings).destroy(); // validates the settings; no I/O
+      } catch (err) {
+        throw new EtcdsnapError(err instanceof EtcdsnapError ? err.kind : 'config', `failed to initialize S3 client: ${messageOf(err)}`, { cause: err });
+      }
+    }
+  };
+  return feature;
 }

@@ -34,6 +34,13 @@ export interface SnapshotRecord {
   durationMs?: number;
   /** The S3 copy of a local snapshot (kept in the local sidecar). */
   s3?: S3CopyState;
+  /**
+   * Set (true) on a local file whose name does not follow etcdsnap's naming scheme
+   * (`<name>-<node>-<unix seconds>[.zip]`) but whose content is a snapshot, e.g. one from
+   * `etcdctl snapshot save` (see store/snapshot-kind.ts); absent otherwise. Retention never
+   * selects such a file; `delete` takes it by name.
+   */
+  foreignName?: boolean;
 }
 
 export interface S3CopyState {
@@ -99,6 +106,7 @@ const FIELD_CHECKS: { [K in keyof SnapshotRecord]-?: (v: unknown) => SnapshotRec
   dbSha256: (v) => (typeof v === 'string' && SHA256_HEX.test(v) ? v : undefined),
   durationMs: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined),
   s3: (v) => parseCopyState(v),
+  foreignName: (v) => (v === true ? true : undefined),
 };
 
 /**

@@ -7,7 +7,9 @@
  *   ("snapshot save already in progress").
  * - A failed save writes a failed record (shown by ls for 24 h) and throws; it never
  *   touches an earlier snapshot.
- * - Retention runs after scheduled saves only (on-demand saves are not pruned, as k3s).
+ * - Retention runs after scheduled saves only (on-demand saves are not pruned, as k3s), and
+ *   selects only names of the naming scheme (`planRetention`); `list` also shows snapshots
+ *   with other names (marked `foreignName`), which `delete` takes by name.
  * - A request's folder must be one the operator allowed (`folder`): the configured
  *   snapshot dir or a `--etcd-snapshot-api-dir`; save, list, delete and prune check it
  *   before touching anything.
@@ -329,17 +331,17 @@ export class SnapshotService {
     return s3Error ? { items, s3Error } : { items };
   }
 
-  /** Deletes snapshots by exact file name (with their sidecars). */
+  /**
+   * Deletes snapshots by exact file name (with their sidecars): any name `list` shows. A
+   * plain file name only; a local file outside the naming scheme that is not a snapshot is
+   * refused before anything is deleted (`LocalSnapshotDir.assertDeletable`). In S3 only
+   * names of the naming scheme are deleted (the bucket listing shows no others).
+   */
   async delete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
-    const safe = names.map((n) => {
-      const name = assertSafeName(n);
-      if (!parseSnapshotName(name)) {
-        throw new EtcdsnapError('usage', `invalid snapshot name "${name}": not a snapshot file name (<name>-<node>-<unix seconds>[.zip])`);
-      }
-      return name;
-    });
+    const safe = names.map((n) => assertSafeName(n));
     const d = await this.folder(dir);
+    for (const name of safe) await d.assertDeletable(name);
     const store = s3 ? await this.s3Store(s3) : undefined;
     const deleted: string[] = [];
     const found = new Set<string>();
@@ -353,7 +355,7 @@ export class SnapshotService {
       }
     }
     if (store) {
-      for (const name of await deleteFromS3(store, safe)) {
+      for (const name of await deleteFromS3(store, safe.filter((n) => parseSnapshotName(n) !== undefined))) {
         this.logger.info({ snapshot: name }, `Snapshot ${name} deleted from S3`);
         deleted.push(store.location(name));
         found.add(name);

@@ -9,6 +9,9 @@
  *   outside the folder.
  * - Sidecars live at `<dir>/../.metadata/<name>` (0600, folder 0700) and are written
  *   atomically.
+ * - `list` shows the files that are snapshots by the rule of `snapshot-kind.ts` (our names,
+ *   and other names whose first bytes are an etcd snapshot's or a zip's, marked
+ *   `foreignName`); `assertDeletable` refuses any other existing file.
  * - Neither the snapshot folder nor `.metadata` may be a symbolic link made by another
  *   user: `prepare` refuses both (so no later read, write or delete goes through such a
  *   link); links our own user made (the operator's) are followed, see `foreignLinkOwner`.
@@ -21,6 +24,7 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { BatchedFileWriter, ensurePrivateDir, foreignLinkOwner, fsyncDir, writeFileAtomic } from '../util/fs.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../snapshot/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../snapshot/records.js';
+import { isCandidateName, snapshotKind } from './snapshot-kind.js';
 
 export interface PartWriter {
   /** Writes the `.part` file (in batches; see `BatchedFileWriter`). */
@@ -44,13 +48,32 @@ export class LocalSnapshotDir {
    * made by another user, and a `.metadata` that is not a folder.
    */
   async prepare(isDefault: boolean): Promise<void> {
+    await this.inspect(isDefault, true);
+  }
+
+  /**
+   * The checks of `prepare` without any change to the disk, for a start-up check before
+   * anything is created: the default folder may be missing or unreadable (it is created
+   * later, after the data dir's own checks), any other must exist and be a folder.
+   */
+  async check(isDefault: boolean): Promise<void> {
+    await this.inspect(isDefault, false);
+  }
+
+  private async inspect(isDefault: boolean, create: boolean): Promise<void> {
     try {
       const dirLink = await foreignLinkOwner(this.dir);
       if (dirLink !== undefined) {
         throw new EtcdsnapError('config', `snapshot dir ${this.dir} is a symbolic link owned by uid ${dirLink}, not by etcdsnap's user; give the folder it points to`);
       }
-      if (isDefault) await ensurePrivateDir(this.dir);
-      const st = await fsp.stat(this.dir);
+      if (isDefault && create) await ensurePrivateDir(this.dir);
+      const st = await fsp.stat(this.dir).catch((err: unknown) => {
+        // the default folder is made at start, under the data dir, whose own checks report
+        // a data dir that cannot be used (missing, under a file, not ours to write)
+        if (isDefault && !create) return undefined;
+        throw err;
+      });
+      if (!st) return;
       if (!st.isDirectory()) throw new EtcdsnapError('config', `${this.dir} is not a directory; point --etcd-snapshot-dir at a folder`);
       const metaLink = await foreignLinkOwner(this.metadataDir);
       if (metaLink !== undefined) {
@@ -150,9 +173,10 @@ export class LocalSnapshotDir {
   }
 
   /**
-   * Every snapshot in the folder (names that follow the naming scheme, `.part` excluded),
-   * with its sidecar when there is one, plus failed records younger than 24 h. Expired
-   * failed records are deleted.
+   * Every snapshot in the folder (see store/snapshot-kind.ts: names that follow the naming
+   * scheme, and other names whose content is a snapshot, marked `foreignName`; never `.part`
+   * or hidden files), with its sidecar when there is one, plus failed records younger than
+   * 24 h. Expired failed records are deleted.
    */
   async list(nodeName: string, now = new Date()): Promise<SnapshotRecord[]> {
     const out: SnapshotRecord[] = [];
@@ -162,18 +186,20 @@ export class LocalSnapshotDir {
     });
     const seen = new Set<string>();
     for (const name of names) {
-      if (name.endsWith(PART_EXT) || !parseSnapshotName(name)) continue;
+      if (!isCandidateName(name)) continue;
       let st;
       try {
         st = await fsp.lstat(path.join(this.dir, name));
       } catch {
         continue;
       }
-      if (!st.isFile()) continue;
+      const kind = await snapshotKind(this.dir, name, st);
+      if (kind === undefined) continue;
       seen.add(name);
       const rec = await this.readRecord(name);
+      const { foreignName: _fromSidecar, ...kept } = rec?.status === 'successful' ? rec : ({} as Partial<SnapshotRecord>);
       out.push({
-        ...(rec?.status === 'successful' ? rec : {}),
+        ...kept,
         name,
         location: this.location(name),
         nodeName: rec?.nodeName ?? nodeName,
@@ -181,6 +207,7 @@ export class LocalSnapshotDir {
         size: st.size,
         compressed: name.endsWith('.zip'),
         status: 'successful',
+        ...(kind === 'foreign' ? { foreignName: true } : {}),
       });
     }
     const sidecars = await fsp.readdir(this.metadataDir).catch(() => [] as string[]);
@@ -195,6 +222,22 @@ export class LocalSnapshotDir {
       out.push(rec);
     }
     return out;
+  }
+
+  /**
+   * Refuses (`usage`, nothing deleted) a name outside the naming scheme whose file exists but
+   * is not a snapshot (`list` does not show it): `delete` takes only what `ls` lists. A
+   * scheme name, or a name with no file, passes (`remove` then reports it not found).
+   */
+  async assertDeletable(name: string): Promise<void> {
+    assertSafeName(name);
+    if (parseSnapshotName(name) || !(await this.exists(name))) return;
+    if ((await snapshotKind(this.dir, name)) === undefined) {
+      throw new EtcdsnapError(
+        'usage',
+        `${JSON.stringify(name)} in ${this.dir} is not a snapshot (neither an etcd snapshot nor a .zip of one, or a hidden or .part file); delete removes only what etcd-snapshot ls lists, nothing was deleted`,
+      );
+    }
   }
 
   /** Deletes a snapshot and its sidecar; false when neither existed. */
