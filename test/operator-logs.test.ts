@@ -102,7 +102,7 @@ test('default start-up: a few lines with what runs, the token path and an etcdct
   const dataDir = path.join(tempDir(), 'data');
   const ports = await freePorts();
   const s = startText(dataDir, ports);
-  const ready = await s.line(/ INFO: etcdsnap server ready /);
+  const ready = await s.line(/ INFO: etcdsnap server ready( |$)/);
   const startup = [...s.lines];
   assert.ok(startup.length <= MAX_LINES, `start-up took ${startup.length} lines (at most ${MAX_LINES}):\n${startup.join('\n')}`);
   // one line per record, each one a timestamped, levelled line
