@@ -66,7 +66,8 @@ test('against a server: prune says when nothing goes; --etcd-server at etcd\'s c
   const expected = `error: ${etcdURL} does not look like an etcdsnap supervisor API (TLS handshake failed: `;
   // the full token (the CA is fetched from /cacerts first) and a bare secret (the CA file is used)
   const secret = s.token().split('::server:')[1] ?? '';
-  for (const env of [{}, { ETCDSNAP_ETCD_TOKEN: secret }]) {
+  const envs: Array<Record<string, string>> = [{}, { ETCDSNAP_ETCD_TOKEN: secret }];
+  for (const env of envs) {
     const line = oneError(snapshotCli(s, ['ls', '-s', etcdURL], env));
     assert.ok(line.startsWith(expected), line);
     assert.ok(line.endsWith("); point --etcd-server at the server's supervisor port (--supervisor-port, 9345 by default), not etcd's client port"), line);

@@ -104,7 +104,7 @@ export interface LoggerOptions {
  * A pino logger whose lines are scrubbed of registered secrets (`scrubSecrets`) before they
  * reach the destination. JSON: each line is scrubbed. Text: the JSON line is scrubbed, then
  * formatted by pino-pretty (synchronously, in this thread) as one line per record (fields as
- * JSON after the message), then scrubbed again, so a form that only the formatting produces
+ * JSON after the message; only an `err` object with its stack spans lines), then scrubbed again, so a form that only the formatting produces
  * (a JSON escape undone) is masked too.
  */
 export function createLogger(opts: LoggerOptions): Logger {
