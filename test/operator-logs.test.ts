@@ -183,6 +183,19 @@ test('an etcd that panics (a corrupt member database): the panic and its stack a
   await s.stop();
 });
 
+test('an etcd that refuses a flag (--etcd-arg foo=bar): the exit line names it, and etcd\'s usage text is not dumped into the log', async () => {
+  const s = await startServer({ args: ['--etcd-arg', 'foo=bar'] });
+  servers.push(s);
+  const exit = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('etcd exited unexpectedly'), 60_000);
+  assert.equal(exit.level, 'error');
+  assert.equal(exit.msg, 'etcd exited unexpectedly with code 2: flag provided but not defined: -foo; restarting in 1s');
+  await s.stop();
+  // etcd printed ~200 lines of usage after the refusal: one debug record, not shown at info
+  const etcdLines = s.lines.filter(isEtcd);
+  assert.deepEqual(etcdLines.map((l) => `${String(l.level)}: ${String(l.msg)}`).filter((m) => !m.startsWith('warn: flag provided but not defined: -foo')), []);
+  assert.ok(s.raw.length <= MAX_LINES, `${s.raw.length} lines:\n${s.raw.join('\n')}`);
+});
+
 test('a restore prints a short summary: what was restored, the revision, where the old data went, the next step', async () => {
   const s = await startReady({ args: ['--etcd-disable-snapshots'] });
   for (let i = 0; i < 5; i++) assert.equal(etcdctl(s, ['put', `k/${i}`, `v${i}`]).code, 0);
