@@ -7,6 +7,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Another apt-get or dpkg (unattended-upgrades, cloud-init, a second terminal) may hold apt's
+# locks: wait for them, at most this long, instead of failing at once.
+APT_LOCK_WAIT=300
+
+# `apt-get update`, retried while another process holds the package lists lock (apt's
+# DPkg::Lock::Timeout covers the dpkg lock, not that one), for at most APT_LOCK_WAIT s.
+apt_update() {
+  local deadline=$((SECONDS + APT_LOCK_WAIT)) out said=0
+  until out=$(apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" update -qq 2>&1); do
+    if ! grep -qiE 'could not get lock|unable to lock' <<<"$out" || ((SECONDS >= deadline)); then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
+    if ((said == 0)); then
+      echo "another apt-get or dpkg holds apt's package lists lock; waiting for it" >&2
+      said=1
+    fi
+    sleep 5
+  done
+  [ -z "$out" ] || printf '%s\n' "$out" >&2
+}
+
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
@@ -27,9 +49,10 @@ if ((${#need[@]})); then
     echo "error: missing Debian packages: ${need[*]}; run: sudo apt-get install -y ${need[*]}" >&2
     exit 1
   fi
-  echo "installing Debian packages: ${need[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  echo "installing Debian packages: ${need[*]} (waiting at most ${APT_LOCK_WAIT}s for apt's lock if another apt-get or dpkg holds it)" >&2
+  apt_update
+  # apt-get waits for the dpkg lock itself (DPkg::Lock::Timeout, apt >= 1.9.11)
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian's etcd-server enables a system etcd on 2379/2380, which would hold etcdsnap's ports.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now etcd >/dev/null 2>&1 || true

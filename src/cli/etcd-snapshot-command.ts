@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, Help, Option } from 'commander';
 import { addOptions, resolveValues, type Values } from '../config/resolve.js';
 import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
@@ -77,8 +77,40 @@ function common(req: SnapshotRequest, v: Values): Record<string, unknown> {
   return s3 ? { ...rest, s3: s3Request(s3) } : rest;
 }
 
+/** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune). */
+const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune'] as const;
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The command a mistyped word most likely meant (at most 2 edits, and fewer than its length). */
+function suggestCommand(word: string): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of COMMANDS) {
+    const d = distance(word.toLowerCase(), name);
+    if (d <= 2 && d < name.length && (best === undefined || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
 async function save(cmd: Command): Promise<void> {
-  if (cmd.args.length > 0) throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
+  if (cmd.args.length > 0) {
+    // a bare `etcd-snapshot` runs save (the default command): a word that is no command lands here
+    if (cmd.parent?.args[0] !== cmd.name()) {
+      const word = cmd.args[0] ?? '';
+      const hint = suggestCommand(word);
+      throw new EtcdsnapError('usage', `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : 'use save, ls (list, l), delete or prune'}`);
+    }
+    throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
+  }
   const ctx = await context(cmd);
   const req: SnapshotRequest = { operation: 'save', name: [ctx.values.str('name') ?? 'on-demand'] };
   if (ctx.values.isSet('snapshot-compress')) req.compress = ctx.values.bool('snapshot-compress');
@@ -125,6 +157,10 @@ async function prune(cmd: Command): Promise<void> {
   req.retention = ctx.values.int('snapshot-retention') ?? 5;
   const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { deleted: string[] };
   for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
+  if (res.deleted.length === 0) {
+    const s3 = ctx.values.bool('s3') ? `, S3 retention ${ctx.values.int('s3-retention') ?? 5}` : '';
+    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${req.name[0] ?? ''}, retention ${req.retention}${s3}).\n`);
+  }
 }
 
 function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
@@ -138,6 +174,15 @@ function sub(name: string, description: string, run: (cmd: Command) => Promise<v
 
 export function etcdSnapshotCommand(): Command {
   const root = new Command('etcd-snapshot').description('Manage etcd snapshots of the running server (bare: save)').exitOverride();
+  const help = new Help();
+  root.configureHelp({
+    // every alias, as k3s lists them (commander shows only the first: `ls|list`)
+    subcommandTerm: (c) => {
+      const first = c.aliases()[0];
+      const shown = first === undefined ? c.name() : `${c.name()}|${first}`;
+      return [c.name(), ...c.aliases()].join('|') + help.subcommandTerm(c).slice(shown.length);
+    },
+  });
   addOptions(root, SNAPSHOT_CLI_OPTIONS);
   const saveCmd = sub('save', 'Trigger an immediate etcd snapshot', save).allowExcessArguments(true);
   root.addCommand(saveCmd, { isDefault: true });

@@ -162,6 +162,15 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     valueName: 'key=value',
   },
   {
+    key: 'etcd-log-level',
+    env: 'ETCDSNAP_ETCD_LOG_LEVEL',
+    type: 'string',
+    choices: ['debug', 'info', 'warn', 'error'],
+    description: "level of etcd's own log lines (etcd's --log-level); its panics and fatal errors always show",
+    defaultText: 'warn, or info with --debug',
+    valueName: 'level',
+  },
+  {
     key: 'etcd-disable-snapshots',
     type: 'boolean',
     description: 'disable scheduled snapshots',

@@ -3,8 +3,11 @@
  *
  * Contract:
  * - `start()` spawns etcd and returns at once; readiness is the caller's business (ask etcd
- *   over gRPC). etcd's stderr/stdout lines are logged with `component: "etcd"`.
- * - An unexpected exit is logged with its exit code and followed by a restart with
+ *   over gRPC). etcd's stderr/stdout lines are re-logged with `component: "etcd"` by an
+ *   `EtcdLogRelay` (etcd-log.ts): zap lines at their own level, panics and fatal errors as
+ *   errors, nothing below the `--log-level=` given in `args` (etcd's own level).
+ * - An unexpected exit is logged as an error with its exit code and its cause (the last
+ *   panic/fatal message etcd printed, see `EtcdLogRelay.cause`) and followed by a restart with
  *   exponential backoff (1 s doubling to 30 s; reset after 60 s of uptime).
  * - `stop()` sends SIGTERM, waits up to `stopTimeoutMs`, then SIGKILL; it never restarts.
  * - No orphan: etcd runs under `setpriv --pdeathsig SIGKILL` when available, so it dies with
@@ -20,6 +23,7 @@ import readline from 'node:readline';
 import type { Logger } from '../log/logger.js';
 import { environmentError } from '../errors.js';
 import { childEnv, ETCD_PREFIXES } from '../util/child-env.js';
+import { EtcdLogRelay, etcdLogLevelOf } from './etcd-log.js';
 
 export interface EtcdProcessOptions {
   binary: string;
@@ -122,12 +126,16 @@ export class EtcdProcess {
     const child = spawn(cmd, argv, { env: childEnv(process.env, ETCD_PREFIXES), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
     const startedAt = Date.now();
-    const log = logger.child({ component: 'etcd' });
+    // etcd's logger runs at etcd's own level: what etcd would not print is not re-logged either
+    const log = logger.child({ component: 'etcd' }, { level: etcdLogLevelOf(args) });
+    const relay = new EtcdLogRelay(log);
     for (const stream of [child.stdout, child.stderr]) {
-      if (stream) readline.createInterface({ input: stream }).on('line', (line) => logEtcdLine(log, line));
+      if (stream) readline.createInterface({ input: stream }).on('line', (line) => relay.line(line));
     }
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      // 'close', not 'exit': every line etcd printed (a panic's stack) has been read by then
+      child.once('close', (code, signal) => {
+        relay.end();
         void fsp.rm(this.opts.pidFile, { force: true });
         if (this.child === child) this.child = undefined;
         resolve();
@@ -138,7 +146,12 @@ export class EtcdProcess {
         if (Date.now() - startedAt > 60_000) this.restarts = 0;
         const delay = Math.min(30_000, 1000 * 2 ** this.restarts);
         this.restarts++;
-        logger.error({ code, signal, restartInMs: delay, restarts: this.restarts }, `etcd exited unexpectedly with code ${code ?? signal}; restarting`);
+        const cause = relay.cause;
+        const how = code !== null ? `with code ${code}` : `on signal ${signal ?? 'unknown'}`;
+        logger.error(
+          { code, signal, ...(cause !== undefined ? { cause } : {}), restartInMs: delay, restarts: this.restarts },
+          `etcd exited unexpectedly ${how}${cause !== undefined ? `: ${cause}` : ''}; restarting in ${delay / 1000}s`,
+        );
         this.restartTimer = setTimeout(() => {
           this.restartTimer = undefined;
           if (!this.stopping) void this.spawnOnce().catch((err: unknown) => logger.error({ err }, 'etcd restart failed'));
@@ -150,7 +163,7 @@ export class EtcdProcess {
       child.once('error', (err) => reject(environmentError(`cannot start ${binary}: ${err.message}`, err)));
     });
     await fsp.writeFile(this.opts.pidFile, `${child.pid ?? ''}\n`, { mode: 0o600 });
-    log.debug({ pid: child.pid, pdeathsig: usePdeath }, 'etcd started');
+    logger.debug({ pid: child.pid, pdeathsig: usePdeath }, 'etcd started');
     this.opts.onSpawn?.();
   }
 
@@ -165,21 +178,5 @@ export class EtcdProcess {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
     await this.exited;
     clearTimeout(timer);
-  }
-}
-
-const ETCD_LEVELS = new Set(['debug', 'info', 'warn', 'error', 'fatal']);
-
-/** etcd 3.4 logs JSON lines with `--logger=zap`; anything else is logged as text. */
-function logEtcdLine(log: Logger, line: string): void {
-  if (line.trim() === '') return;
-  try {
-    const rec = JSON.parse(line) as Record<string, unknown>;
-    const { level, msg, ts: _ts, caller: _caller, ...fields } = rec;
-    const lvl = typeof level === 'string' && ETCD_LEVELS.has(level) ? level : 'info';
-    const mapped = lvl === 'fatal' || lvl === 'panic' ? 'error' : (lvl as 'debug' | 'info' | 'warn' | 'error');
-    log[mapped](fields, typeof msg === 'string' ? msg : line);
-  } catch {
-    log.info(line);
   }
 }

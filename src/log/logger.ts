@@ -103,14 +103,16 @@ export interface LoggerOptions {
 /**
  * A pino logger whose lines are scrubbed of registered secrets (`scrubSecrets`) before they
  * reach the destination. JSON: each line is scrubbed. Text: the JSON line is scrubbed, then
- * formatted by pino-pretty (synchronously, in this thread), then scrubbed again, so a form
- * that only the formatting produces (a JSON escape undone) is masked too.
+ * formatted by pino-pretty (synchronously, in this thread) as one line per record (fields as
+ * JSON after the message; only an `err` object with its stack spans lines), then scrubbed again, so a form that only the formatting produces
+ * (a JSON escape undone) is masked too.
  */
 export function createLogger(opts: LoggerOptions): Logger {
   const sink: LineSink = opts.destination ?? pino.destination({ dest: 2, sync: true });
   let write: (line: string) => void;
   if (opts.format === 'text') {
-    const pretty = prettyFactory({ colorize: false, translateTime: 'SYS:standard', ignore: 'pid,hostname' });
+    // one line per record: `grep ERROR` shows a record whole, with its fields
+    const pretty = prettyFactory({ colorize: false, translateTime: 'SYS:standard', ignore: 'pid,hostname', singleLine: true });
     write = (line) => void sink.write(scrubSecrets(pretty(scrubSecrets(line))));
   } else {
     write = (line) => void sink.write(scrubSecrets(line));

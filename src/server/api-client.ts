@@ -40,6 +40,18 @@ function request(url: URL, opts: https.RequestOptions, body: string | undefined,
   });
 }
 
+/**
+ * The reason of a TLS failure (OpenSSL's reason text, e.g. "tlsv13 alert certificate
+ * required"), or undefined when `err` is no TLS error.
+ */
+function tlsFailure(err: unknown): string | undefined {
+  const code = errnoCode(err);
+  const msg = messageOf(err);
+  if (!(code?.startsWith('ERR_SSL_') === true || (code === 'EPROTO' && msg.includes('SSL')))) return undefined;
+  // OpenSSL: <hex>:error:<code>:SSL routines:<function>:<reason>:<file>:<line>:<extra>
+  return /SSL routines:[^:]*:([^:]+)/.exec(msg)?.[1]?.trim() ?? code;
+}
+
 export class SupervisorClient {
   private constructor(
     private readonly base: URL,
@@ -95,6 +107,15 @@ export class SupervisorClient {
       const code = errnoCode(err);
       if (code !== undefined && /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|ENETUNREACH)$/.test(code)) {
         throw new EtcdsnapError('unavailable', `cannot reach the etcdsnap server at ${base.origin} (${code}): \`etcdsnap server\` must be running; point ${serverFlag} at its supervisor URL`);
+      }
+      const tls = tlsFailure(err);
+      if (tls !== undefined) {
+        // e.g. etcd's client port, which asks for a client certificate, or a plain HTTP port
+        throw new EtcdsnapError(
+          'config',
+          `${base.origin} does not look like an etcdsnap supervisor API (TLS handshake failed: ${tls}); point ${serverFlag} at the server's supervisor port (--supervisor-port, 9345 by default), not etcd's client port`,
+          { cause: err },
+        );
       }
       throw new EtcdsnapError('unavailable', `request to ${base.origin} failed: ${messageOf(err)}`, { cause: err });
     }

@@ -9,6 +9,7 @@ import { configError } from '../errors.js';
 import { defaultDataDir } from '../config/schema.js';
 import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
+import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
 import { parseSchedule, type Schedule } from '../snapshot/schedule.js';
 import { assertSafePrefix } from '../snapshot/naming.js';
 
@@ -25,6 +26,8 @@ export interface ServerConfig {
   etcdPeerPort: number;
   etcdBinary: string;
   etcdArgs: string[];
+  /** etcd's `--log-level`, also the level its lines are re-logged at (`--etcd-log-level`). */
+  etcdLogLevel: EtcdLogLevel;
   clusterInit: boolean;
   /** Supervisor URL of a server whose cluster this one joins. */
   joinURL?: string;
@@ -142,6 +145,7 @@ export function buildServerConfig(v: Values): ServerConfig {
   }
   const token = v.str('token');
   const tokenFile = v.str('token-file');
+  const etcdLogLevel = v.str('etcd-log-level');
   if (token !== undefined && tokenFile !== undefined) {
     throw configError('--token and --token-file are both set; use only one');
   }
@@ -155,6 +159,8 @@ export function buildServerConfig(v: Values): ServerConfig {
     ...ports,
     etcdBinary: v.str('etcd-binary') ?? 'etcd',
     etcdArgs,
+    // etcd's routine chatter is quiet unless asked for; --debug brings back its info lines
+    etcdLogLevel: ETCD_LOG_LEVELS.find((l) => l === etcdLogLevel) ?? (v.bool('debug') ? 'info' : 'warn'),
     clusterInit: v.bool('cluster-init'),
     ...(joinURL !== undefined && joinURL !== '' ? { joinURL } : {}),
     clusterReset,
@@ -210,6 +216,7 @@ export function etcdArgs(
     '--election-timeout=5000',
     '--logger=zap',
     '--log-outputs=stderr',
+    `--log-level=${cfg.etcdLogLevel}`,
   ];
   if (mode.forceNewCluster) args.push('--force-new-cluster');
   if (mode.loopbackOnly) {

@@ -13,7 +13,9 @@
  * into a temp dir (in parallel; on any failure the temp dir goes and nothing else
  * changed) → move `db/etcd` to `db/etcd-old-<unix>` and the temp dir into its place →
  * start etcd on loopback only → healthy, exactly one member.
- * Both end with `db/reset-flag`, the restart message, etcd stopped, exit 0.
+ * Both end with `db/reset-flag`, etcd stopped, a one-line summary in the log (what was
+ * restored, the revision, where the previous data went), k3s's restart message (logged and
+ * printed on stdout), exit 0.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -85,7 +87,7 @@ async function restoreWithEtcdTool(file: string, dataDir: string, name: string, 
     `--initial-advertise-peer-urls=${peerURL}`,
     '--skip-hash-check',
   ];
-  logger.info({ tool: path.basename(bin), name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
+  logger.debug({ tool: path.basename(bin), member: name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
   const r = await run(bin, args, { ETCDCTL_API: '3' }, signal);
   if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}; nothing was changed`);
   await fsp.chmod(dataDir, 0o700);
@@ -94,13 +96,15 @@ async function restoreWithEtcdTool(file: string, dataDir: string, name: string, 
 /**
  * Starts etcd on loopback, waits until it is healthy with exactly one member, runs `inspect`
  * on it, then stops it.
+ * @returns the revision etcd reported once healthy.
  */
-async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[], inspect?: (client: EtcdClient) => Promise<void>): Promise<void> {
+async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[], inspect?: (client: EtcdClient) => Promise<void>): Promise<string> {
   const { cfg, logger } = o;
   await killStale(p.etcdPidFile, p.etcdDataDir, logger);
   const proc = new EtcdProcess({ binary: etcdBinary, args, dataDir: p.etcdDataDir, pidFile: p.etcdPidFile, logger });
   await proc.start();
   let client: EtcdClient | undefined;
+  let revision = '';
   try {
     // the gRPC client loads late: its import overlaps the restore instead of delaying it
     const { EtcdClient } = await import('../etcd/client.js');
@@ -113,7 +117,8 @@ async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string
         if (members.length !== 1) throw new EtcdsnapError('integrity', `etcd has ${members.length} members after the reset, expected 1`);
         // healthy: the single member leads (no write, so the revision stays the snapshot's)
         if (status.leader === '0' || status.leader !== status.memberId) throw new Error('no leader yet');
-        logger.info({ members: members.length, revision: status.revision }, 'etcd is healthy with exactly one member');
+        logger.debug({ members: members.length, revision: status.revision }, 'etcd is healthy with exactly one member');
+        revision = status.revision;
         break;
       } catch (err) {
         if (err instanceof EtcdsnapError && err.kind === 'integrity') throw err;
@@ -126,6 +131,7 @@ async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string
     client?.close();
     await proc.stop();
   }
+  return revision;
 }
 
 export async function runClusterReset(o: ResetOptions): Promise<void> {
@@ -230,10 +236,11 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
       await fsp.rm(p.etcdDataDir, { recursive: true, force: true }); // a fresh host: nothing to keep
     }
     let sealed: string | undefined;
+    let revision: string;
     try {
       await fsp.rename(temp, p.etcdDataDir);
       await writeFileAtomic(p.memberNameFile, name, 0o600);
-      await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }), async (c) => {
+      revision = await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }), async (c) => {
         sealed = await readBootstrap(c);
       });
     } catch (err) {
@@ -254,10 +261,17 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
       }
       throw err;
     }
+    const from = o.s3 ? `S3 object ${cfg.restorePath ?? ''}` : path.resolve(cfg.restorePath ?? file);
+    // the summary: what was restored, at which revision, where the old data went
+    const summary = `restored etcd from ${from} at revision ${revision} as member ${name}; ${hadData ? `the previous data is in ${old}` : 'there was no previous data'}`;
+    logger.info({ snapshot: from, revision, member: name, ...(hadData ? { previousData: old } : {}) }, summary);
   } else {
-    await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true }));
+    const revision = await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true }));
+    const summary = `reset etcd to a new single-member cluster at revision ${revision} (member ${boot.memberName}); its data stayed in ${p.etcdDataDir}`;
+    logger.info({ revision, member: boot.memberName }, summary);
   }
   await writeFileAtomic(p.resetFlag, '', 0o600);
+  // the next step, in k3s's words (stdout: what scripts and the operator read)
   const message = resetMessage(cfg.dataDir);
   logger.info(message);
   o.out(message);

@@ -5,8 +5,9 @@
  * Order at start: etcd binary → token → checks that change nothing (preflight.ts: lock,
  * features' own checks such as the snapshot dir, ports) → data dir → single-instance lock →
  * TLS → API listen (healthz 503) → stale etcd killed → etcd ports checked → etcd started →
- * status answers → "etcdsnap server ready" (healthz 200). A start refused before the data dir
- * step leaves it exactly as it was (absent if it did not exist).
+ * status answers → the start-up summary (startup-summary.ts), ending with "etcdsnap server
+ * ready" (healthz 200). A start refused before the data dir step leaves it exactly as it was
+ * (absent if it did not exist).
  * Order at stop: not ready, API refuses new work → in-flight work drains (bounded) → etcd
  * stopped (SIGTERM, then SIGKILL) → lock removed.
  */
@@ -15,7 +16,7 @@ import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { environmentError, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
-import { EtcdClient } from '../etcd/client.js';
+import { EtcdClient, type EtcdStatus } from '../etcd/client.js';
 import { SupervisorApi, type Route } from './api.js';
 import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
@@ -23,6 +24,7 @@ import { clusterFeature } from './cluster.js';
 import { bootstrapDataFeature } from './bootstrap-data.js';
 import { JoinSession } from './join.js';
 import { ensurePortFree, preflightServer } from './preflight.js';
+import { startupSummary } from './startup-summary.js';
 import { exists } from '../util/fs.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
@@ -52,13 +54,16 @@ export interface Feature {
   preflight?: () => Promise<void>;
 }
 
+/** Waits `ms`, or less when `signal` aborts; leaves no listener on `signal` behind. */
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const done = (): void => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 /**
@@ -138,9 +143,10 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
     await etcdProc.start();
     etcd = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${cfg.etcdClientPort}`, tls });
 
+    let status: EtcdStatus | undefined;
     while (!signal.aborted) {
       try {
-        await etcd.status(2000);
+        status = await etcd.status(2000);
         break;
       } catch (err) {
         logger.debug({ err: messageOf(err) }, 'waiting for etcd');
@@ -148,7 +154,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
       }
     }
     if (seed && !signal.aborted) await seed.promote(signal);
-    if (!signal.aborted) {
+    if (!signal.aborted && status) {
       const ctx: ServerContext = {
         cfg,
         paths: p,
@@ -164,14 +170,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         logger.info({ file: p.resetFlag }, 'started normally after a cluster reset; removed the reset flag');
       }
       ready = true;
-      logger.info(
-        {
-          nodeName: cfg.nodeName,
-          clientURL: `https://${cfg.advertiseAddress}:${cfg.etcdClientPort}`,
-          supervisorURL: `https://${cfg.advertiseAddress}:${cfg.supervisorPort}`,
-        },
-        'etcdsnap server ready',
-      );
+      for (const line of startupSummary({ cfg, paths: p, tls, member: member.name, etcd: status })) logger.info(line.fields, line.msg);
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         else signal.addEventListener('abort', () => resolve(), { once: true });

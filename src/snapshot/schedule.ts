@@ -52,6 +52,14 @@ export function parseSchedule(spec: string): Schedule {
     const known = ['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly'];
     if (!known.includes(rest)) fail(`unknown descriptor ${rest} (use one of ${known.join(' ')} or @every <duration>)`);
   }
+  if (!rest.startsWith('@')) {
+    // robfig/cron's standard parser (k3s): exactly 5 fields; croner's own message would
+    // offer six or seven, which are refused here
+    const fields = rest.split(/\s+/).filter((f) => f !== '').length;
+    if (fields !== 5) {
+      fail(`expected exactly 5 fields (minute hour day-of-month month day-of-week), found ${fields}; or use @hourly, @daily... or @every <duration>`);
+    }
+  }
   let cron: Cron | undefined;
   try {
     cron = new Cron(rest, { mode: '5-part', paused: true, ...(timezone ? { timezone } : {}) });
