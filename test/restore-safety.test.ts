@@ -78,7 +78,6 @@ test("the seed's three-server procedure in its written order (S1 resets while S2
   const before = ids(ha.s1);
   const oldMembers = memberIds(ha.s1);
   assert.equal(oldMembers.length, 3);
-  assert.equal(readFileSync(path.join(dbOf(at(ha.dirs, 0)), 'cluster-id'), 'utf8').trim(), before.cluster, 'each start records the cluster ID');
 
   // 1. on S1: the reset-restore; S2 and S3 are still running
   assert.equal(await ha.s1.stop(), 0);
@@ -86,6 +85,7 @@ test("the seed's three-server procedure in its written order (S1 resets while S2
   assert.match(r.stderr, new RegExp(`the restored cluster has a new etcd identity: cluster ID [0-9a-f]+ \\(was ${before.cluster}\\)`));
   // 2. on S2 and S3: stop, delete server/db
   assert.deepEqual(await Promise.all([ha.s2.stop(), ha.s3.stop()]), [0, 0]);
+  assert.equal(readFileSync(path.join(dbOf(at(ha.dirs, 1)), 'cluster-id'), 'utf8').trim(), before.cluster, 'each start records the cluster ID');
   for (const i of [1, 2]) rmSync(dbOf(at(ha.dirs, i)), { recursive: true });
   // 3. S1 starts; 4. S2 and S3 join the restored cluster
   const n1 = await ha.startS1();

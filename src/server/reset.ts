@@ -403,5 +403,5 @@ async function adoptBootstrap(o: ResetOptions, p: ServerPaths, check: TokenCheck
   if (pinned !== undefined) {
     throw new EtcdsnapError('config', `${why}, and --cluster-reset-new-ca makes a new cluster CA, which a full token (K10...) cannot pin: pass only its secret (the part after ::server:); nothing was kept`);
   }
-  logger.warn({ token: p.tokenFile }, `${why}: --cluster-reset-new-ca: this host keeps the new cluster CA it made; the other servers must join with the new token in ${p.tokenFile} and fresh data dirs`);
+  logger.warn({ tokenFile: p.tokenFile }, `${why}: --cluster-reset-new-ca: this host keeps the new cluster CA it made; the other servers must join with the new token in ${p.tokenFile} and fresh data dirs`);
 }
