@@ -97,6 +97,7 @@ test("the seed's three-server procedure in its written order (S1 resets while S2
   assert.ok(!oldMembers.includes(now.member), `a new member ID (${now.member}, before: ${oldMembers.join(', ')})`);
   assert.equal(ids(n2).cluster, now.cluster);
   assert.equal(readFileSync(path.join(dbOf(at(ha.dirs, 0)), 'cluster-id'), 'utf8').trim(), now.cluster);
+  assert.equal((await apiRequest(`${n1.url}/v1/cluster/identity`)).status, 401, 'the identity route needs the token');
   for (const s of [n1, n2]) {
     const id = await identity(s, ha.token);
     assert.equal(id.clusterId, now.cluster);
