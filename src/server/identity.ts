@@ -115,7 +115,7 @@ export function parseIdentity(body: unknown, from: string): ClusterIdentity {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const { clusterId, memberId, restoredAt, snapshot } = b;
   if (!isStr(clusterId) || !HEX_ID.test(clusterId) || !isStr(memberId)) {
-    throw new EtcdsnapError('unavailable', `unexpected answer from ${from}${IDENTITY_PATH}`);
+    throw new EtcdsnapError('integrity', `unexpected answer from ${from}${IDENTITY_PATH}`);
   }
   return { clusterId, memberId, restoredAt: isStr(restoredAt) ? restoredAt : null, snapshot: isStr(snapshot) ? snapshot : null };
 }

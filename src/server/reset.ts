@@ -267,7 +267,7 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
   let status: EtcdStatus;
   if (file !== undefined) {
     try {
-      status = await restoreLocked(o, p, etcdBinary, tokenCheck, boot, file, hadData, (name) => etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }));
+      status = await restoreLocked(o, p, etcdBinary, tokenCheck, boot, file, hadData, peerURL, (name) => etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }));
     } catch (err) {
       if (!tokenCheck.hadCa && !hadData) {
         // a fresh host: take back everything this run made, so a retry starts clean
@@ -307,10 +307,10 @@ async function restoreLocked(
   boot: Bootstrap,
   file: string,
   hadData: boolean,
+  peerURL: string,
   argsFor: (name: string) => string[],
 ): Promise<EtcdStatus> {
   const { cfg, logger } = o;
-  const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
   const now = Math.floor(Date.now() / 1000);
   const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;
   const clusterToken = `etcdsnap-${randomBytes(16).toString('hex')}`;
