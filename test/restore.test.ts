@@ -1,11 +1,11 @@
 /** Integration tests of cluster reset and restore, single server and 3-server HA (issue: restore/HA). */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { startReady, killStarted, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
+import { prepared, reset, RESET_MESSAGE, startHa, treeHash } from './helpers/restore.js';
 import { startSwift, type Swift } from './helpers/swift.js';
 
 let swift: Swift | undefined;
@@ -15,54 +15,12 @@ after(async () => {
 });
 const start = startReady;
 
-const MESSAGE = (dataDir: string): string =>
-  `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
-
-/** Runs `etcdsnap server --cluster-reset ...` for a data dir to completion. */
-function reset(dataDir: string, ports: Ports, extra: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
-  const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
-  if (!existsSync(cfg)) writeFileSync(cfg, '');
-  return runCli(
-    ['server', '--config', cfg, '--log-format', 'json', '--data-dir', dataDir, '--node-name', 'node1', '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer), '--cluster-reset', ...extra],
-    env,
-    180_000,
-  );
-}
-
-/** sha256 over every file (path and content) under `dir`. */
-function treeHash(dir: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else {
-        h.update(path.relative(dir, p));
-        h.update(readFileSync(p));
-      }
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
-}
+const MESSAGE = RESET_MESSAGE;
 
 const get = (s: { dataDir: string; ports: Ports }, key: string): string => etcdctl(s, ['get', key, '--print-value-only']).stdout.trim();
 function revision(s: { dataDir: string; ports: Ports }): number {
   const r = etcdctl(s, ['endpoint', 'status', '-w', 'json']);
   return (JSON.parse(r.stdout) as Array<{ Status: { header: { revision: number } } }>)[0]?.Status.header.revision ?? -1;
-}
-
-/** A server with keys A, a snapshot, then keys B; stopped. Returns the snapshot path and its revision. */
-async function prepared(extraArgs: string[] = [], env: Record<string, string> = {}, saveArgs: string[] = []): Promise<{ s: ServerProcess; file: string; name: string; rev: number; stdout: string }> {
-  const s = await start({ args: ['--etcd-disable-snapshots', ...extraArgs], env });
-  for (let i = 0; i < 20; i++) assert.equal(etcdctl(s, ['put', `a/${i}`, `A${i}`]).code, 0);
-  const saved = snapshotCli(s, ['save', ...saveArgs], env);
-  assert.equal(saved.code, 0, saved.stderr);
-  const name = /^Snapshot (\S+) saved\./.exec(saved.stdout)?.[1] ?? '';
-  const side = JSON.parse(readFileSync(path.join(s.dataDir, 'server', 'db', '.metadata', name), 'utf8')) as { revision: string };
-  for (let i = 0; i < 20; i++) assert.equal(etcdctl(s, ['put', `b/${i}`, `B${i}`]).code, 0);
-  assert.equal(await s.stop(), 0);
-  return { s, file: path.join(s.dataDir, 'server', 'db', 'snapshots', name), name, rev: Number(side.revision), stdout: saved.stdout };
 }
 
 async function checkRestored(s0: ServerProcess, rev: number, oldHash: string): Promise<void> {
@@ -192,7 +150,7 @@ test('refusals: restore path without reset, reset with --server, missing file, f
   assert.match(again.stderr, new RegExp(`you must first manually delete the file at ${path.join(s.dataDir, 'server', 'db', 'reset-flag')}`));
 });
 
-test('fresh host: the original full token restores the cluster CA from the snapshot; a wrong token or a snapshot without bootstrap data keeps nothing', async () => {
+test('fresh host: the original full token restores the cluster CA from the snapshot; a wrong token or a snapshot without bootstrap data keeps nothing (a new CA only with --cluster-reset-new-ca)', async () => {
   const { s, file, rev } = await prepared();
   const token = s.token();
   const secret = token.split('::server:')[1] ?? '';
@@ -204,7 +162,7 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   // the right CA hash with another secret: the sealed data does not open
   let r = reset(fresh, ports, [`--cluster-reset-restore-path=${file}`], { ETCDSNAP_TOKEN: `${token.split('::server:')[0] ?? ''}::server:not-the-secret` });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /error: cannot restore the cluster CA the token pins: the snapshot's bootstrap data is sealed with another token; .*nothing was kept/);
+  assert.match(r.stderr, /error: bootstrap data already found in the snapshot and encrypted with different token: pass the token of the cluster the snapshot was taken from .*nothing was kept/);
   assert.deepEqual(left(), [], 'a failed restore on a fresh host keeps nothing');
   assert.ok(!r.stderr.includes(secret));
 
@@ -243,12 +201,12 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   const fresh2 = path.join(tempDir(), 'data');
   r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: token });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /error: cannot restore the cluster CA the token pins: the snapshot holds no etcdsnap bootstrap data/);
+  assert.match(r.stderr, /error: the snapshot holds no etcdsnap bootstrap data .*give only the token's secret \(the part after ::server:\) with --cluster-reset-new-ca/);
   assert.ok(!existsSync(path.join(fresh2, 'server', 'tls')) && !existsSync(path.join(fresh2, 'server', 'token')));
-  // only the secret: a new CA, with a warning
-  r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: secret });
+  // only the secret, asking for a new CA: a new CA, with a warning
+  r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`, '--cluster-reset-new-ca'], { ETCDSNAP_TOKEN: secret });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /this host keeps the new cluster CA it made/);
+  assert.match(r.stderr, /--cluster-reset-new-ca: this host keeps the new cluster CA it made/);
   assert.notEqual(readFileSync(path.join(fresh2, 'server', 'tls', 'server-ca.crt'), 'utf8'), ca);
 
   // that new cluster's snapshot (its server stored its CA at start) restored where a CA exists:
@@ -265,20 +223,7 @@ test('fresh host: the original full token restores the cluster CA from the snaps
 });
 
 test('HA: three servers form a cluster; the seed\'s restore procedure brings all three back with A and without B', async () => {
-  const root = tempDir();
-  const dirs = ['s1', 's2', 's3'].map((n) => path.join(root, n));
-  const ports = [await freePorts(), await freePorts(), await freePorts()];
-  const s1 = await start({ dataDir: dirs[0], ports: ports[0], nodeName: 'server-1', args: ['--cluster-init', '--etcd-disable-snapshots'] });
-  const token = s1.token();
-  const join = (i: number): Promise<ServerProcess> =>
-    start({ dataDir: dirs[i], ports: ports[i], nodeName: `server-${i + 1}`, args: ['--server', s1.url, '--etcd-disable-snapshots'], env: { ETCDSNAP_TOKEN: token } });
-  const s2 = await join(1);
-  const s3 = await join(2);
-  const list = etcdctl(s1, ['member', 'list', '-w', 'json']);
-  const members = (JSON.parse(list.stdout) as { members: Array<{ name: string; isLearner?: boolean; clientURLs?: string[] }> }).members;
-  assert.equal(members.length, 3);
-  assert.ok(members.every((m) => m.name !== '' && m.isLearner !== true && (m.clientURLs ?? []).length > 0), list.stdout);
-
+  const { dirs, ports, s1, s2, s3, startS1, join } = await startHa();
   for (let i = 0; i < 10; i++) assert.equal(etcdctl(s1, ['put', `a/${i}`, `A${i}`]).code, 0);
   const saved = snapshotCli(s1, ['save']);
   const name = /^Snapshot (\S+) saved\./.exec(saved.stdout)?.[1] ?? '';
@@ -292,7 +237,7 @@ test('HA: three servers form a cluster; the seed\'s restore procedure brings all
   rmSync(path.join(dirs[1] ?? '', 'server', 'db'), { recursive: true });
   rmSync(path.join(dirs[2] ?? '', 'server', 'db'), { recursive: true });
 
-  const n1 = await start({ dataDir: dirs[0], ports: ports[0], nodeName: 'server-1', args: ['--cluster-init', '--etcd-disable-snapshots'] });
+  const n1 = await startS1();
   const n2 = await join(1);
   const n3 = await join(2);
   const health = etcdctl(n1, ['endpoint', 'health', `--endpoints=${ports.map((p) => `https://127.0.0.1:${p.client}`).join(',')}`]);

@@ -246,6 +246,13 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     valueName: 'path',
   },
   {
+    key: 'cluster-reset-new-ca',
+    type: 'boolean',
+    description:
+      "with --cluster-reset-restore-path on a host without a cluster CA: when the token cannot open the snapshot's CA (another token, or a snapshot without etcdsnap bootstrap data), restore with a new CA and token instead of refusing",
+    default: false,
+  },
+  {
     key: 'skip-hash-check',
     type: 'boolean',
     description: "restore a snapshot without its sha256 trailer (a member/snap/db copied from a data dir); skips the integrity check",

@@ -15,6 +15,8 @@ export interface EtcdStatus {
   version: string;
   dbSize: number;
   memberId: string;
+  /** The cluster's ID (decimal, as etcd3 gives uint64s); from the response header. */
+  clusterId: string;
   leader: string;
   raftIndex: string;
   raftTerm: string;
@@ -81,6 +83,7 @@ export class EtcdClient {
         version: s.version,
         dbSize: Number(s.dbSize),
         memberId: s.header.member_id,
+        clusterId: s.header.cluster_id,
         leader: s.leader,
         raftIndex: s.raftIndex,
         raftTerm: s.raftTerm,

@@ -7,11 +7,15 @@
  *   deleted) and answers the `--initial-cluster` it must start with.
  * - `POST /v1/cluster/promote {id}`: promotes the caller's learner once it caught up
  *   (409 until then).
+ * - `GET /v1/cluster/identity`: `{clusterId, memberId, restoredAt, snapshot}` (identity.ts),
+ *   asked by a server with etcd data before it starts, and copied by a joining server.
+ * At start it records this data's etcd cluster ID in server/db/cluster-id (identity.ts).
  */
 import { promises as fsp } from 'node:fs';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { Feature } from './server.js';
 import type { TlsPaths } from '../etcd/tls.js';
+import { IDENTITY_PATH, identityOf, recordClusterId } from './identity.js';
 
 const MEMBER_NAME = /^[a-z0-9]([-a-z0-9.]{0,80}[a-z0-9])?$/i;
 
@@ -22,7 +26,13 @@ function str(body: Record<string, unknown>, key: string, max = 512): string {
 }
 
 export function clusterFeature(tls: TlsPaths): Feature {
-  return (ctx) => {
+  return async (ctx) => {
+    try {
+      await recordClusterId(ctx.paths, (await identityOf(ctx.etcd, ctx.paths)).clusterId);
+    } catch (err) {
+      ctx.logger.warn({ err: messageOf(err), file: ctx.paths.clusterIdFile }, 'could not record the etcd cluster ID of this data; the next start cannot check it against the cluster');
+    }
+    ctx.addRoute({ method: 'GET', path: IDENTITY_PATH, handle: async () => ({ status: 200, body: await identityOf(ctx.etcd, ctx.paths) }) });
     ctx.addRoute({
       method: 'GET',
       path: '/v1/cluster/bootstrap',

@@ -33,6 +33,8 @@ export interface ServerConfig {
   joinURL?: string;
   clusterReset: boolean;
   restorePath?: string;
+  /** `--cluster-reset-new-ca`: a fresh-host restore whose snapshot CA cannot be opened makes a new CA. */
+  clusterResetNewCa: boolean;
   skipHashCheck: boolean;
   debug: boolean;
   logFormat: LogFormat;
@@ -58,6 +60,10 @@ export interface ServerPaths {
   etcdPidFile: string;
   resetFlag: string;
   memberNameFile: string;
+  /** The etcd cluster ID of the data in etcdDataDir (hex), written whenever etcd is up (identity.ts). */
+  clusterIdFile: string;
+  /** The last restore of this cluster, as JSON (identity.ts). */
+  restoreRecordFile: string;
 }
 
 export function serverPaths(dataDir: string): ServerPaths {
@@ -71,6 +77,8 @@ export function serverPaths(dataDir: string): ServerPaths {
     etcdPidFile: path.join(dbDir, 'etcd.pid'),
     resetFlag: path.join(dbDir, 'reset-flag'),
     memberNameFile: path.join(dbDir, 'etcd-member-name'),
+    clusterIdFile: path.join(dbDir, 'cluster-id'),
+    restoreRecordFile: path.join(dbDir, 'last-restore.json'),
   };
 }
 
@@ -140,6 +148,10 @@ export function buildServerConfig(v: Values): ServerConfig {
   if (restorePath !== undefined && restorePath !== '' && !clusterReset) {
     throw configError('invalid flag use; --cluster-reset required with --cluster-reset-restore-path');
   }
+  const clusterResetNewCa = v.bool('cluster-reset-new-ca');
+  if (clusterResetNewCa && (restorePath === undefined || restorePath === '')) {
+    throw configError('invalid flag use; --cluster-reset-restore-path required with --cluster-reset-new-ca');
+  }
   if (clusterReset && joinURL !== undefined && joinURL !== '') {
     throw configError('cannot perform cluster-reset while server URL is set - remove server from configuration before resetting');
   }
@@ -165,6 +177,7 @@ export function buildServerConfig(v: Values): ServerConfig {
     ...(joinURL !== undefined && joinURL !== '' ? { joinURL } : {}),
     clusterReset,
     ...(restorePath !== undefined && restorePath !== '' ? { restorePath } : {}),
+    clusterResetNewCa,
     skipHashCheck: v.bool('skip-hash-check'),
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',

@@ -3,7 +3,9 @@
  * API, authenticated by the token, whose CA hash pins the server's identity.
  * 1. `open`: fetch the cluster CA (certificate and key) to issue this node's certificates;
  * 2. `addLearner`: have that server add this node as an etcd learner, get --initial-cluster;
- * 3. `promote`: once etcd runs, ask for promotion until the learner has caught up.
+ * 3. `promote`: once etcd runs, ask for promotion until the learner has caught up; then copy
+ *    the cluster's restore record, if it has one (identity.ts), so that this server can
+ *    tell a later stale server when the restore was.
  */
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -11,7 +13,8 @@ import { caHash, tokenFromHash } from '../etcd/token.js';
 import type { KeyPairPem } from '../etcd/pki.js';
 import { SupervisorClient } from './api-client.js';
 import type { TokenCheck } from './bootstrap.js';
-import type { ServerConfig } from './config.js';
+import { serverPaths, type ServerConfig, type ServerPaths } from './config.js';
+import { IDENTITY_PATH, parseIdentity, writeRestoreRecord } from './identity.js';
 
 export class JoinSession {
   private memberId: string | undefined;
@@ -21,6 +24,7 @@ export class JoinSession {
     readonly ca: KeyPairPem,
     private readonly url: string,
     private readonly logger: Logger,
+    private readonly paths: ServerPaths,
   ) {}
 
   static async open(cfg: ServerConfig, url: string, token: TokenCheck, logger: Logger): Promise<JoinSession> {
@@ -34,7 +38,7 @@ export class JoinSession {
       throw new EtcdsnapError('auth', `the server at ${url} did not hand out the cluster CA the token pins`);
     }
     logger.info({ server: url }, 'joining the cluster: got the cluster CA');
-    return new JoinSession(client, { certPem: b.caCert, keyPem: b.caKey }, url, logger);
+    return new JoinSession(client, { certPem: b.caCert, keyPem: b.caKey }, url, logger, serverPaths(cfg.dataDir));
   }
 
   /**
@@ -68,11 +72,23 @@ export class JoinSession {
       try {
         await this.client.post('/v1/cluster/promote', { id: this.memberId });
         this.logger.info({ id: this.memberId }, 'promoted from learner to voting member');
+        await this.copyRestoreRecord();
         return;
       } catch (err) {
         if (attempt % 10 === 1) this.logger.info({ err: messageOf(err) }, 'waiting for the learner to catch up before promotion');
         await new Promise((r) => setTimeout(r, 1000));
       }
+    }
+  }
+
+  /** Keeps the cluster's restore record here too (best effort: it only words a later refusal). */
+  private async copyRestoreRecord(): Promise<void> {
+    try {
+      const id = parseIdentity(await this.client.get(IDENTITY_PATH), this.url);
+      if (id.restoredAt === null) return;
+      await writeRestoreRecord(this.paths, { clusterId: id.clusterId, restoredAt: id.restoredAt, snapshot: id.snapshot ?? '(unknown)' });
+    } catch (err) {
+      this.logger.debug({ err: messageOf(err) }, 'could not copy the cluster restore record');
     }
   }
 }

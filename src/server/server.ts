@@ -25,6 +25,7 @@ import { bootstrapDataFeature } from './bootstrap-data.js';
 import { JoinSession } from './join.js';
 import { ensurePortFree, preflightServer } from './preflight.js';
 import { startupSummary } from './startup-summary.js';
+import { refuseStaleData } from './identity.js';
 import { exists } from '../util/fs.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 
@@ -86,6 +87,8 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
     // a new member joining a cluster gets the cluster CA from a server of it
     const joining = cfg.joinURL !== undefined && !(await exists(path.join(p.etcdDataDir, 'member')));
     const seed = joining && cfg.joinURL !== undefined ? await JoinSession.open(cfg, cfg.joinURL, tokenCheck, logger) : undefined;
+    // a server whose etcd data predates a restore of that cluster refuses before etcd starts
+    if (!joining) await refuseStaleData(cfg, p, tokenCheck, logger);
     const boot = await bootstrap(cfg, p, certHosts(cfg), tokenCheck, seed?.ca);
     const tls = boot.tls.paths;
 
