@@ -221,7 +221,7 @@ test('(4) ls lists snapshots with foreign names (etcdctl snapshot save, a k3s-st
 // ---------------------------------------------------------------------------------------------
 // (5) checks before any side effect
 
-test('(5) a refused start changes nothing: missing --etcd-snapshot-dir, supervisor or etcd client port in use (fresh data dir stays absent, an existing one byte-identical); a reset with the etcd port in use too', async () => {
+test('(5) a refused start changes nothing: missing --etcd-snapshot-dir, supervisor or etcd client port in use, an unreachable --server (fresh data dir stays absent, an existing one byte-identical); a reset with the etcd port in use too', async () => {
   const refused = async (dataDir: string, ports: Ports, args: string[], re: RegExp): Promise<void> => {
     const s = await startServer({ dataDir, ports, args: ['--etcd-disable-snapshots', ...args] });
     assert.equal(await s.wait(60_000), 1, s.raw.join('\n'));
@@ -252,6 +252,10 @@ test('(5) a refused start changes nothing: missing --etcd-snapshot-dir, supervis
     await release();
   }
   assert.ok(!existsSync(fresh), 'etcd client port in use: no data dir made');
+  // joining a server that does not answer: the handshake comes before the data dir
+  const nobody = (await freePorts()).supervisor;
+  await refused(fresh, ports, ['--server', `https://127.0.0.1:${nobody}`, '--token', `K10${'0'.repeat(64)}::server:${'s'.repeat(32)}`], /^error: .*127\.0\.0\.1:\d+/);
+  assert.ok(!existsSync(fresh), 'unreachable --server: no data dir made');
 
   // an existing data dir: byte-identical afterwards (a snapshot in it for the reset below)
   const s = await start({ args: ['--etcd-disable-snapshots'] });

@@ -1,7 +1,7 @@
 /**
  * One schema for every option: its flag, environment variable, type, default and help.
  * The commander options, the environment lookup and the config-file reader all come from
- * these specs, so they cannot drift apart (the README's tables are kept by hand).
+ * these specs, so they cannot drift apart; docs/reference/flags.md is generated from them (npm run docs:flags).
  */
 import os from 'node:os';
 import path from 'node:path';

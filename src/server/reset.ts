@@ -81,9 +81,14 @@ function run(cmd: string, args: string[], extra: Readonly<Record<string, string>
  * `verifyAndRestore` (OpenSSL's sha256, about 3x faster here than the tool's Go one), and
  * nothing it writes is used before that check passed. The tool still drops the trailer.
  */
-async function restoreWithEtcdTool(file: string, dataDir: string, name: string, peerURL: string, clusterToken: string, logger: Logger, signal: AbortSignal): Promise<void> {
+/** etcd's restore tool: `etcdutl` when on PATH, else `etcdctl` (3.4); an `environment` error when neither is. */
+async function resolveRestoreTool(): Promise<string> {
   const tool = await resolveBinary('etcdutl', '--etcd-binary', '').catch(() => undefined);
-  const bin = tool ?? (await resolveBinary('etcdctl', '--etcd-binary', 'install it with `apt-get install etcd-client`'));
+  return tool ?? (await resolveBinary('etcdctl', '--etcd-binary', 'install it with `apt-get install etcd-client`'));
+}
+
+async function restoreWithEtcdTool(file: string, dataDir: string, name: string, peerURL: string, clusterToken: string, logger: Logger, signal: AbortSignal): Promise<void> {
+  const bin = await resolveRestoreTool();
   const args = [
     'snapshot',
     'restore',
@@ -164,6 +169,7 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
 
   // check and resolve before anything in the data dir is touched
   await preflightReset(cfg, p);
+  if (restoring) await resolveRestoreTool(); // a missing tool is found before anything changes
   const source = cfg.restorePath !== undefined ? await resolveRestoreSource(cfg.restorePath, o) : undefined;
   const created = await missingDirs([cfg.dataDir, p.serverDir, p.dbDir, p.etcdDataDir]);
   await prepareDataDir(cfg, p);

@@ -3,7 +3,8 @@
  * etcd member, reports readiness, and shuts everything down in order when `signal` aborts.
  *
  * Order at start: etcd binary → token → checks that change nothing (preflight.ts: lock,
- * features' own checks such as the snapshot dir, ports) → data dir → single-instance lock →
+ * features' own checks such as the snapshot dir, ports; then, with --server, the join
+ * handshake or the stale-data check against that server) → data dir → single-instance lock →
  * TLS → API listen (healthz 503) → stale etcd killed → etcd ports checked → etcd started →
  * status answers → the start-up summary (startup-summary.ts), ending with "etcdsnap server
  * ready" (healthz 200). A start refused before the data dir step leaves it exactly as it was
@@ -76,6 +77,12 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   const etcdBinary = await resolveBinary(cfg.etcdBinary, '--etcd-binary', ETCD_INSTALL_HINT);
   const tokenCheck = await checkToken(cfg, p);
   await preflightServer(cfg, p, features);
+  // the cluster is asked before anything here changes (an unreachable --server leaves no data
+  // dir): a new member gets the cluster CA from a server of it; a server whose etcd data
+  // predates a restore of that cluster refuses before etcd starts
+  const joining = cfg.joinURL !== undefined && !(await exists(path.join(p.etcdDataDir, 'member')));
+  const seed = joining && cfg.joinURL !== undefined ? await JoinSession.open(cfg, cfg.joinURL, tokenCheck, logger) : undefined;
+  if (!joining) await refuseStaleData(cfg, p, tokenCheck, logger);
   await prepareDataDir(cfg, p);
   const unlock = await lockDataDir(p);
   const drains: DrainHook[] = [];
@@ -84,11 +91,6 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   let api: SupervisorApi | undefined;
   try {
     const peerURL = `https://${cfg.advertiseAddress}:${cfg.etcdPeerPort}`;
-    // a new member joining a cluster gets the cluster CA from a server of it
-    const joining = cfg.joinURL !== undefined && !(await exists(path.join(p.etcdDataDir, 'member')));
-    const seed = joining && cfg.joinURL !== undefined ? await JoinSession.open(cfg, cfg.joinURL, tokenCheck, logger) : undefined;
-    // a server whose etcd data predates a restore of that cluster refuses before etcd starts
-    if (!joining) await refuseStaleData(cfg, p, tokenCheck, logger);
     const boot = await bootstrap(cfg, p, certHosts(cfg), tokenCheck, seed?.ca);
     const tls = boot.tls.paths;
 
