@@ -231,22 +231,31 @@ export async function abortStaleUploads(store: S3Store, nodeName: string, onSkip
 
 /**
  * Uploads a local snapshot file again (retry after a failed upload). The object is
- * completed only if the file still has the sha256 its record says.
+ * completed only if the file still has the sha256 its record says. Aborting `signal` stops
+ * it between steps and aborts a running upload (no object is completed).
  */
-export async function reupload(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, nodeName: string): Promise<void> {
+export async function reupload(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, nodeName: string, signal?: AbortSignal): Promise<void> {
   const file = dir.filePath(record.name);
   const check = new ExpectSha256(record.sha256, file);
   // parts of the cut-off upload could not be aborted while S3 was away: abort them now
   for (const u of await store.listMultipartUploads()) {
+    signal?.throwIfAborted();
     if (u.key === store.key(record.name)) await store.abortMultipartUpload(u.key, u.uploadId);
   }
+  signal?.throwIfAborted();
   const src = createReadStream(file, { highWaterMark: 1 << 20 });
   src.once('error', (err) => check.destroy(err)); // pipe() does not forward errors
   const body = src.pipe(check);
-  await store.upload(record.name, body, {
-    contentType: contentTypeOf(record.name),
-    metadata: { 'etcdsnap-node-name': nodeName, ...(record.revision ? { 'etcdsnap-revision': record.revision } : {}) },
-  });
+  try {
+    await store.upload(record.name, body, {
+      contentType: contentTypeOf(record.name),
+      metadata: { 'etcdsnap-node-name': nodeName, ...(record.revision ? { 'etcdsnap-revision': record.revision } : {}) },
+      ...(signal ? { signal } : {}),
+    });
+  } finally {
+    src.destroy();
+  }
+  signal?.throwIfAborted();
   await putSidecar(store, record);
 }
 

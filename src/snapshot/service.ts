@@ -3,8 +3,14 @@
  * scheduler and by the supervisor API; knows folders and records, not HTTP.
  *
  * Contract:
- * - One save at a time per server: a save while another runs throws `conflict`
- *   ("snapshot save already in progress").
+ * - One operation at a time per server: save, prune, delete and upload retries run one
+ *   after the other (`SerialExecutor`). A save while another save runs or waits throws
+ *   `conflict` ("snapshot save already in progress"); any other operation, and a save
+ *   requested during a prune or delete, waits for its turn (logged when it has to wait).
+ *   Retention after a save runs inside the save's turn.
+ * - A failed upload is retried from the local file through a `RetryQueue` (delays
+ *   `UPLOAD_RETRY_DELAYS_MS` unless injected); `drain` cancels pending retries and waits for
+ *   the running operation (aborted after its timeout) before it destroys the S3 clients.
  * - A failed save writes a failed record (shown by ls for 24 h) and throws; it never
  *   touches an earlier snapshot.
  * - Retention runs after scheduled saves only (on-demand saves are not pruned, as k3s), and
@@ -26,6 +32,8 @@ import { createdAtFromName, sortRecords, type SnapshotRecord } from './records.j
 import { S3Store } from '../store/s3.js';
 import type { S3Options } from './s3-config.js';
 import { deleteFromS3, listS3Records, pruneS3, putSidecar, reupload, type S3Skip } from './s3-ops.js';
+import { RetryQueue } from './retry-queue.js';
+import { SerialExecutor } from '../util/serial.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
@@ -55,8 +63,13 @@ export interface SaveOptions {
   s3?: S3Options;
 }
 
-/** Delays between upload retries after a failed S3 upload (k3s never retries). */
-export const UPLOAD_RETRY_DELAYS_MS = [5_000, 15_000, 45_000, 120_000, 300_000];
+export interface PruneOptions {
+  prefix: string;
+  retention: number;
+  dir?: string;
+  dryRun: boolean;
+  s3?: S3Options;
+}
 
 export interface SaveResult {
   created: SnapshotRecord[];
@@ -68,9 +81,13 @@ export interface SaveResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class SnapshotService {
+  /** The save that runs or waits for its turn (a second one is refused). */
   private inFlight: Promise<unknown> | undefined;
-  private abort = new AbortController();
-  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** Aborted by `drain` after its timeout: stops a running save, refuses queued operations. */
+  private readonly abort = new AbortController();
+  private readonly serial = new SerialExecutor();
+  /** What the serial executor runs now, for the "waits" log line. */
+  private current: string | undefined;
   private readonly stores = new Map<string, S3Store>();
   /** Logs a foreign or odd bucket object once (s3-ops reports each key once per process). */
   readonly reportSkip = (k: S3Skip): void => this.logger.warn({ key: k.key, reason: k.reason }, k.message);
@@ -79,6 +96,8 @@ export class SnapshotService {
     private readonly etcd: EtcdClient,
     readonly settings: SnapshotSettings,
     private readonly logger: Logger,
+    /** Upload retries; injectable so that tests need not wait the real delays. */
+    private readonly retries: RetryQueue = new RetryQueue(),
   ) {}
 
   /**
@@ -143,9 +162,28 @@ export class SnapshotService {
     return this.inFlight !== undefined;
   }
 
+  /**
+   * Runs `fn` in its turn (after the operations submitted before it). Refuses with
+   * `unavailable` when its turn comes after `drain` aborted.
+   */
+  private exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.serial.busy) {
+      this.logger.info({ operation: what, running: this.current }, `snapshot ${what} waits for the running snapshot ${this.current ?? 'operation'} to finish`);
+    }
+    return this.serial.run(async () => {
+      if (this.abort.signal.aborted) throw new EtcdsnapError('unavailable', `snapshot ${what} not started: the server is shutting down`);
+      this.current = what;
+      try {
+        return await fn();
+      } finally {
+        this.current = undefined;
+      }
+    });
+  }
+
   async save(opts: SaveOptions): Promise<SaveResult> {
     if (this.inFlight) throw new EtcdsnapError('conflict', 'snapshot save already in progress');
-    const run = this.doSave(opts);
+    const run = this.exclusive('save', () => this.doSave(opts));
     this.inFlight = run;
     try {
       return await run;
@@ -250,37 +288,41 @@ export class SnapshotService {
     return s3Error ? { created, deleted, s3Error: `upload to ${record.s3?.location ?? 'S3'} failed: ${messageOf(s3Error)}; it will be retried` } : { created, deleted };
   }
 
-  /** Retries a failed upload from the local file, with backoff, a bounded number of times. */
-  scheduleRetry(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, attempt: number): void {
-    const delay = UPLOAD_RETRY_DELAYS_MS[attempt];
+  /**
+   * Queues attempt `attempt + 2` of an upload that failed (`attempt` retries ago); logs
+   * when the attempts are used up, or when the queue is closed (the record stays failed and
+   * `resumeRetries` picks it up at the next start).
+   */
+  private scheduleRetry(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, attempt: number): void {
     const log = this.logger.child({ snapshot: record.name });
-    if (delay === undefined) {
+    const r = this.retries.schedule((signal) => this.exclusive('upload retry', () => this.retryUpload(store, dir, record, attempt, signal)), attempt);
+    if (r.scheduled) {
+      log.warn({ retryInMs: r.delayMs, attempt: attempt + 2 }, `will retry the S3 upload of ${record.name}`);
+    } else if (r.reason === 'exhausted') {
       log.error({ attempts: attempt + 1 }, `giving up uploading ${record.name} to S3 after ${attempt + 1} attempts; the local snapshot is kept`);
+    } else {
+      log.info(`not retrying the S3 upload of ${record.name} now: the server is shutting down (it is retried at the next start)`);
+    }
+  }
+
+  /** One retry: re-reads the local record, re-uploads the file, records the outcome. */
+  private async retryUpload(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, attempt: number, signal: AbortSignal): Promise<void> {
+    const log = this.logger.child({ snapshot: record.name });
+    const current = await dir.readRecord(record.name);
+    if (!current || current.status !== 'successful' || !(await dir.exists(record.name))) {
+      log.info('the local snapshot is gone; not retrying its upload');
       return;
     }
-    log.warn({ retryInMs: delay, attempt: attempt + 2 }, `will retry the S3 upload of ${record.name}`);
-    const timer = setTimeout(() => {
-      this.retryTimers.delete(timer);
-      void (async () => {
-        const current = await dir.readRecord(record.name);
-        if (!current || current.status !== 'successful' || !(await dir.exists(record.name))) {
-          log.info('the local snapshot is gone; not retrying its upload');
-          return;
-        }
-        const s3 = { location: store.location(record.name), attempts: attempt + 2, updatedAt: new Date().toISOString() };
-        try {
-          await reupload(store, dir, current, this.settings.nodeName);
-          await dir.writeRecord({ ...current, s3: { ...s3, status: 'successful' } });
-          log.info({ location: s3.location, attempt: attempt + 2 }, `Snapshot ${record.name} uploaded to S3 on retry`);
-        } catch (err) {
-          await dir.writeRecord({ ...current, s3: { ...s3, status: 'failed', message: messageOf(err) } }).catch(() => undefined);
-          log.error({ err: messageOf(err), attempt: attempt + 2 }, `retry of the S3 upload of ${record.name} failed: ${messageOf(err)}`);
-          this.scheduleRetry(store, dir, current, attempt + 1);
-        }
-      })();
-    }, delay);
-    timer.unref();
-    this.retryTimers.add(timer);
+    const s3 = { location: store.location(record.name), attempts: attempt + 2, updatedAt: new Date().toISOString() };
+    try {
+      await reupload(store, dir, current, this.settings.nodeName, signal);
+      await dir.writeRecord({ ...current, s3: { ...s3, status: 'successful' } });
+      log.info({ location: s3.location, attempt: attempt + 2 }, `Snapshot ${record.name} uploaded to S3 on retry`);
+    } catch (err) {
+      await dir.writeRecord({ ...current, s3: { ...s3, status: 'failed', message: messageOf(err) } }).catch(() => undefined);
+      log.error({ err: messageOf(err), attempt: attempt + 2 }, `retry of the S3 upload of ${record.name} failed: ${messageOf(err)}`);
+      this.scheduleRetry(store, dir, current, attempt + 1);
+    }
   }
 
   /** Re-queues uploads that failed before a restart (local sidecars marked failed for S3). */
@@ -298,7 +340,7 @@ export class SnapshotService {
 
   private async applyRetention(dir: LocalSnapshotDir, prefix: string, keep: number): Promise<string[]> {
     try {
-      return (await this.prune({ prefix, retention: keep, dir: dir.dir, dryRun: false })).deleted;
+      return (await this.doPrune({ prefix, retention: keep, dir: dir.dir, dryRun: false })).deleted;
     } catch (err) {
       this.logger.warn({ err: messageOf(err) }, 'snapshot retention failed');
       return [];
@@ -339,6 +381,10 @@ export class SnapshotService {
    */
   async delete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
+    return this.exclusive('delete', () => this.doDelete(names, dir, s3));
+  }
+
+  private async doDelete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
     const safe = names.map((n) => assertSafeName(n));
     const d = await this.folder(dir);
     for (const name of safe) await d.assertDeletable(name);
@@ -365,7 +411,11 @@ export class SnapshotService {
   }
 
   /** Keeps the newest `retention` snapshots of `prefix` on this node; deletes the rest. */
-  async prune(opts: { prefix: string; retention: number; dir?: string; dryRun: boolean; s3?: S3Options }): Promise<{ deleted: string[] }> {
+  async prune(opts: PruneOptions): Promise<{ deleted: string[] }> {
+    return this.exclusive('prune', () => this.doPrune(opts));
+  }
+
+  private async doPrune(opts: PruneOptions): Promise<{ deleted: string[] }> {
     const prefix = assertSafePrefix(opts.prefix);
     if (!Number.isInteger(opts.retention) || opts.retention < 1) {
       throw new EtcdsnapError('usage', `invalid snapshot retention ${opts.retention}: keep at least 1`);
@@ -393,14 +443,16 @@ export class SnapshotService {
     return { deleted };
   }
 
-  /** Waits for a running save, at most `timeoutMs`, then cancels it. */
+  /**
+   * Stops for shutdown: cancels pending upload retries, waits for the running operation and
+   * those queued behind it; after `timeoutMs` a running save or retry is aborted and queued
+   * ones are refused. Destroys the S3 clients only once nothing uses them.
+   */
   async drain(timeoutMs: number): Promise<void> {
-    for (const t of this.retryTimers) clearTimeout(t);
-    this.retryTimers.clear();
-    const running = this.inFlight;
-    if (running) {
-      const timer = setTimeout(() => this.abort.abort(), timeoutMs);
-      await running.catch(() => undefined);
+    const timer = setTimeout(() => this.abort.abort(), timeoutMs);
+    try {
+      await Promise.all([this.retries.drain(timeoutMs), this.serial.run(async () => undefined)]);
+    } finally {
       clearTimeout(timer);
     }
     for (const st of this.stores.values()) st.destroy();
