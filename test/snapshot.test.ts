@@ -186,6 +186,36 @@ test('10 concurrent saves: one at a time, the rest get 409 "already in progress"
   assert.equal(await s.stop(), 0);
 });
 
+test('a prune requested during a save waits for it: it starts after the save has finished and sees the new snapshot', async () => {
+  const s = await start();
+  const first = snapshotCli(s, ['save', '--name', 'serial']);
+  assert.equal(first.code, 0, first.stderr);
+  const older = files(snapDir(s)).filter((f) => f.startsWith('serial-'));
+  assert.equal(older.length, 1);
+  await fillEtcd(s, 1600, 64 * 1024); // ~100 MiB: the next save takes a while
+  const saving = apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'save', name: ['serial'] }) });
+  await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('Saving etcd snapshot to ') && l.snapshot !== older[0]);
+  const pruning = apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'prune', name: ['serial'], retention: 1 }) });
+  const [saved, pruned] = await Promise.all([saving, pruning]);
+  assert.equal(saved.status, 200, saved.body);
+  assert.equal(pruned.status, 200, pruned.body);
+  const newer = (JSON.parse(saved.body) as { created: Array<{ name: string }> }).created[0]?.name ?? '';
+  // the prune saw the new snapshot (a prune beside the save would have seen only the older
+  // one and kept it), so it removed the older one
+  assert.deepEqual(JSON.parse(pruned.body), { deleted: older });
+  assert.deepEqual(files(snapDir(s)).filter((f) => f.startsWith('serial-')), [newer]);
+  // the server log: the prune arrived during the save, waited, and began after it finished
+  const at = (pred: (msg: string) => boolean): number => s.lines.findIndex((l) => typeof l.msg === 'string' && pred(l.msg));
+  const waits = at((m) => m === 'snapshot prune waits for the running snapshot save to finish');
+  const saveDone = at((m) => m === `Snapshot ${newer} saved`);
+  const pruneBegan = at((m) => m.startsWith('Applying snapshot retention=1 to local snapshots with prefix serial '));
+  assert.ok(waits >= 0, 'the prune arrived while the save ran');
+  assert.ok(saveDone > waits, 'the save finished after the prune arrived');
+  assert.ok(pruneBegan > saveDone, 'the prune began after the save had finished');
+  await verifySnapshotFile(path.join(snapDir(s), newer));
+  assert.equal(await s.stop(), 0);
+});
+
 test('etcd killed mid-stream: no file, no .part, the failure is recorded and shown by ls', async () => {
   const s = await start();
   await fillEtcd(s, 1600, 64 * 1024); // ~100 MiB
