@@ -14,6 +14,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   // before loading anything; this covers `node dist/cli/main.js`. Secrets given as flags are
   // warned about in config/resolve.ts (`secretFlagWarning`): the window cannot be closed.
   const sub = argv[0];
+  // The AWS SDK warns on Node < 22 each time a client is built; its documented opt-out is
+  // set once here, for the whole process, unless the user set it (S3Store reads no env).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   process.title = sub === 'server' ? 'etcdsnap server' : sub === 'etcd-snapshot' ? 'etcdsnap etcd-snapshot' : 'etcdsnap';
   const program = new Command('etcdsnap')
     .description('etcd member supervisor and snapshot manager, compatible with k3s etcd-snapshot')

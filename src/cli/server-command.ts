@@ -27,14 +27,16 @@ export function serverCommand(): Command {
   cmd.action(async () => {
     const warnings: string[] = [];
     // the daemon's modules (gRPC, TLS, S3 SDK, ...) load only when they are needed
-    const [{ createLogger }, { buildServerConfig }, { s3OptionsFromValues }] = await Promise.all([
+    const [{ createLogger }, { buildServerConfig }, { proxyEnvironment, s3OptionsFromValues }] = await Promise.all([
       import('../log/logger.js'),
       import('../server/config.js'),
       import('../snapshot/s3-config.js'),
     ]);
     const values = await resolveValues(cmd, SERVER_OPTIONS, { env: process.env, warn: (m) => warnings.push(m) });
     const cfg = buildServerConfig(values);
-    const s3 = s3OptionsFromValues(values, 'etcd-');
+    // the proxy variables are read once, here; the S3 store gets them as values
+    const proxyEnv = proxyEnvironment(process.env);
+    const s3 = s3OptionsFromValues(values, 'etcd-', proxyEnv);
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
     if (cfg.clusterReset) {
@@ -75,6 +77,7 @@ export function serverCommand(): Command {
           nodeName: cfg.nodeName,
         },
         ...(s3 ? { s3 } : {}),
+        proxyEnv,
       }),
     ]);
   });

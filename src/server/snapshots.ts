@@ -11,10 +11,10 @@ import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from '../snapshot/schedule.js';
 import { parseSnapshotRequest } from '../snapshot/request.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
-import type { S3Options } from '../snapshot/s3-config.js';
+import { withProxyEnvironment, type S3Options } from '../snapshot/s3-config.js';
 import { abortStaleUploads } from '../snapshot/s3-ops.js';
 import { LocalSnapshotDir } from '../store/local.js';
-import { S3Store } from '../store/s3.js';
+import { S3Store, type ProxyEnvironment } from '../store/s3.js';
 
 export interface SnapshotFeatureConfig {
   disabled: boolean;
@@ -22,6 +22,11 @@ export interface SnapshotFeatureConfig {
   settings: SnapshotSettings;
   /** The server's S3 settings (`--etcd-s3`), used by scheduled saves. */
   s3?: S3Options;
+  /**
+   * The server's proxy environment (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, read at start by the
+   * caller), applied to the S3 settings of API requests; absent: requests get no env proxy.
+   */
+  proxyEnv?: ProxyEnvironment;
 }
 
 export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
@@ -52,7 +57,8 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       method: 'POST',
       path: '/db/snapshot',
       handle: async (req) => {
-        const r = parseSnapshotRequest(req.body);
+        const parsed = parseSnapshotRequest(req.body);
+        const r = parsed.s3 && cfg.proxyEnv ? { ...parsed, s3: withProxyEnvironment(parsed.s3, cfg.proxyEnv) } : parsed;
         switch (r.operation) {
           case 'save': {
             const res = await service.save({

@@ -8,11 +8,16 @@
  * of PEM or DER), which `parseS3Request` turns into PEM text, so that a request can never
  * make the server read a file. The CLI reads `--s3-endpoint-ca` files itself and sends
  * their content.
+ *
+ * The proxy environment (HTTPS_PROXY/HTTP_PROXY/NO_PROXY) is read here, at the edge, by
+ * `proxyEnvironment` from the environment the caller passes, and travels in
+ * `S3Settings.proxyEnv`: the server's own settings get it from `s3OptionsFromValues`, a
+ * request's from `withProxyEnvironment`. It is the server's, never sent by the CLI.
  */
 import { X509Certificate } from 'node:crypto';
 import { EtcdsnapError } from '../errors.js';
 import type { Values } from '../config/resolve.js';
-import type { S3Settings } from '../store/s3.js';
+import type { ProxyEnvironment, S3Settings } from '../store/s3.js';
 
 export interface S3Options {
   settings: S3Settings;
@@ -22,8 +27,29 @@ export interface S3Options {
 
 const bad = (msg: string): EtcdsnapError => new EtcdsnapError('config', msg);
 
-/** Reads S3 options from resolved values; undefined when S3 is off. */
-export function s3OptionsFromValues(v: Values, prefix: 'etcd-' | ''): S3Options | undefined {
+const PROXY_VARIABLES = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy'] as const;
+
+/** The proxy variables of `env` (the process environment, read once at start), as given. */
+export function proxyEnvironment(env: Readonly<Record<string, string | undefined>>): ProxyEnvironment {
+  const out: ProxyEnvironment = {};
+  for (const name of PROXY_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** `o` with `proxyEnv` (the server's proxy environment) in its settings. */
+export function withProxyEnvironment(o: S3Options, proxyEnv: ProxyEnvironment): S3Options {
+  return { ...o, settings: { ...o.settings, proxyEnv } };
+}
+
+/**
+ * Reads S3 options from resolved values; undefined when S3 is off. `proxyEnv` is the proxy
+ * environment that applies when no `s3-proxy` is set (the server's; the CLI gives none, as
+ * its settings are sent to the server).
+ */
+export function s3OptionsFromValues(v: Values, prefix: 'etcd-' | '', proxyEnv?: ProxyEnvironment): S3Options | undefined {
   const k = (name: string): string => `${prefix}${name}`;
   if (!v.bool(k('s3'))) return undefined;
   const bucket = v.str(k('s3-bucket')) ?? '';
@@ -53,6 +79,7 @@ export function s3OptionsFromValues(v: Values, prefix: 'etcd-' | ''): S3Options 
   if (st !== undefined) settings.sessionToken = st;
   const proxy = opt('s3-proxy');
   if (proxy !== undefined) settings.proxy = proxy;
+  if (proxyEnv !== undefined) settings.proxyEnv = proxyEnv;
   return { settings, retention: v.int(k('s3-retention')) ?? 5 };
 }
 
@@ -164,8 +191,9 @@ export function parseS3Request(raw: unknown): S3Options {
 
 /**
  * The `s3` object the CLI sends (the inverse of `parseS3Request`). `endpointCA` must already
- * be content (the CLI reads files first); it is sent as given.
+ * be content (the CLI reads files first); it is sent as given. A `proxyEnv` is never sent.
  */
 export function s3Request(o: S3Options): Record<string, unknown> {
-  return { ...o.settings, retention: o.retention };
+  const { proxyEnv: _local, ...settings } = o.settings;
+  return { ...settings, retention: o.retention };
 }

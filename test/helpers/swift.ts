@@ -22,6 +22,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './server.js';
 
+// Tests and benches build S3 clients in-process: they set the AWS SDK's Node-version warning
+// switch, as cli/main.ts does for the binary (the store itself reads no environment).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface Swift {
   /** `127.0.0.1:<port>`: what `--etcd-s3-endpoint` takes (no scheme). */
   endpoint: string;
