@@ -25,7 +25,7 @@ import { parseRestoreSource } from '../src/snapshot/restore-source.js';
 import { classifySnapshotHead } from '../src/store/snapshot-kind.js';
 import { renderRecords } from '../src/cli/output.js';
 import { planRetention } from '../src/retention/policy.js';
-import type { SnapshotRecord } from '../src/snapshot/records.js';
+import type { SnapshotRecord } from '../src/model/records.js';
 
 let swift: Swift | undefined;
 after(async () => {

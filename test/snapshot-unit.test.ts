@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { snapshotFileName, parseSnapshotName, belongsTo, assertSafeName, assertSafePrefix } from '../src/snapshot/naming.js';
+import { snapshotFileName, parseSnapshotName, belongsTo, assertSafeName, assertSafePrefix } from '../src/model/naming.js';
 import { planRetention } from '../src/retention/policy.js';
 import { parseSchedule, Scheduler } from '../src/snapshot/schedule.js';
 import { TrailerVerifier } from '../src/snapshot/verify.js';

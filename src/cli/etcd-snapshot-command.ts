@@ -11,7 +11,7 @@ import { Command, Help, Option } from 'commander';
 import { addOptions, resolveValues, type Values } from '../config/resolve.js';
 import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import type { SnapshotRecord } from '../snapshot/records.js';
+import type { SnapshotRecord } from '../model/records.js';
 import type { SnapshotRequest } from '../snapshot/request.js';
 import { SupervisorClient } from '../server/api-client.js';
 import { parseOutputFormat, renderRecords } from './output.js';

@@ -1,6 +1,6 @@
 /** User-facing renderings of snapshot records: k3s's table, JSON and YAML. */
 import YAML from 'yaml';
-import type { SnapshotRecord } from '../snapshot/records.js';
+import type { SnapshotRecord } from '../model/records.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 

@@ -3,7 +3,7 @@
  * Only names of this exact prefix and node (`<prefix>-<node>-<unix seconds>[.zip]`) are
  * candidates; anything else is never selected. Newest first by the timestamp in the name.
  */
-import { belongsTo, parseSnapshotName } from '../snapshot/naming.js';
+import { belongsTo, parseSnapshotName } from '../model/naming.js';
 
 export interface RetentionPolicy {
   prefix: string;

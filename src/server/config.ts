@@ -11,7 +11,7 @@ import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
 import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
 import { parseSchedule, type Schedule } from '../snapshot/schedule.js';
-import { assertSafePrefix } from '../snapshot/naming.js';
+import { assertSafePrefix } from '../model/naming.js';
 
 export interface ServerConfig {
   dataDir: string;

@@ -37,7 +37,7 @@ import { exists, writeFileAtomic } from '../util/fs.js';
 import { childEnv, ETCD_TOOL_PREFIXES } from '../util/child-env.js';
 import { verifySnapshotFile } from '../snapshot/verify.js';
 import { extractSnapshotZip, type ExtractedSnapshot } from '../snapshot/unzip.js';
-import { ZIP_EXT } from '../snapshot/naming.js';
+import { ZIP_EXT } from '../model/naming.js';
 import { resolveRestoreSource } from '../snapshot/restore-source.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { bootstrap, checkToken, prepareDataDir, type Bootstrap, type TokenCheck } from './bootstrap.js';

@@ -23,7 +23,7 @@ import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { LocalSnapshotDir } from '../store/local.js';
 import { exists } from '../util/fs.js';
-import { assertSafeName } from './naming.js';
+import { assertSafeName } from '../model/naming.js';
 import { downloadSnapshot } from './s3-ops.js';
 import type { S3Options } from './s3-config.js';
 

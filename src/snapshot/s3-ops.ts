@@ -21,8 +21,8 @@ import { EtcdsnapError } from '../errors.js';
 import type { S3Store, S3ObjectInfo } from '../store/s3.js';
 import type { LocalSnapshotDir } from '../store/local.js';
 import { planRetention } from '../retention/policy.js';
-import { assertSafeName, isSafeName, isSafeSnapshotName, parseSnapshotName } from './naming.js';
-import { createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from './records.js';
+import { assertSafeName, isSafeName, isSafeSnapshotName, parseSnapshotName } from '../model/naming.js';
+import { createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from '../model/records.js';
 import { ExpectSha256, HashCounter } from './verify.js';
 import { contentTypeOf } from './save.js';
 

@@ -17,8 +17,8 @@ import { HashCounter, TrailerVerifier } from './verify.js';
 import { zipSingleEntry } from './zip.js';
 import { S3Branch } from './s3-branch.js';
 import type { S3Store } from '../store/s3.js';
-import { ZIP_EXT } from './naming.js';
-import { createdAtFromName, type SnapshotRecord } from './records.js';
+import { ZIP_EXT } from '../model/naming.js';
+import { createdAtFromName, type SnapshotRecord } from '../model/records.js';
 
 export interface SaveRequest {
   /** Final file name (`<prefix>-<node>-<ts>[.zip]`). */

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { assertSafeName } from './naming.js';
+import { assertSafeName } from '../model/naming.js';
 
 const MiB = 1024 * 1024;
 /** Room kept beyond the two copies: etcd's preallocated WAL segment (64 MB) + 64 MiB to run. */

@@ -22,8 +22,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { BatchedFileWriter, ensurePrivateDir, foreignLinkOwner, fsyncDir, writeFileAtomic } from '../util/fs.js';
-import { assertSafeName, parseSnapshotName, PART_EXT } from '../snapshot/naming.js';
-import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../snapshot/records.js';
+import { assertSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
+import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
 import { isCandidateName, snapshotKind } from './snapshot-kind.js';
 
 export interface PartWriter {

@@ -22,7 +22,7 @@
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { isSafeName, parseSnapshotName, PART_EXT, ZIP_EXT } from '../snapshot/naming.js';
+import { isSafeName, parseSnapshotName, PART_EXT, ZIP_EXT } from '../model/naming.js';
 
 /** How a file in a snapshot folder counts: ours by name, or foreign by content. */
 export type SnapshotKind = 'scheme' | 'foreign';

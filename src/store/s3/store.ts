@@ -28,7 +28,7 @@ import { Readable } from 'node:stream';
 import { AbortMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { EtcdsnapError } from '../../errors.js';
 import { scrubSecrets } from '../../log/logger.js';
-import { assertSafeName } from '../../snapshot/naming.js';
+import { assertSafeName } from '../../model/naming.js';
 import { callWithDeadline } from './call.js';
 import { openTarget, type S3Target } from './client.js';
 import { listMultipartUploads, listObjects, type S3ListOptions, type S3ObjectInfo } from './list.js';
