@@ -23,7 +23,7 @@ import { readCa, type TlsPaths } from '../etcd/tls.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { caHash, secretStrength } from '../etcd/token.js';
 import { messageOf } from '../errors.js';
-import type { Feature } from './server.js';
+import type { Feature } from './feature.js';
 
 /** The etcd key (outside Kubernetes' /registry; k3s uses /bootstrap/<hash>). */
 export const BOOTSTRAP_KEY = '/etcdsnap/bootstrap';

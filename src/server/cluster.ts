@@ -13,7 +13,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { EtcdsnapError, messageOf } from '../errors.js';
-import type { Feature } from './server.js';
+import type { Feature } from './feature.js';
 import type { TlsPaths } from '../etcd/tls.js';
 import { IDENTITY_PATH, identityOf, recordClusterId } from './identity.js';
 

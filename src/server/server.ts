@@ -18,7 +18,7 @@ import type { Logger } from '../log/logger.js';
 import { environmentError, messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { EtcdClient, type EtcdStatus } from '../etcd/client.js';
-import { SupervisorApi, type Route } from './api.js';
+import { SupervisorApi } from './api.js';
 import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { clusterFeature } from './cluster.js';
@@ -28,33 +28,8 @@ import { ensurePortFree, preflightServer } from './preflight.js';
 import { startupSummary } from './startup-summary.js';
 import { refuseStaleData } from './identity.js';
 import { exists } from '../util/fs.js';
-import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
-
-
-/** Something that must finish (within `timeoutMs`) before etcd is stopped. */
-export type DrainHook = (timeoutMs: number) => Promise<void>;
-
-/** What a running server offers to the features built on it (snapshots, S3, cluster). */
-export interface ServerContext {
-  cfg: ServerConfig;
-  paths: ServerPaths;
-  logger: Logger;
-  /** Client of this node's own etcd member. */
-  etcd: EtcdClient;
-  api: SupervisorApi;
-  addRoute(route: Route): void;
-  onDrain(hook: DrainHook): void;
-}
-
-/** A feature started once etcd is ready; it may register routes and drain hooks. */
-export interface Feature {
-  (ctx: ServerContext): Promise<void> | void;
-  /**
-   * Read-only checks run before the start changes anything (e.g. a configured folder
-   * exists); a throw refuses the start and leaves the data dir as it was.
-   */
-  preflight?: () => Promise<void>;
-}
+import { certHosts, etcdArgs, serverPaths, type ServerConfig } from './config.js';
+import type { DrainHook, Feature, ServerContext } from './feature.js';
 
 /** Waits `ms`, or less when `signal` aborts; leaves no listener on `signal` behind. */
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>

@@ -6,7 +6,7 @@
  * Its `preflight` (before the server changes anything) refuses a snapshot dir that is
  * missing (other than the default) or not a folder, and S3 settings `S3Store.create` refuses.
  */
-import type { Feature } from './server.js';
+import type { Feature } from './feature.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from '../snapshot/schedule.js';
 import { parseSnapshotRequest } from '../snapshot/request.js';
