@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer, tempDir, ROOT } from '../test/helpers/server.js';
-import { startSwift } from '../test/helpers/swift.js';
+import { startSwift, swiftSettings } from '../test/helpers/swift.js';
 import { S3Store } from '../src/store/s3.js';
 import { verifySnapshotFile } from '../src/snapshot/verify.js';
 import { machine } from './lib.js';
@@ -75,7 +75,7 @@ try {
   const local = readdirSync(snapDir).filter((f) => f.startsWith('etcd-snapshot-')).sort();
   if (local.length !== 3) failures.push(`${local.length} local snapshots, expected 3: ${local.join(' ')}`);
   for (const f of local) await verifySnapshotFile(path.join(snapDir, f)).catch((e: unknown) => failures.push(`${f}: ${String(e)}`));
-  const store = S3Store.create({ endpoint: swift.endpoint, insecure: true, skipSslVerify: false, accessKey: swift.accessKey, secretKey: swift.secretKey, bucket: 'soak', region: swift.region, folder: '', timeoutMs: 30_000, bucketLookup: 'path' });
+  const store = S3Store.create(swiftSettings(swift, 'soak'));
   const remote: string[] = [];
   for await (const o of store.list()) if (!o.name.startsWith('.metadata/') && o.name.startsWith('etcd-snapshot-')) remote.push(o.name);
   if (remote.length !== 3) failures.push(`${remote.length} S3 snapshots, expected 3: ${remote.join(' ')}`);

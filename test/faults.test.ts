@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
-import { startSwift, type Swift } from './helpers/swift.js';
+import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import {
   startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, apiRequest, tempDir, alive, type ServerProcess,
 } from './helpers/server.js';
@@ -31,7 +31,7 @@ const s3Env = (): Record<string, string> => ({ AWS_ACCESS_KEY_ID: swift.accessKe
 const serverS3 = (bucket: string): string[] => ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', bucket, '--etcd-s3-bucket-lookup-type', 'path'];
 const cliS3 = (bucket: string): string[] => ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', bucket, '--s3-bucket-lookup-type', 'path'];
 const store = (bucket: string): S3Store =>
-  S3Store.create({ endpoint: swift.endpoint, insecure: true, skipSslVerify: false, accessKey: swift.accessKey, secretKey: swift.secretKey, bucket, region: swift.region, folder: '', timeoutMs: 30_000, bucketLookup: 'path' });
+  S3Store.create(swiftSettings(swift, bucket));
 async function objectNames(st: S3Store): Promise<string[]> {
   const out: string[] = [];
   for await (const o of st.list()) out.push(o.name);

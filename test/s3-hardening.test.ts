@@ -9,7 +9,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { selfSignedCert, startSwift, type Swift } from './helpers/swift.js';
+import { selfSignedCert, startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import { apiRequest, killStarted, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
 import { S3Store, type S3Settings } from '../src/store/s3.js';
 import { LocalSnapshotDir } from '../src/store/local.js';
@@ -28,21 +28,7 @@ after(async () => {
 });
 
 /** The test Swift over TLS, trusting its certificate through the server-side CA setting (a file). */
-function settings(bucket: string, folder: string): S3Settings {
-  return {
-    endpoint: swift.endpoint,
-    endpointCA: ca.certFile,
-    insecure: false,
-    skipSslVerify: false,
-    accessKey: swift.accessKey,
-    secretKey: swift.secretKey,
-    bucket,
-    region: swift.region,
-    folder,
-    timeoutMs: 30_000,
-    bucketLookup: 'path',
-  };
-}
+const settings = (bucket: string, folder: string): S3Settings => swiftSettings(swift, bucket, folder, { insecure: false, endpointCA: ca.certFile });
 function serverS3(bucket: string, folder: string): { args: string[]; env: Record<string, string> } {
   return {
     args: ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-endpoint-ca', ca.certFile, '--etcd-s3-bucket', bucket, '--etcd-s3-folder', folder, '--etcd-s3-bucket-lookup-type', 'path'],

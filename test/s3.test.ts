@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { startSwift, type Swift } from './helpers/swift.js';
+import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import { startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, type ServerProcess } from './helpers/server.js';
 import { S3Store, type S3Settings } from '../src/store/s3.js';
 
@@ -17,20 +17,7 @@ after(async () => {
   await swift?.stop();
 });
 
-function settings(bucket: string, folder = ''): S3Settings {
-  return {
-    endpoint: swift.endpoint,
-    insecure: true,
-    skipSslVerify: false,
-    accessKey: swift.accessKey,
-    secretKey: swift.secretKey,
-    bucket,
-    region: swift.region,
-    folder,
-    timeoutMs: 30_000,
-    bucketLookup: 'path',
-  };
-}
+const settings = (bucket: string, folder = ''): S3Settings => swiftSettings(swift, bucket, folder);
 
 /** Server flags for S3 on the test Swift; the keys go through the environment. */
 function serverS3(bucket: string, folder: string): { args: string[]; env: Record<string, string> } {

@@ -21,6 +21,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './server.js';
+import type { S3Settings } from '../../src/store/s3.js';
 
 // Tests and benches build S3 clients in-process: they set the AWS SDK's Node-version warning
 // switch, as cli/main.ts does for the binary (the store itself reads no environment).
@@ -394,5 +395,25 @@ export async function startSwift(opts: StartSwiftOptions = {}): Promise<Swift> {
       }
     },
     stop,
+  };
+}
+
+/**
+ * S3Store settings for this Swift: plain http, path-style, 30 s per call, the test keys.
+ * `over` adds or replaces fields (e.g. `{ insecure: false, endpointCA }` for a TLS Swift).
+ */
+export function swiftSettings(swift: Swift, bucket: string, folder = '', over: Partial<S3Settings> = {}): S3Settings {
+  return {
+    endpoint: swift.endpoint,
+    insecure: true,
+    skipSslVerify: false,
+    accessKey: swift.accessKey,
+    secretKey: swift.secretKey,
+    bucket,
+    region: swift.region,
+    folder,
+    timeoutMs: 30_000,
+    bucketLookup: 'path',
+    ...over,
   };
 }
