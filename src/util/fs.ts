@@ -32,10 +32,9 @@ export async function foreignLinkOwner(p: string): Promise<number | undefined> {
  * folder, so checks made on it cannot be raced.
  */
 export async function openOwnDir(dir: string): Promise<FileHandle> {
-  const owner = await foreignLinkOwner(dir);
-  if (owner !== undefined) throw linkRefused(dir, owner);
   const st = await fsp.lstat(dir).catch(() => undefined);
   const follow = st?.isSymbolicLink() === true;
+  if (follow && st.uid !== process.getuid?.()) throw linkRefused(dir, st.uid);
   try {
     return await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY | (follow ? 0 : fsc.O_NOFOLLOW));
   } catch (err) {
