@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { configError, errnoCode, messageOf } from '../errors.js';
-import { checkValue, DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
+import { checkChoices, checkValue, DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
 import { parseBoolean, parseValue, type OptionValue } from './values.js';
 
 export type ValueSource = 'cli' | 'env' | 'config' | 'default';
@@ -38,7 +38,7 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command 
         opt.argParser((raw: string, prev: unknown) => {
           let v: OptionValue;
           try {
-            v = checkValue(spec, parseValue(spec.type, raw));
+            v = checkChoices(spec, parseValue(spec.type, raw));
           } catch (err) {
             throw new InvalidArgumentError(messageOf(err));
           }
@@ -156,6 +156,13 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
         if (c.getOptionValueSource(attr(key)) !== 'cli') continue;
         const v = raw[attr(key)];
         if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || Array.isArray(v)) {
+          // commander parsed the type and the choices; the spec's own check is reported as
+          // "invalid value for --flag", as for the environment and the config file
+          try {
+            checkValue(spec, v as OptionValue);
+          } catch (err) {
+            throw configError(`invalid value for --${key}: ${messageOf(err)}`);
+          }
           values.set(spec.key, v as OptionValue);
           sources.set(spec.key, 'cli');
           if (spec.secret) secretFlags.set(spec, key);

@@ -6,15 +6,15 @@
  *
  * Contract: a value is valid when its type's parser (values.ts) accepts it, it is one of
  * `choices` (when given) and `check` (when given) passes; `checkValue` applies the last two,
- * `jsonValue` all three for a JSON field. Code that needs a default reads it from the spec
+ * `jsonValue` all three for a JSON field (the checks are in checks.ts). Code that needs a
+ * default reads it from the spec
  * (`Values.text`/`Values.num` after resolving, `stringDefault`/`numberDefault` elsewhere),
  * never from a literal of its own.
  */
 import os from 'node:os';
 import path from 'node:path';
-import { isIP } from 'node:net';
-import { assertSafePrefix } from '../model/naming.js';
-import { formatDuration, valueFromJson, within, type OptionValue, type ValueCheck, type ValueType } from './values.js';
+import { checkAbsoluteDirs, checkEtcdArg, checkIP, checkJoinURL, checkNodeName, checkPrefix, RETENTION, S3_TIMEOUT } from './checks.js';
+import { valueFromJson, type OptionValue, type ValueCheck, type ValueType } from './values.js';
 
 export interface OptionSpec {
   /** Long flag name without dashes; also the config-file key. */
@@ -39,50 +39,6 @@ export interface OptionSpec {
   /** Validation beyond the type, for every source of the value (see `ValueCheck`). */
   readonly check?: ValueCheck;
 }
-
-/** Retention counts: 0 disables pruning; the bound keeps a request from asking for absurd work. */
-const RETENTION: ValueCheck = within(0, 100_000);
-
-const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/i;
-
-const checkNodeName: ValueCheck = (v) => {
-  if (!NODE_NAME.test(String(v))) throw new Error(`"${String(v)}" is not a node name: use letters, digits, '-' and '.', at most 63 characters`);
-};
-
-const checkIP: ValueCheck = (v) => {
-  if (isIP(String(v)) === 0) throw new Error(`"${String(v)}" is not an IP address`);
-};
-
-/** A snapshot name prefix becomes part of file names (model/naming.ts). */
-const checkPrefix: ValueCheck = (v) => {
-  assertSafePrefix(v);
-};
-
-/** Each comma-separated item an absolute path. */
-const checkAbsoluteDirs: ValueCheck = (v) => {
-  for (const d of String(v).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
-    if (!path.isAbsolute(d) || d.includes('\0')) {
-      throw new Error(`"${d}" is not an absolute path; give absolute folder paths (repeat the flag or separate them with commas)`);
-    }
-  }
-};
-
-const checkEtcdArg: ValueCheck = (v) => {
-  if (!/^[a-z0-9-]+=/.test(String(v).replace(/^--?/, ''))) throw new Error(`"${String(v)}" is not key=value (example: quota-backend-bytes=8589934592)`);
-};
-
-/** A supervisor URL to join: https with an explicit port ('' means none). */
-const checkJoinURL: ValueCheck = (v) => {
-  const s = String(v);
-  if (s === '') return;
-  let u: URL | undefined;
-  try {
-    u = new URL(s);
-  } catch {
-    u = undefined;
-  }
-  if (!u || u.protocol !== 'https:' || u.port === '') throw new Error(`"${s}" is not https://<host>:<supervisor-port>`);
-};
 
 export const DEFAULT_CONFIG_FILE = '/etc/etcdsnap/config.yaml';
 
@@ -157,7 +113,7 @@ const S3_FIELDS: readonly OptionSpec[] = [
     default: 300_000,
     defaultText: '5m',
     valueName: 'duration',
-    check: within(1000, 24 * 3_600_000, formatDuration),
+    check: S3_TIMEOUT,
   },
   { key: 's3-proxy', type: 'string', description: 'proxy URL for S3, or "none" (default: HTTPS_PROXY/HTTP_PROXY)', valueName: 'url' },
   {
@@ -420,9 +376,15 @@ export function numberDefault(specs: readonly OptionSpec[], key: string): number
  * `check` (a list item by item). Throws an Error whose message completes "invalid value for <key>: ".
  */
 export function checkValue(spec: OptionSpec, value: OptionValue): OptionValue {
+  checkChoices(spec, value);
+  for (const item of Array.isArray(value) ? value : [value]) spec.check?.(item);
+  return value;
+}
+
+/** The `choices` part of `checkValue` (commander checks it while parsing a flag). */
+export function checkChoices(spec: OptionSpec, value: OptionValue): OptionValue {
   for (const item of Array.isArray(value) ? value : [value]) {
     if (spec.choices && !spec.choices.includes(String(item))) throw new Error(`"${String(item)}" is not one of ${spec.choices.join(', ')}`);
-    spec.check?.(item);
   }
   return value;
 }
