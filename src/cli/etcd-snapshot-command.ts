@@ -1,7 +1,8 @@
 /**
  * `etcdsnap etcd-snapshot <save|ls|list|l|delete|prune>` (bare = save), as k3s: each
  * subcommand sends one request to the running server's supervisor API and prints the
- * result. Flags that are not given are not sent, so the server's settings apply.
+ * result. Flags that are not given are not sent, so the server's settings apply. Requests
+ * and answers have the types of model/api.ts; `SupervisorClient.snapshot` decodes answers.
  * `--s3-endpoint-ca` files are read here, by the CLI, and sent as PEM content (the server
  * reads no file a request names).
  */
@@ -11,8 +12,7 @@ import { Command, Help, Option } from 'commander';
 import { addOptions, resolveValues, type Values } from '../config/resolve.js';
 import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import type { SnapshotRecord } from '../model/records.js';
-import type { SnapshotRequest } from '../snapshot/request.js';
+import type { SnapshotRequestBody } from '../model/api.js';
 import { SupervisorClient } from '../server/api-client.js';
 import { parseOutputFormat, renderRecords } from './output.js';
 import { endpointCAContent, pemBundle, s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
@@ -32,7 +32,7 @@ async function context(cmd: Command): Promise<Context> {
   const values = await resolveValues(cmd, SNAPSHOT_CLI_OPTIONS, { env: process.env, warn: (m) => warnings.push(m), quietKeys: quiet });
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
-  const server = values.str('etcd-server') ?? `https://127.0.0.1:${values.int('supervisor-port') ?? 9345}`;
+  const server = values.str('etcd-server') ?? `https://127.0.0.1:${values.num('supervisor-port')}`;
   const token = values.str('etcd-token');
   const client = await SupervisorClient.connect({ server, ...(token !== undefined ? { token } : {}), dataDir, timeoutMs: REQUEST_TIMEOUT_MS });
   return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
@@ -66,15 +66,16 @@ function endpointCAForRequest(spec: string): string {
   return out.join('');
 }
 
-/** Adds the flags every operation shares: --dir, and the S3 settings when --s3 is given. */
-function common(req: SnapshotRequest, v: Values): Record<string, unknown> {
+/** `req` with the flags every operation shares: --dir, and the S3 settings when --s3 is given. */
+function common<R extends SnapshotRequestBody>(req: R, v: Values): R {
+  const out: R = { ...req };
   const dir = v.str('dir');
-  if (dir !== undefined) req.dir = path.resolve(dir);
+  if (dir !== undefined) out.dir = path.resolve(dir);
   const s3 = s3OptionsFromValues(v, '');
   const ca = s3?.settings.endpointCA;
   if (s3 && ca !== undefined && ca.trim() !== '') s3.settings.endpointCA = endpointCAForRequest(ca);
-  const { s3: _ignored, ...rest } = req;
-  return s3 ? { ...rest, s3: s3Request(s3) } : rest;
+  if (s3) out.s3 = s3Request(s3);
+  return out;
 }
 
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune). */
@@ -112,9 +113,9 @@ async function save(cmd: Command): Promise<void> {
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
   }
   const ctx = await context(cmd);
-  const req: SnapshotRequest = { operation: 'save', name: [ctx.values.str('name') ?? 'on-demand'] };
+  const req: SnapshotRequestBody & { operation: 'save' } = { operation: 'save', name: [ctx.values.text('name')] };
   if (ctx.values.isSet('snapshot-compress')) req.compress = ctx.values.bool('snapshot-compress');
-  const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { created: SnapshotRecord[]; s3Error?: string };
+  const res = await ctx.client.snapshot(common(req, ctx.values));
   for (const r of res.created) ctx.out(`Snapshot ${r.name} saved.\n`);
   if (res.s3Error) ctx.warn(`warning: ${res.s3Error}\n`);
 }
@@ -124,14 +125,11 @@ async function list(cmd: Command): Promise<void> {
     try {
       return parseOutputFormat(cmd.opts<{ output?: string }>().output);
     } catch (err) {
-      throw new EtcdsnapError('usage', (err as Error).message);
+      throw new EtcdsnapError('usage', messageOf(err));
     }
   })();
   const ctx = await context(cmd);
-  const res = (await ctx.client.post('/db/snapshot', common({ operation: 'list', name: [], details: format !== 'table' }, ctx.values))) as {
-    items: SnapshotRecord[];
-    s3Error?: string;
-  };
+  const res = await ctx.client.snapshot(common({ operation: 'list', name: [], details: format !== 'table' }, ctx.values));
   ctx.out(renderRecords(res.items, format));
   if (res.s3Error) {
     // the local part is printed; the exit code says the list is incomplete
@@ -144,7 +142,7 @@ async function del(cmd: Command): Promise<void> {
   const names = cmd.args;
   if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
   const ctx = await context(cmd);
-  const res = (await ctx.client.post('/db/snapshot', common({ operation: 'delete', name: names }, ctx.values))) as { deleted: string[]; notFound: string[] };
+  const res = await ctx.client.snapshot(common({ operation: 'delete', name: names }, ctx.values));
   for (const n of res.deleted) ctx.out(`Snapshot ${n} deleted.\n`);
   for (const n of res.notFound) ctx.out(`Snapshot ${n} not found.\n`);
   if (res.notFound.length > 0) process.exitCode = 1;
@@ -153,13 +151,13 @@ async function del(cmd: Command): Promise<void> {
 async function prune(cmd: Command): Promise<void> {
   const ctx = await context(cmd);
   const dryRun = cmd.opts<{ dryRun?: boolean }>().dryRun === true;
-  const req: SnapshotRequest = { operation: 'prune', name: [ctx.values.str('name') ?? 'on-demand'], dryRun };
-  req.retention = ctx.values.int('snapshot-retention') ?? 5;
-  const res = (await ctx.client.post('/db/snapshot', common(req, ctx.values))) as { deleted: string[] };
+  const prefix = ctx.values.text('name');
+  const retention = ctx.values.num('snapshot-retention');
+  const res = await ctx.client.snapshot(common({ operation: 'prune', name: [prefix], dryRun, retention }, ctx.values));
   for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
   if (res.deleted.length === 0) {
-    const s3 = ctx.values.bool('s3') ? `, S3 retention ${ctx.values.int('s3-retention') ?? 5}` : '';
-    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${req.name[0] ?? ''}, retention ${req.retention}${s3}).\n`);
+    const s3 = ctx.values.bool('s3') ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
+    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, retention ${retention}${s3}).\n`);
   }
 }
 

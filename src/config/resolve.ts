@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { configError, errnoCode, messageOf } from '../errors.js';
-import { DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
+import { checkChoices, checkValue, DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
 import { parseBoolean, parseValue, type OptionValue } from './values.js';
 
 export type ValueSource = 'cli' | 'env' | 'config' | 'default';
@@ -26,13 +26,6 @@ function describe(spec: OptionSpec): string {
   return parts.join(' ');
 }
 
-function checkChoice(spec: OptionSpec, value: OptionValue): OptionValue {
-  if (spec.choices && !spec.choices.includes(String(value))) {
-    throw new Error(`"${String(value)}" is not one of ${spec.choices.join(', ')}`);
-  }
-  return value;
-}
-
 /** Adds one commander option per spec (plus hidden aliases and `--no-` forms of booleans). */
 export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command {
   for (const spec of specs) {
@@ -45,7 +38,7 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): Command 
         opt.argParser((raw: string, prev: unknown) => {
           let v: OptionValue;
           try {
-            v = checkChoice(spec, parseValue(spec.type, raw));
+            v = checkChoices(spec, parseValue(spec.type, raw));
           } catch (err) {
             throw new InvalidArgumentError(messageOf(err));
           }
@@ -107,6 +100,18 @@ export class Values {
     const v = this.values.get(key);
     return typeof v === 'number' ? v : undefined;
   }
+  /** The string value of an option that has a default in its spec; none is a bug. */
+  text(key: string): string {
+    const v = this.values.get(key);
+    if (typeof v !== 'string') throw new Error(`bug: option ${key} has no string value`);
+    return v;
+  }
+  /** The numeric value of an option that has a default in its spec; none is a bug. */
+  num(key: string): number {
+    const v = this.values.get(key);
+    if (typeof v !== 'number') throw new Error(`bug: option ${key} has no numeric value`);
+    return v;
+  }
   list(key: string): string[] {
     const v = this.values.get(key);
     return Array.isArray(v) ? v : v === undefined ? [] : [String(v)];
@@ -151,6 +156,13 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
         if (c.getOptionValueSource(attr(key)) !== 'cli') continue;
         const v = raw[attr(key)];
         if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || Array.isArray(v)) {
+          // commander parsed the type and the choices; the spec's own check is reported as
+          // "invalid value for --flag", as for the environment and the config file
+          try {
+            checkValue(spec, v as OptionValue);
+          } catch (err) {
+            throw configError(`invalid value for --${key}: ${messageOf(err)}`);
+          }
           values.set(spec.key, v as OptionValue);
           sources.set(spec.key, 'cli');
           if (spec.secret) secretFlags.set(spec, key);
@@ -168,7 +180,7 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
     const rawEnv = opts.env[spec.env];
     if (rawEnv === undefined || rawEnv === '') continue;
     try {
-      values.set(spec.key, checkChoice(spec, spec.type === 'list' ? rawEnv.split(',') : parseValue(spec.type, rawEnv)));
+      values.set(spec.key, checkValue(spec, spec.type === 'list' ? rawEnv.split(',') : parseValue(spec.type, rawEnv)));
     } catch (err) {
       throw configError(`invalid value for $${spec.env}: ${messageOf(err)}`);
     }
@@ -189,7 +201,7 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
       const src = sources.get(spec.key);
       if (src === 'cli' || src === 'env') continue;
       try {
-        values.set(spec.key, checkChoice(spec, fromYaml(spec, value)));
+        values.set(spec.key, checkValue(spec, fromYaml(spec, value)));
       } catch (err) {
         throw configError(`config file ${file}: invalid value for key "${key}": ${messageOf(err)}`);
       }

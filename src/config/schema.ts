@@ -1,11 +1,20 @@
 /**
- * One schema for every option: its flag, environment variable, type, default and help.
- * The commander options, the environment lookup and the config-file reader all come from
- * these specs, so they cannot drift apart; docs/reference/flags.md is generated from them (npm run docs:flags).
+ * One schema for every option: its flag, environment variable, type, default, validation
+ * and help. The commander options, the environment lookup, the config-file reader and the
+ * API request parser (snapshot/request.ts, snapshot/s3-config.ts) all come from these specs,
+ * so they cannot drift apart; docs/reference/flags.md is generated from them (npm run docs:flags).
+ *
+ * Contract: a value is valid when its type's parser (values.ts) accepts it, it is one of
+ * `choices` (when given) and `check` (when given) passes; `checkValue` applies the last two,
+ * `jsonValue` all three for a JSON field (the checks are in checks.ts). Code that needs a
+ * default reads it from the spec
+ * (`Values.text`/`Values.num` after resolving, `stringDefault`/`numberDefault` elsewhere),
+ * never from a literal of its own.
  */
 import os from 'node:os';
 import path from 'node:path';
-import type { OptionValue, ValueType } from './values.js';
+import { checkAbsoluteDirs, checkEtcdArg, checkIP, checkJoinURL, checkNodeName, checkPrefix, RETENTION, S3_TIMEOUT } from './checks.js';
+import { valueFromJson, type OptionValue, type ValueCheck, type ValueType } from './values.js';
 
 export interface OptionSpec {
   /** Long flag name without dashes; also the config-file key. */
@@ -27,6 +36,8 @@ export interface OptionSpec {
   readonly valueName?: string;
   /** Accepted but not shown in --help. */
   readonly hidden?: boolean;
+  /** Validation beyond the type, for every source of the value (see `ValueCheck`). */
+  readonly check?: ValueCheck;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/etcdsnap/config.yaml';
@@ -72,8 +83,12 @@ export const COMMON_OPTIONS: readonly OptionSpec[] = [
     description: 'node name',
     defaultText: 'hostname',
     valueName: 'name',
+    check: checkNodeName,
   },
 ];
+
+/** Written once: the server listens on it, the CLI reads it from a shared config file. */
+const SUPERVISOR_PORT: OptionSpec = { key: 'supervisor-port', type: 'port', description: 'supervisor API port (HTTPS)', default: 9345, valueName: 'port' };
 
 /**
  * S3 options, written once: the server spells them `--etcd-s3-*`, the etcd-snapshot
@@ -91,7 +106,15 @@ const S3_FIELDS: readonly OptionSpec[] = [
   { key: 's3-region', type: 'string', description: 'S3 region', default: 'us-east-1', valueName: 'region' },
   { key: 's3-folder', type: 'string', description: 'S3 folder (key prefix)', default: '', valueName: 'folder' },
   { key: 's3-insecure', type: 'boolean', description: 'use http instead of https for S3', default: false },
-  { key: 's3-timeout', type: 'duration', description: 'timeout of each S3 operation', default: 300_000, defaultText: '5m', valueName: 'duration' },
+  {
+    key: 's3-timeout',
+    type: 'duration',
+    description: 'timeout of each S3 operation',
+    default: 300_000,
+    defaultText: '5m',
+    valueName: 'duration',
+    check: S3_TIMEOUT,
+  },
   { key: 's3-proxy', type: 'string', description: 'proxy URL for S3, or "none" (default: HTTPS_PROXY/HTTP_PROXY)', valueName: 'url' },
   {
     key: 's3-bucket-lookup-type',
@@ -101,8 +124,18 @@ const S3_FIELDS: readonly OptionSpec[] = [
     default: 'auto',
     valueName: 'type',
   },
-  { key: 's3-retention', type: 'count', description: 'number of snapshots to keep in S3, per node and name prefix (0 disables pruning)', default: 5, valueName: 'n' },
+  {
+    key: 's3-retention',
+    type: 'count',
+    description: 'number of snapshots to keep in S3, per node and name prefix (0 disables pruning)',
+    default: 5,
+    valueName: 'n',
+    check: RETENTION,
+  },
 ];
+
+/** The S3 option specs without prefix (`s3`, `s3-endpoint`, ...), for the API's `s3` field. */
+export const S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS;
 
 /** `--etcd-s3-*` options of the server. */
 export const SERVER_S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS.map((f) => ({ ...f, key: `etcd-${f.key}` }));
@@ -135,6 +168,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'address the supervisor API and etcd listen on',
     default: '127.0.0.1',
     valueName: 'ip',
+    check: checkIP,
   },
   {
     key: 'advertise-address',
@@ -143,8 +177,9 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'address other servers use to reach this one',
     default: '127.0.0.1',
     valueName: 'ip',
+    check: checkIP,
   },
-  { key: 'supervisor-port', type: 'port', description: 'supervisor API port (HTTPS)', default: 9345, valueName: 'port' },
+  SUPERVISOR_PORT,
   { key: 'etcd-client-port', type: 'port', description: 'etcd client port', default: 2379, valueName: 'port' },
   { key: 'etcd-peer-port', type: 'port', description: 'etcd peer port', default: 2380, valueName: 'port' },
   {
@@ -160,6 +195,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     type: 'list',
     description: 'extra etcd argument as key=value (repeatable), e.g. --etcd-arg quota-backend-bytes=8589934592',
     valueName: 'key=value',
+    check: checkEtcdArg,
   },
   {
     key: 'etcd-log-level',
@@ -189,6 +225,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'number of scheduled snapshots to keep (0 disables pruning)',
     default: 5,
     valueName: 'n',
+    check: RETENTION,
   },
   {
     key: 'etcd-snapshot-dir',
@@ -204,6 +241,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description:
       'another folder that API requests (etcd-snapshot --dir) may save snapshots to, list and delete from; absolute path, that folder only (repeatable or comma-separated; --etcd-snapshot-dir is always allowed, no other)',
     valueName: 'dir',
+    check: checkAbsoluteDirs,
   },
   {
     key: 'etcd-snapshot-name',
@@ -211,6 +249,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'name prefix of scheduled snapshots',
     default: 'etcd-snapshot',
     valueName: 'name',
+    check: checkPrefix,
   },
   {
     key: 'etcd-snapshot-compress',
@@ -231,6 +270,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     type: 'string',
     description: 'join the cluster of this server (https://<host>:<supervisor-port>); needs --token',
     valueName: 'url',
+    check: checkJoinURL,
   },
   {
     key: 'cluster-reset',
@@ -270,7 +310,7 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     env: 'ETCDSNAP_ETCD_SERVER',
     type: 'string',
     description: 'supervisor URL of the etcdsnap server',
-    defaultText: 'https://127.0.0.1:<supervisor-port from the config file, else 9345>',
+    defaultText: `https://127.0.0.1:<supervisor-port from the config file, else ${String(SUPERVISOR_PORT.default)}>`,
     valueName: 'url',
   },
   {
@@ -284,7 +324,7 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     valueName: 'token',
   },
   { key: 'dir', aliases: ['etcd-snapshot-dir'], type: 'string', description: "snapshot folder on the server (default: the server's)", valueName: 'dir' },
-  { key: 'name', type: 'string', description: 'snapshot name (save) or name prefix (prune)', default: 'on-demand', valueName: 'name' },
+  { key: 'name', type: 'string', description: 'snapshot name (save) or name prefix (prune)', default: 'on-demand', valueName: 'name', check: checkPrefix },
   {
     key: 'snapshot-compress',
     aliases: ['etcd-snapshot-compress'],
@@ -298,13 +338,62 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     description: 'number of snapshots to keep (prune)',
     default: 5,
     valueName: 'n',
+    check: RETENTION,
   },
-  // read from a shared config file only to find the local server's port
-  { key: 'supervisor-port', type: 'port', description: 'supervisor port of the local server', hidden: true, valueName: 'port' },
+  // read from a shared config file only to find the local server's port (the server's default)
+  { ...SUPERVISOR_PORT, description: 'supervisor port of the local server', hidden: true },
   ...CLI_S3_OPTIONS,
 ];
 
 /** Looks a spec up by its key or one of its aliases. */
 export function findSpec(specs: readonly OptionSpec[], key: string): OptionSpec | undefined {
   return specs.find((s) => s.key === key || (s.aliases ?? []).includes(key));
+}
+
+/** The spec of `key` (or an alias) in `specs`; a missing one is a bug. */
+export function specOf(specs: readonly OptionSpec[], key: string): OptionSpec {
+  const spec = findSpec(specs, key);
+  if (!spec) throw new Error(`bug: no option ${key}`);
+  return spec;
+}
+
+/** The string default of `key`; a spec without one is a bug. */
+export function stringDefault(specs: readonly OptionSpec[], key: string): string {
+  const d = specOf(specs, key).default;
+  if (typeof d !== 'string') throw new Error(`bug: option ${key} has no string default`);
+  return d;
+}
+
+/** The numeric default of `key` (ports, counts, durations in ms); a spec without one is a bug. */
+export function numberDefault(specs: readonly OptionSpec[], key: string): number {
+  const d = specOf(specs, key).default;
+  if (typeof d !== 'number') throw new Error(`bug: option ${key} has no numeric default`);
+  return d;
+}
+
+/**
+ * `value` (already of the spec's type) when it is one of the spec's `choices` and passes its
+ * `check` (a list item by item). Throws an Error whose message completes "invalid value for <key>: ".
+ */
+export function checkValue(spec: OptionSpec, value: OptionValue): OptionValue {
+  checkChoices(spec, value);
+  for (const item of Array.isArray(value) ? value : [value]) spec.check?.(item);
+  return value;
+}
+
+/** The `choices` part of `checkValue` (commander checks it while parsing a flag). */
+export function checkChoices(spec: OptionSpec, value: OptionValue): OptionValue {
+  for (const item of Array.isArray(value) ? value : [value]) {
+    if (spec.choices && !spec.choices.includes(String(item))) throw new Error(`"${String(item)}" is not one of ${spec.choices.join(', ')}`);
+  }
+  return value;
+}
+
+/**
+ * A JSON field of an API request as a valid value of `spec`: its JSON type (values.ts
+ * `valueFromJson`), then `checkValue`. Throws an Error whose message completes
+ * `invalid field "<name>": `.
+ */
+export function jsonValue(spec: OptionSpec, v: unknown): OptionValue {
+  return checkValue(spec, valueFromJson(spec.type, v));
 }

@@ -85,3 +85,57 @@ export function parseValue(type: ValueType, raw: string): OptionValue {
       return parseDuration(raw);
   }
 }
+
+/**
+ * A check of a parsed value beyond its type, declared on an option's spec (`check`) and run
+ * on values from flags, environment, config files and API requests alike. A list option's
+ * check runs on each item. Throws an Error whose message completes "invalid value for <key>: ".
+ */
+export type ValueCheck = (value: OptionValue) => void;
+
+/** `ms` as the shortest exact duration text (`90s`, `5m`, `24h`). */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms !== 0 && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** A check that a number lies within [min, max]; `show` renders bounds and value (durations as text). */
+export function within(min: number, max: number, show: (n: number) => string = String): ValueCheck {
+  return (value) => {
+    if (typeof value !== 'number') return;
+    if (value < min) throw new Error(`${show(value)} is less than ${show(min)}; use ${show(min)} to ${show(max)}`);
+    if (value > max) throw new Error(`${show(value)} is more than ${show(max)}; use ${show(min)} to ${show(max)}`);
+  };
+}
+
+/**
+ * A JSON value (an API request field) as a value of `type`: strings, booleans and numbers
+ * must already have their JSON type (no "5" for 5); numbers must be whole (durations are
+ * milliseconds); counts are >= 0 and ports 1-65535. A list is an array of strings.
+ * Throws an Error whose message completes `invalid field "<name>": `.
+ */
+export function valueFromJson(type: ValueType, v: unknown): OptionValue {
+  switch (type) {
+    case 'string':
+      if (typeof v !== 'string') throw new Error('must be a string');
+      return v;
+    case 'boolean':
+      if (typeof v !== 'boolean') throw new Error('must be true or false');
+      return v;
+    case 'list':
+      if (!Array.isArray(v) || !v.every((i): i is string => typeof i === 'string')) throw new Error('must be a list of strings');
+      return v;
+    case 'int':
+    case 'count':
+    case 'port':
+    case 'duration': {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new Error(type === 'duration' ? 'must be a whole number of milliseconds' : 'must be a whole number');
+      // the string parsers hold the rules of each type (negative counts, port range)
+      if (type !== 'duration') return parseValue(type, String(v));
+      if (v < 0) throw new Error(`${v} is negative`);
+      return v;
+    }
+  }
+}

@@ -3,6 +3,9 @@
  * the token pins (k3s's `K10<ca hash>::server:<secret>`): the CA is fetched from
  * `/cacerts`, its sha256 compared with the token, and only then trusted. A bare secret
  * uses `${data-dir}/server/tls/server-ca.crt` instead.
+ *
+ * Answers of `POST /db/snapshot` are decoded in one place, `snapshot()`, into the types of
+ * model/api.ts; an answer of another shape is one EtcdsnapError line, never a cast.
  */
 import https from 'node:https';
 import { promises as fsp } from 'node:fs';
@@ -10,6 +13,8 @@ import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { caHash, parseToken } from '../etcd/token.js';
 import { registerSecret } from '../log/logger.js';
+import { numberDefault, SERVER_OPTIONS } from '../config/schema.js';
+import { decodeSnapshotResponse, ResponseShapeError, type SnapshotOperation, type SnapshotRequestBody, type SnapshotResponses } from '../model/api.js';
 
 export interface ClientOptions {
   server: string;
@@ -113,7 +118,7 @@ export class SupervisorClient {
         // e.g. etcd's client port, which asks for a client certificate, or a plain HTTP port
         throw new EtcdsnapError(
           'config',
-          `${base.origin} does not look like an etcdsnap supervisor API (TLS handshake failed: ${tls}); point ${serverFlag} at the server's supervisor port (--supervisor-port, 9345 by default), not etcd's client port`,
+          `${base.origin} does not look like an etcdsnap supervisor API (TLS handshake failed: ${tls}); point ${serverFlag} at the server's supervisor port (--supervisor-port, ${numberDefault(SERVER_OPTIONS, 'supervisor-port')} by default), not etcd's client port`,
           { cause: err },
         );
       }
@@ -129,6 +134,25 @@ export class SupervisorClient {
   /** POSTs a JSON body; resolves with the parsed 2xx answer or throws the server's error. */
   post(pathname: string, body: unknown): Promise<unknown> {
     return this.send('POST', pathname, JSON.stringify(body));
+  }
+
+  /**
+   * `POST /db/snapshot` with `req`: resolves with the server's answer, checked to have the
+   * shape of its operation (model/api.ts `decodeSnapshotResponse`); an answer of another
+   * shape is an EtcdsnapError of one line naming the field that is wrong.
+   */
+  async snapshot<O extends SnapshotOperation>(req: SnapshotRequestBody & { operation: O }): Promise<SnapshotResponses[O]> {
+    const answer = await this.post('/db/snapshot', req);
+    try {
+      return decodeSnapshotResponse(req.operation, answer);
+    } catch (err) {
+      if (!(err instanceof ResponseShapeError)) throw err;
+      throw new EtcdsnapError(
+        'unavailable',
+        `the server at ${this.base.origin} sent a malformed answer to ${req.operation}: ${err.message}; is it an etcdsnap server of this version?`,
+        { cause: err },
+      );
+    }
   }
 
   /** GETs a JSON document; resolves with the parsed 2xx answer or throws the server's error. */
@@ -150,7 +174,7 @@ export class SupervisorClient {
       parsed = undefined;
     }
     if (r.status >= 200 && r.status < 300) return parsed;
-    const msg = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String((parsed as { error: unknown }).error) : r.body.slice(0, 200);
+    const msg = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? String(parsed.error) : r.body.slice(0, 200);
     const kind = r.status === 401 ? 'auth' : r.status === 409 ? 'conflict' : r.status === 404 ? 'not-found' : r.status < 500 ? 'usage' : 'unavailable';
     throw new EtcdsnapError(kind, msg);
   }

@@ -1,17 +1,20 @@
 /**
  * The server's typed configuration, built from resolved option values, with the checks
- * that need more than one value. Pure: no I/O.
+ * that need more than one value. Pure: no I/O. Each value was validated by its spec
+ * (config/schema.ts) when it was resolved, and defaults come from the specs; only the
+ * computed default of --node-name (the hostname) and the cron schedule (parsed into a
+ * Schedule by snapshot/schedule.ts) are checked here.
  */
 import os from 'node:os';
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { configError } from '../errors.js';
-import { defaultDataDir } from '../config/schema.js';
+import { checkValue, defaultDataDir, SERVER_OPTIONS, specOf } from '../config/schema.js';
 import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
 import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
 import { parseSchedule, type Schedule } from '../snapshot/schedule.js';
-import { assertSafePrefix } from '../model/naming.js';
+import { messageOf } from '../errors.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -88,34 +91,32 @@ export function certHosts(cfg: ServerConfig): string[] {
   return [...new Set(all.filter((h) => h !== '' && h !== '0.0.0.0' && h !== '::'))];
 }
 
-const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/i;
-
-function checkAddress(flag: string, value: string): string {
-  if (isIP(value) === 0) throw configError(`invalid value for --${flag}: "${value}" is not an IP address`);
-  return value;
-}
-
-/** `--etcd-snapshot-api-dir` values: items may hold comma-separated lists; each must be absolute. */
+/** `--etcd-snapshot-api-dir` values (checked absolute by the spec): items may hold comma-separated lists. */
 function parseApiDirs(raw: readonly string[]): string[] {
   const dirs = raw.flatMap((r) => r.split(',')).map((d) => d.trim()).filter((d) => d !== '');
-  for (const d of dirs) {
-    if (!path.isAbsolute(d) || d.includes('\0')) {
-      throw configError(`invalid value for --etcd-snapshot-api-dir: "${d}" is not an absolute path; give absolute folder paths (repeat the flag or separate them with commas)`);
-    }
-  }
   return [...new Set(dirs.map((d) => path.resolve(d)))];
 }
 
-export function buildServerConfig(v: Values): ServerConfig {
-  const nodeName = v.str('node-name') ?? os.hostname();
-  if (!NODE_NAME.test(nodeName)) {
-    throw configError(`invalid node name "${nodeName}": use letters, digits, '-' and '.', at most 63 characters; set --node-name`);
+/** --node-name, or the hostname, which its spec's check must accept too. */
+function nodeNameOf(v: Values): string {
+  const given = v.str('node-name');
+  if (given !== undefined) return given;
+  const host = os.hostname();
+  try {
+    checkValue(specOf(SERVER_OPTIONS, 'node-name'), host);
+  } catch (err) {
+    throw configError(`invalid node name from the hostname: ${messageOf(err)}; set --node-name`);
   }
+  return host;
+}
+
+export function buildServerConfig(v: Values): ServerConfig {
+  const nodeName = nodeNameOf(v);
   const dataDir = path.resolve(v.str('data-dir') ?? defaultDataDir());
   const ports = {
-    supervisorPort: v.int('supervisor-port') ?? 9345,
-    etcdClientPort: v.int('etcd-client-port') ?? 2379,
-    etcdPeerPort: v.int('etcd-peer-port') ?? 2380,
+    supervisorPort: v.num('supervisor-port'),
+    etcdClientPort: v.num('etcd-client-port'),
+    etcdPeerPort: v.num('etcd-peer-port'),
   };
   const seen = new Map<number, string>();
   for (const [k, p] of Object.entries(ports)) {
@@ -125,24 +126,10 @@ export function buildServerConfig(v: Values): ServerConfig {
     seen.set(p, flag);
   }
   const etcdArgs = v.list('etcd-arg');
-  for (const a of etcdArgs) {
-    if (!/^[a-z0-9-]+=/.test(a.replace(/^--?/, ''))) {
-      throw configError(`invalid value for --etcd-arg: "${a}" is not key=value (example: quota-backend-bytes=8589934592)`);
-    }
-  }
   const rawSnapshotDir = v.str('etcd-snapshot-dir');
   const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
   const apiDirs = parseApiDirs(v.list('etcd-snapshot-api-dir'));
   const joinURL = v.str('server');
-  if (joinURL !== undefined && joinURL !== '') {
-    let u: URL | undefined;
-    try {
-      u = new URL(joinURL);
-    } catch {
-      u = undefined;
-    }
-    if (!u || u.protocol !== 'https:' || u.port === '') throw configError(`invalid --server "${joinURL}": use https://<host>:<supervisor-port>`);
-  }
   const clusterReset = v.bool('cluster-reset');
   const restorePath = v.str('cluster-reset-restore-path');
   if (restorePath !== undefined && restorePath !== '' && !clusterReset) {
@@ -166,10 +153,10 @@ export function buildServerConfig(v: Values): ServerConfig {
     nodeName,
     ...(token !== undefined ? { token } : {}),
     ...(tokenFile !== undefined ? { tokenFile: path.resolve(tokenFile) } : {}),
-    bindAddress: checkAddress('bind-address', v.str('bind-address') ?? '127.0.0.1'),
-    advertiseAddress: checkAddress('advertise-address', v.str('advertise-address') ?? '127.0.0.1'),
+    bindAddress: v.text('bind-address'),
+    advertiseAddress: v.text('advertise-address'),
     ...ports,
-    etcdBinary: v.str('etcd-binary') ?? 'etcd',
+    etcdBinary: v.text('etcd-binary'),
     etcdArgs,
     // etcd's routine chatter is quiet unless asked for; --debug brings back its info lines
     etcdLogLevel: ETCD_LOG_LEVELS.find((l) => l === etcdLogLevel) ?? (v.bool('debug') ? 'info' : 'warn'),
@@ -183,12 +170,12 @@ export function buildServerConfig(v: Values): ServerConfig {
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
     snapshots: {
       disabled: v.bool('etcd-disable-snapshots'),
-      schedule: parseSchedule(v.str('etcd-snapshot-schedule-cron') ?? '0 */12 * * *'),
-      retention: v.int('etcd-snapshot-retention') ?? 5,
+      schedule: parseSchedule(v.text('etcd-snapshot-schedule-cron')),
+      retention: v.num('etcd-snapshot-retention'),
       dir: snapshotDir ?? path.join(dataDir, 'server', 'db', 'snapshots'),
       dirIsDefault: snapshotDir === undefined,
       apiDirs,
-      name: assertSafePrefix(v.str('etcd-snapshot-name') ?? 'etcd-snapshot'),
+      name: v.text('etcd-snapshot-name'),
       compress: v.bool('etcd-snapshot-compress'),
     },
   };

@@ -5,11 +5,15 @@
  * `--etcd-snapshot-api-dir` (`settings.apiDirs`, else the server config's).
  * Its `preflight` (before the server changes anything) refuses a snapshot dir that is
  * missing (other than the default) or not a folder, and S3 settings `S3Store.create` refuses.
+ * Requests are parsed by `parseSnapshotRequest` (the option schema's validators); answers
+ * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
  */
 import type { Feature } from './feature.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from '../snapshot/schedule.js';
-import { parseSnapshotRequest } from '../snapshot/request.js';
+import { parseSnapshotRequest, type SnapshotRequest } from '../snapshot/request.js';
+import { SNAPSHOT_CLI_OPTIONS, stringDefault } from '../config/schema.js';
+import type { SnapshotOperation, SnapshotResponses } from '../model/api.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { withProxyEnvironment, type S3Options } from '../snapshot/s3-config.js';
 import { abortStaleUploads } from '../snapshot/s3-ops.js';
@@ -53,40 +57,50 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       if (resumed > 0) ctx.logger.info({ count: resumed }, 're-queued S3 uploads that failed before the restart');
     }
 
+    // the request's name prefix when it gives none: the CLI's --name default
+    const defaultPrefix = stringDefault(SNAPSHOT_CLI_OPTIONS, 'name');
+    /** The answer to one request, typed as the CLI decodes it (model/api.ts). */
+    const answer = async (r: SnapshotRequest): Promise<SnapshotResponses[SnapshotOperation]> => {
+      switch (r.operation) {
+        case 'save': {
+          const res: SnapshotResponses['save'] = await service.save({
+            prefix: r.name[0] ?? defaultPrefix,
+            compress: r.compress ?? cfg.settings.compress,
+            ...(r.dir !== undefined ? { dir: r.dir } : {}),
+            retention: 0,
+            scheduled: false,
+            ...(r.s3 ? { s3: r.s3 } : {}),
+          });
+          return res;
+        }
+        case 'list': {
+          const res: SnapshotResponses['list'] = await service.list(r.dir, r.s3, r.details ?? false);
+          return res;
+        }
+        case 'delete': {
+          const res: SnapshotResponses['delete'] = await service.delete(r.name, r.dir, r.s3);
+          return res;
+        }
+        case 'prune': {
+          const res: SnapshotResponses['prune'] = await service.prune({
+            prefix: r.name[0] ?? defaultPrefix,
+            retention: r.retention ?? cfg.settings.retention,
+            ...(r.dir !== undefined ? { dir: r.dir } : {}),
+            dryRun: r.dryRun ?? false,
+            ...(r.s3 ? { s3: r.s3 } : {}),
+          });
+          return res;
+        }
+      }
+    };
+
     ctx.addRoute({
       method: 'POST',
       path: '/db/snapshot',
       handle: async (req) => {
         const parsed = parseSnapshotRequest(req.body);
         const r = parsed.s3 && cfg.proxyEnv ? { ...parsed, s3: withProxyEnvironment(parsed.s3, cfg.proxyEnv) } : parsed;
-        switch (r.operation) {
-          case 'save': {
-            const res = await service.save({
-              prefix: r.name[0] ?? 'on-demand',
-              compress: r.compress ?? cfg.settings.compress,
-              ...(r.dir !== undefined ? { dir: r.dir } : {}),
-              retention: 0,
-              scheduled: false,
-              ...(r.s3 ? { s3: r.s3 } : {}),
-            });
-            return { status: 200, body: res };
-          }
-          case 'list':
-            return { status: 200, body: await service.list(r.dir, r.s3, r.details ?? false) };
-          case 'delete':
-            return { status: 200, body: await service.delete(r.name, r.dir, r.s3) };
-          case 'prune':
-            return {
-              status: 200,
-              body: await service.prune({
-                prefix: r.name[0] ?? 'on-demand',
-                retention: r.retention ?? cfg.settings.retention,
-                ...(r.dir !== undefined ? { dir: r.dir } : {}),
-                dryRun: r.dryRun ?? false,
-                ...(r.s3 ? { s3: r.s3 } : {}),
-              }),
-            };
-        }
+        return { status: 200, body: await answer(r) };
       },
     });
 

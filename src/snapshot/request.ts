@@ -1,12 +1,17 @@
 /**
- * The wire format of `POST /db/snapshot` (the CLI's request to the server, modelled on
- * k3s's SnapshotRequest) and its validation. Pure: every field is checked here, so the
- * handlers get typed, safe values.
+ * The server side of `POST /db/snapshot`: the wire body (`SnapshotRequestBody`,
+ * model/api.ts, what the CLI sends) parsed into a `SnapshotRequest` for the handlers.
+ * Pure: every field is checked here, so the handlers get typed, safe values. Fields that
+ * carry an option (`compress`, `retention`, the save/prune name prefix, the `s3` object) are
+ * validated by that option's spec (config/schema.ts), as the flag is.
  */
-import { EtcdsnapError } from '../errors.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
+import { jsonValue, SNAPSHOT_CLI_OPTIONS, specOf } from '../config/schema.js';
+import { valueFromJson } from '../config/values.js';
+import { SNAPSHOT_OPERATIONS, type SnapshotOperation, type SnapshotRequestBody } from '../model/api.js';
 import { parseS3Request, type S3Options } from './s3-config.js';
 
-export type SnapshotOperation = 'save' | 'list' | 'delete' | 'prune';
+export type { SnapshotOperation } from '../model/api.js';
 
 export interface SnapshotRequest {
   operation: SnapshotOperation;
@@ -26,22 +31,48 @@ export interface SnapshotRequest {
   s3?: S3Options;
 }
 
-const FIELDS = new Set(['operation', 'name', 'dir', 'compress', 'retention', 'dryRun', 'details', 's3']);
-const OPS: readonly SnapshotOperation[] = ['save', 'list', 'delete', 'prune'];
+/** The wire fields and, for those that carry an option, its key in the etcd-snapshot options. */
+const FIELDS: { readonly [K in keyof SnapshotRequestBody]-?: string | null } = {
+  operation: null,
+  name: 'name',
+  dir: null,
+  compress: 'snapshot-compress',
+  retention: 'snapshot-retention',
+  dryRun: null,
+  details: null,
+  s3: null,
+};
 const bad = (msg: string): EtcdsnapError => new EtcdsnapError('usage', msg);
+const isField = (k: string): k is keyof SnapshotRequestBody => Object.hasOwn(FIELDS, k);
+const isOperation = (v: unknown): v is SnapshotOperation => SNAPSHOT_OPERATIONS.some((op) => op === v);
+
+/** `body[key]` checked by the spec of the option the field carries. */
+function optionField(body: Record<string, unknown>, key: 'compress' | 'retention'): boolean | number | undefined {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  try {
+    const out = jsonValue(specOf(SNAPSHOT_CLI_OPTIONS, FIELDS[key] ?? key), v);
+    if (typeof out === 'boolean' || typeof out === 'number') return out;
+  } catch (err) {
+    throw bad(`invalid field "${key}": ${messageOf(err)}`);
+  }
+  throw bad(`invalid field "${key}"`);
+}
 
 function optionalBoolean(body: Record<string, unknown>, key: string): boolean | undefined {
   const v = body[key];
-  if (v !== undefined && typeof v !== 'boolean') throw bad(`invalid field "${key}": expected true or false`);
-  return v;
+  if (v === undefined) return undefined;
+  try {
+    return valueFromJson('boolean', v) === true;
+  } catch (err) {
+    throw bad(`invalid field "${key}": ${messageOf(err)}`);
+  }
 }
 
 export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotRequest {
-  for (const k of Object.keys(body)) if (!FIELDS.has(k)) throw bad(`unknown field "${k.slice(0, 64)}" in snapshot request`);
+  for (const k of Object.keys(body)) if (!isField(k)) throw bad(`unknown field "${k.slice(0, 64)}" in snapshot request`);
   const op = body['operation'];
-  if (typeof op !== 'string' || !OPS.includes(op as SnapshotOperation)) {
-    throw bad(`invalid operation: use one of ${OPS.join(', ')}`);
-  }
+  if (!isOperation(op)) throw bad(`invalid operation: use one of ${SNAPSHOT_OPERATIONS.join(', ')}`);
   const rawName = body['name'];
   let name: string[] = [];
   if (typeof rawName === 'string') name = [rawName];
@@ -50,22 +81,26 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
     if (!rawName.every((n): n is string => typeof n === 'string')) throw bad('invalid field "name": expected strings');
     name = rawName;
   } else if (rawName !== undefined) throw bad('invalid field "name": expected a string or a list of strings');
-  const req: SnapshotRequest = { operation: op as SnapshotOperation, name };
+  // save and prune take a name prefix: the --name option's rules (delete's file names are checked by the service)
+  const prefix = name[0];
+  if ((op === 'save' || op === 'prune') && prefix !== undefined) {
+    try {
+      jsonValue(specOf(SNAPSHOT_CLI_OPTIONS, 'name'), prefix);
+    } catch (err) {
+      throw bad(`invalid field "name": ${messageOf(err)}`);
+    }
+  }
+  const req: SnapshotRequest = { operation: op, name };
   const dir = body['dir'];
   if (dir !== undefined) {
     if (typeof dir !== 'string' || dir.length > 4096) throw bad('invalid field "dir": expected a path');
     if (dir !== '' && (!dir.startsWith('/') || dir.includes('\0'))) throw bad(`invalid snapshot dir ${JSON.stringify(dir.slice(0, 200))}: give an absolute path`);
     req.dir = dir;
   }
-  const compress = optionalBoolean(body, 'compress');
-  if (compress !== undefined) req.compress = compress;
-  const retention = body['retention'];
-  if (retention !== undefined) {
-    if (typeof retention !== 'number' || !Number.isInteger(retention) || retention < 0 || retention > 100_000) {
-      throw bad('invalid field "retention": expected a whole number from 0 to 100000');
-    }
-    req.retention = retention;
-  }
+  const compress = optionField(body, 'compress');
+  if (typeof compress === 'boolean') req.compress = compress;
+  const retention = optionField(body, 'retention');
+  if (typeof retention === 'number') req.retention = retention;
   const dryRun = optionalBoolean(body, 'dryRun');
   if (dryRun !== undefined) req.dryRun = dryRun;
   const details = optionalBoolean(body, 'details');

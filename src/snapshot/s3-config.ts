@@ -2,6 +2,9 @@
  * S3 settings from flags/config (server: `--etcd-s3-*`; CLI: `--s3-*`) and from the
  * `s3` field of an API request. Pure: validation only, no I/O; the S3 module checks the rest
  * (endpoint scheme, proxy, the server's own CA files) when it builds its client.
+ * Both read the same option specs (config/schema.ts `S3_OPTIONS`): a request field is the
+ * option `S3_REQUEST_FIELDS` names, validated by that option's type and check, and both
+ * fill what is absent with the options' defaults (`buildS3Options`).
  *
  * Endpoint CAs: the server's own setting may name files (k3s semantics, read by
  * `S3Store.create`); a request's `endpointCA` must be certificate content (PEM, or base64
@@ -15,8 +18,11 @@
  * request's from `withProxyEnvironment`. It is the server's, never sent by the CLI.
  */
 import { X509Certificate } from 'node:crypto';
-import { EtcdsnapError } from '../errors.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
 import type { Values } from '../config/resolve.js';
+import { checkValue, numberDefault, S3_OPTIONS, specOf, stringDefault } from '../config/schema.js';
+import { valueFromJson, type OptionValue } from '../config/values.js';
+import type { S3RequestBody } from '../model/api.js';
 import type { ProxyEnvironment, S3Settings } from '../store/s3.js';
 
 export interface S3Options {
@@ -44,6 +50,69 @@ export function withProxyEnvironment(o: S3Options, proxyEnv: ProxyEnvironment): 
   return { ...o, settings: { ...o.settings, proxyEnv } };
 }
 
+/** Each field of a request's `s3` object and the option (config/schema.ts, without `etcd-`) it carries. */
+export const S3_REQUEST_FIELDS: { readonly [K in keyof S3RequestBody]-?: string } = {
+  endpoint: 's3-endpoint',
+  endpointCA: 's3-endpoint-ca',
+  skipSslVerify: 's3-skip-ssl-verify',
+  accessKey: 's3-access-key',
+  secretKey: 's3-secret-key',
+  sessionToken: 's3-session-token',
+  bucket: 's3-bucket',
+  region: 's3-region',
+  folder: 's3-folder',
+  insecure: 's3-insecure',
+  timeoutMs: 's3-timeout',
+  proxy: 's3-proxy',
+  bucketLookup: 's3-bucket-lookup-type',
+  retention: 's3-retention',
+};
+
+/**
+ * S3 options from `get` (a validated value by option key without prefix, or undefined when
+ * not given); absent values take the options' defaults, an empty optional string counts as
+ * absent. `missingBucket` is the message when no bucket is given.
+ */
+function buildS3Options(get: (key: string) => OptionValue | undefined, missingBucket: () => EtcdsnapError): S3Options {
+  const text = (key: string): string => {
+    const v = get(key);
+    return typeof v === 'string' ? v : stringDefault(S3_OPTIONS, key);
+  };
+  const num = (key: string): number => {
+    const v = get(key);
+    return typeof v === 'number' ? v : numberDefault(S3_OPTIONS, key);
+  };
+  const opt = (key: string): string | undefined => {
+    const v = get(key);
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const bucket = opt('s3-bucket');
+  if (bucket === undefined) throw missingBucket();
+  const lookup = text('s3-bucket-lookup-type'); // one of the spec's choices
+  const settings: S3Settings = {
+    endpoint: text('s3-endpoint'),
+    skipSslVerify: get('s3-skip-ssl-verify') === true,
+    bucket,
+    region: text('s3-region'),
+    folder: text('s3-folder'),
+    insecure: get('s3-insecure') === true,
+    timeoutMs: num('s3-timeout'),
+    bucketLookup: lookup === 'dns' || lookup === 'path' ? lookup : 'auto',
+  };
+  const optional = [
+    ['endpointCA', 's3-endpoint-ca'],
+    ['accessKey', 's3-access-key'],
+    ['secretKey', 's3-secret-key'],
+    ['sessionToken', 's3-session-token'],
+    ['proxy', 's3-proxy'],
+  ] as const;
+  for (const [field, key] of optional) {
+    const v = opt(key);
+    if (v !== undefined) settings[field] = v;
+  }
+  return { settings, retention: num('s3-retention') };
+}
+
 /**
  * Reads S3 options from resolved values; undefined when S3 is off. `proxyEnv` is the proxy
  * environment that applies when no `s3-proxy` is set (the server's; the CLI gives none, as
@@ -52,35 +121,16 @@ export function withProxyEnvironment(o: S3Options, proxyEnv: ProxyEnvironment): 
 export function s3OptionsFromValues(v: Values, prefix: 'etcd-' | '', proxyEnv?: ProxyEnvironment): S3Options | undefined {
   const k = (name: string): string => `${prefix}${name}`;
   if (!v.bool(k('s3'))) return undefined;
-  const bucket = v.str(k('s3-bucket')) ?? '';
-  if (bucket === '') throw bad(`--${k('s3-bucket')} is required with --${k('s3')}`);
-  const lookup = v.str(k('s3-bucket-lookup-type')) ?? 'auto';
-  const opt = (name: string): string | undefined => {
-    const s = v.str(k(name));
-    return s === undefined || s === '' ? undefined : s;
-  };
-  const settings: S3Settings = {
-    endpoint: v.str(k('s3-endpoint')) ?? 's3.amazonaws.com',
-    skipSslVerify: v.bool(k('s3-skip-ssl-verify')),
-    bucket,
-    region: v.str(k('s3-region')) ?? 'us-east-1',
-    folder: v.str(k('s3-folder')) ?? '',
-    insecure: v.bool(k('s3-insecure')),
-    timeoutMs: v.int(k('s3-timeout')) ?? 300_000,
-    bucketLookup: lookup === 'dns' || lookup === 'path' ? lookup : 'auto',
-  };
-  const ca = opt('s3-endpoint-ca');
-  if (ca !== undefined) settings.endpointCA = ca;
-  const ak = opt('s3-access-key');
-  if (ak !== undefined) settings.accessKey = ak;
-  const sk = opt('s3-secret-key');
-  if (sk !== undefined) settings.secretKey = sk;
-  const st = opt('s3-session-token');
-  if (st !== undefined) settings.sessionToken = st;
-  const proxy = opt('s3-proxy');
-  if (proxy !== undefined) settings.proxy = proxy;
-  if (proxyEnv !== undefined) settings.proxyEnv = proxyEnv;
-  return { settings, retention: v.int(k('s3-retention')) ?? 5 };
+  const o = buildS3Options(
+    (key) => {
+      const name = k(key);
+      const spec = specOf(S3_OPTIONS, key);
+      return !v.has(name) ? undefined : spec.type === 'boolean' ? v.bool(name) : spec.type === 'string' ? v.str(name) : v.int(name);
+    },
+    () => bad(`--${k('s3-bucket')} is required with --${k('s3')}`),
+  );
+  if (proxyEnv !== undefined) o.settings.proxyEnv = proxyEnv;
+  return o;
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -132,68 +182,52 @@ export function endpointCAContent(spec: string): string | undefined {
   return out.join('');
 }
 
-const STRING_FIELDS = ['endpoint', 'endpointCA', 'accessKey', 'secretKey', 'sessionToken', 'bucket', 'region', 'folder', 'proxy'] as const;
-const BOOL_FIELDS = ['skipSslVerify', 'insecure'] as const;
+const isRequestField = (key: string): key is keyof S3RequestBody => Object.hasOwn(S3_REQUEST_FIELDS, key);
 
-/** Validates the `s3` object of an API request (the CLI's S3 flags). */
+/** Validates the `s3` object of an API request (the CLI's S3 flags) with the options' specs. */
 export function parseS3Request(raw: unknown): S3Options {
   const badReq = (msg: string): EtcdsnapError => new EtcdsnapError('usage', `invalid field "s3": ${msg}`);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badReq('expected an object');
-  const o = raw as Record<string, unknown>;
-  const known = new Set<string>([...STRING_FIELDS, ...BOOL_FIELDS, 'timeoutMs', 'bucketLookup', 'retention']);
-  for (const key of Object.keys(o)) if (!known.has(key)) throw badReq(`unknown field "${key.slice(0, 64)}"`);
-  const str = (key: string, maxChars = 16_384): string | undefined => {
-    const val = o[key];
-    if (val === undefined) return undefined;
-    if (typeof val !== 'string' || val.length > maxChars) throw badReq(`"${key}" must be a string`);
-    return val;
-  };
-  const bool = (key: string): boolean => {
-    const val = o[key];
-    if (val === undefined) return false;
-    if (typeof val !== 'boolean') throw badReq(`"${key}" must be true or false`);
-    return val;
-  };
-  const int = (key: string, min: number, max: number, dflt: number): number => {
-    const val = o[key];
-    if (val === undefined) return dflt;
-    if (typeof val !== 'number' || !Number.isInteger(val) || val < min || val > max) throw badReq(`"${key}" must be a whole number from ${min} to ${max}`);
-    return val;
-  };
-  const bucket = str('bucket') ?? '';
-  if (bucket === '') throw badReq('"bucket" is required');
-  const lookup = str('bucketLookup') ?? 'auto';
-  if (lookup !== 'auto' && lookup !== 'dns' && lookup !== 'path') throw badReq('"bucketLookup" must be auto, dns or path');
-  const settings: S3Settings = {
-    endpoint: str('endpoint') ?? 's3.amazonaws.com',
-    skipSslVerify: bool('skipSslVerify'),
-    bucket,
-    region: str('region') ?? 'us-east-1',
-    folder: str('folder') ?? '',
-    insecure: bool('insecure'),
-    timeoutMs: int('timeoutMs', 1000, 24 * 3600_000, 300_000),
-    bucketLookup: lookup,
-  };
-  for (const key of ['accessKey', 'secretKey', 'sessionToken', 'proxy'] as const) {
-    const val = str(key);
-    if (val !== undefined && val !== '') settings[key] = val;
+  const given = new Map<string, OptionValue>();
+  const entries: Array<[string, unknown]> = Object.entries(raw);
+  for (const [field, value] of entries) {
+    if (!isRequestField(field)) throw badReq(`unknown field "${field.slice(0, 64)}"`);
+    if (value === undefined) continue;
+    const spec = specOf(S3_OPTIONS, S3_REQUEST_FIELDS[field]);
+    let v: OptionValue;
+    try {
+      v = valueFromJson(spec.type, value);
+    } catch (err) {
+      throw badReq(`"${field}" ${messageOf(err)}`);
+    }
+    if (typeof v === 'string' && v.length > (field === 'endpointCA' ? 60_000 : 16_384)) throw badReq(`"${field}" must be a string`);
+    try {
+      checkValue(spec, v);
+    } catch (err) {
+      throw badReq(`"${field}": ${messageOf(err)}`);
+    }
+    given.set(spec.key, v);
   }
+  const o = buildS3Options((key) => given.get(key), () => badReq('"bucket" is required'));
   // content only: a path would make the server read (and tell about) any file; the same
   // message whatever the value, so nothing is revealed about it
-  const ca = str('endpointCA', 60_000);
-  if (ca !== undefined && ca.trim() !== '') {
-    const pem = endpointCAContent(ca);
-    if (pem === undefined) throw badReq(REQUEST_CA_MESSAGE);
-    settings.endpointCA = pem;
+  const ca = o.settings.endpointCA;
+  if (ca !== undefined) {
+    if (ca.trim() === '') delete o.settings.endpointCA;
+    else {
+      const pem = endpointCAContent(ca);
+      if (pem === undefined) throw badReq(REQUEST_CA_MESSAGE);
+      o.settings.endpointCA = pem;
+    }
   }
-  return { settings, retention: int('retention', 0, 100_000, 5) };
+  return o;
 }
 
 /**
  * The `s3` object the CLI sends (the inverse of `parseS3Request`). `endpointCA` must already
  * be content (the CLI reads files first); it is sent as given. A `proxyEnv` is never sent.
  */
-export function s3Request(o: S3Options): Record<string, unknown> {
+export function s3Request(o: S3Options): S3RequestBody {
   const { proxyEnv: _local, ...settings } = o.settings;
   return { ...settings, retention: o.retention };
 }

@@ -1,0 +1,56 @@
+/**
+ * The checks options declare in the schema (`OptionSpec.check`, config/schema.ts): each
+ * throws an Error whose message completes "invalid value for <flag>: " (or, for an API
+ * request field, `invalid field "<name>": `). Pure.
+ */
+import path from 'node:path';
+import { isIP } from 'node:net';
+import { assertSafePrefix } from '../model/naming.js';
+import { formatDuration, within, type ValueCheck } from './values.js';
+
+/** Retention counts: 0 disables pruning; the bound keeps a request from asking for absurd work. */
+export const RETENTION: ValueCheck = within(0, 100_000);
+
+const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/i;
+
+export const checkNodeName: ValueCheck = (v) => {
+  if (!NODE_NAME.test(String(v))) throw new Error(`"${String(v)}" is not a node name: use letters, digits, '-' and '.', at most 63 characters`);
+};
+
+export const checkIP: ValueCheck = (v) => {
+  if (isIP(String(v)) === 0) throw new Error(`"${String(v)}" is not an IP address`);
+};
+
+/** A snapshot name prefix becomes part of file names (model/naming.ts). */
+export const checkPrefix: ValueCheck = (v) => {
+  assertSafePrefix(v);
+};
+
+/** Each comma-separated item an absolute path. */
+export const checkAbsoluteDirs: ValueCheck = (v) => {
+  for (const d of String(v).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (!path.isAbsolute(d) || d.includes('\0')) {
+      throw new Error(`"${d}" is not an absolute path; give absolute folder paths (repeat the flag or separate them with commas)`);
+    }
+  }
+};
+
+export const checkEtcdArg: ValueCheck = (v) => {
+  if (!/^[a-z0-9-]+=/.test(String(v).replace(/^--?/, ''))) throw new Error(`"${String(v)}" is not key=value (example: quota-backend-bytes=8589934592)`);
+};
+
+/** A supervisor URL to join: https with an explicit port ('' means none). */
+export const checkJoinURL: ValueCheck = (v) => {
+  const s = String(v);
+  if (s === '') return;
+  let u: URL | undefined;
+  try {
+    u = new URL(s);
+  } catch {
+    u = undefined;
+  }
+  if (!u || u.protocol !== 'https:' || u.port === '') throw new Error(`"${s}" is not https://<host>:<supervisor-port>`);
+};
+
+/** Each S3 operation: at least a second, at most a day. */
+export const S3_TIMEOUT: ValueCheck = within(1000, 24 * 3_600_000, formatDuration);

@@ -1,0 +1,174 @@
+/**
+ * The supervisor API's snapshot endpoint on the wire (`POST /db/snapshot`), shared by the
+ * server and the CLI. Pure.
+ *
+ * Contract:
+ * - `SnapshotRequestBody` is what the CLI sends. The server parses it with
+ *   `parseSnapshotRequest` (snapshot/request.ts), which checks every field with the option
+ *   schema's validators (config/schema.ts) and fills absent S3 fields with the schema's
+ *   defaults; nothing else reads a request body.
+ * - `SnapshotResponses[op]` is what the server answers to a 2xx request of operation `op`
+ *   (the handler in server/snapshots.ts is typed with it). The client decodes every answer
+ *   with `decodeSnapshotResponse` (server/api-client.ts), which returns the value it was
+ *   given, now typed, or throws a `ResponseShapeError` naming the first field that is
+ *   wrong, so no caller casts a response.
+ */
+import type { SnapshotRecord, SnapshotStatus } from './records.js';
+
+export type SnapshotOperation = 'save' | 'list' | 'delete' | 'prune';
+
+export const SNAPSHOT_OPERATIONS: readonly SnapshotOperation[] = ['save', 'list', 'delete', 'prune'];
+
+export type BucketLookup = 'auto' | 'dns' | 'path';
+
+/**
+ * The S3 settings of one request (the CLI's `--s3-*` flags), field by field the option of
+ * config/schema.ts named in `S3_REQUEST_FIELDS` (snapshot/s3-config.ts); an absent field
+ * takes that option's default. `endpointCA` is certificate content, never a path.
+ */
+export interface S3RequestBody {
+  endpoint?: string;
+  endpointCA?: string;
+  skipSslVerify?: boolean;
+  accessKey?: string;
+  secretKey?: string;
+  sessionToken?: string;
+  bucket: string;
+  region?: string;
+  folder?: string;
+  insecure?: boolean;
+  /** Milliseconds (`--s3-timeout`). */
+  timeoutMs?: number;
+  proxy?: string;
+  bucketLookup?: BucketLookup;
+  retention?: number;
+}
+
+/** The body of `POST /db/snapshot` (modelled on k3s's SnapshotRequest). */
+export interface SnapshotRequestBody {
+  operation: SnapshotOperation;
+  /** save, prune: the name prefix (first item); delete: the file names. */
+  name?: string | string[];
+  /** An absolute folder on the server, which must allow it (`--etcd-snapshot-api-dir`). */
+  dir?: string;
+  compress?: boolean;
+  /** prune: snapshots to keep (default: the server's `--etcd-snapshot-retention`). */
+  retention?: number;
+  dryRun?: boolean;
+  /** list: read S3 sidecars too (json/yaml output). */
+  details?: boolean;
+  s3?: S3RequestBody;
+}
+
+export interface SaveResponse {
+  created: SnapshotRecord[];
+  deleted: string[];
+  /** Why the S3 upload failed (the local snapshot is kept and the upload retried). */
+  s3Error?: string;
+}
+
+export interface ListResponse {
+  items: SnapshotRecord[];
+  /** Why S3 could not be listed (`items` then holds the local snapshots only). */
+  s3Error?: string;
+}
+
+export interface DeleteResponse {
+  deleted: string[];
+  notFound: string[];
+}
+
+export interface PruneResponse {
+  deleted: string[];
+}
+
+/** The answer to each operation. */
+export interface SnapshotResponses {
+  save: SaveResponse;
+  list: ListResponse;
+  delete: DeleteResponse;
+  prune: PruneResponse;
+}
+
+/** An answer that does not have the shape its request expects; `message` is one line. */
+export class ResponseShapeError extends Error {
+  override readonly name = 'ResponseShapeError';
+}
+
+type Decoder<T> = (v: unknown, at: string) => T;
+
+const fail = (at: string, expected: string): never => {
+  throw new ResponseShapeError(`${at} is not ${expected}`);
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function object(v: unknown, at: string): Record<string, unknown> {
+  return isObject(v) ? v : fail(at, 'an object');
+}
+
+function str(v: unknown, at: string): string {
+  return typeof v === 'string' ? v : fail(at, 'a string');
+}
+
+function optional<T>(d: Decoder<T>): Decoder<T | undefined> {
+  return (v, at) => (v === undefined ? undefined : d(v, at));
+}
+
+function array<T>(d: Decoder<T>): Decoder<T[]> {
+  return (v, at) => {
+    if (!Array.isArray(v)) return fail(at, 'a list');
+    v.forEach((item, i) => d(item, `${at}[${i}]`));
+    return v as T[]; // each item was checked by `d`
+  };
+}
+
+const strings = array(str);
+
+const isStatus = (v: unknown): v is SnapshotStatus => v === 'successful' || v === 'failed';
+
+/**
+ * A snapshot record as the server sends it: the fields `ls` prints must have their types;
+ * the others, when present, too. The object is returned as it came (field order kept, so
+ * `ls -o json` prints what the server sent).
+ */
+const record: Decoder<SnapshotRecord> = (v, at) => {
+  const o = object(v, at);
+  for (const key of ['name', 'location', 'nodeName', 'createdAt'] as const) str(o[key], `${at}.${key}`);
+  if (typeof o['size'] !== 'number') fail(`${at}.size`, 'a number');
+  if (typeof o['compressed'] !== 'boolean') fail(`${at}.compressed`, 'true or false');
+  if (!isStatus(o['status'])) fail(`${at}.status`, 'successful or failed');
+  for (const key of ['sha256', 'message', 'etcdVersion', 'revision', 'dbSha256'] as const) optional(str)(o[key], `${at}.${key}`);
+  for (const key of ['dbSize', 'durationMs'] as const) if (o[key] !== undefined && typeof o[key] !== 'number') fail(`${at}.${key}`, 'a number');
+  if (o['foreignName'] !== undefined && typeof o['foreignName'] !== 'boolean') fail(`${at}.foreignName`, 'true or false');
+  if (o['s3'] !== undefined) {
+    const c = object(o['s3'], `${at}.s3`);
+    str(c['location'], `${at}.s3.location`);
+    if (!isStatus(c['status'])) fail(`${at}.s3.status`, 'successful or failed');
+  }
+  return o as unknown as SnapshotRecord; // every field was checked above
+};
+
+const records = array(record);
+
+/** Checks the fields of `o` with `fields`; returns `o` typed. */
+function shaped<T>(fields: { [K in keyof T]-?: Decoder<T[K]> }): Decoder<T> {
+  return (v, at) => {
+    const o = object(v, at);
+    for (const [key, d] of Object.entries(fields) as Array<[string, Decoder<unknown>]>) d(o[key], `${at}.${key}`);
+    return o as T; // every field was checked above
+  };
+}
+
+const DECODERS: { [K in SnapshotOperation]: Decoder<SnapshotResponses[K]> } = {
+  save: shaped<SaveResponse>({ created: records, deleted: strings, s3Error: optional(str) }),
+  list: shaped<ListResponse>({ items: records, s3Error: optional(str) }),
+  delete: shaped<DeleteResponse>({ deleted: strings, notFound: strings }),
+  prune: shaped<PruneResponse>({ deleted: strings }),
+};
+
+/** The answer `v` to a request of operation `op`, typed; a `ResponseShapeError` when it has another shape. */
+export function decodeSnapshotResponse<O extends SnapshotOperation>(op: O, v: unknown): SnapshotResponses[O] {
+  const decode: Decoder<SnapshotResponses[O]> = DECODERS[op];
+  return decode(v, 'the answer');
+}
