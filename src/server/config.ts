@@ -10,7 +10,7 @@ import { defaultDataDir } from '../config/schema.js';
 import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
 import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
-import { parseSchedule, type Schedule } from '../snapshot/schedule.js';
+import { parseSchedule, type Schedule } from './schedule.js';
 import { assertSafePrefix } from '../model/naming.js';
 
 export interface ServerConfig {

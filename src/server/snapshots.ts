@@ -8,7 +8,7 @@
  */
 import type { Feature } from './feature.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
-import { Scheduler, type Schedule } from '../snapshot/schedule.js';
+import { Scheduler, type Schedule } from './schedule.js';
 import { parseSnapshotRequest } from '../snapshot/request.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { withProxyEnvironment, type S3Options } from '../snapshot/s3-config.js';
