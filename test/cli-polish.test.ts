@@ -6,7 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSchedule } from '../src/snapshot/schedule.js';
+import { parseSchedule } from '../src/server/schedule.js';
 import { killStarted, runCli, snapshotCli, startReady, type ServerProcess } from './helpers/server.js';
 
 after(() => killStarted());

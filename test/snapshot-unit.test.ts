@@ -6,7 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { snapshotFileName, parseSnapshotName, belongsTo, assertSafeName, assertSafePrefix } from '../src/model/naming.js';
 import { planRetention } from '../src/retention/policy.js';
-import { parseSchedule, Scheduler } from '../src/snapshot/schedule.js';
+import { parseSchedule, Scheduler } from '../src/server/schedule.js';
 import { TrailerVerifier } from '../src/snapshot/verify.js';
 import { parseSnapshotRequest } from '../src/snapshot/request.js';
 import { parseOutputFormat, renderRecords, table } from '../src/cli/output.js';

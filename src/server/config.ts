@@ -13,7 +13,7 @@ import { checkValue, defaultDataDir, SERVER_OPTIONS, specOf } from '../config/sc
 import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
 import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
-import { parseSchedule, type Schedule } from '../snapshot/schedule.js';
+import { parseSchedule, type Schedule } from './schedule.js';
 import { messageOf } from '../errors.js';
 
 export interface ServerConfig {

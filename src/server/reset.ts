@@ -22,30 +22,31 @@
  * Both end with `db/cluster-id`, `db/reset-flag`, etcd stopped, a one-line summary in the log
  * (what was restored, the revision, where the previous data went), k3s's restart message
  * (logged and printed on stdout), exit 0.
+ *
+ * This module is the orchestration. The jobs it calls: snapshot/restore.ts (extract, verify,
+ * etcd's restore tool into a temp dir; knows nothing of the server), reset-start.ts (start
+ * etcd on loopback until healthy, then stop it), reset-ca.ts (the snapshot's CA: adopt,
+ * keep ours, or refuse).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
-import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
-import { tlsPaths } from '../etcd/tls.js';
-import type { EtcdClient, EtcdStatus } from '../etcd/client.js';
-import { caHash } from '../etcd/token.js';
+import { resolveBinary } from '../etcd/process.js';
+import type { EtcdStatus } from '../etcd/client.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
-import { childEnv, ETCD_TOOL_PREFIXES } from '../util/child-env.js';
-import { verifySnapshotFile } from '../snapshot/verify.js';
-import { extractSnapshotZip, type ExtractedSnapshot } from '../snapshot/unzip.js';
-import { ZIP_EXT } from '../model/naming.js';
+import { openSnapshotFile, removeStaleExtractions, resolveRestoreTool, verifyAndRestore, type OpenedSnapshot } from '../snapshot/restore.js';
 import { resolveRestoreSource } from '../snapshot/restore-source.js';
 import type { S3Options } from '../snapshot/s3-config.js';
 import { bootstrap, checkToken, prepareDataDir, type Bootstrap, type TokenCheck } from './bootstrap.js';
-import { openBootstrap, readBootstrap, sealedCaHash } from './bootstrap-data.js';
+import { readBootstrap } from './bootstrap-data.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { preflightReset } from './preflight.js';
 import { hexId, readClusterId, recordClusterId, writeRestoreRecord } from './identity.js';
+import { startAndCheck, type ResetStart } from './reset-start.js';
+import { adoptBootstrap } from './reset-ca.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -58,93 +59,6 @@ export interface ResetOptions {
   logger: Logger;
   /** Prints the final message for the user. */
   out: (line: string) => void;
-}
-
-/**
- * Runs an etcd tool to completion with a minimal environment (`childEnv`: never ours, which
- * may hold the token or S3 keys), plus `extra`; collects its output.
- */
-function run(cmd: string, args: string[], extra: Readonly<Record<string, string>>, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: childEnv(process.env, ETCD_TOOL_PREFIXES, extra), stdio: ['ignore', 'pipe', 'pipe'], signal });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
-
-/**
- * etcd's own restore: `etcdutl snapshot restore` when present, else `etcdctl snapshot restore`
- * (3.4). Always with `--skip-hash-check`: the same sha256 trailer check runs beside it in
- * `verifyAndRestore` (OpenSSL's sha256, about 3x faster here than the tool's Go one), and
- * nothing it writes is used before that check passed. The tool still drops the trailer.
- */
-/** etcd's restore tool: `etcdutl` when on PATH, else `etcdctl` (3.4); an `environment` error when neither is. */
-async function resolveRestoreTool(): Promise<string> {
-  const tool = await resolveBinary('etcdutl', '--etcd-binary', '').catch(() => undefined);
-  return tool ?? (await resolveBinary('etcdctl', '--etcd-binary', 'install it with `apt-get install etcd-client`'));
-}
-
-async function restoreWithEtcdTool(file: string, dataDir: string, name: string, peerURL: string, clusterToken: string, logger: Logger, signal: AbortSignal): Promise<void> {
-  const bin = await resolveRestoreTool();
-  const args = [
-    'snapshot',
-    'restore',
-    file,
-    `--name=${name}`,
-    `--data-dir=${dataDir}`,
-    `--initial-cluster=${name}=${peerURL}`,
-    `--initial-advertise-peer-urls=${peerURL}`,
-    // the member and cluster IDs are hashes of the peer URLs and this token: a new token, new IDs
-    `--initial-cluster-token=${clusterToken}`,
-    '--skip-hash-check',
-  ];
-  logger.debug({ tool: path.basename(bin), member: name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
-  const r = await run(bin, args, { ETCDCTL_API: '3' }, signal);
-  if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}; nothing was changed`);
-  await fsp.chmod(dataDir, 0o700);
-}
-
-/**
- * Starts etcd on loopback, waits until it is healthy with exactly one member, runs `inspect`
- * on it, then stops it. Resolves with the status that showed it healthy.
- */
-async function startAndCheck(o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[], inspect?: (client: EtcdClient) => Promise<void>): Promise<EtcdStatus> {
-  const { cfg, logger } = o;
-  await killStale(p.etcdPidFile, p.etcdDataDir, logger);
-  const proc = new EtcdProcess({ binary: etcdBinary, args, dataDir: p.etcdDataDir, pidFile: p.etcdPidFile, logger });
-  await proc.start();
-  let client: EtcdClient | undefined;
-  try {
-    // the gRPC client loads late: its import overlaps the restore instead of delaying it
-    const { EtcdClient } = await import('../etcd/client.js');
-    client = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${cfg.etcdClientPort}`, tls: tlsPaths(cfg.dataDir) });
-    const deadline = Date.now() + 120_000;
-    let healthy: EtcdStatus;
-    for (;;) {
-      try {
-        const status = await client.status(2000);
-        const members = await client.members();
-        if (members.length !== 1) throw new EtcdsnapError('integrity', `etcd has ${members.length} members after the reset, expected 1`);
-        // healthy: the single member leads (no write, so the revision stays the snapshot's)
-        if (status.leader === '0' || status.leader !== status.memberId) throw new Error('no leader yet');
-        logger.debug({ members: members.length, revision: status.revision }, 'etcd is healthy with exactly one member');
-        healthy = status;
-        break;
-      } catch (err) {
-        if (err instanceof EtcdsnapError && err.kind === 'integrity') throw err;
-        if (Date.now() > deadline) throw new EtcdsnapError('unavailable', `etcd did not become healthy after the reset: ${messageOf(err)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    await inspect?.(client);
-    return healthy;
-  } finally {
-    client?.close();
-    await proc.stop();
-  }
 }
 
 export async function runClusterReset(o: ResetOptions): Promise<void> {
@@ -174,69 +88,37 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
   const created = await missingDirs([cfg.dataDir, p.serverDir, p.dbDir, p.etcdDataDir]);
   await prepareDataDir(cfg, p);
   const unlock = await lockDataDir(p);
-  let extracted: ExtractedSnapshot | undefined;
+  let opened: OpenedSnapshot | undefined;
   let failed = true;
   try {
-    await removeStaleExtractions(p, logger);
-    let file = source;
-    if (source?.endsWith(ZIP_EXT)) {
-      // into a private temp folder under server/db (never beside the zip), removed below
-      logger.info({ file: source }, `Decompressing etcd snapshot file: ${source}`);
-      extracted = await extractSnapshotZip(source, p.dbDir);
-      file = extracted.file;
-    }
-    await resetLocked(o, p, etcdBinary, tokenCheck, file);
+    await removeStaleExtractions(p.dbDir, logger);
+    // a zip goes into a private temp folder under server/db (never beside the zip), removed below
+    if (source !== undefined) opened = await openSnapshotFile(source, p.dbDir, logger);
+    await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file);
     failed = false;
   } finally {
-    await extracted?.remove().catch((err: unknown) => logger.warn({ dir: extracted?.dir, err: messageOf(err) }, `could not remove the extracted snapshot ${extracted?.dir ?? ''}`));
+    await opened?.remove().catch((err: unknown) => logger.warn({ dir: opened?.dir, err: messageOf(err) }, `could not remove the extracted snapshot ${opened?.dir ?? ''}`));
     await unlock();
     // a failed run leaves no folder it created, if it is empty (rmdir: anything kept stays)
     if (failed) for (const dir of created.reverse()) await fsp.rmdir(dir).catch(() => undefined);
   }
 }
 
+/** What `startAndCheck` needs to start this server's etcd with `args`. */
+const startOf = (o: ResetOptions, p: ServerPaths, etcdBinary: string, args: string[]): ResetStart => ({
+  etcdBinary,
+  args,
+  dataDir: o.cfg.dataDir,
+  clientPort: o.cfg.etcdClientPort,
+  paths: p,
+  logger: o.logger,
+});
+
 /** Those of `dirs` that do not exist yet. */
 async function missingDirs(dirs: readonly string[]): Promise<string[]> {
   const missing: string[] = [];
   for (const d of dirs) if (!(await exists(d))) missing.push(d);
   return missing;
-}
-
-/** Temp folders of `extractSnapshotZip` (mkdtemp's 6 characters) left by a crashed reset. */
-const EXTRACTION_DIR = /^restore-[A-Za-z0-9]{6}$/;
-
-/** Removes extraction folders a killed reset left in server/db (called under the data dir lock). */
-async function removeStaleExtractions(p: ServerPaths, logger: Logger): Promise<void> {
-  const names = await fsp.readdir(p.dbDir).catch(() => [] as string[]);
-  for (const name of names.filter((n) => EXTRACTION_DIR.test(n))) {
-    const dir = path.join(p.dbDir, name);
-    const st = await fsp.lstat(dir).catch(() => undefined);
-    if (!st?.isDirectory()) continue;
-    await fsp.rm(dir, { recursive: true, force: true });
-    logger.warn({ dir }, `removed ${dir}, a snapshot extraction left by an earlier cluster reset`);
-  }
-}
-
-/**
- * Verifies the snapshot and, at the same time, has etcd's tool restore it into a temp dir
- * beside the data (one read of the file each, in parallel). Nothing the server uses is
- * touched: on any failure the temp dir is removed and the error says nothing changed.
- */
-async function verifyAndRestore(o: ResetOptions, file: string, name: string, peerURL: string, clusterToken: string, temp: string): Promise<void> {
-  const { cfg, logger } = o;
-  const ac = new AbortController();
-  const verify = cfg.skipHashCheck
-    ? Promise.resolve(logger.warn({ file }, 'skipping the sha256 check of the snapshot (--skip-hash-check): its integrity is not verified'))
-    : verifySnapshotFile(file).catch((err: unknown) => {
-        ac.abort();
-        throw new EtcdsnapError('integrity', `refusing to restore ${file}: ${messageOf(err)}; nothing was changed (use --skip-hash-check only for a member/snap/db copied from a data dir)`);
-      });
-  const restore = restoreWithEtcdTool(file, temp, name, peerURL, clusterToken, logger, ac.signal);
-  const [v, r] = await Promise.allSettled([verify, restore]);
-  if (v.status === 'rejected' || r.status === 'rejected') {
-    await fsp.rm(temp, { recursive: true, force: true });
-    throw v.status === 'rejected' ? v.reason : r.status === 'rejected' ? r.reason : new Error('unreachable');
-  }
 }
 
 async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, tokenCheck: TokenCheck, file: string | undefined): Promise<void> {
@@ -275,7 +157,7 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
     const summary = `restored etcd from ${from} at revision ${revision} as member ${restored.member}; ${restored.old !== undefined ? `the previous data is in ${restored.old}` : 'there was no previous data'}`;
     logger.info({ snapshot: from, revision, member: restored.member, ...(restored.old !== undefined ? { previousData: restored.old } : {}) }, summary);
   } else {
-    status = await startAndCheck(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true }));
+    status = await startAndCheck(startOf(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true })));
     const summary = `reset etcd to a new single-member cluster at revision ${status.revision} (member ${boot.memberName}); its data stayed in ${p.etcdDataDir}`;
     logger.info({ revision: status.revision, member: boot.memberName }, summary);
   }
@@ -310,7 +192,7 @@ async function restoreLocked(
   const name = `${cfg.nodeName}-${randomBytes(4).toString('hex')}`;
   const clusterToken = `etcdsnap-${randomBytes(16).toString('hex')}`;
   const temp = path.join(p.dbDir, `etcd-restore-${now}`);
-  await verifyAndRestore(o, file, name, peerURL, clusterToken, temp);
+  await verifyAndRestore({ file, dataDir: temp, name, peerURL, clusterToken, skipHashCheck: cfg.skipHashCheck, logger });
   // verified and restored: now the old data moves aside and the new takes its place
   const old = path.join(p.dbDir, `etcd-old-${now}`);
   if (hadData) {
@@ -332,14 +214,14 @@ async function restoreLocked(
   try {
     await fsp.rename(temp, p.etcdDataDir);
     await writeFileAtomic(p.memberNameFile, name, 0o600);
-    status = await startAndCheck(o, p, etcdBinary, argsFor(name), async (c) => {
+    status = await startAndCheck(startOf(o, p, etcdBinary, argsFor(name)), async (c) => {
       sealed = await readBootstrap(c);
     });
   } catch (err) {
     throw failed(err);
   }
   try {
-    await adoptBootstrap(o, p, tokenCheck, boot, sealed);
+    await adoptBootstrap(cfg, p, logger, tokenCheck, boot, sealed);
   } catch (err) {
     throw hadData ? failed(err) : err;
   }
@@ -351,59 +233,4 @@ interface Restored {
   status: EtcdStatus;
   member: string;
   old?: string;
-}
-
-/**
- * After a restore, what the snapshot's bootstrap data (the cluster CA sealed with the token,
- * see bootstrap-data.ts) means for this node:
- * - a data dir that had a CA keeps it and its token (logged when the snapshot's differs);
- * - a fresh host takes the snapshot's CA when the token's secret opens it (and, for a full
- *   token, the CA hash matches), re-issuing its certificates and token file from it: the
- *   original token keeps working, as on k3s;
- * - otherwise (sealed with another token, unreadable, or no bootstrap data in the snapshot)
- *   a fresh host refuses, as k3s does ("... encrypted with different token"), unless
- *   `--cluster-reset-new-ca` asks for the new CA it made (with a bare secret only: a full
- *   token pins a CA that a new one cannot match). The caller takes back what the run made.
- */
-async function adoptBootstrap(o: ResetOptions, p: ServerPaths, check: TokenCheck, boot: Bootstrap, sealed: string | undefined): Promise<void> {
-  const { cfg, logger } = o;
-  const tlsDir = boot.tls.paths.dir;
-  const pinned = check.given?.caHash;
-  if (check.hadCa) {
-    // compared by the hash it carries in clear: no scrypt on the common restore path
-    if (sealed !== undefined && sealedCaHash(sealed) !== caHash(boot.tls.caPem)) {
-      logger.warn(
-        { tls: tlsDir },
-        "the snapshot's bootstrap data holds another cluster CA (a snapshot of another cluster?); this server keeps its own CA and token and stores them in etcd when it starts",
-      );
-    }
-    if (cfg.clusterResetNewCa) logger.warn({ tls: tlsDir }, '--cluster-reset-new-ca has no effect here: this data dir keeps its own cluster CA and token');
-    return;
-  }
-  const opened = sealed === undefined ? undefined : await openBootstrap(sealed, boot.secret);
-  if (opened?.ok) {
-    if (pinned !== undefined && caHash(opened.ca.certPem) !== pinned) {
-      throw new EtcdsnapError('config', 'the token pins another cluster CA than the one in the snapshot; pass the token of the cluster the snapshot was taken from; nothing was kept');
-    }
-    await fsp.rm(tlsDir, { recursive: true, force: true });
-    await bootstrap(cfg, p, certHosts(cfg), { ...check, existingText: undefined }, opened.ca);
-    logger.info({ tls: tlsDir }, 'restored the cluster CA from the snapshot; the cluster token stays the same');
-    if (cfg.clusterResetNewCa) logger.info('--cluster-reset-new-ca was not needed: the token opens the snapshot\'s cluster CA, which is kept');
-    return;
-  }
-  const why =
-    sealed === undefined
-      ? 'the snapshot holds no etcdsnap bootstrap data (it was taken by etcdctl or another tool, or before etcdsnap stored it), so its cluster CA cannot be restored'
-      : opened?.ok === false && opened.reason === 'malformed'
-        ? "the snapshot's bootstrap data is unreadable, so its cluster CA cannot be restored"
-        : 'bootstrap data already found in the snapshot and encrypted with different token';
-  if (!cfg.clusterResetNewCa) {
-    const ask = opened?.ok === false && opened.reason === 'wrong-secret' ? 'pass the token of the cluster the snapshot was taken from (its <data-dir>/server/token), or ' : '';
-    const newCa = pinned !== undefined ? "give only the token's secret (the part after ::server:) with --cluster-reset-new-ca" : 'add --cluster-reset-new-ca';
-    throw new EtcdsnapError('config', `${why}: ${ask}${newCa} to restore the data with a new cluster CA and token (the other servers then join with fresh data dirs and the new token); nothing was kept`);
-  }
-  if (pinned !== undefined) {
-    throw new EtcdsnapError('config', `${why}, and --cluster-reset-new-ca makes a new cluster CA, which a full token (K10...) cannot pin: pass only its secret (the part after ::server:); nothing was kept`);
-  }
-  logger.warn({ tokenFile: p.tokenFile }, `${why}: --cluster-reset-new-ca: this host keeps the new cluster CA it made; the other servers must join with the new token in ${p.tokenFile} and fresh data dirs`);
 }

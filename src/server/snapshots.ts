@@ -10,7 +10,7 @@
  */
 import type { Feature } from './feature.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
-import { Scheduler, type Schedule } from '../snapshot/schedule.js';
+import { Scheduler, type Schedule } from './schedule.js';
 import { parseSnapshotRequest, type SnapshotRequest } from '../snapshot/request.js';
 import { SNAPSHOT_CLI_OPTIONS, stringDefault } from '../config/schema.js';
 import type { SnapshotOperation, SnapshotResponses } from '../model/api.js';
