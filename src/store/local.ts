@@ -107,7 +107,7 @@ export class LocalStore implements SnapshotStore {
   }
 
   location(name: string): string {
-    return `file://${this.filePath(name)}`;
+    return `file://${this.filePath(assertStoreName(name))}`;
   }
 
   async exists(name: string): Promise<boolean> {
