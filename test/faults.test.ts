@@ -131,6 +131,36 @@ test('etcdsnap server killed with SIGKILL mid-save: after a restart no .part, no
   assert.equal(await again.stop(), 0);
 });
 
+test('a save whose local rename fails after the S3 parts were sent leaves no object, no parts and no record in the bucket', async () => {
+  await swift.createBucket('rename-fails');
+  const s = await start({ args: [...serverS3('rename-fails'), '--etcd-disable-snapshots'], env: s3Env() });
+  await fillEtcd(s, 400, 64 * 1024); // ~26 MiB: two 16 MiB parts, a real multipart upload
+  const dir = snapDir(s);
+  const pending = snapshotCliAsync(s, ['save', '--name', 'renamefail', ...cliS3('rename-fails')], s3Env());
+  // a folder at the final name makes the rename of the .part fail for real (EISDIR)
+  let part = '';
+  const deadline = Date.now() + 60_000;
+  while (part === '' && Date.now() < deadline) {
+    part = files(dir).find((f) => f.startsWith('renamefail-') && f.endsWith('.part')) ?? '';
+    if (part === '') await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(part, 'the save started');
+  const name = part.replace(/\.part$/, '');
+  mkdirSync(path.join(dir, name));
+  const cli = await pending;
+  assert.equal(cli.code, 1, cli.stdout + cli.stderr);
+  assert.match(cli.stderr, /^error: cannot write renamefail-node1-\d+ in .*: .*(EISDIR|directory)/m);
+  await s.waitFor((l) => l.snapshot === name && typeof l.msg === 'string' && l.msg.startsWith('Failed to take etcd snapshot'), 10_000);
+  const bucket = store('rename-fails');
+  assert.deepEqual((await objectNames(bucket)).filter((n) => n.includes('renamefail-')), [], 'no object and no sidecar in the bucket');
+  assert.deepEqual(await bucket.listMultipartUploads(), [], 'no multipart upload (no parts) left');
+  assert.deepEqual(files(dir).filter((f) => f.endsWith('.part')), [], 'no .part left');
+  const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json', ...cliS3('rename-fails')], s3Env()).stdout) as Array<{ name: string; status: string; location: string }>;
+  assert.ok(!ls.some((r) => r.location.startsWith('s3://')), JSON.stringify(ls));
+  assert.ok(ls.some((r) => r.name === name && r.status === 'failed'), 'the failure is recorded locally');
+  assert.equal(await s.stop(), 0);
+});
+
 test('20 concurrent saves with a prune and a delete racing: only "already in progress" errors, every listed snapshot verifies', async () => {
   const s = await start({ args: ['--etcd-disable-snapshots'] });
   await fillEtcd(s, 300, 64 * 1024);

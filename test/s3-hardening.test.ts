@@ -11,9 +11,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { selfSignedCert, startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import { apiRequest, killStarted, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
-import { S3Store, type S3Settings } from '../src/store/s3.js';
-import { LocalSnapshotDir } from '../src/store/local.js';
-import { downloadSnapshot, listS3Records, pruneS3, type S3Skip } from '../src/snapshot/s3-ops.js';
+import { S3SnapshotStore, S3Store, type S3Settings } from '../src/store/s3.js';
+import { LocalStore } from '../src/store/local.js';
+import { listS3Records, pruneS3, type S3Skip } from '../src/store/s3.js';
+import { downloadSnapshot } from '../src/snapshot/transfer.js';
 
 let swift: Swift;
 let ca: { certFile: string; certPem: string };
@@ -143,12 +144,12 @@ test('a bucket sidecar cannot choose the local sidecar a download writes, nor it
 
   // the sidecar names another snapshot: that one's local sidecar stays as it was
   const root = tempDir();
-  const dir = new LocalSnapshotDir(path.join(root, 'snapshots'));
+  const dir = new LocalStore(path.join(root, 'snapshots'));
   await dir.prepare(true);
   await dir.writeRecord({ name: other, location: `file://${dir.filePath(other)}`, nodeName: 'node1', createdAt: '2023-11-14T22:13:22Z', size: 7, compressed: false, status: 'successful' });
   const otherBefore = readFileSync(dir.sidecarPath(other), 'utf8');
   await store.putText(store.metadataKey(wanted), forged(other), 'application/json');
-  const file = await downloadSnapshot(store, wanted, dir);
+  const file = await downloadSnapshot(new S3SnapshotStore(store), wanted, dir);
   assert.equal(readFileSync(dir.sidecarPath(other), 'utf8'), otherBefore, "the other snapshot's sidecar is untouched");
   assert.deepEqual(JSON.parse(readFileSync(dir.sidecarPath(wanted), 'utf8')), {
     name: wanted,
@@ -165,17 +166,17 @@ test('a bucket sidecar cannot choose the local sidecar a download writes, nor it
 
   // a name with '..' neither escapes the folder nor fails the download
   const root2 = tempDir();
-  const dir2 = new LocalSnapshotDir(path.join(root2, 'snapshots'));
+  const dir2 = new LocalStore(path.join(root2, 'snapshots'));
   await dir2.prepare(true);
   await store.putText(store.metadataKey(wanted), forged('../../escape'), 'application/json');
-  await downloadSnapshot(store, wanted, dir2);
+  await downloadSnapshot(new S3SnapshotStore(store), wanted, dir2);
   assert.deepEqual(readdirSync(root2).sort(), ['.metadata', 'snapshots']);
   assert.deepEqual(readdirSync(dir2.metadataDir), [wanted]);
   assert.equal((await dir2.readRecord(wanted))?.name, wanted);
 
   // a sidecar whose hash is malformed, or that is not a record, or too big: refused, nothing written
   const root3 = tempDir();
-  const dir3 = new LocalSnapshotDir(path.join(root3, 'snapshots'));
+  const dir3 = new LocalStore(path.join(root3, 'snapshots'));
   await dir3.prepare(true);
   for (const [text, re] of [
     [forged(wanted, { sha256: 'not-a-sha256' }), /has a malformed sha256; refusing the download/],
@@ -183,7 +184,7 @@ test('a bucket sidecar cannot choose the local sidecar a download writes, nor it
     [forged(wanted, { padding: 'x'.repeat(70 * 1024) }), /larger than 65536 bytes/],
   ] as const) {
     await store.putText(store.metadataKey(wanted), text, 'application/json');
-    await assert.rejects(downloadSnapshot(store, wanted, dir3), re);
+    await assert.rejects(downloadSnapshot(new S3SnapshotStore(store), wanted, dir3), re);
     assert.deepEqual(readdirSync(dir3.dir), []);
     assert.ok(!existsSync(dir3.metadataDir) || readdirSync(dir3.metadataDir).length === 0);
   }

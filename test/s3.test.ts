@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import { startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, type ServerProcess } from './helpers/server.js';
-import { S3Store, type S3Settings } from '../src/store/s3.js';
+import { S3SnapshotStore, S3Store, type S3Settings } from '../src/store/s3.js';
 
 let swift: Swift;
 before(async () => {
@@ -235,8 +235,8 @@ test('S3 secrets appear in no log line, output, record, sidecar or command line'
 });
 
 test('download from S3 writes .part, checks the sha256 in the sidecar, then renames; a mismatch leaves nothing', async () => {
-  const { LocalSnapshotDir } = await import('../src/store/local.js');
-  const { downloadSnapshot } = await import('../src/snapshot/s3-ops.js');
+  const { LocalStore } = await import('../src/store/local.js');
+  const { downloadSnapshot } = await import('../src/snapshot/transfer.js');
   const { tempDir } = await import('./helpers/server.js');
   await swift.createBucket('download');
   const store = S3Store.create(settings('download', 'f'));
@@ -247,9 +247,9 @@ test('download from S3 writes .part, checks the sha256 in the sidecar, then rena
   assert.ok(name, saved.stdout + saved.stderr);
   assert.equal(await s.stop(), 0);
 
-  const dir = new LocalSnapshotDir(path.join(tempDir(), 'snapshots'));
+  const dir = new LocalStore(path.join(tempDir(), 'snapshots'));
   await dir.prepare(true);
-  const file = await downloadSnapshot(store, name, dir);
+  const file = await downloadSnapshot(new S3SnapshotStore(store), name, dir);
   assert.equal(sha(file), sha(path.join(snapDir(s), name)));
   assert.equal((await dir.readRecord(name))?.location, `file://${file}`);
   assert.equal(statSync(file).mode & 0o777, 0o600);
@@ -257,8 +257,8 @@ test('download from S3 writes .part, checks the sha256 in the sidecar, then rena
   // a sidecar whose sha256 does not match: refused, no file, no .part
   const side = JSON.parse((await store.getText(`f/.metadata/${name}`)) ?? '{}') as Record<string, unknown>;
   await store.putText(`f/.metadata/${name}`, JSON.stringify({ ...side, sha256: '0'.repeat(64) }), 'application/json');
-  const other = new LocalSnapshotDir(path.join(tempDir(), 'snapshots'));
+  const other = new LocalStore(path.join(tempDir(), 'snapshots'));
   await other.prepare(true);
-  await assert.rejects(downloadSnapshot(store, name, other), /does not match the sha256 in its sidecar/);
+  await assert.rejects(downloadSnapshot(new S3SnapshotStore(store), name, other), /does not match the sha256 in its sidecar/);
   assert.deepEqual(readdirSync(other.dir), []);
 });

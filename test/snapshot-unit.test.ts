@@ -142,12 +142,12 @@ test('ls output: k3s table, json, yaml; anything else is an invalid output forma
 });
 
 test('the local folder lists snapshots with sidecars, shows failed records for 24 h, then expires them', async () => {
-  const { LocalSnapshotDir } = await import('../src/store/local.js');
+  const { LocalStore } = await import('../src/store/local.js');
   const { tempDir } = await import('./helpers/server.js');
   const { writeFileSync, existsSync, mkdirSync } = await import('node:fs');
   const path = await import('node:path');
   const root = tempDir();
-  const dir = new LocalSnapshotDir(path.join(root, 'snapshots'));
+  const dir = new LocalStore(path.join(root, 'snapshots'));
   await dir.prepare(true);
   writeFileSync(path.join(dir.dir, 'etcd-snapshot-n1-1700000000'), 'x'.repeat(10));
   writeFileSync(path.join(dir.dir, 'etcd-snapshot-n1-1700000001.part'), 'partial');
@@ -155,10 +155,10 @@ test('the local folder lists snapshots with sidecars, shows failed records for 2
   mkdirSync(dir.metadataDir, { recursive: true });
   const failedAt = new Date('2026-01-01T00:00:00Z');
   await dir.writeRecord({ name: 'on-demand-n1-1767225600', location: '', nodeName: 'n1', createdAt: failedAt.toISOString(), size: 0, compressed: false, status: 'failed', message: 'boom' });
-  let list = await dir.list('n1', new Date(failedAt.getTime() + 3600_000));
+  let list = await dir.list({ nodeName: 'n1', now: new Date(failedAt.getTime() + 3600_000) });
   assert.deepEqual(list.map((r) => [r.name, r.status]).sort(), [['etcd-snapshot-n1-1700000000', 'successful'], ['on-demand-n1-1767225600', 'failed']]);
   assert.equal(list.find((r) => r.status === 'successful')?.size, 10);
-  list = await dir.list('n1', new Date(failedAt.getTime() + 25 * 3600_000));
+  list = await dir.list({ nodeName: 'n1', now: new Date(failedAt.getTime() + 25 * 3600_000) });
   assert.deepEqual(list.map((r) => r.name), ['etcd-snapshot-n1-1700000000']);
   assert.ok(!existsSync(dir.sidecarPath('on-demand-n1-1767225600')), 'the expired record is gone');
   assert.deepEqual(await dir.removeLeftoverParts(), ['etcd-snapshot-n1-1700000001.part']);
@@ -166,11 +166,11 @@ test('the local folder lists snapshots with sidecars, shows failed records for 2
 });
 
 test('a partial file never gets a final name: openWriter writes .part, commit renames, discard removes', async () => {
-  const { LocalSnapshotDir } = await import('../src/store/local.js');
+  const { LocalStore } = await import('../src/store/local.js');
   const { tempDir } = await import('./helpers/server.js');
   const { readdirSync, statSync } = await import('node:fs');
   const path = await import('node:path');
-  const dir = new LocalSnapshotDir(path.join(tempDir(), 'snapshots'));
+  const dir = new LocalStore(path.join(tempDir(), 'snapshots'));
   await dir.prepare(true);
   const w = await dir.openWriter('a-n-1700000000');
   w.stream.write('abc');
@@ -182,5 +182,5 @@ test('a partial file never gets a final name: openWriter writes .part, commit re
   await new Promise<void>((r) => w2.stream.end('abc', () => r()));
   await w2.commit();
   assert.deepEqual(readdirSync(dir.dir), ['a-n-1700000001']);
-  await assert.rejects(dir.prepare(false).then(() => new LocalSnapshotDir(path.join(dir.dir, 'missing')).prepare(false)), /does not exist/);
+  await assert.rejects(dir.prepare(false).then(() => new LocalStore(path.join(dir.dir, 'missing')).prepare(false)), /does not exist/);
 });

@@ -4,7 +4,8 @@
  * A request's `dir` may name only the configured snapshot dir or a folder of
  * `--etcd-snapshot-api-dir` (`settings.apiDirs`, else the server config's).
  * Its `preflight` (before the server changes anything) refuses a snapshot dir that is
- * missing (other than the default) or not a folder, and S3 settings `S3Store.create` refuses.
+ * missing (other than the default) or not a folder, and S3 settings the S3 store refuses
+ * (the S3 code is loaded only when S3 is configured, store/factory.ts).
  * Requests are parsed by `parseSnapshotRequest` (the option schema's validators); answers
  * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
  */
@@ -16,9 +17,9 @@ import { SNAPSHOT_CLI_OPTIONS, stringDefault } from '../config/schema.js';
 import type { SnapshotOperation, SnapshotResponses } from '../model/api.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { withProxyEnvironment, type S3Options } from '../snapshot/s3-config.js';
-import { abortStaleUploads } from '../snapshot/s3-ops.js';
-import { LocalSnapshotDir } from '../store/local.js';
-import { S3Store, type ProxyEnvironment } from '../store/s3.js';
+import { LocalStore } from '../store/local.js';
+import { openStore } from '../store/factory.js';
+import type { ProxyEnvironment } from '../store/s3/settings.js';
 
 export interface SnapshotFeatureConfig {
   disabled: boolean;
@@ -40,22 +41,9 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
-    if (cfg.s3) {
-      // a bad setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
-      // does not answer only disables uploads until it does (failures are recorded)
-      const store = await service.s3Store(cfg.s3, false);
-      ctx.logger.info(`Checking if S3 bucket ${cfg.s3.settings.bucket} exists`);
-      try {
-        await store.checkBucket();
-        ctx.logger.info({ s3: store.describe() }, 'S3 snapshot storage is ready');
-        const aborted = await abortStaleUploads(store, cfg.settings.nodeName, service.reportSkip);
-        if (aborted.length > 0) ctx.logger.warn({ snapshots: aborted }, 'aborted S3 uploads left open by an earlier run');
-      } catch (err) {
-        ctx.logger.error({ err: messageOf(err), bucket: cfg.s3.settings.bucket, endpoint: cfg.s3.settings.endpoint }, `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`);
-      }
-      const resumed = await service.resumeRetries(store);
-      if (resumed > 0) ctx.logger.info({ count: resumed }, 're-queued S3 uploads that failed before the restart');
-    }
+    // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
+    // does not answer only disables uploads until it does (failures are recorded)
+    if (cfg.s3) await service.startReplica(cfg.s3);
 
     // the request's name prefix when it gives none: the CLI's --name default
     const defaultPrefix = stringDefault(SNAPSHOT_CLI_OPTIONS, 'name');
@@ -141,10 +129,10 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     });
   };
   feature.preflight = async () => {
-    await new LocalSnapshotDir(cfg.settings.dir).check(cfg.settings.dirIsDefault);
+    await new LocalStore(cfg.settings.dir).check(cfg.settings.dirIsDefault);
     if (cfg.s3) {
       try {
-        S3Store.create(cfg.s3.settings).destroy(); // validates the settings; no I/O
+        (await openStore({ kind: 's3', settings: cfg.s3.settings })).close(); // validates the settings; no I/O
       } catch (err) {
         throw new EtcdsnapError(err instanceof EtcdsnapError ? err.kind : 'config', `failed to initialize S3 client: ${messageOf(err)}`, { cause: err });
       }

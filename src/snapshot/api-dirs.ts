@@ -11,7 +11,7 @@
  *   leads outside are refused, whatever they are spelled like.
  * - A dir that does not exist (yet) matches only by its normalized absolute path, so the
  *   default folder can still be created and an allowed folder that is missing gets the
- *   "does not exist" error of `LocalSnapshotDir.prepare`.
+ *   "does not exist" error of `LocalStore.prepare`.
  * - Anything else is a `usage` error (HTTP 400) naming the flag; nothing is touched (only
  *   `realpath` is called).
  * - The result is the allowed folder as configured, never the request's spelling.

@@ -21,10 +21,12 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { LocalSnapshotDir } from '../store/local.js';
+import { LocalStore } from '../store/local.js';
+import { openStore } from '../store/factory.js';
+import { isStoreName } from '../store/store.js';
 import { exists } from '../util/fs.js';
 import { assertSafeName } from '../model/naming.js';
-import { downloadSnapshot } from './s3-ops.js';
+import { downloadSnapshot } from './transfer.js';
 import type { S3Options } from './s3-config.js';
 
 export const RESTORE_FLAG = '--cluster-reset-restore-path';
@@ -104,7 +106,7 @@ export async function resolveRestoreSource(raw: string, ctx: RestoreSourceContex
   const spec = parseRestoreSource(raw, cwd);
   if (spec.kind === 'path') return regularFile(spec.path);
   const { name } = spec;
-  const dir = new LocalSnapshotDir(ctx.snapshotDir);
+  const dir = new LocalStore(ctx.snapshotDir);
   const looked: string[] = [];
   if (await exists(ctx.snapshotDir)) {
     await dir.check(ctx.snapshotDirIsDefault); // not a folder, or a link another user made: refused
@@ -116,19 +118,18 @@ export async function resolveRestoreSource(raw: string, ctx: RestoreSourceContex
   }
   looked.push(`the snapshot dir ${ctx.snapshotDir}`);
   if (ctx.s3) {
-    const { S3Store } = await import('../store/s3.js'); // the SDK loads only when needed
-    const store = S3Store.create(ctx.s3.settings);
+    const store = await openStore({ kind: 's3', settings: ctx.s3.settings }); // the SDK loads only now
     try {
-      if (await store.head(store.key(name))) {
+      if (isStoreName(name) && (await store.stat(name))) { // a hidden or .part name is in no store
         await dir.prepare(ctx.snapshotDirIsDefault);
         ctx.logger.info({ snapshot: name, s3: store.describe() }, `Retrieving etcd snapshot ${name} from S3`);
         const file = await downloadSnapshot(store, name, dir);
         ctx.logger.info({ file }, `S3 download complete for ${name}`);
         return file;
       }
-      looked.push(`S3 (${store.location(name)})`);
+      looked.push(`S3 (${isStoreName(name) ? store.location(name) : store.describe()})`);
     } finally {
-      store.destroy();
+      store.close();
     }
   }
   const here = await fileIfPresent(path.join(cwd, name));

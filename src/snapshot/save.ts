@@ -2,21 +2,21 @@
  * The save pipeline, one code path for scheduled and on-demand snapshots:
  *
  *   etcd Maintenance.Snapshot (this member only, etcd/snapshot-stream.ts) → bytes → sha256-trailer check
- *     → [zip] → sha256/size of the stored bytes → <dir>/<file>.part → fsync, rename, fsync dir
+ *     → [zip] → sha256/size of the stored bytes → every store's sink (local `.part`, S3 parts)
+ *     → local commit (fsync, rename, fsync dir) → replica commits (CompleteMultipartUpload)
  *
  * The trailer check fails the pipeline at the end of the stream if the snapshot is cut
- * short or corrupt, so the `.part` never gets its final name; it is removed on every
- * failure path. Nothing holds the whole snapshot in memory.
+ * short or corrupt, so the `.part` never gets its final name and no object is completed; every
+ * sink is aborted on every failure path before the replicas' commits. Nothing holds the whole snapshot in memory.
  */
 import { pipeline } from 'node:stream/promises';
 import type { EtcdClient, EtcdStatus } from '../etcd/client.js';
 import type { EtcdSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import type { LocalSnapshotDir } from '../store/local.js';
+import type { SnapshotSink, SnapshotStore, WriteOptions } from '../store/store.js';
 import { HashCounter, TrailerVerifier } from './verify.js';
 import { zipSingleEntry } from './zip.js';
-import { S3Branch } from './s3-branch.js';
-import type { S3Store } from '../store/s3.js';
+import { ReplicaBranch } from './replica-branch.js';
 import { ZIP_EXT } from '../model/naming.js';
 import { createdAtFromName, type SnapshotRecord } from '../model/records.js';
 
@@ -25,48 +25,97 @@ export interface SaveRequest {
   fileName: string;
   compress: boolean;
   nodeName: string;
-  dir: LocalSnapshotDir;
+  /** The local folder: a failure there fails the save. */
+  primary: SnapshotStore;
+  /** Copies written in the same pass (S3); a failure of one fails only that copy. */
+  replicas?: readonly SnapshotStore[];
   /** Status of the member taken just before the snapshot (revision, version, db size). */
   status: EtcdStatus;
   signal?: AbortSignal;
-  /** Upload to S3 in the same pass. */
-  s3?: S3Store;
 }
 
 export interface SaveOutcome {
   record: SnapshotRecord;
-  /** Set when an S3 upload was asked for and failed (the local snapshot is fine). */
-  s3Error?: Error;
+  /**
+   * Per replica, in the order of `replicas`: undefined when its copy was committed, else why
+   * it failed (its write was aborted; the local snapshot is fine).
+   */
+  replicaErrors: Array<Error | undefined>;
 }
 
 /** Content type of a snapshot object (as k3s). */
 export const contentTypeOf = (name: string): string => (name.endsWith(ZIP_EXT) ? 'application/zip' : 'application/octet-stream');
 
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** A replica's write: its sink and branch, or why it could not begin. */
+interface ReplicaWrite {
+  sink?: SnapshotSink;
+  branch?: ReplicaBranch;
+  error?: Error;
+}
+
+async function beginReplica(store: SnapshotStore, name: string, opts: WriteOptions): Promise<ReplicaWrite> {
+  try {
+    const sink = await store.beginWrite(name, opts);
+    return { sink, branch: new ReplicaBranch(sink.stream) };
+  } catch (err) {
+    return { error: asError(err) };
+  }
+}
+
 /**
- * Streams a snapshot from etcd into the folder (and S3 when asked); resolves with its
- * record, or throws (then nothing was kept, locally or in S3).
+ * Commits the replicas whose bytes all arrived (a copy that failed is aborted); answers each
+ * replica's error. Called only after the local snapshot was committed.
+ */
+async function commitReplicas(writes: readonly ReplicaWrite[]): Promise<Array<Error | undefined>> {
+  return Promise.all(
+    writes.map(async (w) => {
+      if (!w.sink) return w.error;
+      const failure = w.branch?.failure;
+      if (failure) {
+        await w.sink.abort().catch(() => undefined);
+        return failure;
+      }
+      try {
+        await w.sink.commit();
+        return undefined;
+      } catch (err) {
+        await w.sink.abort().catch(() => undefined);
+        return asError(err);
+      }
+    }),
+  );
+}
+
+/**
+ * Streams a snapshot from etcd into the primary store and, in the same pass, into every
+ * replica; resolves with its record, or throws (then nothing was kept anywhere).
+ *
+ * Steps: one read of the etcd stream, tee to every sink → trailer check → the local commit
+ * (fsync, rename, fsync dir) while the replicas finish sending their parts → the replicas'
+ * commits. A failure before the replicas' commits aborts every sink: no replica keeps an
+ * object of a save whose local commit failed. A replica whose commit fails is aborted and
+ * reported in `replicaErrors`; the local snapshot is kept.
  */
 export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<SaveOutcome> {
   const started = Date.now();
-  const writer = await req.dir.openWriter(req.fileName);
+  const writeOpts = {
+    contentType: contentTypeOf(req.fileName),
+    metadata: { 'etcdsnap-node-name': req.nodeName, 'etcdsnap-revision': req.status.revision },
+  };
+  const primary = await req.primary.beginWrite(req.fileName, writeOpts);
+  const replicas: ReplicaWrite[] = [];
   let source: EtcdSnapshotStream | undefined;
   const onAbort = (): void => source?.cancel();
   req.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    const opts = req.signal ? { signal: req.signal } : {};
+    for (const store of req.replicas ?? []) replicas.push(await beginReplica(store, req.fileName, { ...writeOpts, ...opts }));
     source = await etcd.snapshotStream();
     const verifier = new TrailerVerifier();
-    const opts = req.signal ? { signal: req.signal } : {};
-    const branch = req.s3 ? new S3Branch() : undefined;
-    if (branch && req.s3) {
-      branch.attach(
-        req.s3.upload(req.fileName, branch.body, {
-          contentType: contentTypeOf(req.fileName),
-          metadata: { 'etcdsnap-node-name': req.nodeName, 'etcdsnap-revision': req.status.revision },
-          ...opts,
-        }),
-      );
-    }
-    const tail = branch ? [branch, writer.stream] : [writer.stream];
+    const branches = replicas.flatMap((r) => (r.branch ? [r.branch] : []));
+    const tail = [...branches, primary.stream];
     let stored: { size: number; sha256: string | undefined };
     if (req.compress) {
       const entry = req.fileName.slice(0, -ZIP_EXT.length);
@@ -83,12 +132,12 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
     }
     if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
     // The local file is complete and verified: its fsync runs while the last parts upload.
-    const [committed] = await Promise.allSettled([writer.commit(), branch?.settled()]);
+    const [committed] = await Promise.allSettled([primary.commit(), ...branches.map((b) => b.settled())]);
     if (committed.status === 'rejected') throw committed.reason;
-    const final = committed.value;
+    const replicaErrors = await commitReplicas(replicas);
     const record: SnapshotRecord = {
       name: req.fileName,
-      location: `file://${final}`,
+      location: committed.value,
       nodeName: req.nodeName,
       createdAt: createdAtFromName(req.fileName, new Date(started)),
       size: stored.size,
@@ -101,17 +150,17 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       dbSha256: verifier.dbSha256,
       durationMs: Date.now() - started,
     };
-    return branch?.failure ? { record, s3Error: branch.failure } : { record };
+    return { record, replicaErrors };
   } catch (err) {
-    await writer.discard();
+    await Promise.all([primary, ...replicas.flatMap((r) => (r.sink ? [r.sink] : []))].map((s) => s.abort().catch(() => undefined)));
     source?.cancel();
     if (err instanceof EtcdsnapError) throw err;
     const code = errnoCode(err);
     if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw new EtcdsnapError('environment', `no space left in snapshot dir ${req.dir.dir} while writing ${req.fileName}`, { cause: err });
+      throw new EtcdsnapError('environment', `no space left in snapshot dir ${req.primary.describe()} while writing ${req.fileName}`, { cause: err });
     }
     if (code !== undefined && code.startsWith('E')) {
-      throw new EtcdsnapError('environment', `cannot write ${req.fileName} in ${req.dir.dir}: ${messageOf(err)}`, { cause: err });
+      throw new EtcdsnapError('environment', `cannot write ${req.fileName} in ${req.primary.describe()}: ${messageOf(err)}`, { cause: err });
     }
     throw new EtcdsnapError('unavailable', `snapshot stream from etcd failed: ${messageOf(err)}`, { cause: err });
   } finally {

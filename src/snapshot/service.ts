@@ -8,9 +8,14 @@
  *   `conflict` ("snapshot save already in progress"); any other operation, and a save
  *   requested during a prune or delete, waits for its turn (logged when it has to wait).
  *   Retention after a save runs inside the save's turn.
+ * - Stores: the local folder is the primary store (`LocalStore`); the S3 settings of the
+ *   request or the server give 0 or 1 replica store (`ReplicaStores`, built lazily). Save,
+ *   list, delete and prune treat replicas alike through `SnapshotStore`; the replica state
+ *   of a local record is handled by replica-state.ts only.
  * - A failed upload is retried from the local file through a `RetryQueue` (delays
- *   `UPLOAD_RETRY_DELAYS_MS` unless injected); `drain` cancels pending retries and waits for
- *   the running operation (aborted after its timeout) before it destroys the S3 clients.
+ *   `UPLOAD_RETRY_DELAYS_MS` unless injected; upload-retries.ts); `drain` cancels pending
+ *   retries and waits for the running operation (aborted after its timeout) before it
+ *   closes the replica stores.
  * - A failed save writes a failed record (shown by ls for 24 h) and throws; it never
  *   touches an earlier snapshot.
  * - Retention runs after scheduled saves only (on-demand saves are not pruned, as k3s), and
@@ -23,17 +28,21 @@
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
-import { LocalSnapshotDir } from '../store/local.js';
-import { planRetention } from '../retention/policy.js';
+import { LocalStore } from '../store/local.js';
+import type { SnapshotStore } from '../store/store.js';
+import { isStoreName } from '../store/store.js';
+import type { S3Skip } from '../store/factory.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from '../model/naming.js';
 import { resolveApiDir } from './api-dirs.js';
 import { saveSnapshot } from './save.js';
 import { createdAtFromName, sortRecords, type SnapshotRecord } from '../model/records.js';
-import { S3Store } from '../store/s3.js';
 import type { S3Options } from './s3-config.js';
-import { deleteFromS3, listS3Records, pruneS3, putSidecar, reupload, type S3Skip } from './s3-ops.js';
 import { RetryQueue } from './retry-queue.js';
 import { SerialExecutor } from '../util/serial.js';
+import { ReplicaStores } from './replica-stores.js';
+import { UploadRetries } from './upload-retries.js';
+import { failedUploads, replicaCopy, withReplicaState } from './replica-state.js';
+import { pruneStore } from './prune.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
@@ -80,6 +89,12 @@ export interface SaveResult {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A replica of a request: its options, and its store unless it could not be built. */
+interface ReplicaTarget {
+  opts: S3Options;
+  store?: SnapshotStore;
+}
+
 export class SnapshotService {
   /** The save that runs or waits for its turn (a second one is refused). */
   private inFlight: Promise<unknown> | undefined;
@@ -88,54 +103,19 @@ export class SnapshotService {
   private readonly serial = new SerialExecutor();
   /** What the serial executor runs now, for the "waits" log line. */
   private current: string | undefined;
-  private readonly stores = new Map<string, S3Store>();
-  /** Logs a foreign or odd bucket object once (s3-ops reports each key once per process). */
+  /** Logs a foreign or odd bucket object once (the S3 store reports each key once per process). */
   readonly reportSkip = (k: S3Skip): void => this.logger.warn({ key: k.key, reason: k.reason }, k.message);
+  private readonly replicas = new ReplicaStores(this.reportSkip);
+  private readonly uploads: UploadRetries;
 
   constructor(
     private readonly etcd: EtcdClient,
     readonly settings: SnapshotSettings,
     private readonly logger: Logger,
     /** Upload retries; injectable so that tests need not wait the real delays. */
-    private readonly retries: RetryQueue = new RetryQueue(),
-  ) {}
-
-  /**
-   * Builds the S3 store of a request and checks that its bucket answers, before anything
-   * is done: a request whose S3 cannot be reached is refused with the reason.
-   */
-  async s3Store(o: S3Options, check = true): Promise<S3Store> {
-    let store: S3Store;
-    try {
-      store = this.cachedStore(o);
-      if (check) await store.checkBucket();
-    } catch (err) {
-      throw new EtcdsnapError(err instanceof EtcdsnapError && err.kind === 'config' ? 'config' : 'unavailable', `failed to initialize S3 client: ${messageOf(err)}`, { cause: err });
-    }
-    return store;
-  }
-
-  /**
-   * S3 clients are reused per settings (at most 5, least recently used dropped), as k3s
-   * does: a new client per save would leak its connection pool until GC, every 2 seconds
-   * on a busy schedule.
-   */
-  private cachedStore(o: S3Options): S3Store {
-    const key = JSON.stringify(o.settings);
-    const hit = this.stores.get(key);
-    if (hit) {
-      this.stores.delete(key);
-      this.stores.set(key, hit);
-      return hit;
-    }
-    const store = S3Store.create(o.settings);
-    this.stores.set(key, store);
-    if (this.stores.size > 5) {
-      const [oldestKey, oldest] = this.stores.entries().next().value as [string, S3Store];
-      this.stores.delete(oldestKey);
-      oldest.destroy();
-    }
-    return store;
+    retries: RetryQueue = new RetryQueue(),
+  ) {
+    this.uploads = new UploadRetries(retries, logger, settings.nodeName, (what, fn) => this.exclusive(what, fn));
   }
 
   /**
@@ -144,9 +124,9 @@ export class SnapshotService {
    * compared by real path); any other folder is refused before anything is touched. Only
    * the default folder is created.
    */
-  async folder(dir?: string): Promise<LocalSnapshotDir> {
+  async folder(dir?: string): Promise<LocalStore> {
     const target = dir === undefined || dir === '' ? this.settings.dir : await resolveApiDir(dir, [this.settings.dir, ...(this.settings.apiDirs ?? [])]);
-    const d = new LocalSnapshotDir(target);
+    const d = new LocalStore(target);
     await d.prepare(target === this.settings.dir && this.settings.dirIsDefault);
     return d;
   }
@@ -154,8 +134,28 @@ export class SnapshotService {
   /** Prepares the configured folder and removes `.part` files a crash left behind. */
   async start(): Promise<void> {
     const d = await this.folder();
-    const parts = await d.removeLeftoverParts();
+    const parts = await d.discardIncomplete({ nodeName: this.settings.nodeName });
     if (parts.length > 0) this.logger.warn({ files: parts }, 'removed partial snapshot files left by an earlier run');
+  }
+
+  /**
+   * At server start, for the server's own replica: builds its store (bad settings throw),
+   * checks it, removes the uploads a crash left open, and re-queues uploads that failed
+   * before the restart. A store that does not answer only disables uploads until it does.
+   */
+  async startReplica(o: S3Options): Promise<void> {
+    const store = await this.replicas.get(o, false);
+    this.logger.info(`Checking if S3 bucket ${o.settings.bucket} exists`);
+    try {
+      await store.probe();
+      this.logger.info({ s3: store.describe() }, 'S3 snapshot storage is ready');
+      const aborted = await store.discardIncomplete({ nodeName: this.settings.nodeName });
+      if (aborted.length > 0) this.logger.warn({ snapshots: aborted }, 'aborted S3 uploads left open by an earlier run');
+    } catch (err) {
+      this.logger.error({ err: messageOf(err), bucket: o.settings.bucket, endpoint: o.settings.endpoint }, `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`);
+    }
+    const resumed = await this.uploads.resume(store, await this.folder());
+    if (resumed > 0) this.logger.info({ count: resumed }, 're-queued S3 uploads that failed before the restart');
   }
 
   get busy(): boolean {
@@ -192,16 +192,28 @@ export class SnapshotService {
     }
   }
 
+  /**
+   * The replicas of a save: on-demand, refused before a snapshot is taken when one cannot be
+   * reached; scheduled, tried anyway (a target without store is recorded as a failed upload).
+   */
+  private async saveTargets(opts: SaveOptions): Promise<ReplicaTarget[]> {
+    const out: ReplicaTarget[] = [];
+    for (const o of opts.s3 ? [opts.s3] : []) {
+      try {
+        out.push({ opts: o, store: await this.replicas.get(o, !opts.scheduled) });
+      } catch (err) {
+        if (!opts.scheduled) throw err;
+        this.logger.error({ err: messageOf(err) }, 'S3 is not usable for this scheduled snapshot');
+        out.push({ opts: o });
+      }
+    }
+    return out;
+  }
+
   private async doSave(opts: SaveOptions): Promise<SaveResult> {
     const prefix = assertSafePrefix(opts.prefix);
     const dir = await this.folder(opts.dir);
-    // on-demand: refuse before taking a snapshot when S3 cannot be reached; scheduled: try
-    // anyway, a failed upload is recorded and retried
-    const store = opts.s3 ? await this.s3Store(opts.s3, !opts.scheduled).catch((err: unknown) => {
-      if (!opts.scheduled) throw err;
-      this.logger.error({ err: messageOf(err) }, 'S3 is not usable for this scheduled snapshot');
-      return undefined;
-    }) : undefined;
+    const targets = await this.saveTargets(opts);
     const status = await this.etcd.status();
     if (status.isLearner) {
       this.logger.warn('Unable to take snapshot: not supported for learner');
@@ -217,20 +229,19 @@ export class SnapshotService {
     }
     const log = this.logger.child({ snapshot: fileName });
     log.info({ dir: dir.dir, compress: opts.compress, scheduled: opts.scheduled }, `Saving etcd snapshot to ${dir.filePath(fileName)}`);
+    const live = targets.flatMap((t) => (t.store ? [t.store] : []));
     let record: SnapshotRecord;
-    let s3Error: Error | undefined;
+    let replicaErrors: Array<Error | undefined>;
     try {
-      const outcome = await saveSnapshot(this.etcd, {
+      ({ record, replicaErrors } = await saveSnapshot(this.etcd, {
         fileName,
         compress: opts.compress,
         nodeName: this.settings.nodeName,
-        dir,
+        primary: dir,
+        replicas: live,
         status,
         signal: this.abort.signal,
-        ...(store ? { s3: store } : {}),
-      });
-      record = outcome.record;
-      s3Error = outcome.s3Error;
+      }));
     } catch (err) {
       const message = messageOf(err);
       log.error({ err: message }, `Failed to take etcd snapshot: ${message}`);
@@ -249,25 +260,29 @@ export class SnapshotService {
       throw err;
     }
     const created: SnapshotRecord[] = [record];
-    if (opts.s3 && !store) s3Error = new Error('S3 is not reachable');
-    if (opts.s3) {
-      const location = store ? store.location(fileName) : `s3://${opts.s3.settings.bucket}/${fileName}`;
-      if (!s3Error && store) {
+    let uploadError: string | undefined;
+    for (const t of targets) {
+      const store = t.store;
+      let err = store ? replicaErrors[live.indexOf(store)] : new Error('S3 is not reachable');
+      const location = store ? store.location(fileName) : `s3://${t.opts.settings.bucket}/${fileName}`;
+      if (!err && store) {
         try {
-          await putSidecar(store, record);
-        } catch (err) {
-          s3Error = err instanceof Error ? err : new Error(String(err));
+          await store.writeRecord(record);
+        } catch (e) {
+          err = e instanceof Error ? e : new Error(String(e));
         }
       }
-      record.s3 = { location, status: s3Error ? 'failed' : 'successful', attempts: 1, updatedAt: new Date().toISOString(), ...(s3Error ? { message: messageOf(s3Error) } : {}) };
-      if (s3Error) {
-        log.error({ err: messageOf(s3Error), location }, `Error received during snapshot upload to S3: ${messageOf(s3Error)}`);
-        if (store) this.scheduleRetry(store, dir, record, 0);
+      record = withReplicaState(record, { location, status: err ? 'failed' : 'successful', attempts: 1, updatedAt: new Date().toISOString(), ...(err ? { message: messageOf(err) } : {}) });
+      if (err) {
+        log.error({ err: messageOf(err), location }, `Error received during snapshot upload to S3: ${messageOf(err)}`);
+        if (store) this.uploads.schedule(store, dir, record, 0);
+        uploadError ??= `upload to ${location} failed: ${messageOf(err)}; it will be retried`;
       } else {
         log.info({ location }, `Snapshot ${fileName} uploaded to S3`);
-        created.push({ ...record, location, s3: undefined });
+        created.push(replicaCopy(record, location));
       }
     }
+    created[0] = record;
     await dir.writeRecord(record);
     log.info({ bytes: record.size, durationMs: record.durationMs, sha256: record.sha256, revision: record.revision }, `Snapshot ${fileName} saved`);
     if (log.isLevelEnabled('debug')) {
@@ -275,70 +290,22 @@ export class SnapshotService {
       log.debug({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory after save');
     }
     const deleted = opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention) : [];
-    // S3 retention runs even after a failed upload (the bucket may be full), as k3s
-    if (opts.scheduled && opts.s3 && store && opts.s3.retention > 0) {
+    // replica retention runs even after a failed upload (the bucket may be full), as k3s
+    for (const t of opts.scheduled ? targets : []) {
+      const store = t.store;
+      if (!store || t.opts.retention <= 0) continue;
       try {
-        const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, false, this.reportSkip);
+        const gone = await pruneStore(store, prefix, this.settings.nodeName, t.opts.retention, false);
         for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
         deleted.push(...gone.map((n) => store.location(n)));
       } catch (err) {
         log.warn({ err: messageOf(err) }, 'S3 snapshot retention failed');
       }
     }
-    return s3Error ? { created, deleted, s3Error: `upload to ${record.s3?.location ?? 'S3'} failed: ${messageOf(s3Error)}; it will be retried` } : { created, deleted };
+    return uploadError !== undefined ? { created, deleted, s3Error: uploadError } : { created, deleted };
   }
 
-  /**
-   * Queues attempt `attempt + 2` of an upload that failed (`attempt` retries ago); logs
-   * when the attempts are used up, or when the queue is closed (the record stays failed and
-   * `resumeRetries` picks it up at the next start).
-   */
-  private scheduleRetry(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, attempt: number): void {
-    const log = this.logger.child({ snapshot: record.name });
-    const r = this.retries.schedule((signal) => this.exclusive('upload retry', () => this.retryUpload(store, dir, record, attempt, signal)), attempt);
-    if (r.scheduled) {
-      log.warn({ retryInMs: r.delayMs, attempt: attempt + 2 }, `will retry the S3 upload of ${record.name}`);
-    } else if (r.reason === 'exhausted') {
-      log.error({ attempts: attempt + 1 }, `giving up uploading ${record.name} to S3 after ${attempt + 1} attempts; the local snapshot is kept`);
-    } else {
-      log.info(`not retrying the S3 upload of ${record.name} now: the server is shutting down (it is retried at the next start)`);
-    }
-  }
-
-  /** One retry: re-reads the local record, re-uploads the file, records the outcome. */
-  private async retryUpload(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, attempt: number, signal: AbortSignal): Promise<void> {
-    const log = this.logger.child({ snapshot: record.name });
-    const current = await dir.readRecord(record.name);
-    if (!current || current.status !== 'successful' || !(await dir.exists(record.name))) {
-      log.info('the local snapshot is gone; not retrying its upload');
-      return;
-    }
-    const s3 = { location: store.location(record.name), attempts: attempt + 2, updatedAt: new Date().toISOString() };
-    try {
-      await reupload(store, dir, current, this.settings.nodeName, signal);
-      await dir.writeRecord({ ...current, s3: { ...s3, status: 'successful' } });
-      log.info({ location: s3.location, attempt: attempt + 2 }, `Snapshot ${record.name} uploaded to S3 on retry`);
-    } catch (err) {
-      await dir.writeRecord({ ...current, s3: { ...s3, status: 'failed', message: messageOf(err) } }).catch(() => undefined);
-      log.error({ err: messageOf(err), attempt: attempt + 2 }, `retry of the S3 upload of ${record.name} failed: ${messageOf(err)}`);
-      this.scheduleRetry(store, dir, current, attempt + 1);
-    }
-  }
-
-  /** Re-queues uploads that failed before a restart (local sidecars marked failed for S3). */
-  async resumeRetries(store: S3Store): Promise<number> {
-    const dir = await this.folder();
-    let n = 0;
-    for (const r of await dir.list(this.settings.nodeName)) {
-      if (r.status === 'successful' && r.s3?.status === 'failed' && r.s3.location === store.location(r.name)) {
-        this.scheduleRetry(store, dir, r, 0);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  private async applyRetention(dir: LocalSnapshotDir, prefix: string, keep: number): Promise<string[]> {
+  private async applyRetention(dir: LocalStore, prefix: string, keep: number): Promise<string[]> {
     try {
       return (await this.doPrune({ prefix, retention: keep, dir: dir.dir, dryRun: false })).deleted;
     } catch (err) {
@@ -348,36 +315,33 @@ export class SnapshotService {
   }
 
   /**
-   * Local records, failed S3 uploads, and (with `s3`) the snapshots in the bucket. The
-   * table needs only the listing; `withSidecars` (json/yaml) also reads S3 sidecars.
+   * Local records, failed uploads, and (with `s3`) the snapshots in the replica. The table
+   * needs only the listing; `withSidecars` (json/yaml) also reads the replica's records.
    */
   async list(dir?: string, s3?: S3Options, withSidecars = false): Promise<{ items: SnapshotRecord[]; s3Error?: string }> {
     const d = await this.folder(dir);
-    const local = await d.list(this.settings.nodeName);
-    let remote: SnapshotRecord[] = [];
+    const local = await d.list({ nodeName: this.settings.nodeName });
+    const remote: SnapshotRecord[] = [];
     let s3Error: string | undefined;
-    if (s3) {
-      // an S3 that does not answer must not hide the local snapshots (nor the failed uploads)
+    for (const o of s3 ? [s3] : []) {
+      // a replica that does not answer must not hide the local snapshots (nor the failed uploads)
       try {
-        remote = await listS3Records(await this.s3Store(s3, false), withSidecars, this.reportSkip);
+        const store = await this.replicas.get(o, false);
+        remote.push(...(await store.list({ nodeName: this.settings.nodeName, withRecords: withSidecars })));
       } catch (err) {
         s3Error = `cannot list snapshots in S3: ${messageOf(err)}`;
         this.logger.warn({ err: messageOf(err) }, s3Error);
       }
     }
-    const inS3 = new Set(remote.map((r) => r.location));
-    const failedUploads: SnapshotRecord[] = local
-      .filter((r) => r.s3?.status === 'failed' && !inS3.has(r.s3.location))
-      .map((r) => ({ ...r, location: r.s3?.location ?? '', status: 'failed', message: r.s3?.message ?? 'upload failed', s3: undefined }));
-    const items = sortRecords([...local, ...failedUploads, ...remote]);
+    const items = sortRecords([...local, ...failedUploads(local, new Set(remote.map((r) => r.location))), ...remote]);
     return s3Error ? { items, s3Error } : { items };
   }
 
   /**
    * Deletes snapshots by exact file name (with their sidecars): any name `list` shows. A
    * plain file name only; a local file outside the naming scheme that is not a snapshot is
-   * refused before anything is deleted (`LocalSnapshotDir.assertDeletable`). In S3 only
-   * names of the naming scheme are deleted (the bucket listing shows no others).
+   * refused before anything is deleted (`LocalStore.assertDeletable`). In a replica only
+   * names of the naming scheme are deleted (its listing shows no others).
    */
   async delete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
@@ -388,7 +352,8 @@ export class SnapshotService {
     const safe = names.map((n) => assertSafeName(n));
     const d = await this.folder(dir);
     for (const name of safe) await d.assertDeletable(name);
-    const store = s3 ? await this.s3Store(s3) : undefined;
+    const stores: SnapshotStore[] = [];
+    for (const o of s3 ? [s3] : []) stores.push(await this.replicas.get(o));
     const deleted: string[] = [];
     const found = new Set<string>();
     for (const name of safe) {
@@ -400,8 +365,8 @@ export class SnapshotService {
         this.logger.info({ snapshot: name }, `Snapshot ${name} not found locally`);
       }
     }
-    if (store) {
-      for (const name of await deleteFromS3(store, safe.filter((n) => parseSnapshotName(n) !== undefined))) {
+    for (const store of stores) {
+      for (const name of await store.delete(safe.filter((n) => parseSnapshotName(n) !== undefined && isStoreName(n)))) {
         this.logger.info({ snapshot: name }, `Snapshot ${name} deleted from S3`);
         deleted.push(store.location(name));
         found.add(name);
@@ -421,23 +386,15 @@ export class SnapshotService {
       throw new EtcdsnapError('usage', `invalid snapshot retention ${opts.retention}: keep at least 1`);
     }
     const d = await this.folder(opts.dir);
-    const records = await d.list(this.settings.nodeName);
-    const plan = planRetention(
-      records.filter((r) => r.status === 'successful').map((r) => r.name),
-      { prefix, nodeName: this.settings.nodeName, keep: opts.retention },
-    );
-    this.logger.info({ retention: opts.retention, prefix, dir: d.dir, remove: plan.remove.length, dryRun: opts.dryRun }, `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`);
-    if (!opts.dryRun) {
-      for (const name of plan.remove) {
-        this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`);
-        await d.remove(name);
-      }
-    }
-    const deleted = [...plan.remove];
-    if (opts.s3 && opts.s3.retention > 0) {
-      const store = await this.s3Store(opts.s3);
-      this.logger.info({ retention: opts.s3.retention, prefix }, `Applying snapshot retention=${opts.s3.retention} to snapshots stored in ${store.describe()} (this node only)`);
-      const gone = await pruneS3(store, prefix, this.settings.nodeName, opts.s3.retention, opts.dryRun, this.reportSkip);
+    const nodeName = this.settings.nodeName;
+    const deleted = await pruneStore(d, prefix, nodeName, opts.retention, opts.dryRun, {
+      onPlan: (remove) => this.logger.info({ retention: opts.retention, prefix, dir: d.dir, remove: remove.length, dryRun: opts.dryRun }, `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`),
+      onRemove: (name) => this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`),
+    });
+    for (const o of opts.s3 && opts.s3.retention > 0 ? [opts.s3] : []) {
+      const store = await this.replicas.get(o);
+      this.logger.info({ retention: o.retention, prefix }, `Applying snapshot retention=${o.retention} to snapshots stored in ${store.describe()} (this node only)`);
+      const gone = await pruneStore(store, prefix, nodeName, o.retention, opts.dryRun);
       deleted.push(...gone.map((n) => store.location(n)));
     }
     return { deleted };
@@ -446,16 +403,15 @@ export class SnapshotService {
   /**
    * Stops for shutdown: cancels pending upload retries, waits for the running operation and
    * those queued behind it; after `timeoutMs` a running save or retry is aborted and queued
-   * ones are refused. Destroys the S3 clients only once nothing uses them.
+   * ones are refused. Closes the replica stores only once nothing uses them.
    */
   async drain(timeoutMs: number): Promise<void> {
     const timer = setTimeout(() => this.abort.abort(), timeoutMs);
     try {
-      await Promise.all([this.retries.drain(timeoutMs), this.serial.run(async () => undefined)]);
+      await Promise.all([this.uploads.drain(timeoutMs), this.serial.run(async () => undefined)]);
     } finally {
       clearTimeout(timer);
     }
-    for (const st of this.stores.values()) st.destroy();
-    this.stores.clear();
+    await this.replicas.closeAll();
   }
 }

@@ -1,8 +1,8 @@
 /**
- * The local snapshot folder and its sidecars.
+ * `LocalStore`: the local snapshot folder and its sidecars, a `SnapshotStore` (store.ts).
  *
- * Contract:
- * - `openWriter` creates `<dir>/<name>.part` (0600, exclusive); `commit` fsyncs it, renames
+ * Contract (besides store.ts's):
+ * - `beginWrite`/`openWriter` creates `<dir>/<name>.part` (0600, exclusive); `commit` fsyncs it, renames
  *   it to `<dir>/<name>` and fsyncs the folder; `discard` removes it. Only committed files
  *   carry a final name.
  * - Names passed in are checked with `assertSafeName`: nothing here can address a path
@@ -19,12 +19,14 @@
  *   owned by another user is never chmodded (see `ensurePrivateDir`).
  */
 import { promises as fsp } from 'node:fs';
+import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { BatchedFileWriter, ensurePrivateDir, foreignLinkOwner, fsyncDir, writeFileAtomic } from '../util/fs.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
 import { isCandidateName, snapshotKind } from './snapshot-kind.js';
+import { assertStoreName, type IncompleteFilter, type ListOptions, type SnapshotSink, type SnapshotStore, type StoreStat, type WriteOptions } from './store.js';
 
 export interface PartWriter {
   /** Writes the `.part` file (in batches; see `BatchedFileWriter`). */
@@ -35,7 +37,8 @@ export interface PartWriter {
   discard(): Promise<void>;
 }
 
-export class LocalSnapshotDir {
+export class LocalStore implements SnapshotStore {
+  readonly kind = 'local';
   readonly metadataDir: string;
 
   constructor(readonly dir: string) {
@@ -104,7 +107,7 @@ export class LocalSnapshotDir {
   }
 
   location(name: string): string {
-    return `file://${this.filePath(name)}`;
+    return `file://${this.filePath(assertStoreName(name))}`;
   }
 
   async exists(name: string): Promise<boolean> {
@@ -159,12 +162,79 @@ export class LocalSnapshotDir {
     return parts;
   }
 
+  async beginWrite(name: string, opts: WriteOptions): Promise<SnapshotSink> {
+    const w = await this.openWriter(assertStoreName(name));
+    const onAbort = (): void => void w.discard();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (): void => opts.signal?.removeEventListener('abort', onAbort);
+    let committed = false;
+    return {
+      stream: w.stream,
+      commit: async () => {
+        opts.signal?.throwIfAborted();
+        const final = await w.commit();
+        committed = true;
+        done();
+        return `file://${final}`;
+      },
+      abort: async () => {
+        done();
+        if (!committed) await w.discard();
+      },
+    };
+  }
+
+  async openRead(name: string): Promise<Readable> {
+    const file = this.filePath(assertStoreName(name));
+    const fh = await fsp.open(file, 'r').catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT') throw new EtcdsnapError('not-found', `snapshot ${file} does not exist`);
+      throw err;
+    });
+    return fh.createReadStream({ highWaterMark: 1 << 20 });
+  }
+
+  async stat(name: string): Promise<StoreStat | undefined> {
+    const st = await fsp.lstat(this.filePath(assertStoreName(name))).catch(() => undefined);
+    return st?.isFile() ? { size: st.size, modified: st.mtime } : undefined;
+  }
+
+  /** Deletes snapshots and their sidecars one by one (see `remove`); answers the names found. */
+  async delete(names: readonly string[]): Promise<string[]> {
+    const checked = names.map((n) => assertStoreName(n));
+    const out: string[] = [];
+    for (const n of checked) if (await this.remove(n)) out.push(n);
+    return out;
+  }
+
+  describe(): string {
+    return this.dir;
+  }
+
+  async probe(): Promise<void> {
+    await this.check(false);
+  }
+
+  /** `.part` files: of `name`, or all of them (at start no write runs); answers their names. */
+  async discardIncomplete(filter: IncompleteFilter): Promise<string[]> {
+    if ('name' in filter) {
+      const part = `${this.filePath(assertStoreName(filter.name))}${PART_EXT}`;
+      return (await fsp.rm(part).then(() => true, () => false)) ? [path.basename(part)] : [];
+    }
+    return this.removeLeftoverParts();
+  }
+
+  close(): void {
+    /* nothing held */
+  }
+
   async writeRecord(record: SnapshotRecord): Promise<void> {
+    assertStoreName(record.name);
     await ensurePrivateDir(this.metadataDir);
     await writeFileAtomic(this.sidecarPath(record.name), `${JSON.stringify(record, null, 2)}\n`, 0o600);
   }
 
   async readRecord(name: string): Promise<SnapshotRecord | undefined> {
+    assertStoreName(name);
     try {
       return parseRecord(await fsp.readFile(this.sidecarPath(name), 'utf8'));
     } catch {
@@ -178,7 +248,8 @@ export class LocalSnapshotDir {
    * or hidden files), with its sidecar when there is one, plus failed records younger than
    * 24 h. Expired failed records are deleted.
    */
-  async list(nodeName: string, now = new Date()): Promise<SnapshotRecord[]> {
+  async list(opts: ListOptions): Promise<SnapshotRecord[]> {
+    const { nodeName, now = new Date() } = opts;
     const out: SnapshotRecord[] = [];
     const names = await fsp.readdir(this.dir).catch((err: unknown) => {
       if (errnoCode(err) === 'ENOENT') return [] as string[];
@@ -212,7 +283,7 @@ export class LocalSnapshotDir {
     }
     const sidecars = await fsp.readdir(this.metadataDir).catch(() => [] as string[]);
     for (const name of sidecars) {
-      if (seen.has(name) || !parseSnapshotName(name)) continue;
+      if (seen.has(name) || !parseSnapshotName(name) || !isCandidateName(name)) continue;
       const rec = await this.readRecord(name);
       if (!rec || rec.status !== 'failed' || rec.location.startsWith('s3://')) continue;
       if (now.getTime() - Date.parse(rec.createdAt) > FAILED_RECORD_TTL_MS) {

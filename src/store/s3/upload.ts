@@ -38,6 +38,19 @@ export interface S3UploadOptions {
   signal?: AbortSignal;
   /** Multipart part size, at least 5 MiB; default 16 MiB. */
   partSizeBytes?: number;
+  /**
+   * Holds the commit (CompleteMultipartUpload, or the PutObject of a body shorter than one
+   * part) until `hold.gate` resolves; `hold.ready()` is called once every part was uploaded
+   * (or the short body is in memory). A rejected gate fails the upload like any failure
+   * (the multipart upload is aborted). Without it the commit follows the body's end.
+   */
+  hold?: CommitHold;
+}
+
+/** See `S3UploadOptions.hold`. */
+export interface CommitHold {
+  ready(): void;
+  gate: Promise<void>;
 }
 
 const MiB = 1024 * 1024;
@@ -149,6 +162,7 @@ function partSink(t: S3Target, key: string, opts: S3UploadOptions, st: UploadSta
       etags[n - 1] = r.ETag;
     },
     single: async (bytes) => {
+      await waitForCommit(opts.hold);
       if (abortSignal.aborted) throw abortSignal.reason;
       st.commitSent = true;
       await data(
@@ -157,12 +171,20 @@ function partSink(t: S3Target, key: string, opts: S3UploadOptions, st: UploadSta
     },
     complete: async (parts) => {
       const uploadId = await create();
+      await waitForCommit(opts.hold);
       if (abortSignal.aborted) throw abortSignal.reason;
       st.commitSent = true;
       const Parts = etags.slice(0, parts).map((ETag, i) => ({ ETag, PartNumber: i + 1 }));
       await data(t.client.send(new CompleteMultipartUploadCommand({ ...base, UploadId: uploadId, MultipartUpload: { Parts } }), { abortSignal }));
     },
   };
+}
+
+/** Every part is uploaded: tell the holder, then wait for its go (a rejection fails the upload). */
+async function waitForCommit(hold: CommitHold | undefined): Promise<void> {
+  if (!hold) return;
+  hold.ready();
+  await hold.gate;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * Snapshot operations on an S3 store: records from a listing, sidecars, delete, per-node
- * retention, verified download, and re-uploads of local snapshots. Uses only the
- * `S3Store` interface, never the SDK.
+ * Snapshot records in a bucket folder: records from a listing, sidecars, delete, per-node
+ * retention, the stale-upload abort. Used by `S3SnapshotStore` (snapshot-store.ts); uses
+ * only the `S3Store` methods, never the SDK directly.
  *
  * Everything read from the bucket is untrusted (anyone who can write to it can put any key
  * and any sidecar there):
@@ -14,17 +14,13 @@
  *   `recordFromBucketSidecar`: the name, location, status, size and created time of a record
  *   are always ours, never the sidecar's.
  */
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { EtcdsnapError } from '../errors.js';
-import type { S3Store, S3ObjectInfo } from '../store/s3.js';
-import type { LocalSnapshotDir } from '../store/local.js';
-import { planRetention } from '../retention/policy.js';
-import { assertSafeName, isSafeName, isSafeSnapshotName, parseSnapshotName } from '../model/naming.js';
-import { createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from '../model/records.js';
-import { ExpectSha256, HashCounter } from './verify.js';
-import { contentTypeOf } from './save.js';
+import { EtcdsnapError } from '../../errors.js';
+import type { S3Store } from './store.js';
+import type { S3ObjectInfo } from './list.js';
+import { planRetention } from '../../retention/policy.js';
+import { isSafeName, isSafeSnapshotName, parseSnapshotName } from '../../model/naming.js';
+import { createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from '../../model/records.js';
 
 /** Largest sidecar read from S3; a bigger one is not read (listing) or refused (download). */
 export const MAX_SIDECAR_BYTES = 64 * 1024;
@@ -98,7 +94,7 @@ async function snapshotObjects(store: S3Store, onSkip: S3SkipReporter): Promise<
  * The sidecar of `name` as text, read at most MAX_SIDECAR_BYTES; undefined when there is
  * none. A bigger one rejects with `integrity` (the rest is not downloaded).
  */
-async function readSidecar(store: S3Store, name: string): Promise<string | undefined> {
+export async function readSidecar(store: S3Store, name: string): Promise<string | undefined> {
   const key = store.metadataKey(name);
   let body: Readable;
   try {
@@ -230,64 +226,18 @@ export async function abortStaleUploads(store: S3Store, nodeName: string, onSkip
 }
 
 /**
- * Uploads a local snapshot file again (retry after a failed upload). The object is
- * completed only if the file still has the sha256 its record says. Aborting `signal` stops
- * it between steps and aborts a running upload (no object is completed).
+ * The record of `name` from its sidecar, for a download: undefined when there is none. The
+ * name, location, status, size (0: unknown) and created time are ours, never the sidecar's.
+ * Refused (`integrity`): a sidecar larger than MAX_SIDECAR_BYTES, one that is not a record,
+ * one whose sha256 is malformed.
  */
-export async function reupload(store: S3Store, dir: LocalSnapshotDir, record: SnapshotRecord, nodeName: string, signal?: AbortSignal): Promise<void> {
-  const file = dir.filePath(record.name);
-  const check = new ExpectSha256(record.sha256, file);
-  // parts of the cut-off upload could not be aborted while S3 was away: abort them now
-  for (const u of await store.listMultipartUploads()) {
-    signal?.throwIfAborted();
-    if (u.key === store.key(record.name)) await store.abortMultipartUpload(u.key, u.uploadId);
-  }
-  signal?.throwIfAborted();
-  const src = createReadStream(file, { highWaterMark: 1 << 20 });
-  src.once('error', (err) => check.destroy(err)); // pipe() does not forward errors
-  const body = src.pipe(check);
-  try {
-    await store.upload(record.name, body, {
-      contentType: contentTypeOf(record.name),
-      metadata: { 'etcdsnap-node-name': nodeName, ...(record.revision ? { 'etcdsnap-revision': record.revision } : {}) },
-      ...(signal ? { signal } : {}),
-    });
-  } finally {
-    src.destroy();
-  }
-  signal?.throwIfAborted();
-  await putSidecar(store, record);
-}
-
-/**
- * Downloads `<folder>/<name>` into the folder as `<name>.part`, checks it against the
- * sha256 in the S3 sidecar, then renames it. Resolves with the final path. A sidecar that is
- * not a JSON object, is larger than MAX_SIDECAR_BYTES or has a malformed sha256 is refused
- * (`integrity`) before anything is written. The local record written afterwards is always
- * for `name` (never the sidecar's name), at the downloaded file, with the size and sha256 of
- * what was downloaded; only well-formed details come from the sidecar.
- */
-export async function downloadSnapshot(store: S3Store, name: string, dir: LocalSnapshotDir): Promise<string> {
-  assertSafeName(name);
-  const sideText = await readSidecar(store, name);
+export async function readBucketRecord(store: S3Store, name: string): Promise<SnapshotRecord | undefined> {
+  const text = await readSidecar(store, name);
+  if (text === undefined) return undefined;
   const where = store.location(name);
   const facts: BucketRecordFacts = { name, location: where, createdAt: createdAtFromName(name, new Date()), size: 0, compressed: name.endsWith('.zip') };
-  const side = sideText === undefined ? undefined : recordFromBucketSidecar(sideText, facts);
-  if (sideText !== undefined && !side) throw new EtcdsnapError('integrity', `the sidecar of ${where} is not a snapshot record; refusing the download`);
-  if (side?.invalid.includes('sha256')) throw new EtcdsnapError('integrity', `the sidecar of ${where} has a malformed sha256; refusing the download`);
-  const writer = await dir.openWriter(name);
-  try {
-    const counter = new HashCounter();
-    await pipeline(await store.getStream(store.key(name)), counter, writer.stream);
-    if (side?.record.sha256 !== undefined && side.record.sha256 !== counter.sha256) {
-      throw new EtcdsnapError('integrity', `downloaded ${where} does not match the sha256 in its sidecar; refusing it`);
-    }
-    if (counter.size === 0) throw new EtcdsnapError('integrity', `${where} is empty`);
-    const final = await writer.commit();
-    if (side) await dir.writeRecord({ ...side.record, name, location: `file://${final}`, size: counter.size, sha256: counter.sha256, status: 'successful' });
-    return final;
-  } catch (err) {
-    await writer.discard();
-    throw err;
-  }
+  const side = recordFromBucketSidecar(text, facts);
+  if (!side) throw new EtcdsnapError('integrity', `the sidecar of ${where} is not a snapshot record`);
+  if (side.invalid.includes('sha256')) throw new EtcdsnapError('integrity', `the sidecar of ${where} has a malformed sha256`);
+  return side.record;
 }
