@@ -41,7 +41,8 @@ import { RetryQueue } from './retry-queue.js';
 import { SerialExecutor } from '../util/serial.js';
 import { ReplicaStores } from './replica-stores.js';
 import { UploadRetries } from './upload-retries.js';
-import { failedUploads, replicaCopy, withReplicaState } from './replica-state.js';
+import { failedUploads } from './replica-state.js';
+import { pruneReplicas, settleReplicas, type ReplicaTarget } from './save-replicas.js';
 import { pruneStore } from './prune.js';
 
 export interface SnapshotSettings {
@@ -88,12 +89,6 @@ export interface SaveResult {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** A replica of a request: its options, and its store unless it could not be built. */
-interface ReplicaTarget {
-  opts: S3Options;
-  store?: SnapshotStore;
-}
 
 export class SnapshotService {
   /** The save that runs or waits for its turn (a second one is refused). */
@@ -259,30 +254,9 @@ export class SnapshotService {
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }
-    const created: SnapshotRecord[] = [record];
-    let uploadError: string | undefined;
-    for (const t of targets) {
-      const store = t.store;
-      let err = store ? replicaErrors[live.indexOf(store)] : new Error('S3 is not reachable');
-      const location = store ? store.location(fileName) : `s3://${t.opts.settings.bucket}/${fileName}`;
-      if (!err && store) {
-        try {
-          await store.writeRecord(record);
-        } catch (e) {
-          err = e instanceof Error ? e : new Error(String(e));
-        }
-      }
-      record = withReplicaState(record, { location, status: err ? 'failed' : 'successful', attempts: 1, updatedAt: new Date().toISOString(), ...(err ? { message: messageOf(err) } : {}) });
-      if (err) {
-        log.error({ err: messageOf(err), location }, `Error received during snapshot upload to S3: ${messageOf(err)}`);
-        if (store) this.uploads.schedule(store, dir, record, 0);
-        uploadError ??= `upload to ${location} failed: ${messageOf(err)}; it will be retried`;
-      } else {
-        log.info({ location }, `Snapshot ${fileName} uploaded to S3`);
-        created.push(replicaCopy(record, location));
-      }
-    }
-    created[0] = record;
+    const outcome = await settleReplicas(targets, live, replicaErrors, record, log, (store, r) => this.uploads.schedule(store, dir, r, 0));
+    record = outcome.record;
+    const created: SnapshotRecord[] = [record, ...outcome.copies];
     await dir.writeRecord(record);
     log.info({ bytes: record.size, durationMs: record.durationMs, sha256: record.sha256, revision: record.revision }, `Snapshot ${fileName} saved`);
     if (log.isLevelEnabled('debug')) {
@@ -290,19 +264,8 @@ export class SnapshotService {
       log.debug({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory after save');
     }
     const deleted = opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention) : [];
-    // replica retention runs even after a failed upload (the bucket may be full), as k3s
-    for (const t of opts.scheduled ? targets : []) {
-      const store = t.store;
-      if (!store || t.opts.retention <= 0) continue;
-      try {
-        const gone = await pruneStore(store, prefix, this.settings.nodeName, t.opts.retention, false);
-        for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
-        deleted.push(...gone.map((n) => store.location(n)));
-      } catch (err) {
-        log.warn({ err: messageOf(err) }, 'S3 snapshot retention failed');
-      }
-    }
-    return uploadError !== undefined ? { created, deleted, s3Error: uploadError } : { created, deleted };
+    if (opts.scheduled) deleted.push(...(await pruneReplicas(targets, prefix, this.settings.nodeName, log)));
+    return outcome.uploadError !== undefined ? { created, deleted, s3Error: outcome.uploadError } : { created, deleted };
   }
 
   private async applyRetention(dir: LocalStore, prefix: string, keep: number): Promise<string[]> {

@@ -1,0 +1,89 @@
+/**
+ * What a save does with its replicas once the local snapshot is committed: record each
+ * replica's outcome in the local record, schedule a retry for a failed upload, and apply
+ * replica retention after scheduled saves. Generic over `SnapshotStore`; the log lines are
+ * the ones k3s users know ("uploaded to S3", "Error received during snapshot upload to S3").
+ */
+import type { Logger } from '../log/logger.js';
+import { messageOf } from '../errors.js';
+import type { SnapshotStore } from '../store/store.js';
+import type { SnapshotRecord } from '../model/records.js';
+import type { S3Options } from './s3-config.js';
+import { replicaCopy, withReplicaState } from './replica-state.js';
+import { pruneStore } from './prune.js';
+
+/** A replica of a request: its options, and its store unless it could not be built. */
+export interface ReplicaTarget {
+  opts: S3Options;
+  store?: SnapshotStore;
+}
+
+export interface ReplicaOutcome {
+  /** The local record with each replica's state. */
+  record: SnapshotRecord;
+  /** The replicas' copies that were written (a record each, at the replica's location). */
+  copies: SnapshotRecord[];
+  /** The first failure, as the API's `s3Error` ("...; it will be retried"). */
+  uploadError?: string;
+}
+
+/**
+ * Writes the record to each replica the snapshot reached (`errors[i]` is the upload error of
+ * `live[i]`) and sets the replica state of the local record; a failed one is passed to
+ * `retry` (the local snapshot is kept and uploaded again later).
+ */
+export async function settleReplicas(
+  targets: readonly ReplicaTarget[],
+  live: readonly SnapshotStore[],
+  errors: ReadonlyArray<Error | undefined>,
+  saved: SnapshotRecord,
+  log: Logger,
+  retry: (store: SnapshotStore, record: SnapshotRecord) => void,
+): Promise<ReplicaOutcome> {
+  let record = saved;
+  const copies: SnapshotRecord[] = [];
+  let uploadError: string | undefined;
+  for (const t of targets) {
+    const store = t.store;
+    let err = store ? errors[live.indexOf(store)] : new Error('S3 is not reachable');
+    const location = store ? store.location(record.name) : `s3://${t.opts.settings.bucket}/${record.name}`;
+    if (!err && store) {
+      try {
+        await store.writeRecord(record);
+      } catch (e) {
+        err = e instanceof Error ? e : new Error(String(e));
+      }
+    }
+    record = withReplicaState(record, { location, status: err ? 'failed' : 'successful', attempts: 1, updatedAt: new Date().toISOString(), ...(err ? { message: messageOf(err) } : {}) });
+    if (err) {
+      log.error({ err: messageOf(err), location }, `Error received during snapshot upload to S3: ${messageOf(err)}`);
+      if (store) retry(store, record);
+      uploadError ??= `upload to ${location} failed: ${messageOf(err)}; it will be retried`;
+    } else {
+      log.info({ location }, `Snapshot ${record.name} uploaded to S3`);
+      copies.push(replicaCopy(record, location));
+    }
+  }
+  return uploadError !== undefined ? { record, copies, uploadError } : { record, copies };
+}
+
+/**
+ * Replica retention after a scheduled save: each replica with a retention keeps its newest
+ * snapshots of `prefix` on this node. It runs even after a failed upload (the bucket may be
+ * full), as k3s; a failure is logged, never thrown. Answers the removed locations.
+ */
+export async function pruneReplicas(targets: readonly ReplicaTarget[], prefix: string, nodeName: string, log: Logger): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const t of targets) {
+    const store = t.store;
+    if (!store || t.opts.retention <= 0) continue;
+    try {
+      const gone = await pruneStore(store, prefix, nodeName, t.opts.retention, false);
+      for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
+      deleted.push(...gone.map((n) => store.location(n)));
+    } catch (err) {
+      log.warn({ err: messageOf(err) }, 'S3 snapshot retention failed');
+    }
+  }
+  return deleted;
+}
