@@ -6,11 +6,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import yauzl from 'yauzl';
+import { constants as zlibConstants, crc32, deflateRawSync } from 'node:zlib';
 import path from 'node:path';
 import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import {
-  startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, apiRequest, tempDir, alive, type ServerProcess,
+  startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, apiRequest, runCli, tempDir, alive, type ServerProcess,
 } from './helpers/server.js';
 import { S3Store } from '../src/store/s3.js';
 import { verifySnapshotFile } from '../src/snapshot/verify.js';
@@ -189,51 +193,140 @@ test('20 concurrent saves with a prune and a delete racing: only "already in pro
   assert.equal(await s.stop(), 0);
 });
 
-test('a zip bomb (entry larger than the free space) and a zip with a path are refused; the data dir stays byte-identical', async () => {
-  // the entry is extracted under the data dir: a 256 MiB tmpfs there leaves no room for the bomb
+/**
+ * Writes a zip whose single entry is `bytes` zeros (a multiple of 64 MiB), deflated, with
+ * honest sizes and CRC, without the zeros ever being on disk or deflated one by one: 64 MiB
+ * of zeros is deflated once with a full flush (a byte-aligned block that refers to nothing
+ * before it), that block is written `bytes / 64 MiB` times, then an empty final block. The
+ * sizes are in zip64 fields (4 GiB is one more than the 32-bit fields hold).
+ */
+async function writeZeroBomb(file: string, bytes: number): Promise<void> {
+  const unit = 64 * 1024 * 1024;
+  assert.equal(bytes % unit, 0);
+  const zeros = Buffer.alloc(unit);
+  const block = deflateRawSync(zeros, { level: 9, finishFlush: zlibConstants.Z_FULL_FLUSH });
+  const last = Buffer.from([0x03, 0x00]); // a final fixed-Huffman block with no data
+  let crc = 0;
+  for (let i = 0; i < bytes / unit; i++) crc = crc32(zeros, crc);
+  const compressed = block.length * (bytes / unit) + last.length;
+  const name = Buffer.from('bomb');
+  const u64 = (n: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return b;
+  };
+  const zip64 = (...sizes: number[]): Buffer => Buffer.concat([Buffer.from([0x01, 0x00, sizes.length * 8, 0x00]), ...sizes.map(u64)]);
+  const dosTime = 0, dosDate = (2024 - 1980) << 9 | 1 << 5 | 1;
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(45, 4); // version needed: zip64
+  local.writeUInt16LE(8, 8); // deflate
+  local.writeUInt16LE(dosTime, 10);
+  local.writeUInt16LE(dosDate, 12);
+  local.writeUInt32LE(crc, 14);
+  local.writeUInt32LE(0xffffffff, 18); // sizes in the zip64 extra field (both, as a local header must)
+  local.writeUInt32LE(0xffffffff, 22);
+  const localExtra = zip64(bytes, compressed);
+  local.writeUInt16LE(name.length, 26);
+  local.writeUInt16LE(localExtra.length, 28);
+  const central = Buffer.alloc(46);
+  central.writeUInt32LE(0x02014b50, 0);
+  central.writeUInt16LE(3 << 8 | 45, 4); // made by: unix
+  central.writeUInt16LE(45, 6);
+  central.writeUInt16LE(8, 10);
+  central.writeUInt16LE(dosTime, 12);
+  central.writeUInt16LE(dosDate, 14);
+  central.writeUInt32LE(crc, 16);
+  central.writeUInt32LE(compressed, 20);
+  central.writeUInt32LE(0xffffffff, 24); // uncompressed size: in the zip64 extra field
+  const centralExtra = zip64(bytes);
+  central.writeUInt16LE(name.length, 28);
+  central.writeUInt16LE(centralExtra.length, 30);
+  central.writeUInt32LE((0o100600 << 16) >>> 0, 38);
+  central.writeUInt32LE(0, 42); // the local header's offset
+  const centralOffset = local.length + name.length + localExtra.length + compressed;
+  const centralSize = central.length + name.length + centralExtra.length;
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(1, 8);
+  end.writeUInt16LE(1, 10);
+  end.writeUInt32LE(centralSize, 12);
+  end.writeUInt32LE(centralOffset, 16);
+  async function* parts(): AsyncGenerator<Buffer> {
+    yield Buffer.concat([local, name, localExtra]);
+    for (let i = 0; i < bytes / unit; i++) yield block;
+    yield Buffer.concat([last, central, name, centralExtra, end]);
+  }
+  await pipeline(Readable.from(parts()), createWriteStream(file));
+}
+
+/** Reads the zip as the restore does (yauzl, same checks) and counts the entry's inflated bytes. */
+async function inflatedSize(file: string): Promise<{ declared: number; inflated: number; entries: number }> {
+  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true }, (err, z) => (err || !z ? reject(err ?? new Error('no zip')) : resolve(z))),
+  );
+  try {
+    const entry = await new Promise<yauzl.Entry>((resolve, reject) => {
+      zip.once('entry', resolve);
+      zip.once('error', reject);
+      zip.readEntry();
+    });
+    const src = await new Promise<NodeJS.ReadableStream>((resolve, reject) => zip.openReadStream(entry, (err, st) => (err || !st ? reject(err ?? new Error('no stream')) : resolve(st))));
+    let inflated = 0;
+    await pipeline(src, new Writable({ write: (c: Buffer, _enc, done) => ((inflated += c.length), done()) }));
+    return { declared: entry.uncompressedSize, inflated, entries: zip.entryCount };
+  } finally {
+    zip.close();
+  }
+}
+
+/** sha256 over every path, mode and file content under `root` (folders included). */
+function treeHash(root: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(d, e.name);
+      h.update(`${path.relative(root, p)}\0${statSync(p).mode}\0`);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) h.update(readFileSync(p));
+    }
+  };
+  walk(root);
+  return h.digest('hex');
+}
+
+test('a real zip bomb (4 GiB of zeros in a 4 MB zip, honest sizes) passes the zip library\'s checks and is refused by the free-space check alone; nothing extracted, the data dir byte-identical', async () => {
+  // the entry is extracted under the data dir: a 256 MiB tmpfs there leaves no room for it
   const dataMnt = tempDir();
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0700', 'tmpfs', dataMnt]);
   mounts.push(dataMnt);
   const s = await start({ dataDir: path.join(dataMnt, 'data'), args: ['--etcd-disable-snapshots'] });
-  const saved = snapshotCli(s, ['save']);
-  const name = /^Snapshot (\S+) saved/.exec(saved.stdout)?.[1] ?? '';
+  assert.equal(snapshotCli(s, ['save']).code, 0);
   assert.equal(await s.stop(), 0);
-  const file = path.join(snapDir(s), name);
-  const dir = tempDir();
-  // a real zip, then its header claims a 3.9 GiB entry (a small tmpfs leaves no room for it)
-  const mnt = path.join(dir, 'small');
-  mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
-  mounts.push(mnt);
-  copyFileSync(file, path.join(mnt, 'bomb'));
-  execFileSync('zip', ['-q', '-j', path.join(mnt, 'bomb.zip'), path.join(mnt, 'bomb')]);
-  const zip = readFileSync(path.join(mnt, 'bomb.zip'));
-  const cd = zip.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
-  zip.writeUInt32LE(0xf0000000, cd + 24); // central directory: uncompressed size
-  zip.writeUInt32LE(0xf0000000, 22); // local header: uncompressed size
-  writeFileSync(path.join(mnt, 'bomb.zip'), zip);
-  const { runCli } = await import('./helpers/server.js');
+
+  const GiB = 1024 ** 3;
+  const bombBytes = 4 * GiB; // over 4 GiB - 1: the sizes are in the zip64 fields
+  const bombDir = tempDir();
+  const bomb = path.join(bombDir, 'bomb.zip');
+  await writeZeroBomb(bomb, bombBytes);
+  const zipBytes = statSync(bomb).size;
+  assert.ok(zipBytes < 8 * 1024 * 1024, `a small zip (${zipBytes} bytes)`);
+  // another reader (Info-ZIP) sees the same single 4 GiB entry
+  assert.match(execFileSync('unzip', ['-l', bomb], { encoding: 'utf8' }), new RegExp(`^\\s*${bombBytes}\\s+\\S+ \\S+\\s+bomb$`, 'm'));
+  // genuine: with yauzl's own checks on (as unzip.ts opens it), it really inflates to what it declares
+  assert.deepEqual(await inflatedSize(bomb), { declared: bombBytes, inflated: bombBytes, entries: 1 });
+
+  const hash = treeHash(s.dataDir);
   const cfg = path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`);
-  const before = (): string => {
-    const h = createHash('sha256');
-    const walk = (d: string): void => {
-      for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-        const p = path.join(d, e.name);
-        if (e.isDirectory()) walk(p);
-        else h.update(p).update(readFileSync(p));
-      }
-    };
-    walk(path.join(s.dataDir, 'server', 'db'));
-    return h.digest('hex');
-  };
-  const hash = before();
-  const r = runCli(['server', '--config', cfg, '--data-dir', s.dataDir, '--supervisor-port', String(s.ports.supervisor), '--etcd-client-port', String(s.ports.client), '--etcd-peer-port', String(s.ports.peer), '--cluster-reset', `--cluster-reset-restore-path=${path.join(mnt, 'bomb.zip')}`]);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /bomb\.zip is not a compressed etcd snapshot: its entry would need 4026531840 bytes and only \d+ are free/);
-  assert.equal(before(), hash);
-  assert.deepEqual(files(mnt), ['bomb', 'bomb.zip'], 'nothing extracted');
-  execFileSync('umount', [mnt]);
-  mounts.pop();
+  const r = runCli(['server', '--config', cfg, '--data-dir', s.dataDir, '--supervisor-port', String(s.ports.supervisor), '--etcd-client-port', String(s.ports.client), '--etcd-peer-port', String(s.ports.peer), '--cluster-reset', `--cluster-reset-restore-path=${bomb}`]);
+  assert.equal(r.code, 1, r.stderr);
+  const parent = path.join(s.dataDir, 'server', 'db');
+  const esc = (t: string): string => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^error: ${esc(bomb)} is not a compressed etcd snapshot: its entry would need ${bombBytes} bytes and only (\\d+) are free in ${esc(parent)}; a restore needs twice the entry size plus 128 MiB free there \\(${2 * bombBytes + 128 * 1024 * 1024} bytes\\): free some space or use another --data-dir$`, 'm').exec(r.stderr);
+  assert.ok(m, `the free-space check refused it: ${r.stderr}`);
+  assert.ok(Number(m[1]) > 0 && Number(m[1]) <= 256 * 1024 * 1024, `free bytes of the tmpfs: ${m[1]}`);
+  assert.equal(treeHash(s.dataDir), hash, 'the data dir is byte-identical (no restore-* folder, no partial file)');
+  assert.deepEqual(readdirSync(bombDir), ['bomb.zip'], 'nothing extracted beside the zip');
   execFileSync('umount', [dataMnt]);
   mounts.splice(mounts.indexOf(dataMnt), 1);
 });
