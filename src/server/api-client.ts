@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { caHash, parseToken } from '../etcd/token.js';
-import { registerSecret } from '../log/logger.js';
+import { registerSecret } from '../log/secrets.js';
 
 export interface ClientOptions {
   server: string;
