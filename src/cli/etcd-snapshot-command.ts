@@ -14,7 +14,6 @@ import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { SnapshotRequestBody } from '../model/api.js';
 import { SupervisorClient } from '../server/api-client.js';
-import { parseOutputFormat, renderRecords } from './output.js';
 import { endpointCAContent, pemBundle, s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
 
 const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can take a while
@@ -121,6 +120,8 @@ async function save(cmd: Command): Promise<void> {
 }
 
 async function list(cmd: Command): Promise<void> {
+  // output.ts loads yaml (for -o yaml): only ls needs it, not save's start-up
+  const { parseOutputFormat, renderRecords } = await import('./output.js');
   const format = (() => {
     try {
       return parseOutputFormat(cmd.opts<{ output?: string }>().output);

@@ -5,7 +5,7 @@
  */
 import { CommanderError } from 'commander';
 import { EtcdsnapError, messageOf, type ErrorKind } from '../errors.js';
-import { scrubSecrets } from '../log/logger.js';
+import { scrubSecrets } from '../log/secrets.js';
 
 const EXIT: Record<ErrorKind, number> = {
   config: 1,

@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { caHash, parseToken } from '../etcd/token.js';
-import { registerSecret } from '../log/logger.js';
+import { registerSecret } from '../log/secrets.js';
 import { numberDefault, SERVER_OPTIONS } from '../config/schema.js';
 import { decodeSnapshotResponse, ResponseShapeError, type SnapshotOperation, type SnapshotRequestBody, type SnapshotResponses } from '../model/api.js';
 
