@@ -69,7 +69,7 @@ export function writeSection(title: string, body: string): void {
   let text = existsSync(file) ? readFileSync(file, 'utf8') : head;
   const start = text.indexOf(`\n## ${title}\n`);
   const section = `\n## ${title}\n\n${body.trim()}\n`;
-  if (start < 0) text = text.trimEnd() + '\n' + section;
+  if (start < 0) text = `${text.trimEnd()}\n${section}`;
   else {
     const next = text.indexOf('\n## ', start + 4);
     text = text.slice(0, start) + section + (next < 0 ? '' : text.slice(next));

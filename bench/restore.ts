@@ -10,8 +10,8 @@ import path from 'node:path';
 import { tempDir, BIN, cleanEnv, snapshotCliAsync } from '../test/helpers/server.js';
 import { timeCommand, median, machine, writeSection, filledServer } from './lib.js';
 
-const MIB = Number(process.env['BENCH_MIB'] ?? 1024);
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const MIB = Number(process.env.BENCH_MIB ?? 1024);
+const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
 
 const dir = tempDir('etcdsnap-bench-restore-');
 const server = await filledServer(dir, MIB);
@@ -31,11 +31,30 @@ const theirs: number[] = [];
 const phases: string[] = [];
 try {
   for (let i = 0; i < RUNS; i++) {
-    const a = await timeCommand(process.execPath, [
-      BIN, 'server', '--config', cfg, '--log-format', 'json', '--data-dir', server.dataDir, '--node-name', 'node1',
-      '--supervisor-port', String(server.ports.supervisor), '--etcd-client-port', String(server.ports.client), '--etcd-peer-port', String(server.ports.peer),
-      '--cluster-reset', `--cluster-reset-restore-path=${file}`,
-    ], cleanEnv());
+    const a = await timeCommand(
+      process.execPath,
+      [
+        BIN,
+        'server',
+        '--config',
+        cfg,
+        '--log-format',
+        'json',
+        '--data-dir',
+        server.dataDir,
+        '--node-name',
+        'node1',
+        '--supervisor-port',
+        String(server.ports.supervisor),
+        '--etcd-client-port',
+        String(server.ports.client),
+        '--etcd-peer-port',
+        String(server.ports.peer),
+        '--cluster-reset',
+        `--cluster-reset-restore-path=${file}`,
+      ],
+      cleanEnv(),
+    );
     if (a.code !== 0) throw new Error(`etcdsnap restore failed: ${a.stderr}`);
     ours.push(a.ms);
     // where the time goes, from the log's timestamps

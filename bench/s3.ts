@@ -16,8 +16,8 @@ import { tempDir, BIN, cleanEnv, etcdctlFlags } from '../test/helpers/server.js'
 import { startSwift } from '../test/helpers/swift.js';
 import { timeCommand, rssSampler, median, machine, writeSection, filledServer } from './lib.js';
 
-const MIB = Number(process.env['BENCH_MIB'] ?? 1024);
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 5));
+const MIB = Number(process.env.BENCH_MIB ?? 1024);
+const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
 
 const dir = tempDir('etcdsnap-bench-s3-');
 const swift = await startSwift();
@@ -44,20 +44,36 @@ try {
   spawnSync('sync');
   for (let i = -1; i < RUNS; i++) {
     const rss = rssSampler(server.pid);
-    const a = await timeCommand(process.execPath, [
-      BIN, 'etcd-snapshot', 'save', '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url,
-      '--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', 'bench', '--s3-bucket-lookup-type', 'path',
-    ], env);
+    const a = await timeCommand(
+      process.execPath,
+      [
+        BIN,
+        'etcd-snapshot',
+        'save',
+        '--config',
+        cfg,
+        '--data-dir',
+        server.dataDir,
+        '--etcd-server',
+        server.url,
+        '--s3',
+        '--s3-endpoint',
+        swift.endpoint,
+        '--s3-insecure',
+        '--s3-bucket',
+        'bench',
+        '--s3-bucket-lookup-type',
+        'path',
+      ],
+      env,
+    );
     peakRss = Math.max(peakRss, rss.stop());
     if (a.code !== 0 || !/saved/.test(a.stdout)) throw new Error(`etcdsnap save --s3 failed: ${a.stdout} ${a.stderr}`);
     for (const f of readdirSync(snapDir)) rmSync(path.join(snapDir, f));
     emptyBucket();
 
     const t = process.hrtime.bigint();
-    const b = await timeCommand('etcdctl', [
-      ...etcdctlFlags(server),
-      'snapshot', 'save', ctlOut,
-    ], { ...process.env, ETCDCTL_API: '3' });
+    const b = await timeCommand('etcdctl', [...etcdctlFlags(server), 'snapshot', 'save', ctlOut], { ...process.env, ETCDCTL_API: '3' });
     if (b.code !== 0) throw new Error(`etcdctl snapshot save failed: ${b.stderr}`);
     const c = await timeCommand('s3cmd', ['-c', s3cfg, '--no-progress', 'put', ctlOut, `s3://bench/etcdctl-${i}.db`]);
     if (c.code !== 0) throw new Error(`s3cmd put failed: ${c.stderr}`);
@@ -70,7 +86,9 @@ try {
     }
     ours.push(a.ms);
     theirs.push(total);
-    console.log(`run ${i + 1}: etcdsnap --s3 ${(a.ms / 1000).toFixed(2)} s; etcdctl ${(b.ms / 1000).toFixed(2)} s + s3cmd ${(c.ms / 1000).toFixed(2)} s = ${(total / 1000).toFixed(2)} s`);
+    console.log(
+      `run ${i + 1}: etcdsnap --s3 ${(a.ms / 1000).toFixed(2)} s; etcdctl ${(b.ms / 1000).toFixed(2)} s + s3cmd ${(c.ms / 1000).toFixed(2)} s = ${(total / 1000).toFixed(2)} s`,
+    );
   }
   const mo = median(ours);
   const mt = median(theirs);

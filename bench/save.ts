@@ -16,13 +16,13 @@ import path from 'node:path';
 import { tempDir, BIN, cleanEnv, etcdctlFlags, fillEtcd } from '../test/helpers/server.js';
 import { timeCommand, rssSampler, median, machine, writeSection, filledServer } from './lib.js';
 
-const SIZES = (process.env['BENCH_MIB'] ?? process.env['BENCH_SIZES'] ?? '50,300,1024')
+const SIZES = (process.env.BENCH_MIB ?? process.env.BENCH_SIZES ?? '50,300,1024')
   .split(',')
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isFinite(n) && n > 0)
   .sort((a, b) => a - b);
 if (SIZES.length === 0) throw new Error('BENCH_SIZES (or BENCH_MIB) gives no size in MiB');
-const RUNS = Math.max(3, Number(process.env['BENCH_RUNS'] ?? 3));
+const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
 const LARGEST = SIZES[SIZES.length - 1] ?? 0;
 const runsAt = (mib: number): number => (mib === LARGEST ? RUNS : Math.max(5, RUNS));
 const VALUE = 64 * 1024;
@@ -48,7 +48,11 @@ try {
 
   const ours = async (): Promise<{ ms: number; rss: number; bytes: number }> => {
     const rss = rssSampler(server.pid);
-    const a = await timeCommand(process.execPath, [BIN, 'etcd-snapshot', 'save', '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url], cleanEnv());
+    const a = await timeCommand(
+      process.execPath,
+      [BIN, 'etcd-snapshot', 'save', '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url],
+      cleanEnv(),
+    );
     const peak = rss.stop();
     if (a.code !== 0) throw new Error(`etcdsnap save failed: ${a.stderr}`);
     let bytes = 0;

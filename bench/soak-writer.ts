@@ -8,7 +8,10 @@ const value = Buffer.alloc(4096, 'x');
 let i = 0;
 for (;;) {
   try {
-    await client.kv.put(`soak/${i % 5000}`).value(value).exec();
+    await client.kv
+      .put(`soak/${i % 5000}`)
+      .value(value)
+      .exec();
     i++;
   } catch {
     await new Promise((r) => setTimeout(r, 200));

@@ -17,7 +17,7 @@ import { verifySnapshotFile } from '../src/snapshot/verify.js';
 import { machine } from './lib.js';
 
 const arg = process.argv.indexOf('--minutes');
-const MINUTES = arg > 0 ? Number(process.argv[arg + 1]) : Number(process.env['SOAK_MINUTES'] ?? 10);
+const MINUTES = arg > 0 ? Number(process.argv[arg + 1]) : Number(process.env.SOAK_MINUTES ?? 10);
 if (!Number.isFinite(MINUTES) || MINUTES < 3) throw new Error('--minutes must be a number >= 3');
 
 const rss = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -30,14 +30,37 @@ const env = { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.s
 const server = await startServer({
   dataDir: path.join(dir, 'data'),
   // auto-compaction as a real cluster runs it: without it the writer grows the db (and each snapshot) all the time
-  args: ['--etcd-arg', 'auto-compaction-mode=revision', '--etcd-arg', 'auto-compaction-retention=1000', '--etcd-snapshot-schedule-cron', '@every 2s', '--etcd-snapshot-retention', '3', '--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', 'soak', '--etcd-s3-bucket-lookup-type', 'path', '--etcd-s3-retention', '3'],
+  args: [
+    '--etcd-arg',
+    'auto-compaction-mode=revision',
+    '--etcd-arg',
+    'auto-compaction-retention=1000',
+    '--etcd-snapshot-schedule-cron',
+    '@every 2s',
+    '--etcd-snapshot-retention',
+    '3',
+    '--etcd-s3',
+    '--etcd-s3-endpoint',
+    swift.endpoint,
+    '--etcd-s3-insecure',
+    '--etcd-s3-bucket',
+    'soak',
+    '--etcd-s3-bucket-lookup-type',
+    'path',
+    '--etcd-s3-retention',
+    '3',
+  ],
   env,
 });
 const failures: string[] = [];
 let ok = false;
 try {
   await server.ready();
-  const writer = spawn(process.execPath, ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'soak-writer.ts'), server.dataDir, String(server.ports.client)], { stdio: 'ignore', cwd: ROOT });
+  const writer = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(path.dirname(fileURLToPath(import.meta.url)), 'soak-writer.ts'), server.dataDir, String(server.ports.client)],
+    { stdio: 'ignore', cwd: ROOT },
+  );
   const samples: Array<{ t: number; rss: number; fds: number }> = [];
   const t0 = Date.now();
   while (Date.now() - t0 < MINUTES * 60_000) {
@@ -48,7 +71,9 @@ try {
   writer.kill('SIGKILL');
   const saves = server.lines.filter((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-\S+ saved$/.test(l.msg)).length;
   const uploads = server.lines.filter((l) => typeof l.msg === 'string' && /uploaded to S3/.test(l.msg)).length;
-  const failed = server.lines.filter((l) => typeof l.msg === 'string' && /^Failed to take etcd snapshot|^Error received during snapshot upload/.test(l.msg)).length;
+  const failed = server.lines.filter(
+    (l) => typeof l.msg === 'string' && /^Failed to take etcd snapshot|^Error received during snapshot upload/.test(l.msg),
+  ).length;
   await server.stop();
 
   // RSS moves with each upload's part buffers, so compare medians, not single samples:
@@ -72,7 +97,9 @@ try {
   if (fdGrowth > 0.1) failures.push(`open fds grew ${(fdGrowth * 100).toFixed(1)}% after the first minute`);
 
   const snapDir = path.join(server.dataDir, 'server', 'db', 'snapshots');
-  const local = readdirSync(snapDir).filter((f) => f.startsWith('etcd-snapshot-')).sort();
+  const local = readdirSync(snapDir)
+    .filter((f) => f.startsWith('etcd-snapshot-'))
+    .sort();
   if (local.length !== 3) failures.push(`${local.length} local snapshots, expected 3: ${local.join(' ')}`);
   for (const f of local) await verifySnapshotFile(path.join(snapDir, f)).catch((e: unknown) => failures.push(`${f}: ${String(e)}`));
   const store = S3Store.create(swiftSettings(swift, 'soak'));
@@ -86,8 +113,13 @@ try {
     if (h.digest('hex') !== side.sha256) failures.push(`S3 object ${n} does not match its sidecar`);
   }
   const last = local.at(-1);
-  const restore = last ? spawnSync('etcdctl', ['snapshot', 'restore', path.join(snapDir, last), '--data-dir', path.join(dir, 'restored')], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8' }) : undefined;
-  if (!restore || restore.status !== 0) failures.push(`etcdctl could not restore ${last ?? '(none)'}: ${restore?.stderr ?? ''}`);
+  const restore = last
+    ? spawnSync('etcdctl', ['snapshot', 'restore', path.join(snapDir, last), '--data-dir', path.join(dir, 'restored')], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        encoding: 'utf8',
+      })
+    : undefined;
+  if (restore?.status !== 0) failures.push(`etcdctl could not restore ${last ?? '(none)'}: ${restore?.stderr ?? ''}`);
 
   const body = `Soak of ${MINUTES} minutes (\`npm run soak -- --minutes ${MINUTES}\`), ${new Date().toISOString()}, ${machine()}:
 schedule \`@every 2s\`, retention 3 locally and in S3 (Swift s3api on loopback), a writer putting 4 KiB values all the time.
@@ -103,7 +135,12 @@ schedule \`@every 2s\`, retention 3 locally and in S3 (Swift s3api on loopback),
     const text = readFileSync(file, 'utf8');
     const start = text.indexOf('## Soak');
     const section = `## Soak\n\n${body}\n`;
-    writeFileSync(file, start < 0 ? `${text.trimEnd()}\n\n${section}` : text.slice(0, start) + section + (text.indexOf('\n## ', start + 3) > 0 ? text.slice(text.indexOf('\n## ', start + 3)) : ''));
+    writeFileSync(
+      file,
+      start < 0
+        ? `${text.trimEnd()}\n\n${section}`
+        : text.slice(0, start) + section + (text.indexOf('\n## ', start + 3) > 0 ? text.slice(text.indexOf('\n## ', start + 3)) : ''),
+    );
   }
   ok = failures.length === 0;
 } finally {

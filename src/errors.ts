@@ -27,11 +27,9 @@ export class EtcdsnapError extends Error {
   }
 }
 
-export const configError = (message: string, cause?: unknown): EtcdsnapError =>
-  new EtcdsnapError('config', message, { cause });
+export const configError = (message: string, cause?: unknown): EtcdsnapError => new EtcdsnapError('config', message, { cause });
 export const usageError = (message: string): EtcdsnapError => new EtcdsnapError('usage', message);
-export const environmentError = (message: string, cause?: unknown): EtcdsnapError =>
-  new EtcdsnapError('environment', message, { cause });
+export const environmentError = (message: string, cause?: unknown): EtcdsnapError => new EtcdsnapError('environment', message, { cause });
 
 /** The message of any thrown value, without a stack. */
 export function messageOf(err: unknown): string {

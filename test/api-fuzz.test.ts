@@ -96,9 +96,35 @@ interface Job {
 const PUBLIC = ['/healthz', '/cacerts'];
 const PROTECTED = ['/db/snapshot', '/v1/cluster/bootstrap', '/v1/cluster/members', '/v1/cluster/promote', '/nothing', '/'];
 const NASTY_TARGETS = [
-  '//a:99999', 'http://[::1', '//x:65536/', '*', 'http://localhost/healthz', 'https://x:1/db/snapshot', '/%', '/%zz', '/%00', '/..', '/../../etc/passwd',
-  '/\\evil:1/', '/healthz?', '/healthz?a=%zz&&=', '/./cacerts', '/a/../healthz', '//', '///x', '?x', '#frag', '/healthz#x', 'healthz', '/\u00e9', '/db/snapshot/',
-  '/DB/SNAPSHOT', '/v1/cluster/', 'http://[::1]:99999/x', '//[::1', '/?'.repeat(50),
+  '//a:99999',
+  'http://[::1',
+  '//x:65536/',
+  '*',
+  'http://localhost/healthz',
+  'https://x:1/db/snapshot',
+  '/%',
+  '/%zz',
+  '/%00',
+  '/..',
+  '/../../etc/passwd',
+  '/\\evil:1/',
+  '/healthz?',
+  '/healthz?a=%zz&&=',
+  '/./cacerts',
+  '/a/../healthz',
+  '//',
+  '///x',
+  '?x',
+  '#frag',
+  '/healthz#x',
+  'healthz',
+  '/\u00e9',
+  '/db/snapshot/',
+  '/DB/SNAPSHOT',
+  '/v1/cluster/',
+  'http://[::1]:99999/x',
+  '//[::1',
+  '/?'.repeat(50),
 ];
 const METHODS = ['GET', 'POST', 'DELETE', 'PUT', 'HEAD', 'OPTIONS', 'PATCH', 'TRACE', 'CONNECT', 'get', 'G\u0000T', 'POSTX', 'M-SEARCH', ''];
 const VERSIONS = ['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/9.9', 'HTTP/1.1 extra', 'http/1.1', ''];
@@ -114,8 +140,18 @@ function target(r: Rng): string {
 /** Bodies that are safe to send with the token (see the file comment). */
 function authedBody(r: Rng, t: string): string {
   const garbage = [
-    '{', '[]', 'null', '"x"', '1', '{"a":', '{}{}', '\u0000\u0001', r.text(r.int(200), true), JSON.stringify({ [`zz${r.text(8)}`]: r.int(9) }),
-    JSON.stringify({ operation: 'bogus' }), JSON.stringify({ operation: 'list', [`zz${r.text(6)}`]: 1 }),
+    '{',
+    '[]',
+    'null',
+    '"x"',
+    '1',
+    '{"a":',
+    '{}{}',
+    '\u0000\u0001',
+    r.text(r.int(200), true),
+    JSON.stringify({ [`zz${r.text(8)}`]: r.int(9) }),
+    JSON.stringify({ operation: 'bogus' }),
+    JSON.stringify({ operation: 'list', [`zz${r.text(6)}`]: 1 }),
   ];
   if (t === '/db/snapshot' && r.chance(0.5)) {
     return r.pick([
@@ -131,7 +167,8 @@ function authedBody(r: Rng, t: string): string {
 }
 
 function authHeader(r: Rng, auth: Auth, secret: string): string[] {
-  if (auth === 'valid') return [r.chance(0.5) ? `Authorization: Bearer ${secret}` : `Authorization: Basic ${Buffer.from(`server:${secret}`).toString('base64')}`];
+  if (auth === 'valid')
+    return [r.chance(0.5) ? `Authorization: Bearer ${secret}` : `Authorization: Basic ${Buffer.from(`server:${secret}`).toString('base64')}`];
   if (auth === 'none') return [];
   return [
     r.pick([
@@ -181,11 +218,13 @@ function httpJob(r: Rng, secret: string): Job {
     else if (framing === 10) headers.push(`Content-Length: ${r.pick(['-1', 'abc', '1e3', '99999999999999999999', '1000000', ' 2'])}`);
     else if (framing === 11) {
       headers.push('Transfer-Encoding: chunked');
-      body = r.chance(0.5) ? `${len.toString(16)}\r\n${body}\r\n0\r\n\r\n` : r.pick(['zz\r\nxx\r\n', '5\r\nab', 'ffffffffffffffff\r\n', `${r.text(30, true)}\r\n0\r\n\r\n`]);
+      body = r.chance(0.5)
+        ? `${len.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+        : r.pick(['zz\r\nxx\r\n', '5\r\nab', 'ffffffffffffffff\r\n', `${r.text(30, true)}\r\n0\r\n\r\n`]);
     } else if (framing === 12) headers.push('Transfer-Encoding: chunked', `Content-Length: ${len}`);
     else headers.push(`Transfer-Encoding: ${r.pick(['gzip, chunked', 'identity', 'chunked, gzip', 'x'])}`);
   }
-  let req = `${method} ${t} ${version}`.trimEnd() + '\r\n' + headers.join('\r\n') + '\r\n\r\n' + body;
+  let req = `${`${method} ${t} ${version}`.trimEnd()}\r\n${headers.join('\r\n')}\r\n\r\n${body}`;
   if (r.chance(0.05)) req += `GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`; // pipelined
   if (r.chance(0.03)) req = req.replace(/\r\n/g, '\n'); // bare LF
   const all = Buffer.from(req, 'latin1');
@@ -204,9 +243,21 @@ function httpJob(r: Rng, secret: string): Job {
 
 function makeJob(r: Rng, secret: string): Job {
   const roll = r.int(100);
-  if (roll < 4) return { kind: 'tcp-garbage', chunks: [r.chance(0.5) ? r.bytes(1 + r.int(2000)) : Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')], auth: 'none', summary: 'plain TCP garbage' };
+  if (roll < 4)
+    return {
+      kind: 'tcp-garbage',
+      chunks: [r.chance(0.5) ? r.bytes(1 + r.int(2000)) : Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')],
+      auth: 'none',
+      summary: 'plain TCP garbage',
+    };
   if (roll < 8) return { kind: 'tls-garbage', chunks: [r.bytes(1 + r.int(2000))], auth: 'none', summary: 'garbage after the TLS handshake' };
-  if (roll < 10) return { kind: 'reset', chunks: [Buffer.from('POST /db/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{')], auth: 'none', summary: 'reset mid-request' };
+  if (roll < 10)
+    return {
+      kind: 'reset',
+      chunks: [Buffer.from('POST /db/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{')],
+      auth: 'none',
+      summary: 'reset mid-request',
+    };
   if (roll < 14) {
     const j = httpJob(r, secret);
     const first = j.chunks[0] ?? Buffer.alloc(0);
@@ -304,7 +355,11 @@ function fingerprint(dataDir: string): string {
         lines.push(`${r}/ ${(st.mode & 0o7777).toString(8)}`);
         walk(r);
       } else {
-        lines.push(`${r} ${(st.mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(path.join(dataDir, r))).digest('hex')}`);
+        lines.push(
+          `${r} ${(st.mode & 0o7777).toString(8)} ${createHash('sha256')
+            .update(readFileSync(path.join(dataDir, r)))
+            .digest('hex')}`,
+        );
       }
     }
   };
@@ -344,7 +399,13 @@ test(`fuzz: ${FUZZ_COUNT} random and malformed exchanges leave the server, its e
         statuses.set(key, (statuses.get(key) ?? 0) + 1);
         const what = `#${i} ${item.job.summary} (auth ${item.job.auth})`;
         if (out.status !== undefined && out.status >= 500 && out.status !== 503) problems.push(`${what}: ${out.status} ${out.body.slice(0, 200)}`);
-        if (item.job.auth !== 'valid' && out.status !== undefined && out.status < 300 && out.body !== 'ok' && !out.body.startsWith('-----BEGIN CERTIFICATE-----')) {
+        if (
+          item.job.auth !== 'valid' &&
+          out.status !== undefined &&
+          out.status < 300 &&
+          out.body !== 'ok' &&
+          !out.body.startsWith('-----BEGIN CERTIFICATE-----')
+        ) {
           problems.push(`${what}: an unauthenticated request got ${out.status} ${out.body.slice(0, 200)}`);
         }
         if (!alive(s.pid)) problems.push(`${what}: the server died`);
@@ -353,7 +414,9 @@ test(`fuzz: ${FUZZ_COUNT} random and malformed exchanges leave the server, its e
     }),
   );
   for (const h of halfOpen.splice(0)) h.destroy();
-  t.diagnostic(`ran ${ran} exchanges (${gaveUp} not answered within ${EXCHANGE_BUDGET_MS} ms by design or throttle); outcomes ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+  t.diagnostic(
+    `ran ${ran} exchanges (${gaveUp} not answered within ${EXCHANGE_BUDGET_MS} ms by design or throttle); outcomes ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`,
+  );
   assert.deepEqual(problems, [], `seed ${seed}`);
   assert.ok(ran >= Math.min(FUZZ_COUNT, 1000), `seed ${seed}: only ${ran} exchanges ran before the deadline`);
 

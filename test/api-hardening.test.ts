@@ -72,7 +72,11 @@ function exchange(port: number, data: string, o: ExchangeOptions = {}): Promise<
     const timer = setTimeout(() => {
       settled = true;
       sock.destroy();
-      reject(new Error(`no ${o.responseOnly ? 'response' : 'close'} from the server within ${o.timeoutMs ?? 20_000} ms for ${JSON.stringify(data.slice(0, 80))}; got ${JSON.stringify(raw.slice(0, 200))}`));
+      reject(
+        new Error(
+          `no ${o.responseOnly ? 'response' : 'close'} from the server within ${o.timeoutMs ?? 20_000} ms for ${JSON.stringify(data.slice(0, 80))}; got ${JSON.stringify(raw.slice(0, 200))}`,
+        ),
+      );
     }, o.timeoutMs ?? 20_000);
     const done = (closed: boolean): void => {
       if (settled) return;
@@ -151,7 +155,10 @@ test('last resort: an unhandled rejection and an uncaught exception are logged a
   process.kill(s.pid, 'SIGUSR2');
   const rejection = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('unhandled promise rejection: this is a bug, please report it'));
   const exception = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('uncaught exception: this is a bug, please report it'));
-  for (const [line, text] of [[rejection, 'injected rejection for the test'], [exception, 'injected exception for the test']] as const) {
+  for (const [line, text] of [
+    [rejection, 'injected rejection for the test'],
+    [exception, 'injected exception for the test'],
+  ] as const) {
     assert.equal(line.level, 'error');
     const err = line.err as { message?: string; stack?: string } | undefined;
     assert.equal(err?.message, text);
@@ -170,17 +177,18 @@ test('public routes take no body: 413 without reading it, and the connection is 
       assert.ok(r.closed);
     }
   }
-  const ok = await exchange(s.ports.supervisor, 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', { localAddress: '127.0.0.12', responseOnly: true });
+  const ok = await exchange(s.ports.supervisor, 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n', {
+    localAddress: '127.0.0.12',
+    responseOnly: true,
+  });
   assert.equal(ok.status, 200, 'an empty body is no body');
   await healthy(s);
 });
 
 test('finding 2, part 1: an unauthenticated request is answered 401 at once without its body, and its connection is closed', async () => {
-  const r = await exchange(
-    s.ports.supervisor,
-    'POST /db/snapshot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n',
-    { localAddress: '127.0.0.13' },
-  );
+  const r = await exchange(s.ports.supervisor, 'POST /db/snapshot HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n', {
+    localAddress: '127.0.0.13',
+  });
   assert.equal(r.status, 401, r.raw);
   assert.equal(r.headers.connection, 'close');
   assert.ok(r.closed, 'the server closed the connection (the old code kept it open, waiting for the body)');
@@ -204,7 +212,10 @@ test('finding 3: failed logins are slowed per source (Retry-After) and their WAR
   assert.equal(Math.max(...warns.map((l) => Number(l.failures))), warns.length, 'the lines count the failures of the streak');
   assert.ok(!s.raw.join('\n').includes(guess), 'the guessed secret is not logged');
   // the throttle slows failures only: the right token from the same source is served at once
-  const ok = await exchange(s.ports.supervisor, `GET /nothing HTTP/1.1\r\nHost: x\r\n${bearer(secretOf(s))}\r\n`, { localAddress: '127.0.0.14', responseOnly: true });
+  const ok = await exchange(s.ports.supervisor, `GET /nothing HTTP/1.1\r\nHost: x\r\n${bearer(secretOf(s))}\r\n`, {
+    localAddress: '127.0.0.14',
+    responseOnly: true,
+  });
   assert.equal(ok.status, 404);
   assert.equal(ok.headers['retry-after'], undefined);
   // and another source is not slowed by this one
@@ -256,7 +267,9 @@ test('finding 2, part 2: under ulimit -n 256, 750 stalled anonymous connections 
     assert.equal(save.code, 0, save.stderr);
     assert.match(save.stdout, /^Snapshot on-demand-node1-\d+ saved\.\n$/);
     assert.ok(open > 0, 'attack connections were still open when the server was asked');
-    assert.ok(low.lines.some((l) => l.msg === 'supervisor API at its connection cap: closed idle or incomplete connections to make room' && l.maxConnections === 128));
+    assert.ok(
+      low.lines.some((l) => l.msg === 'supervisor API at its connection cap: closed idle or incomplete connections to make room' && l.maxConnections === 128),
+    );
     assert.ok(!low.raw.join('\n').includes('EMFILE'), 'the server never ran out of file descriptors');
     await healthy(low);
   } finally {
@@ -367,7 +380,10 @@ test('connection cap: anonymous connections are evicted (the noisiest source fir
   quiet.destroy();
   release.resolve();
   assert.equal((await slow).status, 200, 'the authenticated request in flight was served');
-  assert.ok(logs.some((l) => l.includes('supervisor API at its connection cap')), 'evictions are logged');
+  assert.ok(
+    logs.some((l) => l.includes('supervisor API at its connection cap')),
+    'evictions are logged',
+  );
   for (const x of noisy) x.destroy();
   await api.close();
 });
@@ -379,7 +395,20 @@ test('request targets: only origin-form paths with a single leading slash are ac
   assert.deepEqual(parseRequestTarget('/healthz')?.path, '/healthz');
   assert.equal(parseRequestTarget('/db/snapshot?x=1&y=2')?.query.get('y'), '2');
   assert.equal(parseRequestTarget('/a/../healthz')?.path, '/healthz');
-  for (const bad of ['//a:99999', 'http://[::1', '//x:65536/', '*', 'http://h/x', 'healthz', '', '/\\evil:1/', '/a b', '/a\u0000', `/${'a'.repeat(9000)}`, undefined]) {
+  for (const bad of [
+    '//a:99999',
+    'http://[::1',
+    '//x:65536/',
+    '*',
+    'http://h/x',
+    'healthz',
+    '',
+    '/\\evil:1/',
+    '/a b',
+    '/a\u0000',
+    `/${'a'.repeat(9000)}`,
+    undefined,
+  ]) {
     assert.equal(parseRequestTarget(bad), undefined, JSON.stringify(bad));
   }
 });
@@ -387,8 +416,14 @@ test('request targets: only origin-form paths with a single leading slash are ac
 test('login throttle: 5 free failures, then 0.25 s doubling to 4 s; logs bounded per source and overall; state bounded', () => {
   const t = new LoginThrottle();
   const d = Array.from({ length: 12 }, (_, i) => t.failure('a', i));
-  assert.deepEqual(d.map((x) => x.delayMs), [0, 0, 0, 0, 0, 250, 500, 1000, 2000, 4000, 4000, 4000]);
-  assert.deepEqual(d.map((x) => x.log), [true, true, true, true, true, false, false, false, false, false, false, false]);
+  assert.deepEqual(
+    d.map((x) => x.delayMs),
+    [0, 0, 0, 0, 0, 250, 500, 1000, 2000, 4000, 4000, 4000],
+  );
+  assert.deepEqual(
+    d.map((x) => x.log),
+    [true, true, true, true, true, false, false, false, false, false, false, false],
+  );
   // a minute after the last line: one line carrying the failures not logged
   const later = t.failure('a', 4 + 60_000);
   assert.deepEqual({ log: later.log, unlogged: later.unlogged, failures: later.failures }, { log: true, unlogged: 7, failures: 13 });
@@ -417,7 +452,12 @@ test('login throttle sources: IPv4 as is, IPv4-mapped as IPv4, IPv6 by /64', () 
 });
 
 test('connection cap: half the soft open-files limit, between 32 and 1024', () => {
-  assert.equal(softFdLimit('Limit                     Soft Limit           Hard Limit           Units\nMax open files            256                  4096                 files\n'), 256);
+  assert.equal(
+    softFdLimit(
+      'Limit                     Soft Limit           Hard Limit           Units\nMax open files            256                  4096                 files\n',
+    ),
+    256,
+  );
   assert.equal(softFdLimit('Max open files            unlimited            unlimited            files\n'), undefined);
   assert.equal(maxConnectionsFor(256), 128);
   assert.equal(maxConnectionsFor(1024), 512);

@@ -21,11 +21,21 @@ function oneError(r: { code: number | null; stdout: string; stderr: string }): s
 }
 
 test('the cron message says what is accepted: exactly 5 fields (as robfig/cron in k3s), never "six or seven"', () => {
-  for (const [spec, found] of [['every day', 2], ['0 0 * * * *', 6], ['0 0 0 * * * *', 7], ['* *', 2]] as const) {
+  for (const [spec, found] of [
+    ['every day', 2],
+    ['0 0 * * * *', 6],
+    ['0 0 0 * * * *', 7],
+    ['* *', 2],
+  ] as const) {
     assert.throws(
       () => parseSchedule(spec),
       (err: Error) => {
-        assert.match(err.message, new RegExp(`expected exactly 5 fields \\(minute hour day-of-month month day-of-week\\), found ${found}; or use @hourly, @daily\\.\\.\\. or @every <duration>$`));
+        assert.match(
+          err.message,
+          new RegExp(
+            `expected exactly 5 fields \\(minute hour day-of-month month day-of-week\\), found ${found}; or use @hourly, @daily\\.\\.\\. or @every <duration>$`,
+          ),
+        );
         assert.doesNotMatch(err.message, /six|seven/);
         return true;
       },
@@ -37,12 +47,18 @@ test('the cron message says what is accepted: exactly 5 fields (as robfig/cron i
   assert.ok(parseSchedule('@every 90s').next(new Date()));
   // the server says the same in one line
   const line = oneError(runCli(['server', '--etcd-snapshot-schedule-cron', '0 0 * * * *']));
-  assert.equal(line, 'error: invalid snapshot schedule "0 0 * * * *" (--etcd-snapshot-schedule-cron): expected exactly 5 fields (minute hour day-of-month month day-of-week), found 6; or use @hourly, @daily... or @every <duration>');
+  assert.equal(
+    line,
+    'error: invalid snapshot schedule "0 0 * * * *" (--etcd-snapshot-schedule-cron): expected exactly 5 fields (minute hour day-of-month month day-of-week), found 6; or use @hourly, @daily... or @every <duration>',
+  );
 });
 
 test('a mistyped subcommand is an unknown command with a suggestion; save with an argument still says so; help lists ls|list|l', () => {
   assert.equal(oneError(runCli(['etcd-snapshot', 'sav'])), "error: unknown command 'sav' for etcd-snapshot; did you mean save?");
-  assert.equal(oneError(runCli(['etcd-snapshot', 'lss', '--etcd-server', 'https://127.0.0.1:1'])), "error: unknown command 'lss' for etcd-snapshot; did you mean ls?");
+  assert.equal(
+    oneError(runCli(['etcd-snapshot', 'lss', '--etcd-server', 'https://127.0.0.1:1'])),
+    "error: unknown command 'lss' for etcd-snapshot; did you mean ls?",
+  );
   assert.equal(oneError(runCli(['etcd-snapshot', 'purne'])), "error: unknown command 'purne' for etcd-snapshot; did you mean prune?");
   assert.equal(oneError(runCli(['etcd-snapshot', 'backup'])), "error: unknown command 'backup' for etcd-snapshot; use save, ls (list, l), delete or prune");
   assert.equal(oneError(runCli(['etcd-snapshot', 'save', 'extra'])), 'error: save does not take arguments (got extra); use --name for the snapshot name');
@@ -53,7 +69,7 @@ test('a mistyped subcommand is an unknown command with a suggestion; save with a
   assert.match(help.stdout, /^ {2}save \[options\] +Trigger an immediate etcd snapshot$/m);
 });
 
-test('against a server: prune says when nothing goes; --etcd-server at etcd\'s client port is a one-line error naming the supervisor port', async () => {
+test("against a server: prune says when nothing goes; --etcd-server at etcd's client port is a one-line error naming the supervisor port", async () => {
   const s: ServerProcess = await startReady({ args: ['--etcd-disable-snapshots'] });
   const none = snapshotCli(s, ['prune']);
   assert.equal(none.code, 0, none.stderr);

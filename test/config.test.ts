@@ -40,15 +40,22 @@ test('precedence: command line > environment > config file > default', async () 
 });
 
 test('config.yaml.d files are read in name order after config.yaml, later ones winning', async () => {
-  const r = await resolve([], {}, {
-    'config.yaml': 'node-name: base\n',
-    'config.yaml.d/20-b.yaml': 'node-name: b\n',
-    'config.yaml.d/10-a.yaml': 'node-name: a\nsupervisor-port: 4444\n',
-    'config.yaml.d/ignored.txt': 'node-name: txt\n',
-  });
+  const r = await resolve(
+    [],
+    {},
+    {
+      'config.yaml': 'node-name: base\n',
+      'config.yaml.d/20-b.yaml': 'node-name: b\n',
+      'config.yaml.d/10-a.yaml': 'node-name: a\nsupervisor-port: 4444\n',
+      'config.yaml.d/ignored.txt': 'node-name: txt\n',
+    },
+  );
   assert.equal(r.v.str('node-name'), 'b');
   assert.equal(r.v.int('supervisor-port'), 4444);
-  assert.deepEqual(r.v.configFiles.map((f) => path.basename(f)), ['config.yaml', '10-a.yaml', '20-b.yaml']);
+  assert.deepEqual(
+    r.v.configFiles.map((f) => path.basename(f)),
+    ['config.yaml', '10-a.yaml', '20-b.yaml'],
+  );
 });
 
 test('unknown config keys warn and are skipped; bad values name the key and the file', async () => {
@@ -57,7 +64,10 @@ test('unknown config keys warn and are skipped; bad values name the key and the 
   assert.match(r.warnings[0] ?? '', /^Unknown flag --no-such-flag found in config file .*config\.yaml, skipping$/);
   assert.equal(r.v.bool('cluster-init'), true);
   assert.deepEqual(r.v.list('etcd-arg'), ['a=1', 'b=2']);
-  await assert.rejects(resolve([], {}, { 'config.yaml': 'cluster-init: maybe\n' }), /config file .*config\.yaml: invalid value for key "cluster-init": "maybe" is not a boolean/);
+  await assert.rejects(
+    resolve([], {}, { 'config.yaml': 'cluster-init: maybe\n' }),
+    /config file .*config\.yaml: invalid value for key "cluster-init": "maybe" is not a boolean/,
+  );
   await assert.rejects(resolve([], {}, { 'config.yaml': '- a\n- b\n' }), /must be a mapping of flag names to values/);
 });
 
@@ -95,7 +105,10 @@ test('tokens: full and bare formats, CA pinning, constant-time comparison', () =
 });
 
 test('bootstrap data: the CA sealed with the secret opens only with it; altered or foreign text does not', async () => {
-  const ca = { certPem: '-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n', keyPem: '-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n' };
+  const ca = {
+    certPem: '-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n',
+    keyPem: '-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n',
+  };
   const sealed = await sealBootstrap(ca, 'secret1');
   assert.ok(!sealed.includes('xyz') && !sealed.includes('secret1'), 'neither the key nor the secret in clear');
   assert.notEqual(await sealBootstrap(ca, 'secret1'), sealed, 'a fresh salt and IV each time');

@@ -17,9 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import {
-  startReady, startServer, killStarted, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports,
-} from './helpers/server.js';
+import { startReady, startServer, killStarted, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
 import { startSwift, type Swift } from './helpers/swift.js';
 import { parseRestoreSource } from '../src/snapshot/restore-source.js';
 import { classifySnapshotHead } from '../src/store/snapshot-kind.js';
@@ -61,7 +59,25 @@ function reset(dataDir: string, ports: Ports, extra: string[], env: Record<strin
   const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
   if (!existsSync(cfg)) writeFileSync(cfg, '');
   return runCli(
-    ['server', '--config', cfg, '--log-format', 'json', '--data-dir', dataDir, '--node-name', 'node1', '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer), '--cluster-reset', ...extra],
+    [
+      'server',
+      '--config',
+      cfg,
+      '--log-format',
+      'json',
+      '--data-dir',
+      dataDir,
+      '--node-name',
+      'node1',
+      '--supervisor-port',
+      String(ports.supervisor),
+      '--etcd-client-port',
+      String(ports.client),
+      '--etcd-peer-port',
+      String(ports.peer),
+      '--cluster-reset',
+      ...extra,
+    ],
     env,
     180_000,
   );
@@ -92,7 +108,10 @@ test('unit: restore sources are parsed as users write them (path, file:// URL, b
   assert.deepEqual(parseRestoreSource('/var/snap.db', cwd), { kind: 'path', path: '/var/snap.db' });
   assert.deepEqual(parseRestoreSource('sub/snap.db', cwd), { kind: 'path', path: '/work/here/sub/snap.db' });
   assert.deepEqual(parseRestoreSource('./snap.db', cwd), { kind: 'path', path: '/work/here/snap.db' });
-  assert.deepEqual(parseRestoreSource('file:///var/lib/x/snapshots/on-demand-n-1700000000', cwd), { kind: 'path', path: '/var/lib/x/snapshots/on-demand-n-1700000000' });
+  assert.deepEqual(parseRestoreSource('file:///var/lib/x/snapshots/on-demand-n-1700000000', cwd), {
+    kind: 'path',
+    path: '/var/lib/x/snapshots/on-demand-n-1700000000',
+  });
   assert.deepEqual(parseRestoreSource('FILE://localhost/var/a b.db', cwd), { kind: 'path', path: '/var/a b.db' }, 'as ls prints it: not percent-decoded');
   assert.deepEqual(parseRestoreSource('on-demand-n-1700000000.zip', cwd), { kind: 'name', name: 'on-demand-n-1700000000.zip' });
   assert.deepEqual(parseRestoreSource('manual-backup.db', cwd), { kind: 'name', name: 'manual-backup.db' });
@@ -104,18 +123,24 @@ test('unit: restore sources are parsed as users write them (path, file:// URL, b
     ['file://', /a file:\/\/ URL needs an absolute path/],
     ['http://example.com/snap.db', /http:\/\/ is not supported; give a path, a file:\/\/\/absolute\/path URL, or a snapshot name/],
     ['HTTPS://example.com/snap.db', /https:\/\/ is not supported/],
-    ['s3://bucket/folder/on-demand-n-1700000000', /s3:\/\/ locations are not read directly; give the snapshot name \("on-demand-n-1700000000"\) with --etcd-s3/],
+    [
+      's3://bucket/folder/on-demand-n-1700000000',
+      /s3:\/\/ locations are not read directly; give the snapshot name \("on-demand-n-1700000000"\) with --etcd-s3/,
+    ],
     ['..', /invalid snapshot name in --cluster-reset-restore-path "\.\.": path separators/],
     ['a\\b', /invalid snapshot name in --cluster-reset-restore-path/],
     ['x\0y', /NUL is not allowed/],
   ];
   for (const [raw, re] of refused) {
-    assert.throws(() => parseRestoreSource(raw, cwd), (err: unknown) => {
-      assert.ok(err instanceof Error);
-      assert.match(err.message, re, JSON.stringify(raw));
-      assert.ok(!err.message.includes('\n'), 'one line');
-      return true;
-    });
+    assert.throws(
+      () => parseRestoreSource(raw, cwd),
+      (err: unknown) => {
+        assert.ok(err instanceof Error);
+        assert.match(err.message, re, JSON.stringify(raw));
+        assert.ok(!err.message.includes('\n'), 'one line');
+        return true;
+      },
+    );
   }
 });
 
@@ -137,7 +162,15 @@ test('unit: a file is a snapshot by content when it is an etcd snapshot (bbolt m
 });
 
 test('unit: the ls table adds a Note column only when a row has a foreign name', () => {
-  const ours: SnapshotRecord = { name: 'on-demand-n-1700000000', location: 'file:///s/on-demand-n-1700000000', nodeName: 'n', createdAt: '2023-11-14T22:13:20Z', size: 5, compressed: false, status: 'successful' };
+  const ours: SnapshotRecord = {
+    name: 'on-demand-n-1700000000',
+    location: 'file:///s/on-demand-n-1700000000',
+    nodeName: 'n',
+    createdAt: '2023-11-14T22:13:20Z',
+    size: 5,
+    compressed: false,
+    status: 'successful',
+  };
   const theirs: SnapshotRecord = { ...ours, name: 'manual-backup.db', location: 'file:///s/manual-backup.db', foreignName: true };
   assert.match(renderRecords([ours], 'table'), /^Name\s+Location\s+Size Created\non-demand-n-1700000000 /, 'no Note column without a foreign name');
   const lines = renderRecords([ours, theirs], 'table').trimEnd().split('\n');
@@ -202,7 +235,9 @@ test('(4) ls lists snapshots with foreign names (etcdctl snapshot save, a k3s-st
   // delete: a listed foreign name goes; a file that is not a snapshot is refused, nothing deleted
   const refused = snapshotCli(s, ['delete', 'manual-backup.db', 'notes.txt']);
   assert.equal(refused.code, 1);
-  assert.deepEqual(errorLines(refused.stderr), [`error: "notes.txt" in ${dir} is not a snapshot (neither an etcd snapshot nor a .zip of one, or a hidden or .part file); delete removes only what etcd-snapshot ls lists, nothing was deleted`]);
+  assert.deepEqual(errorLines(refused.stderr), [
+    `error: "notes.txt" in ${dir} is not a snapshot (neither an etcd snapshot nor a .zip of one, or a hidden or .part file); delete removes only what etcd-snapshot ls lists, nothing was deleted`,
+  ]);
   assert.ok(existsSync(manual) && existsSync(path.join(dir, 'notes.txt')), 'nothing deleted');
   for (const hidden of ['.hidden-copy.db', 'copy-in-progress.db.part', 'fake.zip']) {
     const r = snapshotCli(s, ['delete', hidden]);
@@ -214,7 +249,10 @@ test('(4) ls lists snapshots with foreign names (etcdctl snapshot save, a k3s-st
   assert.equal(del.code, 0, del.stderr);
   assert.equal(del.stdout, 'Snapshot manual-backup.db deleted.\nSnapshot before-upgrade.zip deleted.\n');
   assert.ok(!existsSync(manual) && !existsSync(path.join(dir, 'before-upgrade.zip')));
-  assert.deepEqual(lsJson(s).map((r) => r.name), [second]);
+  assert.deepEqual(
+    lsJson(s).map((r) => r.name),
+    [second],
+  );
   assert.equal(await s.stop(), 0);
 });
 
@@ -231,7 +269,8 @@ test('(5) a refused start changes nothing: missing --etcd-snapshot-dir, supervis
   };
   const missing = path.join(tempDir(), 'nope');
   const missingRe = new RegExp(`^error: snapshot dir ${missing} does not exist; create it \\(mode 0700\\) or use the default$`);
-  const inUse = (port: number, flag: string): RegExp => new RegExp(`^error: port ${port} \\(${flag}\\) on 127\\.0\\.0\\.1 is already in use; stop the process using it or choose another port with ${flag}$`);
+  const inUse = (port: number, flag: string): RegExp =>
+    new RegExp(`^error: port ${port} \\(${flag}\\) on 127\\.0\\.0\\.1 is already in use; stop the process using it or choose another port with ${flag}$`);
 
   // a fresh data dir path: absent afterwards
   const fresh = path.join(tempDir(), 'data');
@@ -254,7 +293,12 @@ test('(5) a refused start changes nothing: missing --etcd-snapshot-dir, supervis
   assert.ok(!existsSync(fresh), 'etcd client port in use: no data dir made');
   // joining a server that does not answer: the handshake comes before the data dir
   const nobody = (await freePorts()).supervisor;
-  await refused(fresh, ports, ['--server', `https://127.0.0.1:${nobody}`, '--token', `K10${'0'.repeat(64)}::server:${'s'.repeat(32)}`], /^error: .*127\.0\.0\.1:\d+/);
+  await refused(
+    fresh,
+    ports,
+    ['--server', `https://127.0.0.1:${nobody}`, '--token', `K10${'0'.repeat(64)}::server:${'s'.repeat(32)}`],
+    /^error: .*127\.0\.0\.1:\d+/,
+  );
   assert.ok(!existsSync(fresh), 'unreachable --server: no data dir made');
 
   // an existing data dir: byte-identical afterwards (a snapshot in it for the reset below)
@@ -299,7 +343,18 @@ test('(6) restore from a file:// URL (ls Location), a bare name in the snapshot 
   await swift.createBucket('day2');
   const env = { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey };
   const s3cli = ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', 'day2', '--s3-folder', 'f', '--s3-bucket-lookup-type', 'path'];
-  const s3server = ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', 'day2', '--etcd-s3-folder', 'f', '--etcd-s3-bucket-lookup-type', 'path'];
+  const s3server = [
+    '--etcd-s3',
+    '--etcd-s3-endpoint',
+    swift.endpoint,
+    '--etcd-s3-insecure',
+    '--etcd-s3-bucket',
+    'day2',
+    '--etcd-s3-folder',
+    'f',
+    '--etcd-s3-bucket-lookup-type',
+    'path',
+  ];
 
   const s = await start({ args: ['--etcd-disable-snapshots'], env });
   for (let i = 0; i < 10; i++) assert.equal(etcdctl(s, ['put', `a/${i}`, `A${i}`]).code, 0);
@@ -318,7 +373,12 @@ test('(6) restore from a file:// URL (ls Location), a bare name in the snapshot 
     assert.equal(etcdctl(back, ['get', 'a/7', '--print-value-only']).stdout.trim(), 'A7');
     assert.equal(etcdctl(back, ['get', 'b/7', '--print-value-only']).stdout.trim(), '', 'keys written after the snapshot are gone');
     // exactly the snapshots that were there before: no extracted copy, nothing downloaded twice
-    assert.deepEqual(lsJson(back).map((r) => r.name).sort(), listed);
+    assert.deepEqual(
+      lsJson(back)
+        .map((r) => r.name)
+        .sort(),
+      listed,
+    );
     const dry = snapshotCli(back, ['prune', '--snapshot-retention', '1', '--dry-run']);
     assert.equal(dry.code, 0, dry.stderr);
     // the two older by the time in their names (two saves may share a second: then by name)
@@ -338,16 +398,26 @@ test('(6) restore from a file:// URL (ls Location), a bare name in the snapshot 
     assert.match(errs[0] ?? '', re);
     assert.equal(treeHash(s.dataDir), before, `data dir untouched after: ${args.join(' ')}`);
   };
-  refused(['--cluster-reset-restore-path=file://relative/snap.db'], /^error: invalid --cluster-reset-restore-path "file:\/\/relative\/snap\.db": a file:\/\/ URL needs an absolute path/);
-  refused([`--cluster-reset-restore-path=http://127.0.0.1:1/${plain}`], /^error: invalid --cluster-reset-restore-path "http:.*": http:\/\/ is not supported; give a path, a file:\/\/\/absolute\/path URL, or a snapshot name/);
+  refused(
+    ['--cluster-reset-restore-path=file://relative/snap.db'],
+    /^error: invalid --cluster-reset-restore-path "file:\/\/relative\/snap\.db": a file:\/\/ URL needs an absolute path/,
+  );
+  refused(
+    [`--cluster-reset-restore-path=http://127.0.0.1:1/${plain}`],
+    /^error: invalid --cluster-reset-restore-path "http:.*": http:\/\/ is not supported; give a path, a file:\/\/\/absolute\/path URL, or a snapshot name/,
+  );
   const nowhere = 'on-demand-node1-1600000000';
   refused(
     [`--cluster-reset-restore-path=${nowhere}`],
-    new RegExp(`^error: etcd: snapshot "${nowhere}" not found: looked in the snapshot dir ${esc(snapDir(s))}, in the current folder ${esc(process.cwd())}; .*add --etcd-s3`),
+    new RegExp(
+      `^error: etcd: snapshot "${nowhere}" not found: looked in the snapshot dir ${esc(snapDir(s))}, in the current folder ${esc(process.cwd())}; .*add --etcd-s3`,
+    ),
   );
   refused(
     [...s3server, `--cluster-reset-restore-path=${nowhere}`],
-    new RegExp(`^error: etcd: snapshot "${nowhere}" not found: looked in the snapshot dir ${esc(snapDir(s))}, in S3 \\(s3://day2/f/${nowhere}\\), in the current folder `),
+    new RegExp(
+      `^error: etcd: snapshot "${nowhere}" not found: looked in the snapshot dir ${esc(snapDir(s))}, in S3 \\(s3://day2/f/${nowhere}\\), in the current folder `,
+    ),
     env,
   );
 
@@ -360,7 +430,11 @@ test('(6) restore from a file:// URL (ls Location), a bare name in the snapshot 
   r = reset(s.dataDir, s.ports, [`--cluster-reset-restore-path=${zipped}`]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`restoring ${esc(zipped)} from the snapshot dir`));
-  assert.deepEqual(readdirSync(path.join(s.dataDir, 'server', 'db')).filter((f) => f.startsWith('restore-')), [], 'no extraction folder left');
+  assert.deepEqual(
+    readdirSync(path.join(s.dataDir, 'server', 'db')).filter((f) => f.startsWith('restore-')),
+    [],
+    'no extraction folder left',
+  );
   await restoredAndListed();
 
   // a bare name only in S3 (S3 configured): downloaded into the snapshot dir and restored

@@ -136,8 +136,9 @@ test('against etcd: cancel() fails the stream; a wrong CA or client key fails th
 
   const other = await startReady({ args: ['--etcd-disable-snapshots'] });
   const foreign = material(other);
-  await assert.rejects(EtcdSnapshotStream.open({ ...material(server), ca: foreign.ca }), (e: unknown) =>
-    e instanceof EtcdsnapError && e.kind === 'unavailable' && /cannot connect to etcd/.test(e.message),
+  await assert.rejects(
+    EtcdSnapshotStream.open({ ...material(server), ca: foreign.ca }),
+    (e: unknown) => e instanceof EtcdsnapError && e.kind === 'unavailable' && /cannot connect to etcd/.test(e.message),
   );
   // another cluster's client certificate: refused during the handshake or at the first read
   await assert.rejects(
@@ -173,8 +174,9 @@ test('against etcd: a hung member fails the stream as unavailable, at connect or
   await fillEtcd(server, 2400, 16 * 1024, 'big/');
   await whileStopped(server, async () => {
     // the message names the timeout that fired: the given 1 s, not the default 10 s
-    await assert.rejects(EtcdSnapshotStream.open({ ...material(server), connectTimeoutMs: 1000 }), (e: unknown) =>
-      e instanceof EtcdsnapError && e.kind === 'unavailable' && /cannot connect to etcd at .*no answer within 1 s/.test(e.message),
+    await assert.rejects(
+      EtcdSnapshotStream.open({ ...material(server), connectTimeoutMs: 1000 }),
+      (e: unknown) => e instanceof EtcdsnapError && e.kind === 'unavailable' && /cannot connect to etcd at .*no answer within 1 s/.test(e.message),
     );
   });
 
@@ -182,7 +184,12 @@ test('against etcd: a hung member fails the stream as unavailable, at connect or
   let seen = 0;
   await whileStopped(server, () =>
     assert.rejects(
-      pipeline(s, sink((n) => void (seen += n))),
+      pipeline(
+        s,
+        sink((n) => {
+          seen += n;
+        }),
+      ),
       (e: unknown) => e instanceof EtcdsnapError && e.kind === 'unavailable' && /etcd sent no snapshot data for 1\.5 s: the member is hung/.test(e.message),
     ),
   );

@@ -14,7 +14,17 @@ import { constants as zlibConstants, crc32, deflateRawSync } from 'node:zlib';
 import path from 'node:path';
 import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import {
-  startReady, killStarted, snapshotCli, snapshotCliAsync, fillEtcd, waitUntil, apiRequest, runCli, tempDir, alive, type ServerProcess,
+  startReady,
+  killStarted,
+  snapshotCli,
+  snapshotCliAsync,
+  fillEtcd,
+  waitUntil,
+  apiRequest,
+  runCli,
+  tempDir,
+  alive,
+  type ServerProcess,
 } from './helpers/server.js';
 import { S3Store } from '../src/store/s3.js';
 import { verifySnapshotFile } from '../src/snapshot/verify.js';
@@ -32,10 +42,27 @@ after(async () => {
 
 const start = startReady;
 const s3Env = (): Record<string, string> => ({ AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey });
-const serverS3 = (bucket: string): string[] => ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', bucket, '--etcd-s3-bucket-lookup-type', 'path'];
-const cliS3 = (bucket: string): string[] => ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', bucket, '--s3-bucket-lookup-type', 'path'];
-const store = (bucket: string): S3Store =>
-  S3Store.create(swiftSettings(swift, bucket));
+const serverS3 = (bucket: string): string[] => [
+  '--etcd-s3',
+  '--etcd-s3-endpoint',
+  swift.endpoint,
+  '--etcd-s3-insecure',
+  '--etcd-s3-bucket',
+  bucket,
+  '--etcd-s3-bucket-lookup-type',
+  'path',
+];
+const cliS3 = (bucket: string): string[] => [
+  '--s3',
+  '--s3-endpoint',
+  swift.endpoint,
+  '--s3-insecure',
+  '--s3-bucket',
+  bucket,
+  '--s3-bucket-lookup-type',
+  'path',
+];
+const store = (bucket: string): S3Store => S3Store.create(swiftSettings(swift, bucket));
 async function objectNames(st: S3Store): Promise<string[]> {
   const out: string[] = [];
   for await (const o of st.list()) out.push(o.name);
@@ -52,7 +79,18 @@ const msgs = (s: ServerProcess, re: RegExp): string[] => s.lines.map((l) => Stri
 
 test('etcd killed at several points of the stream: no file, no object, failure recorded; the next scheduled snapshot succeeds', async () => {
   await swift.createBucket('killed');
-  const s = await start({ args: [...serverS3('killed'), '--etcd-snapshot-schedule-cron', '@every 3s', '--etcd-snapshot-retention', '10', '--etcd-arg', 'quota-backend-bytes=8589934592'], env: s3Env() });
+  const s = await start({
+    args: [
+      ...serverS3('killed'),
+      '--etcd-snapshot-schedule-cron',
+      '@every 3s',
+      '--etcd-snapshot-retention',
+      '10',
+      '--etcd-arg',
+      'quota-backend-bytes=8589934592',
+    ],
+    env: s3Env(),
+  });
   await fillEtcd(s, 1600, 64 * 1024); // ~100 MiB
   const dir = snapDir(s);
   const cut: string[] = [];
@@ -60,13 +98,20 @@ test('etcd killed at several points of the stream: no file, no object, failure r
   for (let attempt = 0; cut.length < thresholds.length && attempt < 8; attempt++) {
     const threshold = thresholds[cut.length] ?? 0;
     let part = '';
-    await waitUntil(() => {
-      part = files(dir).find((f) => f.endsWith('.part') && (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > threshold) ?? '';
-      return part !== '';
-    }, 90_000, `a .part beyond ${threshold} bytes`);
+    await waitUntil(
+      () => {
+        part = files(dir).find((f) => f.endsWith('.part') && (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > threshold) ?? '';
+        return part !== '';
+      },
+      90_000,
+      `a .part beyond ${threshold} bytes`,
+    );
     const name = part.replace(/\.part$/, '');
     process.kill(s.etcdPid() ?? -1, 'SIGKILL');
-    const outcome = await s.waitFor((l) => l.snapshot === name && (l.msg === `Failed to take etcd snapshot: ${String(l.err ?? '')}` || l.msg === `Snapshot ${name} saved`), 30_000);
+    const outcome = await s.waitFor(
+      (l) => l.snapshot === name && (l.msg === `Failed to take etcd snapshot: ${String(l.err ?? '')}` || l.msg === `Snapshot ${name} saved`),
+      30_000,
+    );
     if (outcome.msg === `Snapshot ${name} saved`) continue; // the stream ended before the kill landed: try again
     cut.push(name);
     assert.ok(!existsSync(path.join(dir, name)) && !existsSync(path.join(dir, part)), `no file for ${name}`);
@@ -74,7 +119,11 @@ test('etcd killed at several points of the stream: no file, no object, failure r
   assert.equal(cut.length, thresholds.length, 'etcd was killed mid-stream at each point');
   // the next scheduled snapshot after the last cut succeeds, locally and in S3
   const lastCut = cut[cut.length - 1] ?? '';
-  await waitUntil(() => msgs(s, /^Snapshot etcd-snapshot-node1-\d+ uploaded to S3$/).some((m) => m > `Snapshot ${lastCut}`), 120_000, 'a good scheduled snapshot after the faults');
+  await waitUntil(
+    () => msgs(s, /^Snapshot etcd-snapshot-node1-\d+ uploaded to S3$/).some((m) => m > `Snapshot ${lastCut}`),
+    120_000,
+    'a good scheduled snapshot after the faults',
+  );
   const objects = await objectNames(store('killed'));
   for (const name of cut) {
     assert.ok(!objects.includes(name), `no S3 object for the cut snapshot ${name}`);
@@ -106,7 +155,10 @@ test('disk full (a small tmpfs as the snapshot dir): clear error naming the dir,
   assert.equal(sha(path.join(mnt, good)), goodSha, 'the earlier snapshot is intact');
   assert.equal((await apiRequest(`${s.url}/healthz`)).status, 200, 'server alive');
   const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json']).stdout) as Array<{ status: string; message?: string }>;
-  assert.ok(ls.some((r) => r.status === 'failed' && /no space left/.test(r.message ?? '')), 'the failure is recorded');
+  assert.ok(
+    ls.some((r) => r.status === 'failed' && /no space left/.test(r.message ?? '')),
+    'the failure is recorded',
+  );
   assert.equal(await s.stop(), 0);
   execFileSync('umount', [mnt]);
   mounts.pop();
@@ -118,19 +170,34 @@ test('etcdsnap server killed with SIGKILL mid-save: after a restart no .part, no
   await fillEtcd(s, 1600, 64 * 1024);
   const dir = snapDir(s);
   const pending = snapshotCliAsync(s, ['save', '--name', 'killed', ...cliS3('sigkill')], s3Env());
-  await waitUntil(() => files(dir).some((f) => f.endsWith('.part') && (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > 40 * 1024 * 1024), 60_000, 'save under way');
+  await waitUntil(
+    () => files(dir).some((f) => f.endsWith('.part') && (statSync(path.join(dir, f), { throwIfNoEntry: false })?.size ?? 0) > 40 * 1024 * 1024),
+    60_000,
+    'save under way',
+  );
   const etcdPid = s.etcdPid();
   s.child.kill('SIGKILL');
   await s.wait();
   const cli = await pending;
   assert.notEqual(cli.code, 0);
   await waitUntil(() => !alive(etcdPid), 10_000, 'etcd gone with the server');
-  assert.ok(files(dir).some((f) => f.endsWith('.part')), 'the crash left a .part behind');
+  assert.ok(
+    files(dir).some((f) => f.endsWith('.part')),
+    'the crash left a .part behind',
+  );
   const again = await start({ dataDir: s.dataDir, ports: s.ports, args: [...serverS3('sigkill'), '--etcd-snapshot-schedule-cron', '@every 2s'], env: s3Env() });
-  assert.deepEqual(files(dir).filter((f) => f.endsWith('.part') || f.startsWith('killed-')), [], 'no .part and no half file');
+  assert.deepEqual(
+    files(dir).filter((f) => f.endsWith('.part') || f.startsWith('killed-')),
+    [],
+    'no .part and no half file',
+  );
   assert.ok(again.lines.some((l) => l.msg === 'removed partial snapshot files left by an earlier run'));
   await again.waitFor((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-node1-\d+ uploaded to S3$/.test(l.msg), 60_000);
-  assert.deepEqual((await objectNames(store('sigkill'))).filter((n) => n.startsWith('killed-')), [], 'no half object');
+  assert.deepEqual(
+    (await objectNames(store('sigkill'))).filter((n) => n.startsWith('killed-')),
+    [],
+    'no half object',
+  );
   assert.deepEqual(await store('sigkill').listMultipartUploads(), [], 'no open multipart upload');
   assert.equal(await again.stop(), 0);
 });
@@ -156,12 +223,27 @@ test('a save whose local rename fails after the S3 parts were sent leaves no obj
   assert.match(cli.stderr, /^error: cannot write renamefail-node1-\d+ in .*: .*(EISDIR|directory)/m);
   await s.waitFor((l) => l.snapshot === name && typeof l.msg === 'string' && l.msg.startsWith('Failed to take etcd snapshot'), 10_000);
   const bucket = store('rename-fails');
-  assert.deepEqual((await objectNames(bucket)).filter((n) => n.includes('renamefail-')), [], 'no object and no sidecar in the bucket');
+  assert.deepEqual(
+    (await objectNames(bucket)).filter((n) => n.includes('renamefail-')),
+    [],
+    'no object and no sidecar in the bucket',
+  );
   assert.deepEqual(await bucket.listMultipartUploads(), [], 'no multipart upload (no parts) left');
-  assert.deepEqual(files(dir).filter((f) => f.endsWith('.part')), [], 'no .part left');
-  const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json', ...cliS3('rename-fails')], s3Env()).stdout) as Array<{ name: string; status: string; location: string }>;
+  assert.deepEqual(
+    files(dir).filter((f) => f.endsWith('.part')),
+    [],
+    'no .part left',
+  );
+  const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json', ...cliS3('rename-fails')], s3Env()).stdout) as Array<{
+    name: string;
+    status: string;
+    location: string;
+  }>;
   assert.ok(!ls.some((r) => r.location.startsWith('s3://')), JSON.stringify(ls));
-  assert.ok(ls.some((r) => r.name === name && r.status === 'failed'), 'the failure is recorded locally');
+  assert.ok(
+    ls.some((r) => r.name === name && r.status === 'failed'),
+    'the failure is recorded locally',
+  );
   assert.equal(await s.stop(), 0);
 });
 
@@ -189,7 +271,10 @@ test('20 concurrent saves with a prune and a delete racing: only "already in pro
     await verifySnapshotFile(f);
     if (r.sha256) assert.equal(sha(f), r.sha256);
   }
-  assert.deepEqual(files(snapDir(s)).filter((f) => f.endsWith('.part')), []);
+  assert.deepEqual(
+    files(snapDir(s)).filter((f) => f.endsWith('.part')),
+    [],
+  );
   assert.equal(await s.stop(), 0);
 });
 
@@ -216,7 +301,8 @@ async function writeZeroBomb(file: string, bytes: number): Promise<void> {
     return b;
   };
   const zip64 = (...sizes: number[]): Buffer => Buffer.concat([Buffer.from([0x01, 0x00, sizes.length * 8, 0x00]), ...sizes.map(u64)]);
-  const dosTime = 0, dosDate = (2024 - 1980) << 9 | 1 << 5 | 1;
+  const dosTime = 0,
+    dosDate = ((2024 - 1980) << 9) | (1 << 5) | 1;
   const local = Buffer.alloc(30);
   local.writeUInt32LE(0x04034b50, 0);
   local.writeUInt16LE(45, 4); // version needed: zip64
@@ -231,7 +317,7 @@ async function writeZeroBomb(file: string, bytes: number): Promise<void> {
   local.writeUInt16LE(localExtra.length, 28);
   const central = Buffer.alloc(46);
   central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(3 << 8 | 45, 4); // made by: unix
+  central.writeUInt16LE((3 << 8) | 45, 4); // made by: unix
   central.writeUInt16LE(45, 6);
   central.writeUInt16LE(8, 10);
   central.writeUInt16LE(dosTime, 12);
@@ -263,7 +349,9 @@ async function writeZeroBomb(file: string, bytes: number): Promise<void> {
 /** Reads the zip as the restore does (yauzl, same checks) and counts the entry's inflated bytes. */
 async function inflatedSize(file: string): Promise<{ declared: number; inflated: number; entries: number }> {
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true }, (err, z) => (err || !z ? reject(err ?? new Error('no zip')) : resolve(z))),
+    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true }, (err, z) =>
+      err || !z ? reject(err ?? new Error('no zip')) : resolve(z),
+    ),
   );
   try {
     const entry = await new Promise<yauzl.Entry>((resolve, reject) => {
@@ -271,9 +359,19 @@ async function inflatedSize(file: string): Promise<{ declared: number; inflated:
       zip.once('error', reject);
       zip.readEntry();
     });
-    const src = await new Promise<NodeJS.ReadableStream>((resolve, reject) => zip.openReadStream(entry, (err, st) => (err || !st ? reject(err ?? new Error('no stream')) : resolve(st))));
+    const src = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+      zip.openReadStream(entry, (err, st) => (err || !st ? reject(err ?? new Error('no stream')) : resolve(st))),
+    );
     let inflated = 0;
-    await pipeline(src, new Writable({ write: (c: Buffer, _enc, done) => ((inflated += c.length), done()) }));
+    await pipeline(
+      src,
+      new Writable({
+        write: (c: Buffer, _enc, done) => {
+          inflated += c.length;
+          done();
+        },
+      }),
+    );
     return { declared: entry.uncompressedSize, inflated, entries: zip.entryCount };
   } finally {
     zip.close();
@@ -295,7 +393,7 @@ function treeHash(root: string): string {
   return h.digest('hex');
 }
 
-test('a real zip bomb (4 GiB of zeros in a 4 MB zip, honest sizes) passes the zip library\'s checks and is refused by the free-space check alone; nothing extracted, the data dir byte-identical', async () => {
+test("a real zip bomb (4 GiB of zeros in a 4 MB zip, honest sizes) passes the zip library's checks and is refused by the free-space check alone; nothing extracted, the data dir byte-identical", async () => {
   // the entry is extracted under the data dir: a 256 MiB tmpfs there leaves no room for it
   const dataMnt = tempDir();
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0700', 'tmpfs', dataMnt]);
@@ -318,11 +416,28 @@ test('a real zip bomb (4 GiB of zeros in a 4 MB zip, honest sizes) passes the zi
 
   const hash = treeHash(s.dataDir);
   const cfg = path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`);
-  const r = runCli(['server', '--config', cfg, '--data-dir', s.dataDir, '--supervisor-port', String(s.ports.supervisor), '--etcd-client-port', String(s.ports.client), '--etcd-peer-port', String(s.ports.peer), '--cluster-reset', `--cluster-reset-restore-path=${bomb}`]);
+  const r = runCli([
+    'server',
+    '--config',
+    cfg,
+    '--data-dir',
+    s.dataDir,
+    '--supervisor-port',
+    String(s.ports.supervisor),
+    '--etcd-client-port',
+    String(s.ports.client),
+    '--etcd-peer-port',
+    String(s.ports.peer),
+    '--cluster-reset',
+    `--cluster-reset-restore-path=${bomb}`,
+  ]);
   assert.equal(r.code, 1, r.stderr);
   const parent = path.join(s.dataDir, 'server', 'db');
   const esc = (t: string): string => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const m = new RegExp(`^error: ${esc(bomb)} is not a compressed etcd snapshot: its entry would need ${bombBytes} bytes and only (\\d+) are free in ${esc(parent)}; a restore needs twice the entry size plus 128 MiB free there \\(${2 * bombBytes + 128 * 1024 * 1024} bytes\\): free some space or use another --data-dir$`, 'm').exec(r.stderr);
+  const m = new RegExp(
+    `^error: ${esc(bomb)} is not a compressed etcd snapshot: its entry would need ${bombBytes} bytes and only (\\d+) are free in ${esc(parent)}; a restore needs twice the entry size plus 128 MiB free there \\(${2 * bombBytes + 128 * 1024 * 1024} bytes\\): free some space or use another --data-dir$`,
+    'm',
+  ).exec(r.stderr);
   assert.ok(m, `the free-space check refused it: ${r.stderr}`);
   assert.ok(Number(m[1]) > 0 && Number(m[1]) <= 256 * 1024 * 1024, `free bytes of the tmpfs: ${m[1]}`);
   assert.equal(treeHash(s.dataDir), hash, 'the data dir is byte-identical (no restore-* folder, no partial file)');
@@ -376,7 +491,7 @@ test('bad API input: invalid JSON, oversized and non-object bodies, wrong field 
   assert.equal(await s.stop(), 0);
 });
 
-test('the API refuses a missing token, a wrong one and another cluster\'s token; the CLI will not send a token to a server with another CA', async () => {
+test("the API refuses a missing token, a wrong one and another cluster's token; the CLI will not send a token to a server with another CA", async () => {
   const a = await start({ args: ['--etcd-disable-snapshots'] });
   const b = await start({ args: ['--etcd-disable-snapshots'] });
   const save = JSON.stringify({ operation: 'save' });
@@ -389,7 +504,7 @@ test('the API refuses a missing token, a wrong one and another cluster\'s token;
   const r = snapshotCli(a, ['save', '--etcd-token', b.token()]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /does not present the CA the token pins/);
-  assert.ok(!a.raw.join('\n').includes(b.token().split('::server:')[1] ?? 'x'), 'b\'s secret never reached a');
+  assert.ok(!a.raw.join('\n').includes(b.token().split('::server:')[1] ?? 'x'), "b's secret never reached a");
   assert.equal(await a.stop(), 0);
   assert.equal(await b.stop(), 0);
 });

@@ -10,7 +10,22 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, lchownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync,
+  chmodSync,
+  chownSync,
+  lchownSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { startReady, startServer, killStarted, snapshotCli, runCli, etcdctl, apiRequest, tempDir, type Ports, type ServerProcess } from './helpers/server.js';
@@ -53,7 +68,25 @@ function reset(dataDir: string, ports: Ports, extra: string[]): { code: number |
   const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
   if (!existsSync(cfg)) writeFileSync(cfg, '');
   return runCli(
-    ['server', '--config', cfg, '--log-format', 'json', '--data-dir', dataDir, '--node-name', 'node1', '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer), '--cluster-reset', ...extra],
+    [
+      'server',
+      '--config',
+      cfg,
+      '--log-format',
+      'json',
+      '--data-dir',
+      dataDir,
+      '--node-name',
+      'node1',
+      '--supervisor-port',
+      String(ports.supervisor),
+      '--etcd-client-port',
+      String(ports.client),
+      '--etcd-peer-port',
+      String(ports.peer),
+      '--cluster-reset',
+      ...extra,
+    ],
     {},
     180_000,
   );
@@ -75,14 +108,27 @@ test('(A) the API saves, lists, deletes and prunes only in allowed folders: a fo
   mkdirSync(sibling);
   const dbBefore = files(dbDir(s));
   for (const dir of [cron, link, `${snapDir(s)}/../x`, `${snapDir(s)}/link/../../x`]) {
-    for (const args of [['save', '--dir', dir], ['ls', '--dir', dir], ['delete', '--dir', dir, planted], ['prune', '--dir', dir, '--snapshot-retention', '1', '--name', 'on-demand']]) {
+    for (const args of [
+      ['save', '--dir', dir],
+      ['ls', '--dir', dir],
+      ['delete', '--dir', dir, planted],
+      ['prune', '--dir', dir, '--snapshot-retention', '1', '--name', 'on-demand'],
+    ]) {
       const r = snapshotCli(s, args);
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-      assert.match(r.stderr, /^error: snapshot dir ".*" (\(it resolves to ".*"\) )?is not allowed: the server saves, lists and deletes snapshots only in .*; to allow another folder, start the server with --etcd-snapshot-api-dir=<folder>\n$/, args.join(' '));
+      assert.match(
+        r.stderr,
+        /^error: snapshot dir ".*" (\(it resolves to ".*"\) )?is not allowed: the server saves, lists and deletes snapshots only in .*; to allow another folder, start the server with --etcd-snapshot-api-dir=<folder>\n$/,
+        args.join(' '),
+      );
     }
   }
   // the same over the raw API: HTTP 400 with the flag named
-  const raw = await apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'save', dir: `${snapDir(s)}/../../../${path.relative(dbDir(s), cron)}` }) });
+  const raw = await apiRequest(`${s.url}/db/snapshot`, {
+    method: 'POST',
+    headers: auth(s),
+    body: JSON.stringify({ operation: 'save', dir: `${snapDir(s)}/../../../${path.relative(dbDir(s), cron)}` }),
+  });
   assert.equal(raw.status, 400, raw.body);
   assert.match(raw.body, /is not allowed: .*--etcd-snapshot-api-dir/);
   assert.deepEqual(files(cron), [planted], 'nothing created in the foreign folder');
@@ -98,7 +144,17 @@ test('(A) the API saves, lists, deletes and prunes only in allowed folders: a fo
   assert.equal(await s.stop(), 0);
 
   // a relative --etcd-snapshot-api-dir is refused at start-up
-  const bad = runCli(['server', '--config', path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`), '--data-dir', s.dataDir, '--etcd-snapshot-api-dir', 'relative/dir', '--supervisor-port', String(s.ports.supervisor)]);
+  const bad = runCli([
+    'server',
+    '--config',
+    path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`),
+    '--data-dir',
+    s.dataDir,
+    '--etcd-snapshot-api-dir',
+    'relative/dir',
+    '--supervisor-port',
+    String(s.ports.supervisor),
+  ]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error: invalid value for --etcd-snapshot-api-dir: "relative\/dir" is not an absolute path/);
 
@@ -187,7 +243,12 @@ test('(B) an entry that fits in the free space but leaves less than 2 x its size
   assert.equal(r.code, 1, r.stderr);
   const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
   assert.equal(errors.length, 1, r.stderr);
-  assert.match(errors[0] ?? '', new RegExp(`snap\\.zip is not a compressed etcd snapshot: its entry would need ${size} bytes and only \\d+ are free in ${dbDir(s)}; a restore needs twice the entry size plus 128 MiB free there \\(${2 * size + 128 * 1024 * 1024} bytes\\)`));
+  assert.match(
+    errors[0] ?? '',
+    new RegExp(
+      `snap\\.zip is not a compressed etcd snapshot: its entry would need ${size} bytes and only \\d+ are free in ${dbDir(s)}; a restore needs twice the entry size plus 128 MiB free there \\(${2 * size + 128 * 1024 * 1024} bytes\\)`,
+    ),
+  );
   assert.equal(treeHash(dbDir(s)), before, 'server/db unchanged');
   assert.deepEqual(extractionDirs(s), []);
   assert.ok(Math.abs(free() - left) < 1024 * 1024, `free space unchanged (${left} before, ${free()} after)`);
@@ -223,7 +284,12 @@ test('(C) a .metadata that is a symbolic link is refused, at start-up and when p
   }
   assert.equal(ready, false, 'the server must not start');
   assert.equal(s.exitCode, 1);
-  assert.ok(s.raw.some((l) => l.includes(`${path.join(root, '.metadata')} (the snapshot records of ${snaps}) is a symbolic link owned by uid ${NOBODY}; remove the link`)), s.raw.join('\n'));
+  assert.ok(
+    s.raw.some((l) =>
+      l.includes(`${path.join(root, '.metadata')} (the snapshot records of ${snaps}) is a symbolic link owned by uid ${NOBODY}; remove the link`),
+    ),
+    s.raw.join('\n'),
+  );
   assert.deepEqual(files(victim), ['keep']);
   assert.equal(mode(victim), 0o755, 'the victim folder is not chmodded');
   assert.deepEqual(files(snaps), []);
@@ -243,7 +309,10 @@ test('(C) a .metadata that is a symbolic link is refused, at start-up and when p
   for (const args of [['save'], ['ls'], ['delete', planted]]) {
     const r = snapshotCli(t, args);
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    assert.match(r.stderr, /^error: .*\.metadata \(the snapshot records of .*\) is a symbolic link owned by uid 65534; remove the link, etcdsnap creates the folder itself \(mode 0700\)\n$/);
+    assert.match(
+      r.stderr,
+      /^error: .*\.metadata \(the snapshot records of .*\) is a symbolic link owned by uid 65534; remove the link, etcdsnap creates the folder itself \(mode 0700\)\n$/,
+    );
   }
   assert.deepEqual(files(victim2), [planted], 'no record written, nothing deleted through the link');
   assert.equal(mode(victim2), 0o755);

@@ -11,7 +11,19 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import {
-  BIN, cleanEnv, etcdctl, freePorts, killStarted, runCli, snapshotCli, startReady, startServer, tempDir, type LogLine, type Ports, type ServerProcess,
+  BIN,
+  cleanEnv,
+  etcdctl,
+  freePorts,
+  killStarted,
+  runCli,
+  snapshotCli,
+  startReady,
+  startServer,
+  tempDir,
+  type LogLine,
+  type Ports,
+  type ServerProcess,
 } from './helpers/server.js';
 
 /** The line cap of a start-up and of a reset at the default log level (the issue: "under ~15"). */
@@ -30,8 +42,19 @@ function serverArgs(dataDir: string, ports: Ports): string[] {
   const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
   if (!existsSync(cfg)) writeFileSync(cfg, '');
   return [
-    'server', '--config', cfg, '--data-dir', dataDir, '--node-name', 'node1',
-    '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer),
+    'server',
+    '--config',
+    cfg,
+    '--data-dir',
+    dataDir,
+    '--node-name',
+    'node1',
+    '--supervisor-port',
+    String(ports.supervisor),
+    '--etcd-client-port',
+    String(ports.client),
+    '--etcd-peer-port',
+    String(ports.peer),
   ];
 }
 
@@ -93,7 +116,9 @@ function startText(dataDir: string, ports: Ports, extra: string[] = []): TextSer
 /** etcd's command line, read from /proc (the pid file names etcd itself, under setpriv's exec). */
 function etcdCmdline(dataDir: string): string[] {
   const pid = readFileSync(path.join(dataDir, 'server', 'db', 'etcd.pid'), 'utf8').trim();
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    .split('\0')
+    .filter((a) => a !== '');
 }
 
 const isEtcd = (l: LogLine): boolean => l.component === 'etcd';
@@ -119,37 +144,65 @@ test('default start-up: a few lines with what runs, the token path and an etcdct
   // where the token is: the path, never the token
   const tokenFile = path.join(dataDir, 'server', 'token');
   const token = readFileSync(tokenFile, 'utf8').trim();
-  assert.ok(startup.some((l) => l.includes(` INFO: cluster token: ${tokenFile} `)), startup.join('\n'));
+  assert.ok(
+    startup.some((l) => l.includes(` INFO: cluster token: ${tokenFile} `)),
+    startup.join('\n'),
+  );
   const secret = token.split('::server:')[1] ?? token;
   assert.ok(!startup.some((l) => l.includes(secret)), 'the token never shows');
 
   // the etcdctl command, run as printed
   const cmdLine = startup.find((l) => / INFO: etcdctl: etcdctl /.test(l)) ?? '';
   const command = /INFO: etcdctl: (etcdctl .*?)(?: \{.*\})?$/.exec(cmdLine)?.[1] ?? '';
-  assert.match(command, /--endpoints=https:\/\/127\.0\.0\.1:\d+ --cacert=\S+server-ca\.crt --cert=\S+server-client\.crt --key=\S+server-client\.key endpoint health$/);
+  assert.match(
+    command,
+    /--endpoints=https:\/\/127\.0\.0\.1:\d+ --cacert=\S+server-ca\.crt --cert=\S+server-client\.crt --key=\S+server-client\.key endpoint health$/,
+  );
   const run = spawnSync('bash', ['-c', command], { encoding: 'utf8', timeout: 30_000 });
   assert.equal(run.status, 0, `${command}\n${run.stdout}${run.stderr}`);
   assert.match(run.stdout + run.stderr, new RegExp(`^https://127\\.0\\.0\\.1:${ports.client} is healthy`, 'm'));
 
   // etcd itself runs at warn (its own --log-level), so it does not even produce the chatter
-  assert.equal(etcdCmdline(dataDir).filter((a) => a.startsWith('--log-level=')).pop(), '--log-level=warn');
+  assert.equal(
+    etcdCmdline(dataDir)
+      .filter((a) => a.startsWith('--log-level='))
+      .pop(),
+    '--log-level=warn',
+  );
   assert.equal(await s.stop(), 0);
 
   // --debug: etcd at info, its info lines re-logged at info
   const d = await startServer({ dataDir, ports, args: ['--debug'] });
   servers.push(d);
   await d.ready();
-  assert.equal(etcdCmdline(dataDir).filter((a) => a.startsWith('--log-level=')).pop(), '--log-level=info');
+  assert.equal(
+    etcdCmdline(dataDir)
+      .filter((a) => a.startsWith('--log-level='))
+      .pop(),
+    '--log-level=info',
+  );
   const info = d.lines.filter((l) => isEtcd(l) && l.level === 'info');
-  assert.ok(info.some((l) => l.msg === 'serving client traffic securely'), `etcd info lines with --debug: ${info.length}`);
+  assert.ok(
+    info.some((l) => l.msg === 'serving client traffic securely'),
+    `etcd info lines with --debug: ${info.length}`,
+  );
   assert.equal(await d.stop(), 0);
 
   // --etcd-log-level chooses, --debug or not
   const e = await startServer({ dataDir, ports, args: ['--debug', '--etcd-log-level', 'error'] });
   servers.push(e);
   await e.ready();
-  assert.equal(etcdCmdline(dataDir).filter((a) => a.startsWith('--log-level=')).pop(), '--log-level=error');
-  assert.deepEqual(e.lines.filter((l) => isEtcd(l) && l.level !== 'error').map((l) => l.msg), [], 'only etcd errors at --etcd-log-level error');
+  assert.equal(
+    etcdCmdline(dataDir)
+      .filter((a) => a.startsWith('--log-level='))
+      .pop(),
+    '--log-level=error',
+  );
+  assert.deepEqual(
+    e.lines.filter((l) => isEtcd(l) && l.level !== 'error').map((l) => l.msg),
+    [],
+    'only etcd errors at --etcd-log-level error',
+  );
   assert.equal(await e.stop(), 0);
 });
 
@@ -178,12 +231,15 @@ test('an etcd that panics (a corrupt member database): the panic and its stack a
   assert.equal(goPanic?.level, 'error', JSON.stringify(goPanic));
   assert.match(String(goPanic?.stack), /^goroutine \d+ \[running\]:/);
   // no line of the stack on its own, at any level
-  assert.deepEqual(etcdLines.filter((l) => /^(goroutine \d+|\t\/)/.test(String(l.msg))).map((l) => l.msg), []);
+  assert.deepEqual(
+    etcdLines.filter((l) => /^(goroutine \d+|\t\/)/.test(String(l.msg))).map((l) => l.msg),
+    [],
+  );
   assert.ok(etcdLines.indexOf(goPanic ?? {}) < s.lines.indexOf(exit), 'the panic is logged before the exit line');
   await s.stop();
 });
 
-test('an etcd that refuses a flag (--etcd-arg foo=bar): the exit line names it, and etcd\'s usage text is not dumped into the log', async () => {
+test("an etcd that refuses a flag (--etcd-arg foo=bar): the exit line names it, and etcd's usage text is not dumped into the log", async () => {
   const s = await startServer({ args: ['--etcd-arg', 'foo=bar'] });
   servers.push(s);
   const exit = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('etcd exited unexpectedly'), 60_000);
@@ -192,7 +248,10 @@ test('an etcd that refuses a flag (--etcd-arg foo=bar): the exit line names it, 
   await s.stop();
   // etcd printed ~200 lines of usage after the refusal: one debug record, not shown at info
   const etcdLines = s.lines.filter(isEtcd);
-  assert.deepEqual(etcdLines.map((l) => `${String(l.level)}: ${String(l.msg)}`).filter((m) => !m.startsWith('warn: flag provided but not defined: -foo')), []);
+  assert.deepEqual(
+    etcdLines.map((l) => `${String(l.level)}: ${String(l.msg)}`).filter((m) => !m.startsWith('warn: flag provided but not defined: -foo')),
+    [],
+  );
   assert.ok(s.raw.length <= MAX_LINES, `${s.raw.length} lines:\n${s.raw.join('\n')}`);
 });
 

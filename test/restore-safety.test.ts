@@ -11,13 +11,25 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { apiRequest, etcdctl, freePorts, killStarted, runCli, snapshotCli, startReady, startServer, tempDir, type Ports, type ServerProcess } from './helpers/server.js';
+import {
+  apiRequest,
+  etcdctl,
+  freePorts,
+  killStarted,
+  runCli,
+  snapshotCli,
+  startReady,
+  startServer,
+  tempDir,
+  type Ports,
+  type ServerProcess,
+} from './helpers/server.js';
 import { getLocal, prepared, reset, RESET_MESSAGE, resetAsync, startHa, treeHash, type HaCluster, type RunResult } from './helpers/restore.js';
 
 after(() => killStarted());
 
 const dbOf = (dataDir: string): string => path.join(dataDir, 'server', 'db');
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const at = <T>(a: readonly T[], i: number): T => {
   const v = a[i];
   assert.ok(v !== undefined, `no element ${i}`);
@@ -132,14 +144,20 @@ test('S2 and S3 never stopped: the restored S1 rejects them (cluster ID mismatch
   for (const i of [1, 2]) {
     const dir = at(ha.dirs, i);
     const hash = treeHash(dir);
-    const stale = await startServer({ dataDir: dir, ports: at(ha.ports, i), nodeName: `server-${i + 1}`, args: ['--server', n1.url, '--etcd-disable-snapshots'], env: { ETCDSNAP_TOKEN: ha.token } });
+    const stale = await startServer({
+      dataDir: dir,
+      ports: at(ha.ports, i),
+      nodeName: `server-${i + 1}`,
+      args: ['--server', n1.url, '--etcd-disable-snapshots'],
+      env: { ETCDSNAP_TOKEN: ha.token },
+    });
     assert.equal(await stale.wait(30_000), 1, stale.raw.join('\n'));
     const errors = stale.raw.filter((l) => l.startsWith('error: '));
     assert.equal(errors.length, 1, stale.raw.join('\n'));
     assert.match(
       errors[0] ?? '',
       new RegExp(
-        `^error: this server's etcd data is from before a restore: the cluster at ${escape(n1.url)} was restored from snapshot ${escape(name)} at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z, and its etcd cluster ID is now ${restored} \\(this data: ${old}\\); .*Back up and delete ${escape(dbOf(dir))}, then start this server again`,
+        `^error: this server's etcd data is from before a restore: the cluster at ${escapeRe(n1.url)} was restored from snapshot ${escapeRe(name)} at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z, and its etcd cluster ID is now ${restored} \\(this data: ${old}\\); .*Back up and delete ${escapeRe(dbOf(dir))}, then start this server again`,
       ),
     );
     assert.ok(!stale.raw.some((l) => l.includes('"component":"etcd"')), 'etcd was never started');
@@ -156,7 +174,7 @@ test('S2 and S3 never stopped: the restored S1 rejects them (cluster ID mismatch
   for (const s of [n3, n2, n1]) assert.equal(await s.stop(), 0);
 });
 
-test('fresh host: a token that does not open the snapshot\'s CA, or a snapshot without bootstrap data, is refused and leaves nothing; --cluster-reset-new-ca restores with a new CA', async () => {
+test("fresh host: a token that does not open the snapshot's CA, or a snapshot without bootstrap data, is refused and leaves nothing; --cluster-reset-new-ca restores with a new CA", async () => {
   const { s, file } = await prepared();
   const token = s.token();
   const ca = readFileSync(path.join(s.dataDir, 'server', 'tls', 'server-ca.crt'), 'utf8');
@@ -197,11 +215,17 @@ test('fresh host: a token that does not open the snapshot\'s CA, or a snapshot w
   mkdirSync(fresh2);
   r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: token });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(errorLine(r), /^error: the snapshot holds no etcdsnap bootstrap data \(it was taken by etcdctl or another tool.*\), so its cluster CA cannot be restored: give only the token's secret \(the part after ::server:\) with --cluster-reset-new-ca .*; nothing was kept$/);
+  assert.match(
+    errorLine(r),
+    /^error: the snapshot holds no etcdsnap bootstrap data \(it was taken by etcdctl or another tool.*\), so its cluster CA cannot be restored: give only the token's secret \(the part after ::server:\) with --cluster-reset-new-ca .*; nothing was kept$/,
+  );
   assert.deepEqual(readdirSync(fresh2), []);
   r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: wrong });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(errorLine(r), /^error: the snapshot holds no etcdsnap bootstrap data .*: add --cluster-reset-new-ca to restore the data with a new cluster CA and token/);
+  assert.match(
+    errorLine(r),
+    /^error: the snapshot holds no etcdsnap bootstrap data .*: add --cluster-reset-new-ca to restore the data with a new cluster CA and token/,
+  );
   assert.deepEqual(readdirSync(fresh2), []);
   // a full token with the flag: a new CA cannot match the CA it pins
   r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`, '--cluster-reset-new-ca'], { ETCDSNAP_TOKEN: token });

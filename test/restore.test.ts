@@ -68,7 +68,18 @@ test('single server: restore from S3 with --etcd-s3 (downloaded and checked agai
   rmSync(file); // only the S3 copy is left
   rmSync(path.join(s.dataDir, 'server', 'db', '.metadata', name));
   const before = treeHash(path.join(s.dataDir, 'server', 'db', 'etcd'));
-  const s3server = ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', 'restore', '--etcd-s3-folder', 'f', '--etcd-s3-bucket-lookup-type', 'path'];
+  const s3server = [
+    '--etcd-s3',
+    '--etcd-s3-endpoint',
+    swift.endpoint,
+    '--etcd-s3-insecure',
+    '--etcd-s3-bucket',
+    'restore',
+    '--etcd-s3-folder',
+    'f',
+    '--etcd-s3-bucket-lookup-type',
+    'path',
+  ];
   const r = reset(s.dataDir, s.ports, [...s3server, `--cluster-reset-restore-path=${name}`], env);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `${MESSAGE(s.dataDir)}\n`);
@@ -92,7 +103,10 @@ test('a snapshot written by etcdctl restores too, and ours restore with plain et
   const name = /^Snapshot (\S+) saved\./.exec(ours.stdout)?.[1] ?? '';
   assert.equal(await again.stop(), 0);
   const out = path.join(tempDir(), 'plain');
-  const rs = spawnSync('etcdctl', ['snapshot', 'restore', path.join(s.dataDir, 'server', 'db', 'snapshots', name), '--data-dir', out], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+  const rs = spawnSync('etcdctl', ['snapshot', 'restore', path.join(s.dataDir, 'server', 'db', 'snapshots', name), '--data-dir', out], {
+    encoding: 'utf8',
+    env: { ...process.env, ETCDCTL_API: '3' },
+  });
   assert.equal(rs.status, 0, rs.stderr);
 });
 
@@ -105,7 +119,10 @@ test('refusals: restore path without reset, reset with --server, missing file, f
       ? reset(s.dataDir, s.ports, args)
       : runCli(['server', '--config', path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`), '--data-dir', s.dataDir, ...args]);
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('error: '));
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('error: '));
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0] ?? '', re);
     assert.equal(treeHash(path.join(s.dataDir, 'server', 'db')), before, `data dir untouched after: ${args.join(' ')}`);
@@ -157,19 +174,41 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   const ca = readFileSync(path.join(s.dataDir, 'server', 'tls', 'server-ca.crt'), 'utf8');
   const fresh = path.join(tempDir(), 'data');
   const ports = await freePorts();
-  const left = (): string[] => ['server/tls', 'server/token', 'server/db/etcd/member', 'server/db/etcd-member-name'].filter((f) => existsSync(path.join(fresh, f)));
+  const left = (): string[] =>
+    ['server/tls', 'server/token', 'server/db/etcd/member', 'server/db/etcd-member-name'].filter((f) => existsSync(path.join(fresh, f)));
 
   // the right CA hash with another secret: the sealed data does not open
   let r = reset(fresh, ports, [`--cluster-reset-restore-path=${file}`], { ETCDSNAP_TOKEN: `${token.split('::server:')[0] ?? ''}::server:not-the-secret` });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /error: bootstrap data already found in the snapshot and encrypted with different token: pass the token of the cluster the snapshot was taken from .*nothing was kept/);
+  assert.match(
+    r.stderr,
+    /error: bootstrap data already found in the snapshot and encrypted with different token: pass the token of the cluster the snapshot was taken from .*nothing was kept/,
+  );
   assert.deepEqual(left(), [], 'a failed restore on a fresh host keeps nothing');
   assert.ok(!r.stderr.includes(secret));
 
   // without a restore, a full token on a fresh data dir is refused (its CA cannot come from anywhere)
-  const plainStart = runCli(['server', '--config', path.join(path.dirname(fresh), `config-${ports.supervisor}.yaml`), '--data-dir', fresh, '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer)], { ETCDSNAP_TOKEN: token });
+  const plainStart = runCli(
+    [
+      'server',
+      '--config',
+      path.join(path.dirname(fresh), `config-${ports.supervisor}.yaml`),
+      '--data-dir',
+      fresh,
+      '--supervisor-port',
+      String(ports.supervisor),
+      '--etcd-client-port',
+      String(ports.client),
+      '--etcd-peer-port',
+      String(ports.peer),
+    ],
+    { ETCDSNAP_TOKEN: token },
+  );
   assert.equal(plainStart.code, 1);
-  assert.match(plainStart.stderr, /error: the token pins a cluster CA that this data dir does not have: .*or restore a snapshot of that cluster with --cluster-reset --cluster-reset-restore-path/);
+  assert.match(
+    plainStart.stderr,
+    /error: the token pins a cluster CA that this data dir does not have: .*or restore a snapshot of that cluster with --cluster-reset --cluster-reset-restore-path/,
+  );
   assert.deepEqual(left(), []);
 
   // the right secret with another CA hash: the CA in the snapshot is not the one the token pins
@@ -184,7 +223,11 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   assert.match(r.stderr, /restored the cluster CA from the snapshot/);
   assert.equal(readFileSync(path.join(fresh, 'server', 'tls', 'server-ca.crt'), 'utf8'), ca, 'the original CA');
   assert.equal(readFileSync(path.join(fresh, 'server', 'token'), 'utf8').trim(), token, 'the original token');
-  assert.deepEqual(readdirSync(path.join(fresh, 'server', 'db')).filter((f) => f.startsWith('etcd-old-')), [], 'nothing to move aside on a fresh host');
+  assert.deepEqual(
+    readdirSync(path.join(fresh, 'server', 'db')).filter((f) => f.startsWith('etcd-old-')),
+    [],
+    'nothing to move aside on a fresh host',
+  );
   assert.ok(!r.stderr.includes(secret));
   const back = await start({ dataDir: fresh, ports, args: ['--etcd-disable-snapshots'], env: { ETCDSNAP_TOKEN: token } });
   assert.equal(get(back, 'a/7'), 'A7');
@@ -201,7 +244,10 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   const fresh2 = path.join(tempDir(), 'data');
   r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`], { ETCDSNAP_TOKEN: token });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /error: the snapshot holds no etcdsnap bootstrap data .*give only the token's secret \(the part after ::server:\) with --cluster-reset-new-ca/);
+  assert.match(
+    r.stderr,
+    /error: the snapshot holds no etcdsnap bootstrap data .*give only the token's secret \(the part after ::server:\) with --cluster-reset-new-ca/,
+  );
   assert.ok(!existsSync(path.join(fresh2, 'server', 'tls')) && !existsSync(path.join(fresh2, 'server', 'token')));
   // only the secret, asking for a new CA: a new CA, with a warning
   r = reset(fresh2, ports, [`--cluster-reset-restore-path=${plain}`, '--cluster-reset-new-ca'], { ETCDSNAP_TOKEN: secret });
@@ -222,7 +268,7 @@ test('fresh host: the original full token restores the cluster CA from the snaps
   assert.equal(s.token(), token);
 });
 
-test('HA: three servers form a cluster; the seed\'s restore procedure brings all three back with A and without B', async () => {
+test("HA: three servers form a cluster; the seed's restore procedure brings all three back with A and without B", async () => {
   const { dirs, ports, s1, s2, s3, startS1, join } = await startHa();
   for (let i = 0; i < 10; i++) assert.equal(etcdctl(s1, ['put', `a/${i}`, `A${i}`]).code, 0);
   const saved = snapshotCli(s1, ['save']);

@@ -55,10 +55,24 @@ test('the default delays are the upload delays; schedule answers the delay of th
   const fake = fakeTimer();
   const q = new RetryQueue({ timer: fake.start });
   assert.equal(q.maxAttempts, UPLOAD_RETRY_DELAYS_MS.length);
-  assert.deepEqual(q.schedule(async () => undefined, 0), { scheduled: true, delayMs: 5_000 });
-  assert.deepEqual(q.schedule(async () => undefined, 4), { scheduled: true, delayMs: 300_000 });
-  assert.deepEqual(fake.live().map((e) => e.ms), [5_000, 300_000]);
-  for (const bad of [5, -1, 1.5, Number.NaN]) assert.deepEqual(q.schedule(async () => undefined, bad), { scheduled: false, reason: 'exhausted' }, String(bad));
+  assert.deepEqual(
+    q.schedule(async () => undefined, 0),
+    { scheduled: true, delayMs: 5_000 },
+  );
+  assert.deepEqual(
+    q.schedule(async () => undefined, 4),
+    { scheduled: true, delayMs: 300_000 },
+  );
+  assert.deepEqual(
+    fake.live().map((e) => e.ms),
+    [5_000, 300_000],
+  );
+  for (const bad of [5, -1, 1.5, Number.NaN])
+    assert.deepEqual(
+      q.schedule(async () => undefined, bad),
+      { scheduled: false, reason: 'exhausted' },
+      String(bad),
+    );
   assert.equal(q.pendingCount, 2);
 });
 
@@ -87,7 +101,10 @@ test('jobs run in the order they are due; equal delays in the order scheduled', 
   q.schedule(async () => void order.push('a'), 0);
   q.schedule(async () => void order.push('b'), 0);
   // fire like a clock would: by due time, then by insertion
-  const due = fake.live().map((e, i) => ({ e, i })).sort((x, y) => x.e.ms - y.e.ms || x.i - y.i);
+  const due = fake
+    .live()
+    .map((e, i) => ({ e, i }))
+    .sort((x, y) => x.e.ms - y.e.ms || x.i - y.i);
   for (const { e } of due) fake.fire(e);
   await settle();
   assert.deepEqual(order, ['a', 'b', 'late']);
@@ -132,7 +149,10 @@ test('drain cancels pending jobs; none runs afterwards, and schedule answers "cl
   for (const e of fake.entries) e.fn();
   await settle();
   assert.equal(ran, 0);
-  assert.deepEqual(q.schedule(async () => void ran++, 0), { scheduled: false, reason: 'closed' });
+  assert.deepEqual(
+    q.schedule(async () => void ran++, 0),
+    { scheduled: false, reason: 'closed' },
+  );
   assert.equal(fake.live().length, 0);
 });
 
@@ -180,7 +200,11 @@ test('drain aborts a running job at the timeout and resolves once it has stopped
   await settle();
   assert.deepEqual(events, []);
   const abortTimer = fake.live();
-  assert.deepEqual(abortTimer.map((e) => e.ms), [2_000], 'one timer: the drain timeout');
+  assert.deepEqual(
+    abortTimer.map((e) => e.ms),
+    [2_000],
+    'one timer: the drain timeout',
+  );
   fake.fire(abortTimer[0]); // the timeout passes
   await drained;
   assert.deepEqual(events, ['job aborted: shutting down', 'drained']);

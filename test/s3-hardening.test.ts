@@ -32,7 +32,19 @@ after(async () => {
 const settings = (bucket: string, folder: string): S3Settings => swiftSettings(swift, bucket, folder, { insecure: false, endpointCA: ca.certFile });
 function serverS3(bucket: string, folder: string): { args: string[]; env: Record<string, string> } {
   return {
-    args: ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-endpoint-ca', ca.certFile, '--etcd-s3-bucket', bucket, '--etcd-s3-folder', folder, '--etcd-s3-bucket-lookup-type', 'path'],
+    args: [
+      '--etcd-s3',
+      '--etcd-s3-endpoint',
+      swift.endpoint,
+      '--etcd-s3-endpoint-ca',
+      ca.certFile,
+      '--etcd-s3-bucket',
+      bucket,
+      '--etcd-s3-folder',
+      folder,
+      '--etcd-s3-bucket-lookup-type',
+      'path',
+    ],
     env: { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey },
   };
 }
@@ -89,7 +101,10 @@ test('foreign objects with odd names are skipped by ls and prune (never fatal), 
 
   const json = snapshotCli(s, ['ls', '-o', 'json', ...cliS3('foreign', 'c1')], cliEnv());
   assert.equal(json.code, 0, json.stderr);
-  const inS3 = (JSON.parse(json.stdout) as Array<{ name: string; location: string }>).filter((r) => r.location.startsWith('s3://')).map((r) => r.name).sort();
+  const inS3 = (JSON.parse(json.stdout) as Array<{ name: string; location: string }>)
+    .filter((r) => r.location.startsWith('s3://'))
+    .map((r) => r.name)
+    .sort();
   assert.deepEqual(inS3, [...real, ...oddButValid].sort());
 
   const pr = snapshotCli(s, ['prune', '--name', 'on-demand', '--s3-retention', '1', ...cliS3('foreign', 'c1')], cliEnv());
@@ -98,7 +113,10 @@ test('foreign objects with odd names are skipped by ls and prune (never fatal), 
 
   // only the pruned snapshot and its sidecar are gone; every foreign object is still there
   const gone = new Set([`c1/${real[0]}`, `c1/.metadata/${real[0]}`]);
-  assert.deepEqual(await keys(store), before.filter((k) => !gone.has(k)));
+  assert.deepEqual(
+    await keys(store),
+    before.filter((k) => !gone.has(k)),
+  );
   for (const k of Object.keys(foreign)) assert.ok(before.includes(`c1/${k}`), k);
 
   // each skipped object is reported once per process, whichever operation meets it
@@ -111,9 +129,10 @@ test('foreign objects with odd names are skipped by ls and prune (never fatal), 
     skips.map((k) => k.key).sort(),
     ['c1/README.txt', 'c1/evil..x-1796030681', 'c1/evil\u001b[2J-1796030681', `c1/${long}`, 'c1/zero-node1-1796030681'].sort(),
   );
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: checks that no control character reached the log line
   for (const k of skips) assert.ok(!/[\u0000-\u001f]/.test(k.message) && k.message.startsWith('skipping S3 object "c1/'), k.message);
   // the server (ls twice and prune met it) logged the foreign object once, as a warning
-  const logged = s.lines.filter((l) => l['key'] === 'c1/evil..x-1796030681');
+  const logged = s.lines.filter((l) => l.key === 'c1/evil..x-1796030681');
   assert.equal(logged.length, 1, JSON.stringify(logged));
   assert.equal(logged[0]?.level, 'warn');
   assert.equal(await s.stop(), 0);
@@ -146,7 +165,15 @@ test('a bucket sidecar cannot choose the local sidecar a download writes, nor it
   const root = tempDir();
   const dir = new LocalStore(path.join(root, 'snapshots'));
   await dir.prepare(true);
-  await dir.writeRecord({ name: other, location: `file://${dir.filePath(other)}`, nodeName: 'node1', createdAt: '2023-11-14T22:13:22Z', size: 7, compressed: false, status: 'successful' });
+  await dir.writeRecord({
+    name: other,
+    location: `file://${dir.filePath(other)}`,
+    nodeName: 'node1',
+    createdAt: '2023-11-14T22:13:22Z',
+    size: 7,
+    compressed: false,
+    status: 'successful',
+  });
   const otherBefore = readFileSync(dir.sidecarPath(other), 'utf8');
   await store.putText(store.metadataKey(wanted), forged(other), 'application/json');
   const file = await downloadSnapshot(new S3SnapshotStore(store), wanted, dir);

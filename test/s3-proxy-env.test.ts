@@ -40,11 +40,22 @@ test('the server settings and a request get the proxy environment; the CLI reque
 
 test('S3Store.create applies the proxy environment like Go: the variable, NO_PROXY, loopback, --etcd-s3-proxy first', () => {
   const settings = (o: Partial<S3Settings>): S3Settings => ({
-    endpoint: 's3.example.com:9000', skipSslVerify: false, bucket: 'b', region: 'us-east-1', folder: '', insecure: false, timeoutMs: 1000, bucketLookup: 'path', ...o,
+    endpoint: 's3.example.com:9000',
+    skipSslVerify: false,
+    bucket: 'b',
+    region: 'us-east-1',
+    folder: '',
+    insecure: false,
+    timeoutMs: 1000,
+    bucketLookup: 'path',
+    ...o,
   });
   const bad = 'socks5://proxy:1080'; // only a proxy that is chosen fails, so a throw shows the choice
   const chosen = (o: Partial<S3Settings>, name: RegExp): void =>
-    assert.throws(() => S3Store.create(settings(o)), (e: unknown) => e instanceof EtcdsnapError && e.kind === 'config' && name.test(e.message));
+    assert.throws(
+      () => S3Store.create(settings(o)),
+      (e: unknown) => e instanceof EtcdsnapError && e.kind === 'config' && name.test(e.message),
+    );
   const notChosen = (o: Partial<S3Settings>): void => S3Store.create(settings(o)).destroy();
   chosen({ proxyEnv: { HTTPS_PROXY: bad } }, /not supported.*\(environment variable HTTPS_PROXY\)/);
   chosen({ proxyEnv: { https_proxy: bad } }, /\(environment variable https_proxy\)/);

@@ -22,7 +22,10 @@ const MiB = 1024 * 1024;
 const T = { timeout: 90_000 };
 
 /** A non-seekable stream of `total` random bytes in 256 KiB chunks; sha256 of what it produced. */
-function randomStream(total: number, opts: { failAt?: number; error?: Error; onProgress?: (produced: number) => void } = {}): {
+function randomStream(
+  total: number,
+  opts: { failAt?: number; error?: Error; onProgress?: (produced: number) => void } = {},
+): {
   stream: Readable;
   sha256: () => string;
 } {
@@ -168,7 +171,10 @@ describe('S3Store against Swift (http)', () => {
     assert.equal(s.metadataKey('snap-1'), 'etcd/cluster-a/.metadata/snap-1');
     assert.equal(s.location('snap-1'), 's3://snaps/etcd/cluster-a/snap-1');
     assert.equal(s.describe(), `s3://snaps/etcd/cluster-a at ${swift.endpoint}`);
-    assert.throws(() => s.key('../x'), (e: unknown) => e instanceof EtcdsnapError && e.kind === 'usage');
+    assert.throws(
+      () => s.key('../x'),
+      (e: unknown) => e instanceof EtcdsnapError && e.kind === 'usage',
+    );
     const src = randomStream(4096);
     await s.upload('snap-1', src.stream, { contentType: 'application/octet-stream', metadata: {} });
     await s.putText(s.metadataKey('snap-1'), 'sidecar', 'application/json');
@@ -190,8 +196,14 @@ describe('S3Store against Swift (http)', () => {
     await Promise.all(names.map((n) => s.putText(s.key(n), n, 'text/plain')));
     await s.putText(store({ folder: 'pagingx' }).key('other'), 'x', 'text/plain'); // a sibling folder is not listed
     const listed = await collect(s.list('', { pageSize: 2 }));
-    assert.deepEqual(listed.map((o) => o.name), names);
-    assert.deepEqual(listed.map((o) => o.key), names.map((n) => `paging/${n}`));
+    assert.deepEqual(
+      listed.map((o) => o.name),
+      names,
+    );
+    assert.deepEqual(
+      listed.map((o) => o.key),
+      names.map((n) => `paging/${n}`),
+    );
     assert.deepEqual((await collect(s.list('a-', { pageSize: 1000 }))).length, 5);
   });
 
@@ -268,7 +280,11 @@ describe('S3Store against Swift (http)', () => {
   test('S3 going away mid-upload: unavailable error; a retry after it returns succeeds', T, async () => {
     const s = store({ folder: 'outage', timeoutMs: 10_000 });
     let stopping: Promise<void> | undefined;
-    const src = randomStream(30 * MiB, { onProgress: (n) => void (n >= 17 * MiB && (stopping ??= swift.stopProxy())) });
+    const src = randomStream(30 * MiB, {
+      onProgress: (n) => {
+        if (n >= 17 * MiB) stopping ??= swift.stopProxy();
+      },
+    });
     const err = await rejectsWith(s.upload('snap', src.stream, { contentType: 'application/octet-stream', metadata: {}, partSizeBytes: 5 * MiB }), (e) => {
       assert.equal(e.kind, 'unavailable');
       assert.equal(e.retryable, true);
@@ -291,7 +307,12 @@ describe('S3Store against Swift (http)', () => {
   test('wrong secret: auth error without the secret or the access key in the message', T, async () => {
     const secret = 'not-the-right-secret-9f3a';
     const s = store({ secretKey: secret, sessionToken: undefined });
-    const calls: Array<() => Promise<unknown>> = [() => s.checkBucket(), () => s.putText('x', 'y', 'text/plain'), () => s.getText('x'), () => collect(s.list())];
+    const calls: Array<() => Promise<unknown>> = [
+      () => s.checkBucket(),
+      () => s.putText('x', 'y', 'text/plain'),
+      () => s.getText('x'),
+      () => collect(s.list()),
+    ];
     for (const call of calls) {
       await rejectsWith(call(), (e) => {
         assert.equal(e.kind, 'auth', e.message);
@@ -328,7 +349,10 @@ describe('S3Store against Swift (http)', () => {
 
   test('invalid settings are config errors', () => {
     const bad = (o: Partial<S3Settings>, re: RegExp): void =>
-      assert.throws(() => S3Store.create(baseSettings(swift, o)), (e: unknown) => e instanceof EtcdsnapError && e.kind === 'config' && re.test(e.message));
+      assert.throws(
+        () => S3Store.create(baseSettings(swift, o)),
+        (e: unknown) => e instanceof EtcdsnapError && e.kind === 'config' && re.test(e.message),
+      );
     bad({ endpoint: 'http://127.0.0.1:9000' }, /--etcd-s3-endpoint must be host\[:port\] without a scheme; use --etcd-s3-insecure for http/);
     bad({ endpoint: 'https://s3.example.com' }, /without a scheme/);
     bad({ endpoint: 'host:9000/path' }, /host\[:port\] only/);
@@ -359,10 +383,27 @@ describe('S3Store against Swift (https, custom CA, proxy)', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'etcdsnap-s3tls-'));
     const key = path.join(dir, 'key.pem');
     caFile = path.join(dir, 'cert.pem');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', caFile, '-days', '2',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        caFile,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     caPem = readFileSync(caFile, 'utf8');
     swift = await startSwift({ tls: { certPem: caPem, keyPem: readFileSync(key, 'utf8') } });
     port = swift.endpoint.split(':')[1] ?? '';

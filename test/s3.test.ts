@@ -22,7 +22,18 @@ const settings = (bucket: string, folder = ''): S3Settings => swiftSettings(swif
 /** Server flags for S3 on the test Swift; the keys go through the environment. */
 function serverS3(bucket: string, folder: string): { args: string[]; env: Record<string, string> } {
   return {
-    args: ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', bucket, '--etcd-s3-folder', folder, '--etcd-s3-bucket-lookup-type', 'path'],
+    args: [
+      '--etcd-s3',
+      '--etcd-s3-endpoint',
+      swift.endpoint,
+      '--etcd-s3-insecure',
+      '--etcd-s3-bucket',
+      bucket,
+      '--etcd-s3-folder',
+      folder,
+      '--etcd-s3-bucket-lookup-type',
+      'path',
+    ],
     env: { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey },
   };
 }
@@ -51,12 +62,16 @@ test('scheduled and on-demand snapshots land in S3 byte-identical to the local f
   await swift.createBucket('snaps');
   const store = S3Store.create(settings('snaps', 'cluster-a'));
   const s3 = serverS3('snaps', 'cluster-a');
-  const s = await start({ args: [...s3.args, '--etcd-snapshot-schedule-cron', '@every 3s', '--etcd-snapshot-retention', '2', '--etcd-s3-retention', '2'], env: s3.env });
+  const s = await start({
+    args: [...s3.args, '--etcd-snapshot-schedule-cron', '@every 3s', '--etcd-snapshot-retention', '2', '--etcd-s3-retention', '2'],
+    env: s3.env,
+  });
   await s.waitFor((l) => l.msg === 'S3 snapshot storage is ready');
   await s.waitFor((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-node1-\d+ uploaded to S3$/.test(l.msg), 30_000);
 
   let saved = snapshotCli(s, ['save', ...cliS3('snaps', 'cluster-a')], cliEnv());
-  while (saved.code !== 0 && saved.stderr.includes('snapshot save already in progress')) saved = snapshotCli(s, ['save', ...cliS3('snaps', 'cluster-a')], cliEnv());
+  while (saved.code !== 0 && saved.stderr.includes('snapshot save already in progress'))
+    saved = snapshotCli(s, ['save', ...cliS3('snaps', 'cluster-a')], cliEnv());
   assert.equal(saved.code, 0, saved.stderr);
   const m = /^Snapshot (on-demand-node1-\d+) saved\.\n/.exec(saved.stdout);
   assert.ok(m, saved.stdout);
@@ -78,14 +93,23 @@ test('scheduled and on-demand snapshots land in S3 byte-identical to the local f
 
   // ls -o json shows both locations
   const js = JSON.parse(snapshotCli(s, ['ls', '-o', 'json', ...cliS3('snaps', 'cluster-a')], cliEnv()).stdout) as Array<Record<string, unknown>>;
-  const locs = js.filter((r) => r.name === name).map((r) => r.location).sort();
+  const locs = js
+    .filter((r) => r.name === name)
+    .map((r) => r.location)
+    .sort();
   assert.deepEqual(locs, [`file://${path.join(snapDir(s), name)}`, `s3://snaps/cluster-a/${name}`]);
   assert.ok(js.filter((r) => r.name === name).every((r) => r.nodeName === 'node1' && typeof r.sha256 === 'string'));
   const table = snapshotCli(s, ['ls', ...cliS3('snaps', 'cluster-a')], cliEnv()).stdout;
   assert.match(table, new RegExp(`${name}\\s+s3://snaps/cluster-a/${name}\\s+\\d+\\s`));
 
   // S3 retention after scheduled saves: per node and prefix, at most 2 stay
-  await waitUntil(async () => (await keys(store)).filter((k) => k.startsWith('etcd-snapshot-node1-')).length === 2 && s.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Removing S3 snapshot')).length > 0, 40_000, 'S3 retention');
+  await waitUntil(
+    async () =>
+      (await keys(store)).filter((k) => k.startsWith('etcd-snapshot-node1-')).length === 2 &&
+      s.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Removing S3 snapshot')).length > 0,
+    40_000,
+    'S3 retention',
+  );
 
   // delete --s3 removes the local file, the object and both sidecars
   const del = snapshotCli(s, ['delete', ...cliS3('snaps', 'cluster-a'), name], cliEnv());
@@ -112,13 +136,16 @@ test('scheduled and on-demand snapshots land in S3 byte-identical to the local f
   assert.equal(await s.stop(), 0);
 });
 
-test('S3 retention is per node: another node\'s snapshots are never pruned', async () => {
+test("S3 retention is per node: another node's snapshots are never pruned", async () => {
   await swift.createBucket('shared');
   const store = S3Store.create(settings('shared'));
   // another node's objects in the same bucket and prefix
   const { Readable } = await import('node:stream');
   for (const ts of [1700000000, 1700000001, 1700000002]) {
-    await store.upload(`etcd-snapshot-othernode-${ts}`, Readable.from([Buffer.from('x'.repeat(100))]), { contentType: 'application/octet-stream', metadata: {} });
+    await store.upload(`etcd-snapshot-othernode-${ts}`, Readable.from([Buffer.from('x'.repeat(100))]), {
+      contentType: 'application/octet-stream',
+      metadata: {},
+    });
   }
   const s3 = serverS3('shared', '');
   const s = await start({ args: [...s3.args], env: s3.env });
@@ -130,7 +157,10 @@ test('S3 retention is per node: another node\'s snapshots are never pruned', asy
   assert.equal(pr.code, 0, pr.stderr);
   const left = (await keys(store)).filter((k) => !k.startsWith('.metadata/'));
   assert.equal(left.filter((k) => k.startsWith('etcd-snapshot-node1-')).length, 1);
-  assert.deepEqual(left.filter((k) => k.startsWith('etcd-snapshot-othernode-')), ['etcd-snapshot-othernode-1700000000', 'etcd-snapshot-othernode-1700000001', 'etcd-snapshot-othernode-1700000002']);
+  assert.deepEqual(
+    left.filter((k) => k.startsWith('etcd-snapshot-othernode-')),
+    ['etcd-snapshot-othernode-1700000000', 'etcd-snapshot-othernode-1700000001', 'etcd-snapshot-othernode-1700000002'],
+  );
   assert.equal(await s.stop(), 0);
 });
 
@@ -143,7 +173,11 @@ test('an upload cut off by stopping S3 leaves no object and no parts; the local 
   const save = snapshotCliAsync(s, ['save', '--name', 'flaky', ...cliS3('flaky', '')], cliEnv());
   // stop S3 while the snapshot streams
   const dir = snapDir(s);
-  await waitUntil(() => existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.part') && statSync(path.join(dir, f)).size > 16 * 1024 * 1024), 60_000, 'upload under way');
+  await waitUntil(
+    () => existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.part') && statSync(path.join(dir, f)).size > 16 * 1024 * 1024),
+    60_000,
+    'upload under way',
+  );
   await swift.stopProxy();
   let res: Awaited<typeof save>;
   try {
@@ -171,7 +205,10 @@ test('an upload cut off by stopping S3 leaves no object and no parts; the local 
   assert.equal(await objectSha(store, name), sha(local));
   assert.deepEqual(await store.listMultipartUploads(), [], 'no multipart upload left behind');
   const after = JSON.parse(snapshotCli(s, ['ls', '-o', 'json', ...cliS3('flaky', '')], cliEnv()).stdout) as Array<Record<string, unknown>>;
-  assert.deepEqual(after.filter((r) => r.name === name).map((r) => r.status), ['successful', 'successful']);
+  assert.deepEqual(
+    after.filter((r) => r.name === name).map((r) => r.status),
+    ['successful', 'successful'],
+  );
   assert.equal(await s.stop(), 0);
 });
 

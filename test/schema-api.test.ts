@@ -31,7 +31,7 @@ test('spec checks: node names, addresses, etcd args, api dirs, join URL, name pr
   assert.throws(() => checkValue(cli('etcd-s3-retention'), 200_000), /more than/);
 });
 
-test('defaults are read from the specs; the CLI shares the server\'s supervisor port default', () => {
+test("defaults are read from the specs; the CLI shares the server's supervisor port default", () => {
   assert.equal(numberDefault(SERVER_OPTIONS, 'supervisor-port'), 9345);
   assert.equal(numberDefault(SNAPSHOT_CLI_OPTIONS, 'supervisor-port'), 9345);
   assert.equal(stringDefault(S3_OPTIONS, 's3-endpoint'), 's3.amazonaws.com');
@@ -55,7 +55,16 @@ test('JSON fields: the JSON type first (no "5" for 5), then the spec', () => {
 test('API requests use the specs: defaults of absent S3 fields, the same checks as the flags', () => {
   const o = parseS3Request({ bucket: 'b' });
   assert.deepEqual(o, {
-    settings: { endpoint: 's3.amazonaws.com', skipSslVerify: false, bucket: 'b', region: 'us-east-1', folder: '', insecure: false, timeoutMs: 300_000, bucketLookup: 'auto' },
+    settings: {
+      endpoint: 's3.amazonaws.com',
+      skipSslVerify: false,
+      bucket: 'b',
+      region: 'us-east-1',
+      folder: '',
+      insecure: false,
+      timeoutMs: 300_000,
+      bucketLookup: 'auto',
+    },
     retention: 5,
   });
   assert.throws(() => parseS3Request({ bucket: 'b', timeoutMs: 10 }), /^EtcdsnapError: invalid field "s3": "timeoutMs": 10ms is less than 1s/);
@@ -68,10 +77,21 @@ test('API requests use the specs: defaults of absent S3 fields, the same checks 
   assert.deepEqual(parseSnapshotRequest({ operation: 'delete', name: ['.x'] }).name, ['.x']);
 });
 
-const record = { name: 'on-demand-n1-1700000000', location: 'file:///s/on-demand-n1-1700000000', nodeName: 'n1', createdAt: '2023-11-14T22:13:20Z', size: 10, compressed: false, status: 'successful' };
+const record = {
+  name: 'on-demand-n1-1700000000',
+  location: 'file:///s/on-demand-n1-1700000000',
+  nodeName: 'n1',
+  createdAt: '2023-11-14T22:13:20Z',
+  size: 10,
+  compressed: false,
+  status: 'successful',
+};
 
 test('answers are decoded per operation and returned as sent (field order kept)', () => {
-  const list = { items: [{ ...record, sha256: 'a'.repeat(64), s3: { location: 's3://b/x', status: 'failed', attempts: 1, updatedAt: record.createdAt } }], s3Error: 'down' };
+  const list = {
+    items: [{ ...record, sha256: 'a'.repeat(64), s3: { location: 's3://b/x', status: 'failed', attempts: 1, updatedAt: record.createdAt } }],
+    s3Error: 'down',
+  };
   assert.equal(decodeSnapshotResponse('list', list), list);
   const save = { created: [record], deleted: [] };
   assert.equal(decodeSnapshotResponse('save', save).created[0]?.name, record.name);

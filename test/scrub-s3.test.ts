@@ -33,7 +33,9 @@ before(async () => {
     proxyAuths.push(auth);
     const who = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString('utf8');
     const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>ProxyAuthenticationRequired</Code><Message>proxy refused ${auth} (${who}) for ${req.url ?? ''}</Message></Error>`;
-    socket.end(`HTTP/1.1 407 Proxy Authentication Required\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 407 Proxy Authentication Required\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   server = await startReady({ args: ['--etcd-disable-snapshots'] });
@@ -48,7 +50,14 @@ const esc = (t: string): string => JSON.stringify(t).slice(1, -1);
 const b64 = (t: string): string => Buffer.from(t, 'utf8').toString('base64');
 
 /** The forms of `s` that must not appear (logger.ts: the fixed forms and basic auth of `user`). */
-const forms = (s: string, user?: string): string[] => [s, esc(s), esc(esc(s)), encodeURIComponent(s), b64(`server:${s}`), ...(user ? [b64(`${user}:${s}`)] : [])];
+const forms = (s: string, user?: string): string[] => [
+  s,
+  esc(s),
+  esc(esc(s)),
+  encodeURIComponent(s),
+  b64(`server:${s}`),
+  ...(user ? [b64(`${user}:${s}`)] : []),
+];
 
 function assertNoLeak(what: string, text: string, secrets: Array<[string, string?]>): void {
   for (const [s, user] of secrets) {
@@ -56,10 +65,32 @@ function assertNoLeak(what: string, text: string, secrets: Array<[string, string
   }
 }
 
-const cliS3 = (extra: string[]): string[] => ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', 'scrub', '--s3-bucket-lookup-type', 'path', ...extra];
-const serverS3 = (extra: string[]): string[] => ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', 'scrub', '--etcd-s3-bucket-lookup-type', 'path', '--etcd-snapshot-schedule-cron', '@every 2s', ...extra];
+const cliS3 = (extra: string[]): string[] => [
+  '--s3',
+  '--s3-endpoint',
+  swift.endpoint,
+  '--s3-insecure',
+  '--s3-bucket',
+  'scrub',
+  '--s3-bucket-lookup-type',
+  'path',
+  ...extra,
+];
+const serverS3 = (extra: string[]): string[] => [
+  '--etcd-s3',
+  '--etcd-s3-endpoint',
+  swift.endpoint,
+  '--etcd-s3-insecure',
+  '--etcd-s3-bucket',
+  'scrub',
+  '--etcd-s3-bucket-lookup-type',
+  'path',
+  '--etcd-snapshot-schedule-cron',
+  '@every 2s',
+  ...extra,
+];
 const swiftEnv = (): Record<string, string> => ({ AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey });
-const msgOf = (l: Record<string, unknown>): string => String(l['msg'] ?? '');
+const msgOf = (l: Record<string, unknown>): string => String(l.msg ?? '');
 
 /**
  * Waits for the failure of a scheduled snapshot's upload in the log of `s` (whose own S3
@@ -75,7 +106,7 @@ async function failedUpload(s: ServerProcess, failure: RegExp): Promise<{ line: 
   return { line: JSON.stringify(line), ls: ls.stdout + ls.stderr };
 }
 
-test('a proxy that echoes the credentials it got: its 407 reaches the server log and the CLI\'s listing with the password and its basic-auth form masked', async () => {
+test("a proxy that echoes the credentials it got: its 407 reaches the server log and the CLI's listing with the password and its basic-auth form masked", async () => {
   const user = 'scrub-user';
   const password = `pr0xy pass/wörd@${randomBytes(6).toString('hex')}`; // needs URL-encoding in the URL
   const port = (proxy.address() as AddressInfo).port;
@@ -85,7 +116,10 @@ test('a proxy that echoes the credentials it got: its 407 reaches the server log
   // the secret really went out, and came back in the proxy's answer, which is shown masked
   assert.ok(proxyAuths.length >= 2, 'the bucket check and the upload went to the proxy');
   for (const a of proxyAuths) assert.equal(a, `Basic ${b64(`${user}:${password}`)}`, 'with the credentials of the URL');
-  assert.match(out.line, /\(ProxyAuthenticationRequired, HTTP 407\): proxy refused Basic \*\*redacted\*\* \(scrub-user:\*\*redacted\*\*\) for 127\.0\.0\.1:\d+/);
+  assert.match(
+    out.line,
+    /\(ProxyAuthenticationRequired, HTTP 407\): proxy refused Basic \*\*redacted\*\* \(scrub-user:\*\*redacted\*\*\) for 127\.0\.0\.1:\d+/,
+  );
   assert.equal(await s.stop(), 0);
   assertNoLeak('server log', s.raw.join('\n'), [[password, user]]);
   assertNoLeak('CLI ls', out.ls, [[password, user]]);
@@ -95,7 +129,11 @@ test('a proxy URL with credentials at a closed port (CLI request): connection re
   const password = `closed-port-secret-${randomBytes(6).toString('hex')}`;
   const port = await freePort();
   const from = server.raw.length;
-  const r = await snapshotCliAsync(server, ['save', '--name', 'closed-proxy', ...cliS3(['--s3-proxy', `http://someone:${password}@127.0.0.1:${port}`])], swiftEnv());
+  const r = await snapshotCliAsync(
+    server,
+    ['save', '--name', 'closed-proxy', ...cliS3(['--s3-proxy', `http://someone:${password}@127.0.0.1:${port}`])],
+    swiftEnv(),
+  );
   const out = r.stdout + r.stderr;
   assert.equal(r.code, 1, out);
   assert.match(r.stderr, new RegExp(`ECONNREFUSED\\b.*127\\.0\\.0\\.1:${port}`));
@@ -103,7 +141,7 @@ test('a proxy URL with credentials at a closed port (CLI request): connection re
   assertNoLeak('server log', server.raw.slice(from).join('\n'), [[password, 'someone']]);
 });
 
-test('a real S3 error that carries the access key and the session token (Swift\'s SignatureDoesNotMatch on a PUT): no key in the server log or the CLI\'s listing', async () => {
+test("a real S3 error that carries the access key and the session token (Swift's SignatureDoesNotMatch on a PUT): no key in the server log or the CLI's listing", async () => {
   const keys = {
     AWS_ACCESS_KEY_ID: `test:scrub-${randomBytes(6).toString('hex')}`,
     AWS_SECRET_ACCESS_KEY: `wrong-secret-${randomBytes(8).toString('hex')}`,

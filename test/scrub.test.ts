@@ -58,7 +58,12 @@ function logEverywhere(logger: ReturnType<typeof createLogger>, s: string): numb
   // an SDK error as the AWS SDK builds it from an S3 error body: every XML field is an own
   // property (Swift's SignatureDoesNotMatch carries the access key and the canonical request,
   // which holds the session token)
-  const sdk = new S3ServiceException({ name: 'SignatureDoesNotMatch', $fault: 'client', $metadata: { httpStatusCode: 403 }, message: `signature mismatch for ${s}` });
+  const sdk = new S3ServiceException({
+    name: 'SignatureDoesNotMatch',
+    $fault: 'client',
+    $metadata: { httpStatusCode: 403 },
+    message: `signature mismatch for ${s}`,
+  });
   Object.assign(sdk, { AWSAccessKeyId: s, CanonicalRequest: `GET\n/b/k\n\nx-amz-security-token:${s}\n`, StringToSign: 'AWS4-HMAC-SHA256' });
   logger.error({ err: sdk }, 'sdk error');
   logger.error(sdk);
@@ -78,13 +83,20 @@ test('every promised form of awkward secrets is masked: messages, non-redacted f
       for (const f of promisedForms(s)) assert.ok(!all.includes(f), `${format}: ${JSON.stringify(f)} (a form of ${JSON.stringify(s)}) leaked`);
     }
     // masked, not dropped: the words around each secret are still there
-    for (const words of ['message with **redacted** inside', 'pre-**redacted**-post', 'failed with **redacted**', 'inner cause **redacted**', 'signature mismatch for **redacted**', 'SignatureDoesNotMatch']) {
+    for (const words of [
+      'message with **redacted** inside',
+      'pre-**redacted**-post',
+      'failed with **redacted**',
+      'inner cause **redacted**',
+      'signature mismatch for **redacted**',
+      'SignatureDoesNotMatch',
+    ]) {
       assert.ok(all.includes(words), `${format}: ${words}`);
     }
     if (format === 'json') {
       for (const l of lines) assert.doesNotThrow(() => JSON.parse(l), `still JSON: ${l}`);
       const sdkLine = JSON.parse(lines.find((l) => l.includes('"sdk error"')) ?? '{}') as { err?: Record<string, unknown> };
-      assert.equal(sdkLine.err?.['AWSAccessKeyId'], REDACTED, 'the SDK error field itself was logged, and masked');
+      assert.equal(sdkLine.err?.AWSAccessKeyId, REDACTED, 'the SDK error field itself was logged, and masked');
     }
   }
 });
@@ -108,14 +120,14 @@ test('secretForms lists the fixed forms; a 1- to 3-byte secret is masked in them
   assert.deepEqual(secretForms('a"b c'), ['a"b c', 'a\\"b c', 'a\\\\\\"b c', 'a%22b%20c', 'a%22b%20c', b64('server:a"b c')]);
   registerSecret('Zq9');
   assert.equal(scrubSecrets('x Zq9 y'), `x ${REDACTED} y`);
-  assert.equal(scrubSecrets(`Basic ${b64('server:Zq9')}`), `Basic ${REDACTED}`, 'the API client\'s basic auth, any length');
+  assert.equal(scrubSecrets(`Basic ${b64('server:Zq9')}`), `Basic ${REDACTED}`, "the API client's basic auth, any length");
   // another user's basic auth of a 3-byte secret is not promised: decoded base64 of ordinary
   // words would match such short byte strings (documented in logger.ts)
   const other = `Basic ${b64('someone:Zq9')}`;
   assert.equal(scrubSecrets(other), other);
 });
 
-test('the CLI\'s error line and --debug stack are scrubbed (cli/exit.ts)', () => {
+test("the CLI's error line and --debug stack are scrubbed (cli/exit.ts)", () => {
   const s = 'cli-error-secret-7b1e';
   registerSecret(s);
   const out: string[] = [];

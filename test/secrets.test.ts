@@ -22,7 +22,10 @@ import { etcdctl, freePorts, killStarted, runCli, snapshotCli, startReady, tempD
 
 after(() => killStarted());
 
-const CA = { certPem: '-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n', keyPem: '-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n' };
+const CA = {
+  certPem: '-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n',
+  keyPem: '-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n',
+};
 
 // ---------------------------------------------------------------------------------------
 // token strength policy
@@ -183,7 +186,7 @@ test('a GCM tag shorter than 16 bytes is refused: a real sealed text with its ta
 // ---------------------------------------------------------------------------------------
 // child environment
 
-test('child environment: PATH, HOME, locale, TZ, TMPDIR, Go knobs and the user\'s ETCD_* (ETCDCTL_* for the tools); never ETCDSNAP_* or AWS_* or anything else', () => {
+test("child environment: PATH, HOME, locale, TZ, TMPDIR, Go knobs and the user's ETCD_* (ETCDCTL_* for the tools); never ETCDSNAP_* or AWS_* or anything else", () => {
   const source: NodeJS.ProcessEnv = {
     PATH: '/usr/bin:/bin',
     HOME: '/root',
@@ -206,7 +209,16 @@ test('child environment: PATH, HOME, locale, TZ, TMPDIR, Go knobs and the user\'
     SSH_AUTH_SOCK: '/tmp/agent',
     RANDOM_APP_PASSWORD: 'pw',
   };
-  const base = { PATH: '/usr/bin:/bin', HOME: '/root', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', LC_TIME: 'en_GB.UTF-8', TZ: 'UTC', TMPDIR: '/var/tmp', GOMAXPROCS: '2' };
+  const base = {
+    PATH: '/usr/bin:/bin',
+    HOME: '/root',
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    LC_TIME: 'en_GB.UTF-8',
+    TZ: 'UTC',
+    TMPDIR: '/var/tmp',
+    GOMAXPROCS: '2',
+  };
   assert.deepEqual(childEnv(source, ETCD_PREFIXES), { ...base, ETCD_MAX_TXN_OPS: '128', ETCD_UNSUPPORTED_ARCH: 'arm' });
   assert.deepEqual(childEnv(source, ETCD_TOOL_PREFIXES, { ETCDCTL_API: '3' }), {
     ...base,
@@ -219,7 +231,7 @@ test('child environment: PATH, HOME, locale, TZ, TMPDIR, Go knobs and the user\'
   const all = childEnv(source, ['E', 'A', '']);
   assert.ok(!Object.keys(all).some((k) => k.startsWith('ETCDSNAP_') || k.startsWith('AWS_')));
   assert.deepEqual(childEnv({}, ETCD_PREFIXES), {}, 'unset variables stay unset');
-  assert.equal(source['ETCDSNAP_TOKEN'], 'K10abc::server:s3cr3t-value', 'the source is not changed');
+  assert.equal(source.ETCDSNAP_TOKEN, 'K10abc::server:s3cr3t-value', 'the source is not changed');
 });
 
 // ---------------------------------------------------------------------------------------
@@ -238,20 +250,38 @@ test('a secret option given as a flag warns (names the safer ways from the schem
   const value = 'flag-secret-value-0123456789';
   let w = await resolveWith(SERVER_OPTIONS, ['--token', value]);
   assert.equal(w.length, 1);
-  assert.match(w[0] ?? '', /^--token was given on the command line, so its value was visible to other local users in ps \(\/proc\/<pid>\/cmdline\) while etcdsnap started; pass it with --token-file, \$ETCDSNAP_TOKEN or the config file \(key token\) instead$/);
+  assert.match(
+    w[0] ?? '',
+    /^--token was given on the command line, so its value was visible to other local users in ps \(\/proc\/<pid>\/cmdline\) while etcdsnap started; pass it with --token-file, \$ETCDSNAP_TOKEN or the config file \(key token\) instead$/,
+  );
   w = await resolveWith(SERVER_OPTIONS, ['-t', value]);
   assert.match(w[0] ?? '', /^--token was given/, 'the short flag too');
   w = await resolveWith(SERVER_OPTIONS, ['--etcd-s3-secret-key', value, '--etcd-s3-access-key', value]);
   assert.equal(w.length, 2);
-  assert.ok(w.some((m) => /^--etcd-s3-secret-key was given .* pass it with \$AWS_SECRET_ACCESS_KEY or the config file \(key etcd-s3-secret-key\) instead$/.test(m)));
+  assert.ok(
+    w.some((m) => /^--etcd-s3-secret-key was given .* pass it with \$AWS_SECRET_ACCESS_KEY or the config file \(key etcd-s3-secret-key\) instead$/.test(m)),
+  );
   assert.ok(w.some((m) => /^--etcd-s3-access-key was given .*\$AWS_ACCESS_KEY_ID/.test(m)));
   w = await resolveWith(SNAPSHOT_CLI_OPTIONS, ['--etcd-s3-session-token', value, '--etcd-token', value]);
-  assert.ok(w.some((m) => /^--etcd-s3-session-token was given .*\$AWS_SESSION_TOKEN or the config file \(key s3-session-token\)/.test(m)), 'an alias is named as typed');
+  assert.ok(
+    w.some((m) => /^--etcd-s3-session-token was given .*\$AWS_SESSION_TOKEN or the config file \(key s3-session-token\)/.test(m)),
+    'an alias is named as typed',
+  );
   assert.ok(w.some((m) => /^--etcd-token was given .*\$ETCDSNAP_ETCD_TOKEN/.test(m)));
-  assert.ok(w.every((m) => !m.includes(value)), 'never the value');
+  assert.ok(
+    w.every((m) => !m.includes(value)),
+    'never the value',
+  );
   // the schema's `secret: true` is the only source: any spec marked so is warned about
-  const custom: OptionSpec[] = [{ key: 'config', type: 'string', description: 'c' }, { key: 'pin', type: 'string', secret: true, description: 'p' }, { key: 'name', type: 'string', description: 'n' }];
-  assert.deepEqual((await resolveWith(custom, ['--pin', '1234', '--name', 'x'])).map((m) => m.split(' ')[0]), ['--pin']);
+  const custom: OptionSpec[] = [
+    { key: 'config', type: 'string', description: 'c' },
+    { key: 'pin', type: 'string', secret: true, description: 'p' },
+    { key: 'name', type: 'string', description: 'n' },
+  ];
+  assert.deepEqual(
+    (await resolveWith(custom, ['--pin', '1234', '--name', 'x'])).map((m) => m.split(' ')[0]),
+    ['--pin'],
+  );
   // not on the command line: no warning
   assert.deepEqual(await resolveWith(SERVER_OPTIONS, [], { ETCDSNAP_TOKEN: value, AWS_SECRET_ACCESS_KEY: value }), []);
   assert.deepEqual(await resolveWith(SERVER_OPTIONS, [], {}, `token: ${value}\n`), []);
@@ -261,7 +291,7 @@ test('a secret option given as a flag warns (names the safer ways from the schem
 // log scrubbing
 
 test('logs scrub every registered secret in every form (raw, JSON-escaped, double-escaped, URL-encoded, basic auth), any length, in JSON and text', () => {
-  const secrets = ['Q', 'Zq', 'x7%', 'pa"ss\\wo/rd', 'ünï-cødé key+/=', 'K10' + 'f'.repeat(64) + '::server:inner-secret-part', 'inner-secret-part'];
+  const secrets = ['Q', 'Zq', 'x7%', 'pa"ss\\wo/rd', 'ünï-cødé key+/=', `K10${'f'.repeat(64)}::server:inner-secret-part`, 'inner-secret-part'];
   for (const s of secrets) registerSecret(s);
   const forms = (s: string): string[] => {
     const esc = (t: string): string => JSON.stringify(t).slice(1, -1);
@@ -303,10 +333,24 @@ function configFor(dataDir: string, ports: Ports): string {
 }
 
 function serverArgs(dataDir: string, ports: Ports): string[] {
-  return ['server', '--config', configFor(dataDir, ports), '--log-format', 'json', '--data-dir', dataDir, '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer)];
+  return [
+    'server',
+    '--config',
+    configFor(dataDir, ports),
+    '--log-format',
+    'json',
+    '--data-dir',
+    dataDir,
+    '--supervisor-port',
+    String(ports.supervisor),
+    '--etcd-client-port',
+    String(ports.client),
+    '--etcd-peer-port',
+    String(ports.peer),
+  ];
 }
 
-test('etcd runs with a minimal environment: no token, no AWS keys in /proc/<etcd>/environ, the user\'s ETCD_* kept', async () => {
+test("etcd runs with a minimal environment: no token, no AWS keys in /proc/<etcd>/environ, the user's ETCD_* kept", async () => {
   const token = randomBytes(16).toString('hex');
   const aws = { AWS_SECRET_ACCESS_KEY: `aws-secret-${randomBytes(8).toString('hex')}`, AWS_ACCESS_KEY_ID: `AKIA${randomBytes(8).toString('hex')}` };
   const s = await startReady({ args: ['--etcd-disable-snapshots'], env: { ETCDSNAP_TOKEN: token, ...aws, ETCD_MAX_TXN_OPS: '128', UNRELATED_VARIABLE: 'x' } });
@@ -318,9 +362,12 @@ test('etcd runs with a minimal environment: no token, no AWS keys in /proc/<etcd
   const cmdline = readFileSync(`/proc/${etcdPid}/cmdline`, 'utf8');
   assert.match(cmdline, /etcd/, 'the pid is etcd');
   for (const v of [token, aws.AWS_SECRET_ACCESS_KEY, aws.AWS_ACCESS_KEY_ID]) assert.ok(!env.includes(v), `a secret is in etcd's environment`);
-  const names = env.split('\0').filter(Boolean).map((kv) => kv.split('=')[0]);
+  const names = env
+    .split('\0')
+    .filter(Boolean)
+    .map((kv) => kv.split('=')[0]);
   assert.ok(!names.some((n) => n?.startsWith('ETCDSNAP_') || n?.startsWith('AWS_') || n === 'UNRELATED_VARIABLE'), names.join(' '));
-  assert.ok(env.split('\0').includes('ETCD_MAX_TXN_OPS=128'), 'the user\'s ETCD_* variable reaches etcd');
+  assert.ok(env.split('\0').includes('ETCD_MAX_TXN_OPS=128'), "the user's ETCD_* variable reaches etcd");
   assert.ok(names.includes('PATH'));
   assert.equal(await s.stop(), 0);
 });
@@ -350,7 +397,10 @@ test('a short --token, --token-file or $ETCDSNAP_TOKEN on a fresh data dir is re
   // a one-character secret made of a letter the message uses: the message is not masked
   const r = runCli([...serverArgs(path.join(dir, 'data-e'), ports), '--token', 'e']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^error: the token's secret has 1 character; a new cluster needs at least 16, because every snapshot holds the cluster CA key sealed with it/m);
+  assert.match(
+    r.stderr,
+    /^error: the token's secret has 1 character; a new cluster needs at least 16, because every snapshot holds the cluster CA key sealed with it/m,
+  );
 });
 
 test('an existing data dir whose token is short starts, with a loud warning', async () => {
@@ -412,17 +462,21 @@ test('the restore tool (etcdctl/etcdutl) runs with a minimal environment', async
   assert.equal(await s.stop(), 0);
   const awsSecret = `aws-secret-${randomBytes(8).toString('hex')}`;
   const token = s.token();
-  const r = runCli([...serverArgs(s.dataDir, s.ports), '--cluster-reset', `--cluster-reset-restore-path=${path.join(s.dataDir, 'server', 'db', 'snapshots', name)}`], {
-    PATH: `${shimDir}:${process.env['PATH'] ?? ''}`,
-    ETCDSNAP_TOKEN: token,
-    AWS_SECRET_ACCESS_KEY: awsSecret,
-    ETCDCTL_DIAL_TIMEOUT: '3s',
-  }, 180_000);
+  const r = runCli(
+    [...serverArgs(s.dataDir, s.ports), '--cluster-reset', `--cluster-reset-restore-path=${path.join(s.dataDir, 'server', 'db', 'snapshots', name)}`],
+    {
+      PATH: `${shimDir}:${process.env.PATH ?? ''}`,
+      ETCDSNAP_TOKEN: token,
+      AWS_SECRET_ACCESS_KEY: awsSecret,
+      ETCDCTL_DIAL_TIMEOUT: '3s',
+    },
+    180_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   const env = readFileSync(dump, 'utf8');
-  assert.ok(!env.includes(token) && !env.includes(token.split('::server:')[1] ?? '-') && !env.includes(awsSecret), 'no secret in the tool\'s environment');
+  assert.ok(!env.includes(token) && !env.includes(token.split('::server:')[1] ?? '-') && !env.includes(awsSecret), "no secret in the tool's environment");
   const lines = env.split('\n');
   assert.ok(lines.includes('ETCDCTL_API=3'));
-  assert.ok(lines.includes('ETCDCTL_DIAL_TIMEOUT=3s'), 'the user\'s ETCDCTL_* is kept');
+  assert.ok(lines.includes('ETCDCTL_DIAL_TIMEOUT=3s'), "the user's ETCDCTL_* is kept");
   assert.ok(!lines.some((l) => l.startsWith('ETCDSNAP_') || l.startsWith('AWS_')), env);
 });

@@ -4,9 +4,7 @@ import assert from 'node:assert/strict';
 import { statSync, writeFileSync, chmodSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import {
-  startServer, etcdctl, alive, waitUntil, apiRequest, runCli, tempDir, freePorts, type ServerProcess,
-} from './helpers/server.js';
+import { startServer, etcdctl, alive, waitUntil, apiRequest, runCli, tempDir, freePorts, type ServerProcess } from './helpers/server.js';
 
 const running: ServerProcess[] = [];
 after(async () => {
@@ -90,17 +88,26 @@ test('healthz answers 503 until etcd answers a status call', async () => {
   chmodSync(slowEtcd, 0o755);
   const s = await start({ dataDir: path.join(dir, 'data'), args: ['--etcd-binary', slowEtcd] });
   let saw503 = false;
-  await waitUntil(async () => {
-    try {
-      const r = await apiRequest(`${s.url}/healthz`);
-      if (r.status === 503) saw503 = true;
-      return r.status === 200;
-    } catch {
-      return false;
-    }
-  }, 60_000, 'healthz 200').catch((err: unknown) => {
+  await waitUntil(
+    async () => {
+      try {
+        const r = await apiRequest(`${s.url}/healthz`);
+        if (r.status === 503) saw503 = true;
+        return r.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+    'healthz 200',
+  ).catch((err: unknown) => {
     // keep what the server said: the only clue when this fails in CI
-    throw new Error(`${String(err)}; server log tail: ${s.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}`);
+    throw new Error(
+      `${String(err)}; server log tail: ${s.lines
+        .slice(-15)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}`,
+    );
   });
   assert.ok(saw503, 'healthz was 503 before ready');
   assert.ok(s.lines.some((l) => l.msg === 'etcdsnap server ready'));
@@ -202,7 +209,16 @@ test('clear one-line errors: etcd binary missing, port in use, data dir not writ
   const emptyCfg = path.join(dir, 'empty.yaml');
   writeFileSync(emptyCfg, '');
   const ports = await freePorts();
-  const common = ['--config', emptyCfg, '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer)];
+  const common = [
+    '--config',
+    emptyCfg,
+    '--supervisor-port',
+    String(ports.supervisor),
+    '--etcd-client-port',
+    String(ports.client),
+    '--etcd-peer-port',
+    String(ports.peer),
+  ];
 
   let msg = mustFail([...common, '--data-dir', path.join(dir, 'd1'), '--etcd-binary', 'no-such-etcd-binary']);
   assert.match(msg, /no-such-etcd-binary binary not found on PATH; install it with `apt-get install etcd-server`, or pass its path with --etcd-binary/);

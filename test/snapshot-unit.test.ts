@@ -65,7 +65,11 @@ test('schedules: descriptors, @every, CRON_TZ, and clear errors that quote the s
   const ny = parseSchedule('CRON_TZ=America/New_York 0 0 * * *');
   assert.equal(ny.next(new Date('2026-11-26T10:00:00Z'))?.toISOString(), '2026-11-27T05:00:00.000Z');
   for (const bad of ['junk', '* * * * * *', '61 * * * *', '@sometimes', '@every 0s', '@every soon', 'CRON_TZ=Mars/Base 0 0 * * *', '0 0 31 2 *']) {
-    assert.throws(() => parseSchedule(bad), (err: Error) => err.message.startsWith(`invalid snapshot schedule "${bad}"`), bad);
+    assert.throws(
+      () => parseSchedule(bad),
+      (err: Error) => err.message.startsWith(`invalid snapshot schedule "${bad}"`),
+      bad,
+    );
   }
 });
 
@@ -132,9 +136,26 @@ test('snapshot requests are validated field by field', () => {
 });
 
 test('ls output: k3s table, json, yaml; anything else is an invalid output format', () => {
-  assert.equal(table([['Name', 'Size'], ['abc', '1']]), 'Name Size\nabc  1\n');
-  const rec = { name: 'n-1700000000', location: 'file:///x/n-1700000000', nodeName: 'n', createdAt: '2023-11-14T22:13:20Z', size: 5, compressed: false, status: 'successful' as const };
-  assert.equal(renderRecords([rec], 'table'), 'Name         Location               Size Created\nn-1700000000 file:///x/n-1700000000 5    2023-11-14T22:13:20Z\n');
+  assert.equal(
+    table([
+      ['Name', 'Size'],
+      ['abc', '1'],
+    ]),
+    'Name Size\nabc  1\n',
+  );
+  const rec = {
+    name: 'n-1700000000',
+    location: 'file:///x/n-1700000000',
+    nodeName: 'n',
+    createdAt: '2023-11-14T22:13:20Z',
+    size: 5,
+    compressed: false,
+    status: 'successful' as const,
+  };
+  assert.equal(
+    renderRecords([rec], 'table'),
+    'Name         Location               Size Created\nn-1700000000 file:///x/n-1700000000 5    2023-11-14T22:13:20Z\n',
+  );
   assert.deepEqual(JSON.parse(renderRecords([rec], 'json')), [rec]);
   assert.match(renderRecords([rec], 'yaml'), /^- name: n-1700000000\n/);
   assert.equal(parseOutputFormat(undefined), 'table');
@@ -154,12 +175,27 @@ test('the local folder lists snapshots with sidecars, shows failed records for 2
   writeFileSync(path.join(dir.dir, 'README.txt'), 'not a snapshot');
   mkdirSync(dir.metadataDir, { recursive: true });
   const failedAt = new Date('2026-01-01T00:00:00Z');
-  await dir.writeRecord({ name: 'on-demand-n1-1767225600', location: '', nodeName: 'n1', createdAt: failedAt.toISOString(), size: 0, compressed: false, status: 'failed', message: 'boom' });
+  await dir.writeRecord({
+    name: 'on-demand-n1-1767225600',
+    location: '',
+    nodeName: 'n1',
+    createdAt: failedAt.toISOString(),
+    size: 0,
+    compressed: false,
+    status: 'failed',
+    message: 'boom',
+  });
   let list = await dir.list({ nodeName: 'n1', now: new Date(failedAt.getTime() + 3600_000) });
-  assert.deepEqual(list.map((r) => [r.name, r.status]).sort(), [['etcd-snapshot-n1-1700000000', 'successful'], ['on-demand-n1-1767225600', 'failed']]);
+  assert.deepEqual(list.map((r) => [r.name, r.status]).sort(), [
+    ['etcd-snapshot-n1-1700000000', 'successful'],
+    ['on-demand-n1-1767225600', 'failed'],
+  ]);
   assert.equal(list.find((r) => r.status === 'successful')?.size, 10);
   list = await dir.list({ nodeName: 'n1', now: new Date(failedAt.getTime() + 25 * 3600_000) });
-  assert.deepEqual(list.map((r) => r.name), ['etcd-snapshot-n1-1700000000']);
+  assert.deepEqual(
+    list.map((r) => r.name),
+    ['etcd-snapshot-n1-1700000000'],
+  );
   assert.ok(!existsSync(dir.sidecarPath('on-demand-n1-1767225600')), 'the expired record is gone');
   assert.deepEqual(await dir.removeLeftoverParts(), ['etcd-snapshot-n1-1700000001.part']);
   assert.ok(existsSync(path.join(dir.dir, 'README.txt')));
@@ -182,5 +218,8 @@ test('a partial file never gets a final name: openWriter writes .part, commit re
   await new Promise<void>((r) => w2.stream.end('abc', () => r()));
   await w2.commit();
   assert.deepEqual(readdirSync(dir.dir), ['a-n-1700000001']);
-  await assert.rejects(dir.prepare(false).then(() => new LocalStore(path.join(dir.dir, 'missing')).prepare(false)), /does not exist/);
+  await assert.rejects(
+    dir.prepare(false).then(() => new LocalStore(path.join(dir.dir, 'missing')).prepare(false)),
+    /does not exist/,
+  );
 });

@@ -5,9 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import {
-  startServer, startReady, killStarted, etcdctl, snapshotCli, fillEtcd, apiRequest, waitUntil, tempDir, type ServerProcess,
-} from './helpers/server.js';
+import { startServer, startReady, killStarted, etcdctl, snapshotCli, fillEtcd, apiRequest, waitUntil, tempDir, type ServerProcess } from './helpers/server.js';
 import { verifySnapshotFile } from '../src/snapshot/verify.js';
 
 after(async () => {
@@ -24,6 +22,7 @@ const auth = (s: ServerProcess): Record<string, string> => ({
   'content-type': 'application/json',
 });
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: names the data-dir option as the docs do
 test('the default schedule is on, at 00:00 and 12:00 system time, keep 5, in ${data-dir}/server/db/snapshots', async () => {
   const s = await start();
   const line = await s.waitFor((l) => l.msg === 'scheduled etcd snapshots enabled');
@@ -42,7 +41,11 @@ test('the default schedule is on, at 00:00 and 12:00 system time, keep 5, in ${d
 
 test('@every 2s with retention 2 leaves exactly 2 scheduled snapshots after several ticks', async () => {
   const s = await start({ args: ['--etcd-snapshot-schedule-cron', '@every 2s', '--etcd-snapshot-retention', '2'] });
-  await waitUntil(() => s.lines.filter((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-node1-\d+ saved$/.test(l.msg)).length >= 4, 40_000, '4 scheduled saves');
+  await waitUntil(
+    () => s.lines.filter((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-node1-\d+ saved$/.test(l.msg)).length >= 4,
+    40_000,
+    '4 scheduled saves',
+  );
   assert.equal(await s.stop(), 0);
   const left = files(snapDir(s));
   assert.equal(left.length, 2, left.join(' '));
@@ -157,12 +160,19 @@ test('on-demand save, ls, delete and prune through the CLI; sidecars; interop wi
   const wouldDelete = dry.stdout.trimEnd().split('\n');
   assert.equal(wouldDelete.length, 1);
   assert.match(wouldDelete[0] ?? '', /^Snapshot on-demand-node1-\d+ would be deleted\.$/);
-  assert.deepEqual(files(snapDir(s)).filter((f) => before.includes(f)), before, 'dry run deletes nothing');
+  assert.deepEqual(
+    files(snapDir(s)).filter((f) => before.includes(f)),
+    before,
+    'dry run deletes nothing',
+  );
   const pr = snapshotCli(s, ['prune', '--snapshot-retention', '1']);
-  assert.equal(pr.stdout, wouldDelete[0]?.replace('would be deleted', 'deleted') + '\n');
+  assert.equal(pr.stdout, `${wouldDelete[0]?.replace('would be deleted', 'deleted')}\n`);
   const after = files(snapDir(s));
   assert.ok(after.includes('on-demand-notes.txt') && after.includes('on-demand-othernode-1700000000'), 'foreign files untouched');
-  assert.ok(after.some((f) => f.startsWith('before-upgrade-node1-')), 'other prefixes untouched');
+  assert.ok(
+    after.some((f) => f.startsWith('before-upgrade-node1-')),
+    'other prefixes untouched',
+  );
   assert.equal(after.filter((f) => /^on-demand-node1-/.test(f)).length, 1);
   assert.equal(await s.stop(), 0);
 });
@@ -171,7 +181,9 @@ test('10 concurrent saves: one at a time, the rest get 409 "already in progress"
   const s = await start();
   await fillEtcd(s, 600, 64 * 1024);
   const results = await Promise.all(
-    Array.from({ length: 10 }, () => apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'save', name: ['race'] }) })),
+    Array.from({ length: 10 }, () =>
+      apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'save', name: ['race'] }) }),
+    ),
   );
   const ok = results.filter((r) => r.status === 200);
   const conflicts = results.filter((r) => r.status === 409);
@@ -195,7 +207,11 @@ test('a prune requested during a save waits for it: it starts after the save has
   await fillEtcd(s, 1600, 64 * 1024); // ~100 MiB: the next save takes a while
   const saving = apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'save', name: ['serial'] }) });
   await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('Saving etcd snapshot to ') && l.snapshot !== older[0]);
-  const pruning = apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify({ operation: 'prune', name: ['serial'], retention: 1 }) });
+  const pruning = apiRequest(`${s.url}/db/snapshot`, {
+    method: 'POST',
+    headers: auth(s),
+    body: JSON.stringify({ operation: 'prune', name: ['serial'], retention: 1 }),
+  });
   const [saved, pruned] = await Promise.all([saving, pruning]);
   assert.equal(saved.status, 200, saved.body);
   assert.equal(pruned.status, 200, pruned.body);
@@ -203,7 +219,10 @@ test('a prune requested during a save waits for it: it starts after the save has
   // the prune saw the new snapshot (a prune beside the save would have seen only the older
   // one and kept it), so it removed the older one
   assert.deepEqual(JSON.parse(pruned.body), { deleted: older });
-  assert.deepEqual(files(snapDir(s)).filter((f) => f.startsWith('serial-')), [newer]);
+  assert.deepEqual(
+    files(snapDir(s)).filter((f) => f.startsWith('serial-')),
+    [newer],
+  );
   // the server log: the prune arrived during the save, waited, and began after it finished
   const at = (pred: (msg: string) => boolean): number => s.lines.findIndex((l) => typeof l.msg === 'string' && pred(l.msg));
   const waits = at((m) => m === 'snapshot prune waits for the running snapshot save to finish');
@@ -227,7 +246,11 @@ test('etcd killed mid-stream: no file, no .part, the failure is recorded and sho
   process.kill(etcdPid, 'SIGKILL');
   const res = await pending;
   assert.ok(res.status >= 500, `${res.status} ${res.body}`);
-  assert.deepEqual(files(dir).filter((f) => f.startsWith('cut-')), [], 'no file, final or partial');
+  assert.deepEqual(
+    files(dir).filter((f) => f.startsWith('cut-')),
+    [],
+    'no file, final or partial',
+  );
   // the failure is recorded and listed
   await waitUntil(() => etcdctl(s, ['endpoint', 'health']).code === 0, 40_000, 'etcd back');
   const ls = JSON.parse(snapshotCli(s, ['ls', '-o', 'json']).stdout) as Array<Record<string, unknown>>;
@@ -261,7 +284,11 @@ test('traversal and bad names are refused and touch nothing', async () => {
   const notSnapshot = snapshotCli(s, ['delete', 'file']);
   assert.equal(notSnapshot.code, 1);
   assert.match(notSnapshot.stderr, /^error: "file" in .* is not a snapshot .*nothing was deleted\n$/);
-  for (const body of [{ operation: 'delete', name: ['../victim/file'] }, { operation: 'save', name: ['../evil'] }, { operation: 'prune', name: ['a/b'] }]) {
+  for (const body of [
+    { operation: 'delete', name: ['../victim/file'] },
+    { operation: 'save', name: ['../evil'] },
+    { operation: 'prune', name: ['a/b'] },
+  ]) {
     const r = await apiRequest(`${s.url}/db/snapshot`, { method: 'POST', headers: auth(s), body: JSON.stringify(body) });
     assert.equal(r.status, 400, JSON.stringify(body));
     assert.match(r.body, /invalid snapshot name/);
@@ -290,5 +317,8 @@ test('snapshot flags are validated at start-up: junk cron, negative retention, m
   const s = await startServer({ args: ['--etcd-snapshot-dir', path.join(dir, 'nope')] });
   const code = await s.wait(60_000);
   assert.equal(code, 1);
-  assert.ok(s.raw.some((l) => l.includes(`snapshot dir ${path.join(dir, 'nope')} does not exist`)), s.raw.join('\n'));
+  assert.ok(
+    s.raw.some((l) => l.includes(`snapshot dir ${path.join(dir, 'nope')} does not exist`)),
+    s.raw.join('\n'),
+  );
 });

@@ -113,7 +113,15 @@ function conformance(kind: string, open: () => Promise<Harness>): void {
         await sink.commit();
       }
       assert.deepEqual(await names(store), [NAME, OTHER]);
-      await store.writeRecord({ name: NAME, location: store.location(NAME), nodeName: 'node1', createdAt: '2023-11-14T22:13:21Z', size: 1, compressed: false, status: 'successful' });
+      await store.writeRecord({
+        name: NAME,
+        location: store.location(NAME),
+        nodeName: 'node1',
+        createdAt: '2023-11-14T22:13:21Z',
+        size: 1,
+        compressed: false,
+        status: 'successful',
+      });
       assert.deepEqual(await store.delete([NAME, 'conf-node1-1700000009']), [NAME]);
       assert.deepEqual(await names(store), [OTHER]);
       assert.equal(await store.readRecord(NAME), undefined);
@@ -141,7 +149,8 @@ function conformance(kind: string, open: () => Promise<Harness>): void {
       await store.writeRecord(rec);
       const back = await store.readRecord(NAME);
       assert.ok(back);
-      for (const k of ['name', 'location', 'nodeName', 'createdAt', 'sha256', 'compressed', 'status', 'revision', 'etcdVersion'] as const) assert.equal(back[k], rec[k], k);
+      for (const k of ['name', 'location', 'nodeName', 'createdAt', 'sha256', 'compressed', 'status', 'revision', 'etcdVersion'] as const)
+        assert.equal(back[k], rec[k], k);
       const listed = (await store.list({ nodeName: 'other', withRecords: true })).find((r) => r.name === NAME);
       assert.equal(listed?.revision, '42');
       assert.equal(listed?.size, 100);
@@ -157,7 +166,11 @@ function conformance(kind: string, open: () => Promise<Harness>): void {
         await assert.rejects(store.openRead(n), isUsage, `openRead ${what}`);
         await assert.rejects(store.delete([NAME, n]), isUsage, `delete ${what}`);
         await assert.rejects(store.readRecord(n), isUsage, `readRecord ${what}`);
-        await assert.rejects(store.writeRecord({ name: n, location: '', nodeName: 'node1', createdAt: '2023-11-14T22:13:21Z', size: 0, compressed: false, status: 'successful' }), isUsage, `writeRecord ${what}`);
+        await assert.rejects(
+          store.writeRecord({ name: n, location: '', nodeName: 'node1', createdAt: '2023-11-14T22:13:21Z', size: 0, compressed: false, status: 'successful' }),
+          isUsage,
+          `writeRecord ${what}`,
+        );
         assert.throws(() => store.location(n), isUsage, `location ${what}`);
       }
       assert.deepEqual(await names(store), []);

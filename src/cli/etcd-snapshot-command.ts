@@ -107,7 +107,10 @@ async function save(cmd: Command): Promise<void> {
     if (cmd.parent?.args[0] !== cmd.name()) {
       const word = cmd.args[0] ?? '';
       const hint = suggestCommand(word);
-      throw new EtcdsnapError('usage', `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : 'use save, ls (list, l), delete or prune'}`);
+      throw new EtcdsnapError(
+        'usage',
+        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : 'use save, ls (list, l), delete or prune'}`,
+      );
     }
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
   }

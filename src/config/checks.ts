@@ -28,7 +28,10 @@ export const checkPrefix: ValueCheck = (v) => {
 
 /** Each comma-separated item an absolute path. */
 export const checkAbsoluteDirs: ValueCheck = (v) => {
-  for (const d of String(v).split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+  for (const d of String(v)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')) {
     if (!path.isAbsolute(d) || d.includes('\0')) {
       throw new Error(`"${d}" is not an absolute path; give absolute folder paths (repeat the flag or separate them with commas)`);
     }
@@ -49,7 +52,7 @@ export const checkJoinURL: ValueCheck = (v) => {
   } catch {
     u = undefined;
   }
-  if (!u || u.protocol !== 'https:' || u.port === '') throw new Error(`"${s}" is not https://<host>:<supervisor-port>`);
+  if (u?.protocol !== 'https:' || u.port === '') throw new Error(`"${s}" is not https://<host>:<supervisor-port>`);
 };
 
 /** Each S3 operation: at least a second, at most a day. */

@@ -24,9 +24,10 @@ function defaultCell(s: OptionSpec): string {
 }
 
 function describe(s: OptionSpec): string {
-  const extra = [s.choices ? `one of: ${s.choices.join(', ')}` : undefined, s.secret ? 'secret: never logged; a flag warns, prefer the env var or the config file' : undefined].filter(
-    (e): e is string => e !== undefined,
-  );
+  const extra = [
+    s.choices ? `one of: ${s.choices.join(', ')}` : undefined,
+    s.secret ? 'secret: never logged; a flag warns, prefer the env var or the config file' : undefined,
+  ].filter((e): e is string => e !== undefined);
   return cell(extra.length > 0 ? `${s.description} (${extra.join('; ')})` : s.description);
 }
 

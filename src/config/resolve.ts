@@ -7,7 +7,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { configError, errnoCode, messageOf } from '../errors.js';
 import { checkChoices, checkValue, DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
 import { parseBoolean, parseValue, type OptionValue } from './values.js';
@@ -61,7 +61,7 @@ export function normalizeBooleanArgs(argv: readonly string[], specs: readonly Op
     const m = /^--([a-z0-9-]+)=(.*)$/.exec(a);
     if (!m) return a;
     const spec = findSpec(specs, m[1] ?? '');
-    if (!spec || spec.type !== 'boolean') return a;
+    if (spec?.type !== 'boolean') return a;
     let v: boolean;
     try {
       v = parseBoolean(m[2] ?? '');

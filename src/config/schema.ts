@@ -231,6 +231,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     key: 'etcd-snapshot-dir',
     type: 'string',
     description: 'folder for snapshots',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: help text names the data-dir option as k3s does
     defaultText: '${data-dir}/server/db/snapshots',
     valueName: 'dir',
   },
@@ -295,7 +296,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   {
     key: 'skip-hash-check',
     type: 'boolean',
-    description: "restore a snapshot without its sha256 trailer (a member/snap/db copied from a data dir); skips the integrity check",
+    description: 'restore a snapshot without its sha256 trailer (a member/snap/db copied from a data dir); skips the integrity check',
     default: false,
   },
   ...SERVER_S3_OPTIONS,
@@ -320,6 +321,7 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     type: 'string',
     secret: true,
     description: 'token of the server',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: help text names the data-dir option as k3s does
     defaultText: 'read from ${data-dir}/server/token',
     valueName: 'token',
   },

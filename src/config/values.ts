@@ -56,8 +56,7 @@ export function parseDuration(raw: string): number {
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
   let matched = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(v)) !== null) {
+  for (let m = re.exec(v); m !== null; m = re.exec(v)) {
     total += Number(m[1]) * (DURATION_UNITS[m[2] ?? 's'] ?? 1000);
     matched = re.lastIndex;
   }
@@ -95,7 +94,11 @@ export type ValueCheck = (value: OptionValue) => void;
 
 /** `ms` as the shortest exact duration text (`90s`, `5m`, `24h`). */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms !== 0 && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -131,7 +134,8 @@ export function valueFromJson(type: ValueType, v: unknown): OptionValue {
     case 'count':
     case 'port':
     case 'duration': {
-      if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new Error(type === 'duration' ? 'must be a whole number of milliseconds' : 'must be a whole number');
+      if (typeof v !== 'number' || !Number.isSafeInteger(v))
+        throw new Error(type === 'duration' ? 'must be a whole number of milliseconds' : 'must be a whole number');
       // the string parsers hold the rules of each type (negative counts, port range)
       if (type !== 'duration') return parseValue(type, String(v));
       if (v < 0) throw new Error(`${v} is negative`);

@@ -38,8 +38,7 @@ export interface EtcdClientOptions {
   tls: Pick<TlsPaths, 'etcdCa' | 'clientCert' | 'clientKey'>;
 }
 
-const unavailable = (what: string, err: unknown): EtcdsnapError =>
-  new EtcdsnapError('unavailable', `etcd ${what} failed: ${messageOf(err)}`, { cause: err });
+const unavailable = (what: string, err: unknown): EtcdsnapError => new EtcdsnapError('unavailable', `etcd ${what} failed: ${messageOf(err)}`, { cause: err });
 
 export class EtcdClient {
   private constructor(
@@ -49,11 +48,7 @@ export class EtcdClient {
   ) {}
 
   static async connect(opts: EtcdClientOptions): Promise<EtcdClient> {
-    const [ca, cert, key] = await Promise.all([
-      fsp.readFile(opts.tls.etcdCa),
-      fsp.readFile(opts.tls.clientCert),
-      fsp.readFile(opts.tls.clientKey),
-    ]);
+    const [ca, cert, key] = await Promise.all([fsp.readFile(opts.tls.etcdCa), fsp.readFile(opts.tls.clientCert), fsp.readFile(opts.tls.clientKey)]);
     const client = new Etcd3({
       hosts: [opts.endpoint],
       credentials: { rootCertificate: ca, certChain: cert, privateKey: key },
@@ -151,7 +146,10 @@ export class EtcdClient {
   /** The value of `key` as UTF-8, or undefined when it is absent. */
   async getValue(key: string, timeoutMs = 5000): Promise<string | undefined> {
     try {
-      const v = await this.client.get(key).options({ deadline: Date.now() + timeoutMs }).string();
+      const v = await this.client
+        .get(key)
+        .options({ deadline: Date.now() + timeoutMs })
+        .string();
       return v ?? undefined;
     } catch (err) {
       throw unavailable(`get ${key}`, err);
@@ -160,7 +158,11 @@ export class EtcdClient {
 
   async putValue(key: string, value: string, timeoutMs = 5000): Promise<void> {
     try {
-      await this.client.put(key).value(value).options({ deadline: Date.now() + timeoutMs }).exec();
+      await this.client
+        .put(key)
+        .value(value)
+        .options({ deadline: Date.now() + timeoutMs })
+        .exec();
     } catch (err) {
       throw unavailable(`put ${key}`, err);
     }

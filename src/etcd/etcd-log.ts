@@ -124,7 +124,7 @@ export class EtcdLogRelay {
     const fatal = FATAL_ZAP.has(zapLevel);
     const withStack = stacktrace !== undefined && (fatal || this.log.isLevelEnabled('debug')) ? { stacktrace } : {};
     this.log[lvl]({ ...fields, ...withStack, ...(fatal ? { etcdLevel: zapLevel } : {}) }, message);
-    const detail = typeof fields['error'] === 'string' ? `${message}: ${fields['error']}` : message;
+    const detail = typeof fields.error === 'string' ? `${message}: ${fields.error}` : message;
     if (fatal) this.fatalCause = oneLine(detail);
     else if (lvl === 'error') this.errorCause = oneLine(detail);
     this.zapPanicked = zapLevel === 'panic' || zapLevel === 'dpanic';
@@ -157,7 +157,7 @@ export class EtcdLogRelay {
 
   private flush(): void {
     if (this.usageLines !== undefined) {
-      this.log.debug({ lines: this.usageLines }, "etcd printed its usage text (it refused a flag or a value; see the line before)");
+      this.log.debug({ lines: this.usageLines }, 'etcd printed its usage text (it refused a flag or a value; see the line before)');
       this.usageLines = undefined;
     }
     const p = this.panic;

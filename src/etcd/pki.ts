@@ -22,7 +22,10 @@ export interface KeyPairPem {
 }
 
 function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
+  const b64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trimEnd();
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -54,7 +57,7 @@ export async function createCa(commonName: string): Promise<KeyPairPem> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await exportKey(keys.privateKey) };
+  return { certPem: `${cert.toString('pem')}\n`, keyPem: await exportKey(keys.privateKey) };
 }
 
 export type LeafUsage = 'server' | 'client' | 'peer';
@@ -85,9 +88,7 @@ export async function issueLeaf(ca: KeyPairPem, req: LeafRequest): Promise<KeyPa
   ];
   if (req.hosts.length > 0) {
     extensions.push(
-      new x509.SubjectAlternativeNameExtension(
-        req.hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h })),
-      ),
+      new x509.SubjectAlternativeNameExtension(req.hosts.map((h) => (isIP(h) ? { type: 'ip' as const, value: h } : { type: 'dns' as const, value: h }))),
     );
   }
   const now = Date.now();
@@ -102,5 +103,5 @@ export async function issueLeaf(ca: KeyPairPem, req: LeafRequest): Promise<KeyPa
     signingKey: caKey,
     extensions,
   });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await exportKey(keys.privateKey) };
+  return { certPem: `${cert.toString('pem')}\n`, keyPem: await exportKey(keys.privateKey) };
 }

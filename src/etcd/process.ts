@@ -42,7 +42,10 @@ const SETPRIV = '/usr/bin/setpriv';
 export async function resolveBinary(binary: string, flag: string, installHint: string): Promise<string> {
   const candidates = binary.includes('/')
     ? [binary]
-    : (process.env['PATH'] ?? '').split(':').filter(Boolean).map((d) => path.join(d, binary));
+    : (process.env.PATH ?? '')
+        .split(':')
+        .filter(Boolean)
+        .map((d) => path.join(d, binary));
   for (const c of candidates) {
     try {
       await fsp.access(c, fsc.X_OK);

@@ -16,7 +16,6 @@ const DAY = 86_400_000;
 /** The certificate library loads only when a certificate must be made (it is slow to load). */
 const pki = (): Promise<typeof import('./pki.js')> => import('./pki.js');
 
-
 export interface TlsPaths {
   dir: string;
   caCert: string;

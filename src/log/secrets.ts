@@ -77,16 +77,16 @@ function base64HoldsSecret(run: string): boolean {
  * and overlapping ones are merged into one mask, so no part of a secret is left beside it.
  */
 export function scrubSecrets(text: string): string {
-  let spans: Array<[number, number]> | undefined;
+  const spans: Array<[number, number]> = [];
   for (const f of forms) {
-    for (let i = text.indexOf(f); i >= 0; i = text.indexOf(f, i + 1)) (spans ??= []).push([i, i + f.length]);
+    for (let i = text.indexOf(f); i >= 0; i = text.indexOf(f, i + 1)) spans.push([i, i + f.length]);
   }
   if (secretBytes.length > 0) {
     for (const m of text.matchAll(BASE64_RUN)) {
-      if (base64HoldsSecret(m[0])) (spans ??= []).push([m.index, m.index + m[0].length]);
+      if (base64HoldsSecret(m[0])) spans.push([m.index, m.index + m[0].length]);
     }
   }
-  if (!spans) return text;
+  if (spans.length === 0) return text;
   spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
   let out = '';
   let pos = 0;

@@ -118,7 +118,9 @@ function optional<T>(d: Decoder<T>): Decoder<T | undefined> {
 function array<T>(d: Decoder<T>): Decoder<T[]> {
   return (v, at) => {
     if (!Array.isArray(v)) return fail(at, 'a list');
-    v.forEach((item, i) => d(item, `${at}[${i}]`));
+    v.forEach((item, i) => {
+      d(item, `${at}[${i}]`);
+    });
     return v as T[]; // each item was checked by `d`
   };
 }
@@ -135,16 +137,16 @@ const isStatus = (v: unknown): v is SnapshotStatus => v === 'successful' || v ==
 const record: Decoder<SnapshotRecord> = (v, at) => {
   const o = object(v, at);
   for (const key of ['name', 'location', 'nodeName', 'createdAt'] as const) str(o[key], `${at}.${key}`);
-  if (typeof o['size'] !== 'number') fail(`${at}.size`, 'a number');
-  if (typeof o['compressed'] !== 'boolean') fail(`${at}.compressed`, 'true or false');
-  if (!isStatus(o['status'])) fail(`${at}.status`, 'successful or failed');
+  if (typeof o.size !== 'number') fail(`${at}.size`, 'a number');
+  if (typeof o.compressed !== 'boolean') fail(`${at}.compressed`, 'true or false');
+  if (!isStatus(o.status)) fail(`${at}.status`, 'successful or failed');
   for (const key of ['sha256', 'message', 'etcdVersion', 'revision', 'dbSha256'] as const) optional(str)(o[key], `${at}.${key}`);
   for (const key of ['dbSize', 'durationMs'] as const) if (o[key] !== undefined && typeof o[key] !== 'number') fail(`${at}.${key}`, 'a number');
-  if (o['foreignName'] !== undefined && typeof o['foreignName'] !== 'boolean') fail(`${at}.foreignName`, 'true or false');
-  if (o['s3'] !== undefined) {
-    const c = object(o['s3'], `${at}.s3`);
-    str(c['location'], `${at}.s3.location`);
-    if (!isStatus(c['status'])) fail(`${at}.s3.status`, 'successful or failed');
+  if (o.foreignName !== undefined && typeof o.foreignName !== 'boolean') fail(`${at}.foreignName`, 'true or false');
+  if (o.s3 !== undefined) {
+    const c = object(o.s3, `${at}.s3`);
+    str(c.location, `${at}.s3.location`);
+    if (!isStatus(c.status)) fail(`${at}.s3.status`, 'successful or failed');
   }
   return o as unknown as SnapshotRecord; // every field was checked above
 };

@@ -52,6 +52,7 @@ export function assertSafeName(name: unknown, what = 'snapshot name'): string {
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
     throw new EtcdsnapError('usage', `invalid ${what} ${shown}: longer than ${MAX_NAME_BYTES} bytes`);
   }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to refuse control characters
   if (/[\x00-\x1f\x7f]/.test(name)) throw new EtcdsnapError('usage', `invalid ${what} ${shown}: control characters are not allowed`);
   return name;
 }

@@ -70,6 +70,7 @@ export const MAX_MESSAGE_CHARS = 4096;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** C0 and C1 control characters and DEL: never kept in a text field (terminal escapes). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find control characters
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -146,7 +147,13 @@ export function parseRecord(text: string): SnapshotRecord | undefined {
   const { kept } = checkFields(o);
   if (kept.name === undefined || kept.createdAt === undefined || kept.status === undefined) return undefined;
   // fields in their usual order (ls -o yaml/json shows them so); defaults only for missing ones
-  return { ...kept, location: kept.location ?? '', nodeName: kept.nodeName ?? '', size: kept.size ?? 0, compressed: kept.compressed ?? false } as SnapshotRecord;
+  return {
+    ...kept,
+    location: kept.location ?? '',
+    nodeName: kept.nodeName ?? '',
+    size: kept.size ?? 0,
+    compressed: kept.compressed ?? false,
+  } as SnapshotRecord;
 }
 
 /** What a record built from a bucket sidecar takes from us, never from the sidecar. */

@@ -89,7 +89,11 @@ export class SupervisorClient {
     registerSecret(token.secret);
     let ca: string;
     if (token.caHash !== undefined) {
-      const r = await SupervisorClient.call(() => request(new URL('/cacerts', base), { method: 'GET', rejectUnauthorized: false }, undefined, opts.timeoutMs), base, flags.server);
+      const r = await SupervisorClient.call(
+        () => request(new URL('/cacerts', base), { method: 'GET', rejectUnauthorized: false }, undefined, opts.timeoutMs),
+        base,
+        flags.server,
+      );
       if (r.status !== 200 || caHash(r.body) !== token.caHash) {
         throw new EtcdsnapError('auth', `the server at ${base.origin} does not present the CA the token pins; check ${flags.server} and ${flags.token}`);
       }
@@ -111,7 +115,10 @@ export class SupervisorClient {
     } catch (err) {
       const code = errnoCode(err);
       if (code !== undefined && /^(ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|ENETUNREACH)$/.test(code)) {
-        throw new EtcdsnapError('unavailable', `cannot reach the etcdsnap server at ${base.origin} (${code}): \`etcdsnap server\` must be running; point ${serverFlag} at its supervisor URL`);
+        throw new EtcdsnapError(
+          'unavailable',
+          `cannot reach the etcdsnap server at ${base.origin} (${code}): \`etcdsnap server\` must be running; point ${serverFlag} at its supervisor URL`,
+        );
       }
       const tls = tlsFailure(err);
       if (tls !== undefined) {
@@ -166,7 +173,11 @@ export class SupervisorClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(text);
     }
-    const r = await SupervisorClient.call(() => request(new URL(pathname, this.base), { method, ca: this.ca, headers }, text, this.timeoutMs), this.base, this.serverFlag);
+    const r = await SupervisorClient.call(
+      () => request(new URL(pathname, this.base), { method, ca: this.ca, headers }, text, this.timeoutMs),
+      this.base,
+      this.serverFlag,
+    );
     let parsed: unknown;
     try {
       parsed = JSON.parse(r.body);

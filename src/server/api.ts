@@ -243,7 +243,10 @@ export class SupervisorApi {
         'unauthorized API request',
       );
     }
-    if (d.delayMs === 0) return refuse(res, 401, UNAUTHORIZED);
+    if (d.delayMs === 0) {
+      refuse(res, 401, UNAUTHORIZED);
+      return;
+    }
     const retry = { 'retry-after': String(Math.ceil(d.delayMs / 1000)) };
     const timer = setTimeout(() => refuse(res, 401, UNAUTHORIZED, retry), d.delayMs);
     res.once('close', () => clearTimeout(timer)); // the client left or was evicted meanwhile

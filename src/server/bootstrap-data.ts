@@ -48,7 +48,13 @@ const AAD: Record<number, Buffer> = { 1: Buffer.from('etcdsnap-bootstrap-v1'), 2
  * block operations. 256 MiB and 4x the current work allow raising the parameters one step
  * later; more is refused as malformed before scrypt runs.
  */
-export const KDF_LIMITS = { minN: 1 << 14, maxMemBytes: 256 * 1024 * 1024, maxWork: 4 * CURRENT_KDF.N * CURRENT_KDF.r * CURRENT_KDF.p, maxR: 32, maxP: 16 } as const;
+export const KDF_LIMITS = {
+  minN: 1 << 14,
+  maxMemBytes: 256 * 1024 * 1024,
+  maxWork: 4 * CURRENT_KDF.N * CURRENT_KDF.r * CURRENT_KDF.p,
+  maxR: 32,
+  maxP: 16,
+} as const;
 
 const SALT_BYTES = 16;
 const IV_BYTES = 12;
@@ -79,7 +85,9 @@ export function kdfAcceptable(k: unknown): k is KdfParams {
 const keyOf = (secret: string, salt: Buffer, k: KdfParams): Promise<Buffer> =>
   new Promise((resolve, reject) =>
     // maxmem: scrypt's own need (128·N·r) plus room for its p blocks and bookkeeping
-    scrypt(secret, salt, 32, { N: k.N, r: k.r, p: k.p, maxmem: 128 * k.N * k.r + 128 * k.r * k.p + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
+    scrypt(secret, salt, 32, { N: k.N, r: k.r, p: k.p, maxmem: 128 * k.N * k.r + 128 * k.r * k.p + 1024 * 1024 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
   );
 
 /** The CA sealed with `secret`, as the text stored in etcd (version 2, CURRENT_KDF). */
@@ -171,7 +179,8 @@ export async function openBootstrap(text: string, secret: string): Promise<Opene
   }
   try {
     const o = JSON.parse(plain) as { caCert?: unknown; caKey?: unknown };
-    if (typeof o.caCert === 'string' && typeof o.caKey === 'string' && caHash(o.caCert) === s.ca) return { ok: true, ca: { certPem: o.caCert, keyPem: o.caKey } };
+    if (typeof o.caCert === 'string' && typeof o.caKey === 'string' && caHash(o.caCert) === s.ca)
+      return { ok: true, ca: { certPem: o.caCert, keyPem: o.caKey } };
   } catch {
     /* falls through */
   }

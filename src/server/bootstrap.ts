@@ -76,7 +76,9 @@ export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<Tok
   const existing = existingText !== undefined ? parseToken(existingText) : undefined;
   if (existing) registerSecret(existing.secret);
   if (cfg.joinURL !== undefined && given?.caHash === undefined && !existingCa) {
-    throw configError('joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token or --token-file');
+    throw configError(
+      'joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token or --token-file',
+    );
   }
   if (given?.caHash !== undefined) {
     // joining: the CA comes from the cluster and is checked against this hash then

@@ -30,7 +30,10 @@ export function clusterFeature(tls: TlsPaths): Feature {
     try {
       await recordClusterId(ctx.paths, (await identityOf(ctx.etcd, ctx.paths)).clusterId);
     } catch (err) {
-      ctx.logger.warn({ err: messageOf(err), file: ctx.paths.clusterIdFile }, 'could not record the etcd cluster ID of this data; the next start cannot check it against the cluster');
+      ctx.logger.warn(
+        { err: messageOf(err), file: ctx.paths.clusterIdFile },
+        'could not record the etcd cluster ID of this data; the next start cannot check it against the cluster',
+      );
     }
     ctx.addRoute({ method: 'GET', path: IDENTITY_PATH, handle: async () => ({ status: 200, body: await identityOf(ctx.etcd, ctx.paths) }) });
     ctx.addRoute({

@@ -93,7 +93,10 @@ export function certHosts(cfg: ServerConfig): string[] {
 
 /** `--etcd-snapshot-api-dir` values (checked absolute by the spec): items may hold comma-separated lists. */
 function parseApiDirs(raw: readonly string[]): string[] {
-  const dirs = raw.flatMap((r) => r.split(',')).map((d) => d.trim()).filter((d) => d !== '');
+  const dirs = raw
+    .flatMap((r) => r.split(','))
+    .map((d) => d.trim())
+    .filter((d) => d !== '');
   return [...new Set(dirs.map((d) => path.resolve(d)))];
 }
 

@@ -30,9 +30,18 @@ export class JoinSession {
   static async open(cfg: ServerConfig, url: string, token: TokenCheck, logger: Logger): Promise<JoinSession> {
     const given = token.given ?? token.existing;
     if (!given || given.caHash === undefined) {
-      throw new EtcdsnapError('config', 'joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token');
+      throw new EtcdsnapError(
+        'config',
+        'joining a cluster needs the full token (K10...::server:...) from <data-dir>/server/token of a server in it; pass it with --token',
+      );
     }
-    const client = await SupervisorClient.connect({ server: url, token: tokenFromHash(given.caHash, given.secret), dataDir: cfg.dataDir, timeoutMs: 30_000, flags: { server: '--server', token: '--token' } });
+    const client = await SupervisorClient.connect({
+      server: url,
+      token: tokenFromHash(given.caHash, given.secret),
+      dataDir: cfg.dataDir,
+      timeoutMs: 30_000,
+      flags: { server: '--server', token: '--token' },
+    });
     const b = (await client.get('/v1/cluster/bootstrap')) as { caCert?: unknown; caKey?: unknown };
     if (typeof b.caCert !== 'string' || typeof b.caKey !== 'string' || caHash(b.caCert) !== given.caHash) {
       throw new EtcdsnapError('auth', `the server at ${url} did not hand out the cluster CA the token pins`);
@@ -59,7 +68,8 @@ export class JoinSession {
         await new Promise((res) => setTimeout(res, 1000));
       }
     }
-    if (typeof r.id !== 'string' || typeof r.initialCluster !== 'string') throw new EtcdsnapError('unavailable', `unexpected answer from ${this.url} when joining`);
+    if (typeof r.id !== 'string' || typeof r.initialCluster !== 'string')
+      throw new EtcdsnapError('unavailable', `unexpected answer from ${this.url} when joining`);
     this.memberId = r.id;
     this.logger.info({ id: r.id, initialCluster: r.initialCluster }, 'added to the cluster as an etcd learner');
     return { initialCluster: r.initialCluster };

@@ -48,4 +48,3 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   }
   return parsed as Record<string, unknown>;
 }
-

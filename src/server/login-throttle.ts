@@ -128,8 +128,7 @@ export function sourceKey(address: string | undefined): string {
   if (mapped?.[1] !== undefined) return mapped[1];
   const addr = address.split('%')[0] ?? address; // drop a zone id
   if (!net.isIPv6(addr)) return addr;
-  const groupsOf = (part: string): string[] =>
-    part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])); // a dotted tail is 2 groups
+  const groupsOf = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]))); // a dotted tail is 2 groups
   const [head = '', tail] = addr.split('::', 2);
   const h = groupsOf(head);
   const t = tail === undefined ? [] : groupsOf(tail);

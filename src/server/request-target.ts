@@ -22,6 +22,7 @@ export interface RequestTarget {
 export function parseRequestTarget(raw: string | undefined): RequestTarget | undefined {
   if (raw === undefined || raw.length === 0 || raw.length > MAX_TARGET_LENGTH) return undefined;
   if (raw[0] !== '/' || raw[1] === '/') return undefined;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters and spaces are refused in a target
   if (/[\\\u0000-\u0020\u007f]/.test(raw)) return undefined;
   let url: URL;
   try {

@@ -23,7 +23,14 @@ import { certHosts, type ServerConfig, type ServerPaths } from './config.js';
  *   `--cluster-reset-new-ca` asks for the new CA it made (with a bare secret only: a full
  *   token pins a CA that a new one cannot match). The caller takes back what the run made.
  */
-export async function adoptBootstrap(cfg: ServerConfig, p: ServerPaths, logger: Logger, check: TokenCheck, boot: Bootstrap, sealed: string | undefined): Promise<void> {
+export async function adoptBootstrap(
+  cfg: ServerConfig,
+  p: ServerPaths,
+  logger: Logger,
+  check: TokenCheck,
+  boot: Bootstrap,
+  sealed: string | undefined,
+): Promise<void> {
   const tlsDir = boot.tls.paths.dir;
   const pinned = check.given?.caHash;
   if (check.hadCa) {
@@ -40,12 +47,15 @@ export async function adoptBootstrap(cfg: ServerConfig, p: ServerPaths, logger: 
   const opened = sealed === undefined ? undefined : await openBootstrap(sealed, boot.secret);
   if (opened?.ok) {
     if (pinned !== undefined && caHash(opened.ca.certPem) !== pinned) {
-      throw new EtcdsnapError('config', 'the token pins another cluster CA than the one in the snapshot; pass the token of the cluster the snapshot was taken from; nothing was kept');
+      throw new EtcdsnapError(
+        'config',
+        'the token pins another cluster CA than the one in the snapshot; pass the token of the cluster the snapshot was taken from; nothing was kept',
+      );
     }
     await fsp.rm(tlsDir, { recursive: true, force: true });
     await bootstrap(cfg, p, certHosts(cfg), { ...check, existingText: undefined }, opened.ca);
     logger.info({ tls: tlsDir }, 'restored the cluster CA from the snapshot; the cluster token stays the same');
-    if (cfg.clusterResetNewCa) logger.info('--cluster-reset-new-ca was not needed: the token opens the snapshot\'s cluster CA, which is kept');
+    if (cfg.clusterResetNewCa) logger.info("--cluster-reset-new-ca was not needed: the token opens the snapshot's cluster CA, which is kept");
     return;
   }
   const why =
@@ -55,12 +65,24 @@ export async function adoptBootstrap(cfg: ServerConfig, p: ServerPaths, logger: 
         ? "the snapshot's bootstrap data is unreadable, so its cluster CA cannot be restored"
         : 'bootstrap data already found in the snapshot and encrypted with different token';
   if (!cfg.clusterResetNewCa) {
-    const ask = opened?.ok === false && opened.reason === 'wrong-secret' ? 'pass the token of the cluster the snapshot was taken from (its <data-dir>/server/token), or ' : '';
+    const ask =
+      opened?.ok === false && opened.reason === 'wrong-secret'
+        ? 'pass the token of the cluster the snapshot was taken from (its <data-dir>/server/token), or '
+        : '';
     const newCa = pinned !== undefined ? "give only the token's secret (the part after ::server:) with --cluster-reset-new-ca" : 'add --cluster-reset-new-ca';
-    throw new EtcdsnapError('config', `${why}: ${ask}${newCa} to restore the data with a new cluster CA and token (the other servers then join with fresh data dirs and the new token); nothing was kept`);
+    throw new EtcdsnapError(
+      'config',
+      `${why}: ${ask}${newCa} to restore the data with a new cluster CA and token (the other servers then join with fresh data dirs and the new token); nothing was kept`,
+    );
   }
   if (pinned !== undefined) {
-    throw new EtcdsnapError('config', `${why}, and --cluster-reset-new-ca makes a new cluster CA, which a full token (K10...) cannot pin: pass only its secret (the part after ::server:); nothing was kept`);
+    throw new EtcdsnapError(
+      'config',
+      `${why}, and --cluster-reset-new-ca makes a new cluster CA, which a full token (K10...) cannot pin: pass only its secret (the part after ::server:); nothing was kept`,
+    );
   }
-  logger.warn({ tokenFile: p.tokenFile }, `${why}: --cluster-reset-new-ca: this host keeps the new cluster CA it made; the other servers must join with the new token in ${p.tokenFile} and fresh data dirs`);
+  logger.warn(
+    { tokenFile: p.tokenFile },
+    `${why}: --cluster-reset-new-ca: this host keeps the new cluster CA it made; the other servers must join with the new token in ${p.tokenFile} and fresh data dirs`,
+  );
 }

@@ -97,7 +97,9 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
     await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file);
     failed = false;
   } finally {
-    await opened?.remove().catch((err: unknown) => logger.warn({ dir: opened?.dir, err: messageOf(err) }, `could not remove the extracted snapshot ${opened?.dir ?? ''}`));
+    await opened
+      ?.remove()
+      .catch((err: unknown) => logger.warn({ dir: opened?.dir, err: messageOf(err) }, `could not remove the extracted snapshot ${opened?.dir ?? ''}`));
     await unlock();
     // a failed run leaves no folder it created, if it is empty (rmdir: anything kept stays)
     if (failed) for (const dir of created.reverse()) await fsp.rmdir(dir).catch(() => undefined);
@@ -134,19 +136,29 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
   if (file !== undefined) {
     let restored: Restored;
     try {
-      restored = await restoreLocked(o, p, etcdBinary, tokenCheck, boot, file, hadData, peerURL, (name) => etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }));
+      restored = await restoreLocked(o, p, etcdBinary, tokenCheck, boot, file, hadData, peerURL, (name) =>
+        etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }),
+      );
       status = restored.status;
     } catch (err) {
       if (!tokenCheck.hadCa && !hadData) {
         // a fresh host: take back everything this run made, so a retry starts clean
-        await Promise.all([p.etcdDataDir, tls.dir, p.tokenFile, p.memberNameFile, p.clusterIdFile, p.restoreRecordFile].map((f) => fsp.rm(f, { recursive: true, force: true })));
+        await Promise.all(
+          [p.etcdDataDir, tls.dir, p.tokenFile, p.memberNameFile, p.clusterIdFile, p.restoreRecordFile].map((f) => fsp.rm(f, { recursive: true, force: true })),
+        );
       }
       throw err;
     }
     const clusterId = hexId(status.clusterId);
     const memberId = hexId(status.memberId);
     const snapshot = path.basename(cfg.restorePath ?? file);
-    await writeRestoreRecord(p, { clusterId, memberId, restoredAt: new Date().toISOString(), snapshot, ...(previousClusterId !== undefined ? { previousClusterId } : {}) });
+    await writeRestoreRecord(p, {
+      clusterId,
+      memberId,
+      restoredAt: new Date().toISOString(),
+      snapshot,
+      ...(previousClusterId !== undefined ? { previousClusterId } : {}),
+    });
     logger.info(
       { clusterId, memberId, ...(previousClusterId !== undefined ? { previousClusterId } : {}) },
       `the restored cluster has a new etcd identity: cluster ID ${clusterId}${previousClusterId !== undefined ? ` (was ${previousClusterId})` : ''}, member ID ${memberId}; etcd rejects the members of the cluster before the restore, and a server with their data refuses to start`,
@@ -157,7 +169,20 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
     const summary = `restored etcd from ${from} at revision ${revision} as member ${restored.member}; ${restored.old !== undefined ? `the previous data is in ${restored.old}` : 'there was no previous data'}`;
     logger.info({ snapshot: from, revision, member: restored.member, ...(restored.old !== undefined ? { previousData: restored.old } : {}) }, summary);
   } else {
-    status = await startAndCheck(startOf(o, p, etcdBinary, etcdArgs(cfg, p, tlsArgs, { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' }, { loopbackOnly: true, forceNewCluster: true })));
+    status = await startAndCheck(
+      startOf(
+        o,
+        p,
+        etcdBinary,
+        etcdArgs(
+          cfg,
+          p,
+          tlsArgs,
+          { name: boot.memberName, initialCluster: `${boot.memberName}=${peerURL}`, state: 'new' },
+          { loopbackOnly: true, forceNewCluster: true },
+        ),
+      ),
+    );
     const summary = `reset etcd to a new single-member cluster at revision ${status.revision} (member ${boot.memberName}); its data stayed in ${p.etcdDataDir}`;
     logger.info({ revision: status.revision, member: boot.memberName }, summary);
   }

@@ -18,7 +18,14 @@ export interface PruneHooks {
  * Keeps the newest `keep` snapshots of `prefix` on this node in `store` (names of the naming
  * scheme only, `planRetention`); answers the names removed (that would be, with `dryRun`).
  */
-export async function pruneStore(store: SnapshotStore, prefix: string, nodeName: string, keep: number, dryRun: boolean, hooks: PruneHooks = {}): Promise<string[]> {
+export async function pruneStore(
+  store: SnapshotStore,
+  prefix: string,
+  nodeName: string,
+  keep: number,
+  dryRun: boolean,
+  hooks: PruneHooks = {},
+): Promise<string[]> {
   const records = await store.list({ nodeName });
   const plan = planRetention(
     records.filter((r) => r.status === 'successful').map((r) => r.name),

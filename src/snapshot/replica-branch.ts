@@ -47,8 +47,10 @@ export class ReplicaBranch extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     const t = this.target;
-    if (this.failure || t.destroyed) return cb(null, chunk);
-    if (t.write(chunk)) return cb(null, chunk);
+    if (this.failure || t.destroyed || t.write(chunk)) {
+      cb(null, chunk);
+      return;
+    }
     const onDrain = (): void => {
       t.off('close', onDrain);
       t.off('drain', onDrain);

@@ -27,7 +27,11 @@ export class ReplicaStores {
       if (check) await store.probe();
       return store;
     } catch (err) {
-      throw new EtcdsnapError(err instanceof EtcdsnapError && err.kind === 'config' ? 'config' : 'unavailable', `failed to initialize S3 client: ${messageOf(err)}`, { cause: err });
+      throw new EtcdsnapError(
+        err instanceof EtcdsnapError && err.kind === 'config' ? 'config' : 'unavailable',
+        `failed to initialize S3 client: ${messageOf(err)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -45,7 +49,10 @@ export class ReplicaStores {
     if (this.stores.size > MAX_CACHED) {
       const [oldestKey, oldest] = this.stores.entries().next().value as [string, Promise<SnapshotStore>];
       this.stores.delete(oldestKey);
-      void oldest.then((st) => st.close(), () => undefined);
+      void oldest.then(
+        (st) => st.close(),
+        () => undefined,
+      );
     }
     return store;
   }
@@ -54,6 +61,13 @@ export class ReplicaStores {
   async closeAll(): Promise<void> {
     const all = [...this.stores.values()];
     this.stores.clear();
-    await Promise.all(all.map((p) => p.then((st) => st.close(), () => undefined)));
+    await Promise.all(
+      all.map((p) =>
+        p.then(
+          (st) => st.close(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 }

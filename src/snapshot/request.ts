@@ -71,9 +71,9 @@ function optionalBoolean(body: Record<string, unknown>, key: string): boolean | 
 
 export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotRequest {
   for (const k of Object.keys(body)) if (!isField(k)) throw bad(`unknown field "${k.slice(0, 64)}" in snapshot request`);
-  const op = body['operation'];
+  const op = body.operation;
   if (!isOperation(op)) throw bad(`invalid operation: use one of ${SNAPSHOT_OPERATIONS.join(', ')}`);
-  const rawName = body['name'];
+  const rawName = body.name;
   let name: string[] = [];
   if (typeof rawName === 'string') name = [rawName];
   else if (Array.isArray(rawName)) {
@@ -91,10 +91,11 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
     }
   }
   const req: SnapshotRequest = { operation: op, name };
-  const dir = body['dir'];
+  const dir = body.dir;
   if (dir !== undefined) {
     if (typeof dir !== 'string' || dir.length > 4096) throw bad('invalid field "dir": expected a path');
-    if (dir !== '' && (!dir.startsWith('/') || dir.includes('\0'))) throw bad(`invalid snapshot dir ${JSON.stringify(dir.slice(0, 200))}: give an absolute path`);
+    if (dir !== '' && (!dir.startsWith('/') || dir.includes('\0')))
+      throw bad(`invalid snapshot dir ${JSON.stringify(dir.slice(0, 200))}: give an absolute path`);
     req.dir = dir;
   }
   const compress = optionField(body, 'compress');
@@ -105,6 +106,6 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
   if (dryRun !== undefined) req.dryRun = dryRun;
   const details = optionalBoolean(body, 'details');
   if (details !== undefined) req.details = details;
-  if (body['s3'] !== undefined) req.s3 = parseS3Request(body['s3']);
+  if (body.s3 !== undefined) req.s3 = parseS3Request(body.s3);
   return req;
 }

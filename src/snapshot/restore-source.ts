@@ -17,7 +17,7 @@
  * unless the snapshot is found in S3 (then only the download into the snapshot dir, whose
  * default folder is created for it). The S3 SDK loads only when S3 is asked.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
@@ -53,15 +53,29 @@ export function parseRestoreSource(raw: string, cwd: string): RestoreSourceSpec 
       let rest = raw.slice(url[0].length);
       if (rest.toLowerCase().startsWith('localhost/')) rest = rest.slice('localhost'.length);
       if (!rest.startsWith('/')) {
-        throw new EtcdsnapError('config', `invalid ${RESTORE_FLAG} ${shown(raw)}: a file:// URL needs an absolute path (file:///path/to/snapshot, as the Location column of etcd-snapshot ls); for a relative path drop file://`);
+        throw new EtcdsnapError(
+          'config',
+          `invalid ${RESTORE_FLAG} ${shown(raw)}: a file:// URL needs an absolute path (file:///path/to/snapshot, as the Location column of etcd-snapshot ls); for a relative path drop file://`,
+        );
       }
       return { kind: 'path', path: path.normalize(rest) };
     }
     if (scheme === 's3') {
-      const name = raw.slice(url[0].length).split('/').filter((s) => s !== '').pop() ?? '';
-      throw new EtcdsnapError('config', `invalid ${RESTORE_FLAG} ${shown(raw)}: s3:// locations are not read directly; give the snapshot name (${JSON.stringify(name)}) with --etcd-s3 and the bucket and folder settings`);
+      const name =
+        raw
+          .slice(url[0].length)
+          .split('/')
+          .filter((s) => s !== '')
+          .pop() ?? '';
+      throw new EtcdsnapError(
+        'config',
+        `invalid ${RESTORE_FLAG} ${shown(raw)}: s3:// locations are not read directly; give the snapshot name (${JSON.stringify(name)}) with --etcd-s3 and the bucket and folder settings`,
+      );
     }
-    throw new EtcdsnapError('config', `invalid ${RESTORE_FLAG} ${shown(raw)}: ${scheme}:// is not supported; ${HINT} (a name is looked up in the snapshot dir, then in S3 with --etcd-s3)`);
+    throw new EtcdsnapError(
+      'config',
+      `invalid ${RESTORE_FLAG} ${shown(raw)}: ${scheme}:// is not supported; ${HINT} (a name is looked up in the snapshot dir, then in S3 with --etcd-s3)`,
+    );
   }
   if (raw.includes('/')) return { kind: 'path', path: path.resolve(cwd, raw) };
   try {
@@ -81,7 +95,7 @@ export interface RestoreSourceContext {
 
 /** A path that must be a regular file; the messages are k3s's. */
 async function regularFile(abs: string): Promise<string> {
-  let st;
+  let st: Stats;
   try {
     st = await fsp.stat(abs);
   } catch (err) {
@@ -120,7 +134,8 @@ export async function resolveRestoreSource(raw: string, ctx: RestoreSourceContex
   if (ctx.s3) {
     const store = await openStore({ kind: 's3', settings: ctx.s3.settings }); // the SDK loads only now
     try {
-      if (isStoreName(name) && (await store.stat(name))) { // a hidden or .part name is in no store
+      if (isStoreName(name) && (await store.stat(name))) {
+        // a hidden or .part name is in no store
         await dir.prepare(ctx.snapshotDirIsDefault);
         ctx.logger.info({ snapshot: name, s3: store.describe() }, `Retrieving etcd snapshot ${name} from S3`);
         const file = await downloadSnapshot(store, name, dir);
@@ -138,5 +153,8 @@ export async function resolveRestoreSource(raw: string, ctx: RestoreSourceContex
     return here;
   }
   looked.push(`the current folder ${cwd}`);
-  throw new EtcdsnapError('config', `etcd: snapshot ${JSON.stringify(name)} not found: looked in ${looked.join(', in ')}; ${HINT}${ctx.s3 ? '' : ' (add --etcd-s3 and its settings to look in S3)'}`);
+  throw new EtcdsnapError(
+    'config',
+    `etcd: snapshot ${JSON.stringify(name)} not found: looked in ${looked.join(', in ')}; ${HINT}${ctx.s3 ? '' : ' (add --etcd-s3 and its settings to look in S3)'}`,
+  );
 }

@@ -103,7 +103,10 @@ export async function verifyAndRestore(t: RestoreTarget): Promise<void> {
     ? Promise.resolve(logger.warn({ file }, 'skipping the sha256 check of the snapshot (--skip-hash-check): its integrity is not verified'))
     : verifySnapshotFile(file).catch((err: unknown) => {
         ac.abort();
-        throw new EtcdsnapError('integrity', `refusing to restore ${file}: ${messageOf(err)}; nothing was changed (use --skip-hash-check only for a member/snap/db copied from a data dir)`);
+        throw new EtcdsnapError(
+          'integrity',
+          `refusing to restore ${file}: ${messageOf(err)}; nothing was changed (use --skip-hash-check only for a member/snap/db copied from a data dir)`,
+        );
       });
   const restore = restoreWithEtcdTool(t, ac.signal);
   const [v, r] = await Promise.allSettled([verify, restore]);
@@ -136,7 +139,11 @@ async function restoreWithEtcdTool(t: RestoreTarget, signal: AbortSignal): Promi
   ];
   logger.debug({ tool: path.basename(bin), member: name }, `restoring ${file} with ${path.basename(bin)} snapshot restore`);
   const r = await run(bin, args, { ETCDCTL_API: '3' }, signal);
-  if (r.code !== 0) throw new EtcdsnapError('integrity', `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}; nothing was changed`);
+  if (r.code !== 0)
+    throw new EtcdsnapError(
+      'integrity',
+      `${path.basename(bin)} snapshot restore failed: ${r.output.trim().split('\n').slice(-1)[0] ?? ''}; nothing was changed`,
+    );
   await fsp.chmod(dataDir, 0o700);
 }
 

@@ -208,7 +208,10 @@ export function parseS3Request(raw: unknown): S3Options {
     }
     given.set(spec.key, v);
   }
-  const o = buildS3Options((key) => given.get(key), () => badReq('"bucket" is required'));
+  const o = buildS3Options(
+    (key) => given.get(key),
+    () => badReq('"bucket" is required'),
+  );
   // content only: a path would make the server read (and tell about) any file; the same
   // message whatever the value, so nothing is revealed about it
   const ca = o.settings.endpointCA;

@@ -54,7 +54,13 @@ export async function settleReplicas(
         err = e instanceof Error ? e : new Error(String(e));
       }
     }
-    record = withReplicaState(record, { location, status: err ? 'failed' : 'successful', attempts: 1, updatedAt: new Date().toISOString(), ...(err ? { message: messageOf(err) } : {}) });
+    record = withReplicaState(record, {
+      location,
+      status: err ? 'failed' : 'successful',
+      attempts: 1,
+      updatedAt: new Date().toISOString(),
+      ...(err ? { message: messageOf(err) } : {}),
+    });
     if (err) {
       log.error({ err: messageOf(err), location }, `Error received during snapshot upload to S3: ${messageOf(err)}`);
       if (store) retry(store, record);

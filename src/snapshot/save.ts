@@ -159,7 +159,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
     if (code === 'ENOSPC' || code === 'EDQUOT') {
       throw new EtcdsnapError('environment', `no space left in snapshot dir ${req.primary.describe()} while writing ${req.fileName}`, { cause: err });
     }
-    if (code !== undefined && code.startsWith('E')) {
+    if (code?.startsWith('E')) {
       throw new EtcdsnapError('environment', `cannot write ${req.fileName} in ${req.primary.describe()}: ${messageOf(err)}`, { cause: err });
     }
     throw new EtcdsnapError('unavailable', `snapshot stream from etcd failed: ${messageOf(err)}`, { cause: err });

@@ -147,7 +147,10 @@ export class SnapshotService {
       const aborted = await store.discardIncomplete({ nodeName: this.settings.nodeName });
       if (aborted.length > 0) this.logger.warn({ snapshots: aborted }, 'aborted S3 uploads left open by an earlier run');
     } catch (err) {
-      this.logger.error({ err: messageOf(err), bucket: o.settings.bucket, endpoint: o.settings.endpoint }, `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`);
+      this.logger.error(
+        { err: messageOf(err), bucket: o.settings.bucket, endpoint: o.settings.endpoint },
+        `S3 is not usable: ${messageOf(err)}; snapshots stay local and failed uploads are recorded`,
+      );
     }
     const resumed = await this.uploads.resume(store, await this.folder());
     if (resumed > 0) this.logger.info({ count: resumed }, 're-queued S3 uploads that failed before the restart');
@@ -351,12 +354,19 @@ export class SnapshotService {
     const d = await this.folder(opts.dir);
     const nodeName = this.settings.nodeName;
     const deleted = await pruneStore(d, prefix, nodeName, opts.retention, opts.dryRun, {
-      onPlan: (remove) => this.logger.info({ retention: opts.retention, prefix, dir: d.dir, remove: remove.length, dryRun: opts.dryRun }, `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`),
+      onPlan: (remove) =>
+        this.logger.info(
+          { retention: opts.retention, prefix, dir: d.dir, remove: remove.length, dryRun: opts.dryRun },
+          `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`,
+        ),
       onRemove: (name) => this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`),
     });
     for (const o of opts.s3 && opts.s3.retention > 0 ? [opts.s3] : []) {
       const store = await this.replicas.get(o);
-      this.logger.info({ retention: o.retention, prefix }, `Applying snapshot retention=${o.retention} to snapshots stored in ${store.describe()} (this node only)`);
+      this.logger.info(
+        { retention: o.retention, prefix },
+        `Applying snapshot retention=${o.retention} to snapshots stored in ${store.describe()} (this node only)`,
+      );
       const gone = await pruneStore(store, prefix, nodeName, o.retention, opts.dryRun);
       deleted.push(...gone.map((n) => store.location(n)));
     }

@@ -61,7 +61,8 @@ export async function downloadSnapshot(from: SnapshotStore, name: string, dir: L
   try {
     side = await from.readRecord(name);
   } catch (err) {
-    if (err instanceof EtcdsnapError && err.kind === 'integrity') throw new EtcdsnapError('integrity', `${messageOf(err)}; refusing the download`, { cause: err });
+    if (err instanceof EtcdsnapError && err.kind === 'integrity')
+      throw new EtcdsnapError('integrity', `${messageOf(err)}; refusing the download`, { cause: err });
     throw err;
   }
   const where = from.location(name);

@@ -46,7 +46,9 @@ const bad = (zip: string, why: string): EtcdsnapError => new EtcdsnapError('inte
 
 function openZip(zipFile: string): Promise<yauzl.ZipFile> {
   return new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.open(zipFile, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true }, (err, z) => (err || !z ? reject(err ?? new Error('no zip')) : resolve(z))),
+    yauzl.open(zipFile, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true }, (err, z) =>
+      err || !z ? reject(err ?? new Error('no zip')) : resolve(z),
+    ),
   );
 }
 
@@ -95,7 +97,9 @@ export async function extractSnapshotZip(zipFile: string, parent: string): Promi
         );
       }
       const file = path.join(dir, entry.fileName);
-      const src = await new Promise<NodeJS.ReadableStream>((resolve, reject) => zip.openReadStream(entry, (err, s) => (err || !s ? reject(err ?? new Error('no stream')) : resolve(s))));
+      const src = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+        zip.openReadStream(entry, (err, s) => (err || !s ? reject(err ?? new Error('no stream')) : resolve(s))),
+      );
       const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
       await pipeline(src, fh.createWriteStream());
       return { file, dir, remove };
@@ -103,7 +107,8 @@ export async function extractSnapshotZip(zipFile: string, parent: string): Promi
       await remove();
       if (err instanceof EtcdsnapError) throw err;
       // a system error (ENOSPC, EACCES...) is the machine's, not the zip's
-      if (errnoCode(err) !== undefined) throw new EtcdsnapError('environment', `cannot extract ${zipFile} into ${parent}: ${messageOf(err)}; nothing was changed`, { cause: err });
+      if (errnoCode(err) !== undefined)
+        throw new EtcdsnapError('environment', `cannot extract ${zipFile} into ${parent}: ${messageOf(err)}; nothing was changed`, { cause: err });
       throw bad(zipFile, messageOf(err));
     }
   } finally {

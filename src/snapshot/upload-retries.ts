@@ -44,7 +44,7 @@ export class UploadRetries {
   private async retry(store: SnapshotStore, dir: LocalStore, record: SnapshotRecord, attempt: number, signal: AbortSignal): Promise<void> {
     const log = this.logger.child({ snapshot: record.name });
     const current = await dir.readRecord(record.name);
-    if (!current || current.status !== 'successful' || !(await dir.exists(record.name))) {
+    if (current?.status !== 'successful' || !(await dir.exists(record.name))) {
       log.info('the local snapshot is gone; not retrying its upload');
       return;
     }

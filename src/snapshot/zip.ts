@@ -2,7 +2,7 @@
  * k3s's compressed snapshot format: a zip with one deflated entry named like the snapshot
  * without `.zip`. Built while streaming (yazl), never from a temp file.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import yazl from 'yazl';
 
 /**

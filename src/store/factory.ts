@@ -10,16 +10,16 @@ import type { SnapshotStore } from './store.js';
 import { LocalStore } from './local.js';
 import { MemoryStore } from './memory.js';
 
-export type StoreSpec =
-  | { kind: 'local'; dir: string }
-  | { kind: 's3'; settings: S3Settings; onSkip?: S3SkipReporter }
-  | { kind: 'memory'; label?: string };
+export type StoreSpec = { kind: 'local'; dir: string } | { kind: 's3'; settings: S3Settings; onSkip?: S3SkipReporter } | { kind: 'memory'; label?: string };
 
 export async function openStore(spec: StoreSpec): Promise<SnapshotStore> {
   switch (spec.kind) {
-    case 'local': return new LocalStore(spec.dir);
-    case 's3': return (await import('./s3/snapshot-store.js')).S3SnapshotStore.create(spec.settings, spec.onSkip);
-    case 'memory': return new MemoryStore(spec.label);
+    case 'local':
+      return new LocalStore(spec.dir);
+    case 's3':
+      return (await import('./s3/snapshot-store.js')).S3SnapshotStore.create(spec.settings, spec.onSkip);
+    case 'memory':
+      return new MemoryStore(spec.label);
   }
 }
 

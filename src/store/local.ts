@@ -18,7 +18,7 @@
  *   `.metadata` is created only by a write into a prepared folder. An existing folder
  *   owned by another user is never chmodded (see `ensurePrivateDir`).
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
@@ -67,7 +67,10 @@ export class LocalStore implements SnapshotStore {
     try {
       const dirLink = await foreignLinkOwner(this.dir);
       if (dirLink !== undefined) {
-        throw new EtcdsnapError('config', `snapshot dir ${this.dir} is a symbolic link owned by uid ${dirLink}, not by etcdsnap's user; give the folder it points to`);
+        throw new EtcdsnapError(
+          'config',
+          `snapshot dir ${this.dir} is a symbolic link owned by uid ${dirLink}, not by etcdsnap's user; give the folder it points to`,
+        );
       }
       if (isDefault && create) await ensurePrivateDir(this.dir);
       const st = await fsp.stat(this.dir).catch((err: unknown) => {
@@ -80,14 +83,20 @@ export class LocalStore implements SnapshotStore {
       if (!st.isDirectory()) throw new EtcdsnapError('config', `${this.dir} is not a directory; point --etcd-snapshot-dir at a folder`);
       const metaLink = await foreignLinkOwner(this.metadataDir);
       if (metaLink !== undefined) {
-        throw new EtcdsnapError('config', `${this.metadataDir} (the snapshot records of ${this.dir}) is a symbolic link owned by uid ${metaLink}; remove the link, etcdsnap creates the folder itself (mode 0700)`);
+        throw new EtcdsnapError(
+          'config',
+          `${this.metadataDir} (the snapshot records of ${this.dir}) is a symbolic link owned by uid ${metaLink}; remove the link, etcdsnap creates the folder itself (mode 0700)`,
+        );
       }
       const meta = await fsp.stat(this.metadataDir).catch((err: unknown) => {
         if (errnoCode(err) === 'ENOENT') return undefined;
         throw err;
       });
       if (meta && !meta.isDirectory()) {
-        throw new EtcdsnapError('config', `${this.metadataDir} (the snapshot records of ${this.dir}) is not a folder; remove it, etcdsnap creates the folder itself (mode 0700)`);
+        throw new EtcdsnapError(
+          'config',
+          `${this.metadataDir} (the snapshot records of ${this.dir}) is not a folder; remove it, etcdsnap creates the folder itself (mode 0700)`,
+        );
       }
     } catch (err) {
       if (err instanceof EtcdsnapError) throw err;
@@ -129,8 +138,7 @@ export class LocalStore implements SnapshotStore {
       throw new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err });
     }
     const stream = new BatchedFileWriter(fh);
-    const closed = (): Promise<void> =>
-      stream.closed ? Promise.resolve() : new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    const closed = (): Promise<void> => (stream.closed ? Promise.resolve() : new Promise<void>((resolve) => stream.once('close', () => resolve())));
     return {
       stream,
       commit: async () => {
@@ -218,7 +226,12 @@ export class LocalStore implements SnapshotStore {
   async discardIncomplete(filter: IncompleteFilter): Promise<string[]> {
     if ('name' in filter) {
       const part = `${this.filePath(assertStoreName(filter.name))}${PART_EXT}`;
-      return (await fsp.rm(part).then(() => true, () => false)) ? [path.basename(part)] : [];
+      return (await fsp.rm(part).then(
+        () => true,
+        () => false,
+      ))
+        ? [path.basename(part)]
+        : [];
     }
     return this.removeLeftoverParts();
   }
@@ -258,7 +271,7 @@ export class LocalStore implements SnapshotStore {
     const seen = new Set<string>();
     for (const name of names) {
       if (!isCandidateName(name)) continue;
-      let st;
+      let st: Stats;
       try {
         st = await fsp.lstat(path.join(this.dir, name));
       } catch {
@@ -285,7 +298,7 @@ export class LocalStore implements SnapshotStore {
     for (const name of sidecars) {
       if (seen.has(name) || !parseSnapshotName(name) || !isCandidateName(name)) continue;
       const rec = await this.readRecord(name);
-      if (!rec || rec.status !== 'failed' || rec.location.startsWith('s3://')) continue;
+      if (rec?.status !== 'failed' || rec.location.startsWith('s3://')) continue;
       if (now.getTime() - Date.parse(rec.createdAt) > FAILED_RECORD_TTL_MS) {
         await fsp.rm(this.sidecarPath(name), { force: true });
         continue;

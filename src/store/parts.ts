@@ -188,7 +188,10 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
         settled = true;
         cleanup();
         const bytes = (cur ?? Buffer.alloc(0)).subarray(0, off);
-        sink.single(bytes).then(() => done(true), (err: unknown) => done(false, err));
+        sink.single(bytes).then(
+          () => done(true),
+          (err: unknown) => done(false, err),
+        );
         return;
       }
       if (!lastSent) {
@@ -203,7 +206,10 @@ export function sendInParts(body: Readable, sink: PartSink, opts: PartOptions): 
       if (inFlight > 0) return;
       settled = true;
       cleanup();
-      sink.complete(parts).then(() => done(true), (err: unknown) => done(false, err));
+      sink.complete(parts).then(
+        () => done(true),
+        (err: unknown) => done(false, err),
+      );
     };
 
     function onData(chunk: Buffer): void {

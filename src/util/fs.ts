@@ -41,13 +41,19 @@ export async function openOwnDir(dir: string): Promise<FileHandle> {
     const code = errnoCode(err);
     if (code !== 'ELOOP' && code !== 'ENOTDIR') throw err;
     const now = await foreignLinkOwner(dir);
-    throw now !== undefined ? linkRefused(dir, now, err) : new EtcdsnapError('environment', `${dir} is not a folder; remove it or choose another path`, { cause: err });
+    throw now !== undefined
+      ? linkRefused(dir, now, err)
+      : new EtcdsnapError('environment', `${dir} is not a folder; remove it or choose another path`, { cause: err });
   }
 }
 
 /** The refusal of a link made by another user (the wording tests and docs quote). */
 export const linkRefused = (dir: string, owner: number, cause?: unknown): EtcdsnapError =>
-  new EtcdsnapError('environment', `${dir} is a symbolic link owned by uid ${owner}, not by etcdsnap's user; etcdsnap follows only links its own user made: replace the link with a folder`, { cause });
+  new EtcdsnapError(
+    'environment',
+    `${dir} is a symbolic link owned by uid ${owner}, not by etcdsnap's user; etcdsnap follows only links its own user made: replace the link with a folder`,
+    { cause },
+  );
 
 /**
  * Creates `dir` (and missing parents) with mode 0700 and checks that it is a folder: a
@@ -151,8 +157,8 @@ export class BatchedFileWriter extends Writable {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
     this.batch.push(chunk);
     this.batched += chunk.length;
-    if (this.batched < this.batchBytes) return cb();
-    this.flushBatch().then(() => cb(), cb);
+    if (this.batched < this.batchBytes) cb();
+    else this.flushBatch().then(() => cb(), cb);
   }
 
   override _final(cb: (error?: Error | null) => void): void {

@@ -21,12 +21,14 @@ export class SerialExecutor {
   run<T>(fn: () => Promise<T>): Promise<T> {
     this.queued++;
     const result = this.tail.then(fn);
-    this.tail = result.then(
-      () => undefined,
-      () => undefined,
-    ).finally(() => {
-      this.queued--;
-    });
+    this.tail = result
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        this.queued--;
+      });
     return result;
   }
 }

@@ -23,7 +23,25 @@ export interface RunResult {
 function resetArgs(dataDir: string, ports: Ports, extra: string[], nodeName: string): string[] {
   const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
   if (!existsSync(cfg)) writeFileSync(cfg, '');
-  return ['server', '--config', cfg, '--log-format', 'json', '--data-dir', dataDir, '--node-name', nodeName, '--supervisor-port', String(ports.supervisor), '--etcd-client-port', String(ports.client), '--etcd-peer-port', String(ports.peer), '--cluster-reset', ...extra];
+  return [
+    'server',
+    '--config',
+    cfg,
+    '--log-format',
+    'json',
+    '--data-dir',
+    dataDir,
+    '--node-name',
+    nodeName,
+    '--supervisor-port',
+    String(ports.supervisor),
+    '--etcd-client-port',
+    String(ports.client),
+    '--etcd-peer-port',
+    String(ports.peer),
+    '--cluster-reset',
+    ...extra,
+  ];
 }
 
 /** Runs `etcdsnap server --cluster-reset ...` for a data dir to completion (blocks the event loop). */
@@ -68,7 +86,8 @@ export function treeHash(dir: string): string {
 }
 
 /** A value read from one server's member only (no quorum needed), '' when absent. */
-export const getLocal = (s: { dataDir: string; ports: Ports }, key: string): string => etcdctl(s, ['get', key, '--print-value-only', '--consistency=s']).stdout.trim();
+export const getLocal = (s: { dataDir: string; ports: Ports }, key: string): string =>
+  etcdctl(s, ['get', key, '--print-value-only', '--consistency=s']).stdout.trim();
 
 /** A server with keys a/0..19, a snapshot, then keys b/0..19; stopped. */
 export async function prepared(
@@ -116,12 +135,21 @@ export async function startHa(): Promise<HaCluster> {
   const s1 = await startS1();
   const token = s1.token();
   const join = (i: number): Promise<ServerProcess> =>
-    startReady({ dataDir: at(dirs, i), ports: at(ports, i), nodeName: `server-${i + 1}`, args: ['--server', s1.url, '--etcd-disable-snapshots'], env: { ETCDSNAP_TOKEN: token } });
+    startReady({
+      dataDir: at(dirs, i),
+      ports: at(ports, i),
+      nodeName: `server-${i + 1}`,
+      args: ['--server', s1.url, '--etcd-disable-snapshots'],
+      env: { ETCDSNAP_TOKEN: token },
+    });
   const s2 = await join(1);
   const s3 = await join(2);
   const list = etcdctl(s1, ['member', 'list', '-w', 'json']);
   const members = (JSON.parse(list.stdout) as { members: Array<{ name: string; isLearner?: boolean; clientURLs?: string[] }> }).members;
   assert.equal(members.length, 3);
-  assert.ok(members.every((m) => m.name !== '' && m.isLearner !== true && (m.clientURLs ?? []).length > 0), list.stdout);
+  assert.ok(
+    members.every((m) => m.name !== '' && m.isLearner !== true && (m.clientURLs ?? []).length > 0),
+    list.stdout,
+  );
   return { dirs, ports, token, s1, s2, s3, startS1, join };
 }

@@ -134,8 +134,7 @@ export class ServerProcess {
     let buf = '';
     const onData = (d: Buffer): void => {
       buf += d.toString('utf8');
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         this.raw.push(line);
@@ -258,7 +257,10 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
   const child =
     opts.fdLimit === undefined
       ? spawn(process.execPath, args, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+      : spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$@"`, process.execPath, ...args], {
+          env: cleanEnv(opts.env),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   return new ServerProcess(child, dataDir, ports);
 }
 
@@ -296,11 +298,7 @@ export function etcdctlFlags(server: { dataDir: string; ports: Ports }): string[
 
 /** Runs etcdctl against a server with the k3s-style client cert paths. */
 export function etcdctl(server: { dataDir: string; ports: Ports }, args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(
-    'etcdctl',
-    [...etcdctlFlags(server), ...args],
-    { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 60_000 },
-  );
+  const r = spawnSync('etcdctl', [...etcdctlFlags(server), ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -356,7 +354,13 @@ export async function fillEtcd(server: { dataDir: string; ports: Ports }, count:
     const batch = 16;
     for (let i = 0; i < count; i += batch) {
       const ops: Array<Promise<unknown>> = [];
-      for (let j = i; j < Math.min(count, i + batch); j++) ops.push(client.kv.put(`${prefix}${String(j).padStart(8, '0')}`).value(value).exec());
+      for (let j = i; j < Math.min(count, i + batch); j++)
+        ops.push(
+          client.kv
+            .put(`${prefix}${String(j).padStart(8, '0')}`)
+            .value(value)
+            .exec(),
+        );
       await Promise.all(ops);
     }
   } finally {
@@ -372,13 +376,21 @@ export function snapshotCli(server: ServerProcess, args: string[], env: Record<s
 }
 
 /** Like `snapshotCli`, without blocking the event loop (for tests that act while it runs). */
-export function snapshotCliAsync(server: ServerProcess, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function snapshotCliAsync(
+  server: ServerProcess,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const cfg = path.join(path.dirname(server.dataDir), `config-${server.ports.supervisor}.yaml`);
   const [sub, ...rest] = args;
-  const child = spawn(process.execPath, [BIN, 'etcd-snapshot', ...(sub ? [sub] : []), '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url, ...rest], {
-    env: cleanEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'etcd-snapshot', ...(sub ? [sub] : []), '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url, ...rest],
+    {
+      env: cleanEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

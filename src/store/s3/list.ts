@@ -93,7 +93,7 @@ export async function listMultipartUploads(t: S3Target, folder: string): Promise
     }
     if (!page.IsTruncated || (page.NextKeyMarker === undefined && page.NextUploadIdMarker === undefined)) break;
     // the marker is a key: decoded like the keys (the request encodes it again)
-    keyMarker = page.NextKeyMarker !== undefined && encoded ? decodeListedKey(page.NextKeyMarker) ?? page.NextKeyMarker : page.NextKeyMarker;
+    keyMarker = page.NextKeyMarker !== undefined && encoded ? (decodeListedKey(page.NextKeyMarker) ?? page.NextKeyMarker) : page.NextKeyMarker;
     uploadIdMarker = page.NextUploadIdMarker;
   }
   return out;

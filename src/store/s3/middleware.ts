@@ -21,10 +21,7 @@ function httpRequestOf(req: unknown): { headers: Record<string, string>; body?: 
  * and for any request with a buffered body that the SDK gave a flexible checksum, drop the
  * `x-amz-checksum-*` / `x-amz-sdk-checksum-*` headers and send `Content-MD5` instead.
  */
-function md5FallbackMiddleware<A extends { request: unknown }, R>(
-  next: (args: A) => Promise<R>,
-  context: { commandName?: string },
-): (args: A) => Promise<R> {
+function md5FallbackMiddleware<A extends { request: unknown }, R>(next: (args: A) => Promise<R>, context: { commandName?: string }): (args: A) => Promise<R> {
   return async (args: A): Promise<R> => {
     const req = httpRequestOf(args.request);
     if (!req) return next(args);
@@ -48,10 +45,7 @@ function md5FallbackMiddleware<A extends { request: unknown }, R>(
  * headers are still signed). Integrity comes from our own sha256 (sidecar, checked on
  * download and restore), as the parts' content was already hashed once in the pipeline.
  */
-function unsignedPartsMiddleware<A extends { request: unknown }, R>(
-  next: (args: A) => Promise<R>,
-  context: { commandName?: string },
-): (args: A) => Promise<R> {
+function unsignedPartsMiddleware<A extends { request: unknown }, R>(next: (args: A) => Promise<R>, context: { commandName?: string }): (args: A) => Promise<R> {
   return async (args: A): Promise<R> => {
     const req = httpRequestOf(args.request);
     if (context.commandName === 'UploadPartCommand' && req) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';

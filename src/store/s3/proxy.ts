@@ -25,7 +25,11 @@ export interface TargetTls {
  * The proxy for `hostname:port`: `proxy` when set (`none`: no proxy), else the one `env`
  * gives (loopback and NO_PROXY matches excluded). Throws `config` for a bad URL.
  */
-export function chooseProxy(proxy: string | undefined, env: ProxyEnvironment | undefined, target: { hostname: string; port: string; secure: boolean }): URL | undefined {
+export function chooseProxy(
+  proxy: string | undefined,
+  env: ProxyEnvironment | undefined,
+  target: { hostname: string; port: string; secure: boolean },
+): URL | undefined {
   let proxyUrl: URL | undefined;
   if (proxy !== undefined && proxy !== '') {
     proxyUrl = proxy.toLowerCase() === 'none' ? undefined : parseProxy(proxy, '--etcd-s3-proxy');
@@ -64,7 +68,10 @@ function proxyFromEnvironment(env: ProxyEnvironment, hostname: string, port: str
   const raw = nonEmpty(env[name]) ?? nonEmpty(env[lower]);
   if (raw === undefined || isLoopback(hostname)) return undefined;
   const noProxy = nonEmpty(env.NO_PROXY) ?? nonEmpty(env.no_proxy) ?? '';
-  for (let entry of noProxy.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '')) {
+  for (let entry of noProxy
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== '')) {
     if (entry === '*') return undefined;
     let entryPort = '';
     const m = /^(.*):(\d+)$/.exec(entry);

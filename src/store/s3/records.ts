@@ -66,7 +66,7 @@ function skipOnce(store: S3Store, key: string, reason: string, report: S3SkipRep
 
 /** Why `name` (relative to the folder, no '/') is not a snapshot we list; undefined when it is one. */
 function unusable(name: string, size: number): string | undefined {
-  if (!isSafeName(name)) return 'not a safe file name (path separators, \'..\', control characters or over 255 bytes)';
+  if (!isSafeName(name)) return "not a safe file name (path separators, '..', control characters or over 255 bytes)";
   if (!parseSnapshotName(name)) return 'not a snapshot file name (<name>-<node>-<unix seconds>[.zip])';
   if (size === 0) return 'the object is empty';
   return undefined;
@@ -156,7 +156,8 @@ export async function listS3Records(store: S3Store, withSidecars: boolean, onSki
     try {
       text = await readSidecar(store, o.name);
     } catch (err) {
-      if (err instanceof EtcdsnapError && err.kind === 'integrity') skipOnce(store, store.metadataKey(o.name), `sidecar ignored: larger than ${MAX_SIDECAR_BYTES} bytes`, onSkip);
+      if (err instanceof EtcdsnapError && err.kind === 'integrity')
+        skipOnce(store, store.metadataKey(o.name), `sidecar ignored: larger than ${MAX_SIDECAR_BYTES} bytes`, onSkip);
       return base;
     }
     if (text === undefined) return base;
@@ -188,7 +189,14 @@ export async function deleteFromS3(store: S3Store, names: readonly string[]): Pr
  * the rest with their sidecars, in batches. Other nodes' snapshots are never candidates
  * (k3s counts all nodes together).
  */
-export async function pruneS3(store: S3Store, prefix: string, nodeName: string, keep: number, dryRun: boolean, onSkip: S3SkipReporter = noReport): Promise<string[]> {
+export async function pruneS3(
+  store: S3Store,
+  prefix: string,
+  nodeName: string,
+  keep: number,
+  dryRun: boolean,
+  onSkip: S3SkipReporter = noReport,
+): Promise<string[]> {
   const objects = await snapshotObjects(store, onSkip);
   const plan = planRetention(
     objects.map((o) => o.name),
@@ -196,7 +204,8 @@ export async function pruneS3(store: S3Store, prefix: string, nodeName: string, 
   );
   if (!dryRun && plan.remove.length > 0) {
     const res = await store.deleteMany(plan.remove.flatMap((n) => [store.key(n), store.metadataKey(n)]));
-    if (res.errors.length > 0) throw new EtcdsnapError('unavailable', `S3 retention could not delete ${res.errors.length} object(s): ${res.errors[0]?.message ?? ''}`);
+    if (res.errors.length > 0)
+      throw new EtcdsnapError('unavailable', `S3 retention could not delete ${res.errors.length} object(s): ${res.errors[0]?.message ?? ''}`);
   }
   return plan.remove;
 }
@@ -218,7 +227,7 @@ export async function abortStaleUploads(store: S3Store, nodeName: string, onSkip
       continue;
     }
     const parsed = parseSnapshotName(name);
-    if (!parsed || !parsed.base.endsWith(`-${nodeName}-${parsed.timestamp}`)) continue;
+    if (!parsed?.base.endsWith(`-${nodeName}-${parsed.timestamp}`)) continue;
     await store.abortMultipartUpload(u.key, u.uploadId);
     aborted.push(name);
   }

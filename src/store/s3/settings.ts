@@ -111,9 +111,10 @@ export function resolveSettings(settings: S3Settings): ResolvedSettings {
   const rawPort = settings.endpoint.slice(settings.endpoint.lastIndexOf(':') + 1);
   const port = /^\d+$/.test(rawPort) ? rawPort : settings.insecure ? '80' : '443';
 
-  const ca = !settings.insecure && !settings.skipSslVerify && nonEmpty(settings.endpointCA?.trim()) !== undefined
-    ? [...tls.rootCertificates, ...loadEndpointCAs(settings.endpointCA ?? '')]
-    : undefined;
+  const ca =
+    !settings.insecure && !settings.skipSslVerify && nonEmpty(settings.endpointCA?.trim()) !== undefined
+      ? [...tls.rootCertificates, ...loadEndpointCAs(settings.endpointCA ?? '')]
+      : undefined;
 
   let forcePathStyle: boolean;
   if (settings.bucketLookup === 'path') forcePathStyle = true;

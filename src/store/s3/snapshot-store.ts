@@ -8,7 +8,15 @@
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { EtcdsnapError } from '../../errors.js';
 import type { SnapshotRecord } from '../../model/records.js';
-import { assertStoreName, type IncompleteFilter, type ListOptions, type SnapshotSink, type SnapshotStore, type StoreStat, type WriteOptions } from '../store.js';
+import {
+  assertStoreName,
+  type IncompleteFilter,
+  type ListOptions,
+  type SnapshotSink,
+  type SnapshotStore,
+  type StoreStat,
+  type WriteOptions,
+} from '../store.js';
 import { abortStaleUploads, deleteFromS3, listS3Records, putSidecar, readBucketRecord, type S3SkipReporter } from './records.js';
 import { S3Store } from './store.js';
 import type { S3Settings } from './settings.js';
@@ -107,7 +115,10 @@ export class S3SnapshotStore implements SnapshotStore {
   }
 
   async delete(names: readonly string[]): Promise<string[]> {
-    return deleteFromS3(this.bucket, names.map((n) => assertStoreName(n)));
+    return deleteFromS3(
+      this.bucket,
+      names.map((n) => assertStoreName(n)),
+    );
   }
 
   async readRecord(name: string): Promise<SnapshotRecord | undefined> {

@@ -25,7 +25,14 @@
  * call.ts (deadline), list.ts, upload.ts (the multipart state machine).
  */
 import { Readable } from 'node:stream';
-import { AbortMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { EtcdsnapError } from '../../errors.js';
 import { scrubSecrets } from '../../log/logger.js';
 import { assertSafeName } from '../../model/naming.js';
@@ -108,7 +115,9 @@ export class S3Store {
    */
   async checkBucket(): Promise<void> {
     try {
-      await callWithDeadline(this.t, `HeadBucket ${this.bucket}`, (abortSignal) => this.t.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }));
+      await callWithDeadline(this.t, `HeadBucket ${this.bucket}`, (abortSignal) =>
+        this.t.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }),
+      );
     } catch (err) {
       if (err instanceof EtcdsnapError && err.kind === 'not-found') {
         const c = err.cause instanceof Error ? (err.cause as Error & { httpStatusCode?: number }) : undefined;
@@ -221,7 +230,9 @@ export class S3Store {
     for (let i = 0; i < keys.length; i += batchSize) {
       const batch = keys.slice(i, i + batchSize);
       const out = await callWithDeadline(this.t, `DeleteObjects s3://${this.bucket} (${batch.length} keys)`, (abortSignal) =>
-        this.t.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }), { abortSignal }),
+        this.t.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: false } }), {
+          abortSignal,
+        }),
       );
       for (const d of out.Deleted ?? []) if (d.Key !== undefined) deleted.push(d.Key);
       for (const e of out.Errors ?? []) {

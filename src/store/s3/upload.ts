@@ -157,7 +157,9 @@ function partSink(t: S3Target, key: string, opts: S3UploadOptions, st: UploadSta
   return {
     part: async (n, bytes) => {
       const uploadId = await create();
-      const r = await data(t.client.send(new UploadPartCommand({ ...base, UploadId: uploadId, PartNumber: n, Body: bytes, ContentLength: bytes.length }), { abortSignal }));
+      const r = await data(
+        t.client.send(new UploadPartCommand({ ...base, UploadId: uploadId, PartNumber: n, Body: bytes, ContentLength: bytes.length }), { abortSignal }),
+      );
       if (r.ETag === undefined) throw new Error(`UploadPart ${n} returned no ETag`);
       etags[n - 1] = r.ETag;
     },
@@ -166,7 +168,9 @@ function partSink(t: S3Target, key: string, opts: S3UploadOptions, st: UploadSta
       if (abortSignal.aborted) throw abortSignal.reason;
       st.commitSent = true;
       await data(
-        t.client.send(new PutObjectCommand({ ...base, Body: bytes, ContentLength: bytes.length, ContentType: opts.contentType, Metadata: opts.metadata }), { abortSignal }),
+        t.client.send(new PutObjectCommand({ ...base, Body: bytes, ContentLength: bytes.length, ContentType: opts.contentType, Metadata: opts.metadata }), {
+          abortSignal,
+        }),
       );
     },
     complete: async (parts) => {
@@ -197,7 +201,9 @@ async function cleanUp(t: S3Target, key: string, st: UploadState): Promise<unkno
   const uploadId = await st.created?.catch(() => undefined);
   if (uploadId !== undefined) {
     try {
-      await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: key, UploadId: uploadId }), { abortSignal: AbortSignal.timeout(t.timeoutMs) });
+      await t.client.send(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: key, UploadId: uploadId }), {
+        abortSignal: AbortSignal.timeout(t.timeoutMs),
+      });
     } catch (err) {
       abortMpuError = err;
     }
@@ -218,12 +224,16 @@ async function cleanUp(t: S3Target, key: string, st: UploadState): Promise<unkno
  * (`unavailable`, not retryable), else the translated S3 error. A failed Abort is noted.
  */
 function failure(t: S3Target, what: string, err: unknown, st: UploadState, abortMpuError: unknown, signal: AbortSignal | undefined): EtcdsnapError {
-  const note = abortMpuError !== undefined
-    ? `; aborting the multipart upload failed too (${scrubSecrets(messageOf(abortMpuError))}), so its parts may remain until a bucket lifecycle rule for incomplete uploads removes them`
-    : '';
+  const note =
+    abortMpuError !== undefined
+      ? `; aborting the multipart upload failed too (${scrubSecrets(messageOf(abortMpuError))}), so its parts may remain until a bucket lifecycle rule for incomplete uploads removes them`
+      : '';
   if (st.bodyError !== undefined) {
     const kind = st.bodyError instanceof EtcdsnapError ? st.bodyError.kind : 'unavailable';
-    return new EtcdsnapError(kind, `${what} failed: the snapshot stream failed: ${scrubSecrets(messageOf(st.bodyError))}${note}`, { cause: st.bodyError, retryable: false });
+    return new EtcdsnapError(kind, `${what} failed: the snapshot stream failed: ${scrubSecrets(messageOf(st.bodyError))}${note}`, {
+      cause: st.bodyError,
+      retryable: false,
+    });
   }
   if (st.callerAborted) return abortedError(what, signal, note);
   const tr = translate(st.s3Error ?? err, what, t.endpoint);
