@@ -35,7 +35,7 @@ import type { S3Skip } from '../store/factory.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from '../model/naming.js';
 import { resolveApiDir } from './api-dirs.js';
 import { saveSnapshot } from './save.js';
-import { createdAtFromName, sortRecords, type SnapshotRecord } from '../model/records.js';
+import { failedRecord, sortRecords, type SnapshotRecord } from '../model/records.js';
 import type { S3Options } from './s3-config.js';
 import { RetryQueue } from './retry-queue.js';
 import { SerialExecutor } from '../util/serial.js';
@@ -251,16 +251,7 @@ export class SnapshotService {
       const message = messageOf(err);
       log.error({ err: message }, `Failed to take etcd snapshot: ${message}`);
       await dir
-        .writeRecord({
-          name: fileName,
-          location: '',
-          nodeName: this.settings.nodeName,
-          createdAt: createdAtFromName(fileName, new Date(now * 1000)),
-          size: 0,
-          compressed: opts.compress,
-          status: 'failed',
-          message,
-        })
+        .writeRecord(failedRecord(fileName, this.settings.nodeName, new Date(now * 1000), opts.compress, message))
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }
