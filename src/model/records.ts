@@ -66,6 +66,11 @@ export function sortRecords(records: SnapshotRecord[]): SnapshotRecord[] {
 }
 
 /** Longest `message` kept from a sidecar (longer ones are cut). */
+/** The record of a save that failed (shown by ls for `FAILED_RECORD_TTL_MS`); nothing was kept. */
+export function failedRecord(name: string, nodeName: string, started: Date, compressed: boolean, message: string): SnapshotRecord {
+  return { name, location: '', nodeName, createdAt: createdAtFromName(name, started), size: 0, compressed, status: 'failed', message };
+}
+
 export const MAX_MESSAGE_CHARS = 4096;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;

@@ -21,6 +21,9 @@ import { LocalStore } from '../store/local.js';
 import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
 
+/** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
+const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
+
 export interface SnapshotFeatureConfig {
   disabled: boolean;
   schedule: Schedule;
@@ -57,16 +60,16 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
             ...(r.dir !== undefined ? { dir: r.dir } : {}),
             retention: 0,
             scheduled: false,
-            ...(r.s3 ? { s3: r.s3 } : {}),
+            replicas: replicasOf(r.s3),
           });
           return res;
         }
         case 'list': {
-          const res: SnapshotResponses['list'] = await service.list(r.dir, r.s3, r.details ?? false);
+          const res: SnapshotResponses['list'] = await service.list(r.dir, replicasOf(r.s3), r.details ?? false);
           return res;
         }
         case 'delete': {
-          const res: SnapshotResponses['delete'] = await service.delete(r.name, r.dir, r.s3);
+          const res: SnapshotResponses['delete'] = await service.delete(r.name, r.dir, replicasOf(r.s3));
           return res;
         }
         case 'prune': {
@@ -75,7 +78,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
             retention: r.retention ?? cfg.settings.retention,
             ...(r.dir !== undefined ? { dir: r.dir } : {}),
             dryRun: r.dryRun ?? false,
-            ...(r.s3 ? { s3: r.s3 } : {}),
+            replicas: replicasOf(r.s3),
           });
           return res;
         }
@@ -104,7 +107,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
             compress: cfg.settings.compress,
             retention: cfg.settings.retention,
             scheduled: true,
-            ...(cfg.s3 ? { s3: cfg.s3 } : {}),
+            replicas: replicasOf(cfg.s3),
           });
         },
         onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),

@@ -35,7 +35,7 @@ import type { S3Skip } from '../store/factory.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from '../model/naming.js';
 import { resolveApiDir } from './api-dirs.js';
 import { saveSnapshot } from './save.js';
-import { createdAtFromName, sortRecords, type SnapshotRecord } from '../model/records.js';
+import { failedRecord, sortRecords, type SnapshotRecord } from '../model/records.js';
 import type { S3Options } from './s3-config.js';
 import { RetryQueue } from './retry-queue.js';
 import { SerialExecutor } from '../util/serial.js';
@@ -69,8 +69,8 @@ export interface SaveOptions {
   /** Keep this many after the save (scheduled saves); 0 = no pruning. */
   retention: number;
   scheduled: boolean;
-  /** Upload to S3 in the same pass (and apply S3 retention after scheduled saves). */
-  s3?: S3Options;
+  /** Replica stores written in the same pass (and pruned after scheduled saves). */
+  replicas: readonly ReplicaOptions[];
 }
 
 export interface PruneOptions {
@@ -78,8 +78,15 @@ export interface PruneOptions {
   retention: number;
   dir?: string;
   dryRun: boolean;
-  s3?: S3Options;
+  /** Replica stores pruned too, each by its own retention (0: not pruned). */
+  replicas: readonly ReplicaOptions[];
 }
+
+/**
+ * The options of one replica store. S3 (`--etcd-s3`/`--s3`, at most one per request) is the
+ * only kind today; another kind becomes a union member here and a line in store/factory.ts.
+ */
+export type ReplicaOptions = S3Options;
 
 export interface SaveResult {
   created: SnapshotRecord[];
@@ -196,7 +203,7 @@ export class SnapshotService {
    */
   private async saveTargets(opts: SaveOptions): Promise<ReplicaTarget[]> {
     const out: ReplicaTarget[] = [];
-    for (const o of opts.s3 ? [opts.s3] : []) {
+    for (const o of opts.replicas) {
       try {
         out.push({ opts: o, store: await this.replicas.get(o, !opts.scheduled) });
       } catch (err) {
@@ -244,16 +251,7 @@ export class SnapshotService {
       const message = messageOf(err);
       log.error({ err: message }, `Failed to take etcd snapshot: ${message}`);
       await dir
-        .writeRecord({
-          name: fileName,
-          location: '',
-          nodeName: this.settings.nodeName,
-          createdAt: createdAtFromName(fileName, new Date(now * 1000)),
-          size: 0,
-          compressed: opts.compress,
-          status: 'failed',
-          message,
-        })
+        .writeRecord(failedRecord(fileName, this.settings.nodeName, new Date(now * 1000), opts.compress, message))
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }
@@ -273,7 +271,7 @@ export class SnapshotService {
 
   private async applyRetention(dir: LocalStore, prefix: string, keep: number): Promise<string[]> {
     try {
-      return (await this.doPrune({ prefix, retention: keep, dir: dir.dir, dryRun: false })).deleted;
+      return (await this.doPrune({ prefix, retention: keep, dir: dir.dir, dryRun: false, replicas: [] })).deleted;
     } catch (err) {
       this.logger.warn({ err: messageOf(err) }, 'snapshot retention failed');
       return [];
@@ -281,15 +279,15 @@ export class SnapshotService {
   }
 
   /**
-   * Local records, failed uploads, and (with `s3`) the snapshots in the replica. The table
-   * needs only the listing; `withSidecars` (json/yaml) also reads the replica's records.
+   * Local records, failed uploads, and the snapshots in each replica. The table needs only
+   * the listing; `withSidecars` (json/yaml) also reads the replicas' records.
    */
-  async list(dir?: string, s3?: S3Options, withSidecars = false): Promise<{ items: SnapshotRecord[]; s3Error?: string }> {
+  async list(dir: string | undefined, replicas: readonly ReplicaOptions[], withSidecars = false): Promise<{ items: SnapshotRecord[]; s3Error?: string }> {
     const d = await this.folder(dir);
     const local = await d.list({ nodeName: this.settings.nodeName });
     const remote: SnapshotRecord[] = [];
     let s3Error: string | undefined;
-    for (const o of s3 ? [s3] : []) {
+    for (const o of replicas) {
       // a replica that does not answer must not hide the local snapshots (nor the failed uploads)
       try {
         const store = await this.replicas.get(o, false);
@@ -309,17 +307,21 @@ export class SnapshotService {
    * refused before anything is deleted (`LocalStore.assertDeletable`). In a replica only
    * names of the naming scheme are deleted (its listing shows no others).
    */
-  async delete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
+  async delete(names: readonly unknown[], dir: string | undefined, replicas: readonly ReplicaOptions[]): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
-    return this.exclusive('delete', () => this.doDelete(names, dir, s3));
+    return this.exclusive('delete', () => this.doDelete(names, dir, replicas));
   }
 
-  private async doDelete(names: readonly unknown[], dir?: string, s3?: S3Options): Promise<{ deleted: string[]; notFound: string[] }> {
+  private async doDelete(
+    names: readonly unknown[],
+    dir: string | undefined,
+    replicas: readonly ReplicaOptions[],
+  ): Promise<{ deleted: string[]; notFound: string[] }> {
     const safe = names.map((n) => assertSafeName(n));
     const d = await this.folder(dir);
     for (const name of safe) await d.assertDeletable(name);
     const stores: SnapshotStore[] = [];
-    for (const o of s3 ? [s3] : []) stores.push(await this.replicas.get(o));
+    for (const o of replicas) stores.push(await this.replicas.get(o));
     const deleted: string[] = [];
     const found = new Set<string>();
     for (const name of safe) {
@@ -361,7 +363,7 @@ export class SnapshotService {
         ),
       onRemove: (name) => this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`),
     });
-    for (const o of opts.s3 && opts.s3.retention > 0 ? [opts.s3] : []) {
+    for (const o of opts.replicas.filter((r) => r.retention > 0)) {
       const store = await this.replicas.get(o);
       this.logger.info(
         { retention: o.retention, prefix },
