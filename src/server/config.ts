@@ -3,7 +3,7 @@
  * that need more than one value. Pure: no I/O. Each value was validated by its spec
  * (config/schema.ts) when it was resolved, and defaults come from the specs; only the
  * computed default of --node-name (the hostname) and the cron schedule (parsed into a
- * Schedule by snapshot/schedule.ts) are checked here.
+ * Schedule by server/schedule.ts) are checked here.
  */
 import os from 'node:os';
 import path from 'node:path';
