@@ -13,8 +13,10 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { addCompatMiddlewares } from './middleware.js';
 import { chooseProxy, TargetTlsProxyAgent } from './proxy.js';
 import { resolveSettings, type S3Settings } from './settings.js';
+import { CLI_S3_OPTIONS, stringDefault } from '../../config/schema.js';
 
-const DEFAULT_AWS_ENDPOINT = 's3.amazonaws.com';
+/** The schema's default endpoint: AWS itself, where the SDK's own endpoint rules apply. */
+const DEFAULT_AWS_ENDPOINT = stringDefault(CLI_S3_OPTIONS, 's3-endpoint');
 
 /** One bucket on one endpoint, as the store's operations use it. */
 export interface S3Target {

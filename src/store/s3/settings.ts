@@ -14,7 +14,8 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { EtcdsnapError, errnoCode, messageOf } from '../../errors.js';
-import { registerSecret } from '../../log/logger.js';
+import { registerSecret } from '../../log/secrets.js';
+import { CLI_S3_OPTIONS, stringDefault } from '../../config/schema.js';
 
 /**
  * The proxy variables of the environment that applies to a store (Go's
@@ -107,7 +108,8 @@ export function resolveSettings(settings: S3Settings): ResolvedSettings {
     throw cfg('--etcd-s3-session-token needs --etcd-s3-access-key and --etcd-s3-secret-key');
   }
   const folder = normaliseFolder(settings.folder);
-  const region = settings.region === '' ? 'us-east-1' : settings.region;
+  // an empty region (given as such) means the schema's default, as k3s
+  const region = settings.region === '' ? stringDefault(CLI_S3_OPTIONS, 's3-region') : settings.region;
   const rawPort = settings.endpoint.slice(settings.endpoint.lastIndexOf(':') + 1);
   const port = /^\d+$/.test(rawPort) ? rawPort : settings.insecure ? '80' : '443';
 
