@@ -24,7 +24,7 @@ const SIZES = (process.env.BENCH_MIB ?? process.env.BENCH_SIZES ?? '50,300,1024'
 if (SIZES.length === 0) throw new Error('BENCH_SIZES (or BENCH_MIB) gives no size in MiB');
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 3));
 const LARGEST = SIZES[SIZES.length - 1] ?? 0;
-const runsAt = (mib: number): number => (mib === LARGEST ? RUNS : Math.max(5, RUNS));
+const runsAt = (mib: number): number => (mib === LARGEST ? RUNS : Math.max(9, RUNS));
 const VALUE = 64 * 1024;
 const keysFor = (mib: number): number => Math.round((mib * 1024 * 1024) / VALUE);
 
@@ -115,7 +115,7 @@ const worst = Math.max(...ratios);
 const peak = Math.max(...results.map((r) => r.peakRss));
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 const body = `Snapshots of one etcd filled with 64 KiB values to ${SIZES.join(', ')} MiB in turn, local disk, uncompressed.
-Command: \`npm run bench:save\` (BENCH_SIZES=${SIZES.join(',')}, BENCH_RUNS=${RUNS}: ${RUNS} alternating pairs at the largest size, ${Math.max(5, RUNS)} at the smaller ones, the first command of a pair alternating; ${minutes} min in all). Machine: ${machine()}; etcd 3.4.23 (Debian).
+Command: \`npm run bench:save\` (BENCH_SIZES=${SIZES.join(',')}, BENCH_RUNS=${RUNS}: ${RUNS} alternating pairs at the largest size, ${Math.max(9, RUNS)} at the smaller ones, the first command of a pair alternating; ${minutes} min in all). Machine: ${machine()}; etcd 3.4.23 (Debian).
 etcdsnap: \`etcdsnap etcd-snapshot save\` (CLI → server → etcd stream, verify, fsync, rename, sidecar); etcdctl: \`etcdctl snapshot save\`.
 
 | snapshot size | etcdsnap median (s) | etcdctl median (s) | ratio (goal <= 1.0) | server peak RSS (goal < 150 MB) | etcdsnap runs (s) | etcdctl runs (s) |
