@@ -9,7 +9,7 @@
  *   BENCH_SIZES=50,300,1024 BENCH_RUNS=3 npm run bench:save
  *   BENCH_MIB=1024 npm run bench:save   (one size, as before)
  * BENCH_RUNS is the number of runs at the largest size (at least 3); smaller sizes, where a
- * run is short and the spread relatively larger, get 5 at least.
+ * run is short and the spread relatively larger, get 9 at least.
  */
 import { rmSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
