@@ -12,7 +12,7 @@
  * the extraction of a zip for a restore (a private temp folder, removed when the reset ends
  * and by the next reset after a crash).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -166,8 +166,6 @@ const recordOf = (name: string, location: string, bytes: Buffer): SnapshotRecord
   compressed: false,
   status: 'successful',
 });
-
-after(() => useDurableFs((real) => real)());
 
 test('a snapshot file (the save): written to .part in batches, fsync, rename, fsync of the folder', async () => {
   const dir = path.join(tempDir(), 'snapshots');
