@@ -7,7 +7,8 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
+import { ensurePrivateDir, readIfExists } from '../util/fs.js';
+import { writeFileAtomic } from '../util/durable.js';
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { KeyPairPem, LeafRequest } from './pki.js';

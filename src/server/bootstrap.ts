@@ -6,7 +6,8 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { configError, environmentError, errnoCode, messageOf } from '../errors.js';
-import { ensurePrivateDir, readIfExists, writeFileAtomic } from '../util/fs.js';
+import { ensurePrivateDir, readIfExists } from '../util/fs.js';
+import { writeFileAtomic } from '../util/durable.js';
 import { caHash, formatToken, newSecret, parseToken, secretStrength, type ParsedToken } from '../etcd/token.js';
 import { ensureTls, readCa, tlsPaths, type TlsMaterial } from '../etcd/tls.js';
 import type { KeyPairPem } from '../etcd/pki.js';

@@ -35,7 +35,8 @@ import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { resolveBinary } from '../etcd/process.js';
 import type { EtcdStatus } from '../etcd/client.js';
-import { exists, writeFileAtomic } from '../util/fs.js';
+import { exists } from '../util/fs.js';
+import { renameDurably, writeFileAtomic } from '../util/durable.js';
 import { openSnapshotFile, removeStaleExtractions, resolveRestoreTool, verifyAndRestore, type OpenedSnapshot } from '../snapshot/restore.js';
 import { resolveRestoreSource } from '../snapshot/restore-source.js';
 import type { S3Options } from '../snapshot/s3-config.js';
@@ -187,11 +188,34 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
     logger.info({ revision: status.revision, member: boot.memberName }, summary);
   }
   await recordClusterId(p, hexId(status.clusterId));
-  await writeFileAtomic(p.resetFlag, '', 0o600);
+  await writeResetFlag(p);
   // the next step, in k3s's words (stdout: what scripts and the operator read)
   const message = resetMessage(cfg.dataDir);
   logger.info(message);
   o.out(message);
+}
+
+/** Writes `db/reset-flag`, durably: the last file a cluster reset writes. */
+export async function writeResetFlag(p: ServerPaths): Promise<void> {
+  await writeFileAtomic(p.resetFlag, '', 0o600);
+}
+
+/**
+ * Moves the previous etcd data to `old` (durably), or removes it when `old` is undefined (a
+ * fresh host: nothing to keep).
+ */
+export async function moveAsidePreviousData(p: ServerPaths, old: string | undefined): Promise<void> {
+  if (old !== undefined) await renameDurably(p.etcdDataDir, old);
+  else await fsp.rm(p.etcdDataDir, { recursive: true, force: true });
+}
+
+/**
+ * Moves the restored member's folder `temp` into `db/etcd` and records its member name, both
+ * durably. The folder's contents are written by etcd's restore tool; the move is ours.
+ */
+export async function installRestoredMember(p: ServerPaths, temp: string, name: string): Promise<void> {
+  await renameDurably(temp, p.etcdDataDir);
+  await writeFileAtomic(p.memberNameFile, name, 0o600);
 }
 
 /**
@@ -220,12 +244,8 @@ async function restoreLocked(
   await verifyAndRestore({ file, dataDir: temp, name, peerURL, clusterToken, skipHashCheck: cfg.skipHashCheck, logger });
   // verified and restored: now the old data moves aside and the new takes its place
   const old = path.join(p.dbDir, `etcd-old-${now}`);
-  if (hadData) {
-    await fsp.rename(p.etcdDataDir, old);
-    logger.info({ old }, `Pre-restore etcd database moved to ${old}`);
-  } else {
-    await fsp.rm(p.etcdDataDir, { recursive: true, force: true }); // a fresh host: nothing to keep
-  }
+  await moveAsidePreviousData(p, hadData ? old : undefined);
+  if (hadData) logger.info({ old }, `Pre-restore etcd database moved to ${old}`);
   const failed = (err: unknown): EtcdsnapError =>
     new EtcdsnapError(
       'environment',
@@ -237,8 +257,7 @@ async function restoreLocked(
   let sealed: string | undefined;
   let status: EtcdStatus;
   try {
-    await fsp.rename(temp, p.etcdDataDir);
-    await writeFileAtomic(p.memberNameFile, name, 0o600);
+    await installRestoredMember(p, temp, name);
     status = await startAndCheck(startOf(o, p, etcdBinary, argsFor(name)), async (c) => {
       sealed = await readBootstrap(c);
     });

@@ -22,7 +22,8 @@ import { promises as fsp, type Stats } from 'node:fs';
 import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { BatchedFileWriter, ensurePrivateDir, foreignLinkOwner, fsyncDir, writeFileAtomic } from '../util/fs.js';
+import { ensurePrivateDir, foreignLinkOwner } from '../util/fs.js';
+import { BatchedFileWriter, commitFile, createExclusive, writeFileAtomic } from '../util/durable.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
 import { isCandidateName, snapshotKind } from './snapshot-kind.js';
@@ -133,7 +134,7 @@ export class LocalStore implements SnapshotStore {
     const part = `${final}${PART_EXT}`;
     let fh: Awaited<ReturnType<typeof fsp.open>>;
     try {
-      fh = await fsp.open(part, 'wx', 0o600);
+      fh = await createExclusive(part, 0o600);
     } catch (err) {
       throw new EtcdsnapError('environment', `cannot create ${part}: ${errnoCode(err) ?? messageOf(err)}`, { cause: err });
     }
@@ -143,15 +144,7 @@ export class LocalStore implements SnapshotStore {
       stream,
       commit: async () => {
         await closed();
-        // fsync applies to the file, so a second descriptor flushes what the stream wrote
-        const fh = await fsp.open(part, 'r');
-        try {
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await fsp.rename(part, final);
-        await fsyncDir(this.dir);
+        await commitFile(part, final);
         return final;
       },
       discard: async () => {

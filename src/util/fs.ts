@@ -1,14 +1,11 @@
 /**
  * File-system helpers that enforce the project's modes: folders 0700, private files 0600.
- * Writes of whole small files are atomic (temp file, fsync, rename, fsync of the folder).
+ * Durable writes (temp name, fsync, rename, fsync of the folder) are in durable.ts.
  * Folders we write into are folders: a symbolic link is followed only when our own user
  * made it (`foreignLinkOwner`); a link planted by anyone else is refused.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { Writable } from 'node:stream';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { EtcdsnapError, errnoCode } from '../errors.js';
 
 /**
@@ -78,39 +75,6 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   }
 }
 
-/** fsyncs a folder so that a rename inside it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, fsc.O_RDONLY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/**
- * Writes `data` to `file` atomically with `mode` (default 0600): a reader sees the old
- * content or the new one, never a part.
- */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await fsp.open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fsp.chmod(tmp, mode);
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(path.dirname(file));
-}
-
 /** True when `p` exists (any type). */
 export async function exists(p: string): Promise<boolean> {
   try {
@@ -130,74 +94,4 @@ export async function readIfExists(file: string): Promise<string | undefined> {
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw err;
   }
-}
-
-/**
- * A Writable over an open file that writes in batches of about `batchBytes`, each with one
- * `writev`. A snapshot arrives in 32 KiB chunks; `fs.WriteStream` writes most of them one by
- * one (a thread-pool round trip and a syscall each), which cost the server more CPU than the
- * copy into the page cache. Chunks are kept (not copied) until the batch is full, so at most
- * about `batchBytes` more is held than with a plain write stream.
- *
- * The file handle is closed when the stream is destroyed (after 'finish', or on an error);
- * 'close' follows. Short writes are continued; write errors (ENOSPC...) fail the stream.
- */
-export class BatchedFileWriter extends Writable {
-  private batch: Buffer[] = [];
-  private batched = 0;
-  private position = 0;
-
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly batchBytes = 1 << 20,
-  ) {
-    super({ highWaterMark: batchBytes });
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.batch.push(chunk);
-    this.batched += chunk.length;
-    if (this.batched < this.batchBytes) cb();
-    else this.flushBatch().then(() => cb(), cb);
-  }
-
-  override _final(cb: (error?: Error | null) => void): void {
-    this.flushBatch().then(() => cb(), cb);
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.batch = [];
-    this.fh.close().then(
-      () => cb(err),
-      (closeErr: unknown) => cb(err ?? (closeErr instanceof Error ? closeErr : new Error(String(closeErr)))),
-    );
-  }
-
-  private async flushBatch(): Promise<void> {
-    let bufs = this.batch;
-    let left = this.batched;
-    this.batch = [];
-    this.batched = 0;
-    while (left > 0) {
-      const { bytesWritten } = await this.fh.writev(bufs, this.position);
-      this.position += bytesWritten;
-      left -= bytesWritten;
-      if (left > 0) bufs = dropBytes(bufs, bytesWritten);
-    }
-  }
-}
-
-/** `bufs` without its first `n` bytes (views, no copies). */
-function dropBytes(bufs: Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = n;
-  for (const b of bufs) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
 }
