@@ -32,6 +32,7 @@ import { bootstrap, checkToken, prepareDataDir } from '../src/server/bootstrap.j
 import { tlsPaths } from '../src/etcd/tls.js';
 import { recordClusterId, writeRestoreRecord } from '../src/server/identity.js';
 import { installRestoredMember, moveAsidePreviousData, writeResetFlag } from '../src/server/reset.js';
+import { ensurePrivateDir } from '../src/util/fs.js';
 import { tempDir } from './helpers/server.js';
 
 type Call = { op: 'open' | 'write' | 'fsync'; path: string } | { op: 'rename'; from: string; to: string };
@@ -279,4 +280,18 @@ test('a restore swaps folders durably: the previous data moved aside, the restor
   const calls = await recorded(() => installRestoredMember(p, temp, 'node1-0123abcd'));
   assertDurableRename(calls, p.etcdDataDir);
   assertDurableFile(calls, p.memberNameFile);
+});
+
+test('a new folder (e.g. .metadata on the first sidecar) is made durable: the parent of each folder created is fsynced', async () => {
+  const base = tempDir();
+  const leaf = path.join(base, 'a', 'b');
+  const calls = await recorded(() => ensurePrivateDir(leaf));
+  const fsynced = calls.flatMap((c) => (c.op === 'fsync' ? [c.path] : []));
+  assert.deepEqual(fsynced, [path.join(base, 'a'), base], 'fsync of b in a, then of a in base');
+  // an existing folder changes nothing on disk: no fsync
+  const again = await recorded(() => ensurePrivateDir(leaf));
+  assert.deepEqual(
+    again.filter((c) => c.op === 'fsync'),
+    [],
+  );
 });

@@ -7,6 +7,8 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { EtcdsnapError, errnoCode } from '../errors.js';
+import path from 'node:path';
+import { fsyncDir } from './durable.js';
 
 /**
  * Whose symbolic links are followed: a link owned by this process's user was made by the
@@ -57,14 +59,23 @@ export const linkRefused = (dir: string, owner: number, cause?: unknown): Etcdsn
  * symbolic link made by another user (also a dangling one) or a non-folder is refused,
  * never followed (see `openOwnDir`). An existing folder owned by this process's user is
  * tightened to 0700; one owned by another user is left exactly as it is (never chmodded).
+ * Each folder it creates is made durable: its parent is fsynced after the mkdir.
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
   const owner = await foreignLinkOwner(dir);
   if (owner !== undefined) throw linkRefused(dir, owner);
+  let created: string | undefined;
   try {
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    created = await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     if (errnoCode(err) !== 'EEXIST') throw err;
+  }
+  // a new folder's entry is durable only once its parent is fsynced (each level that was made)
+  if (created !== undefined) {
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      await fsyncDir(path.dirname(d));
+      if (d === path.resolve(created) || path.dirname(d) === d) break;
+    }
   }
   const fh = await openOwnDir(dir);
   try {
