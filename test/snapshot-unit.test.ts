@@ -223,3 +223,29 @@ test('a partial file never gets a final name: openWriter writes .part, commit re
     /does not exist/,
   );
 });
+
+test('leftovers of a crash are removed at start: .part files and the temp files of record writes; records and snapshots stay', async () => {
+  const { LocalStore } = await import('../src/store/local.js');
+  const { tempDir } = await import('./helpers/server.js');
+  const { readdirSync, writeFileSync } = await import('node:fs');
+  const path = await import('node:path');
+  const store = new LocalStore(path.join(tempDir(), 'snapshots'));
+  await store.prepare(true);
+  writeFileSync(path.join(store.dir, 'a-n-1700000000'), 'x');
+  writeFileSync(path.join(store.dir, 'a-n-1700000001.part'), 'x');
+  await store.writeRecord({
+    name: 'a-n-1700000000',
+    location: '',
+    nodeName: 'n',
+    createdAt: '2023-11-14T22:13:20Z',
+    size: 1,
+    compressed: false,
+    status: 'successful',
+  });
+  writeFileSync(path.join(store.metadataDir, '.a-n-1700000001.0123abcd.tmp'), '{');
+  writeFileSync(path.join(store.metadataDir, '.keep.tmp'), 'not ours: no 8-hex suffix');
+  const removed = await store.discardIncomplete({ nodeName: 'n' });
+  assert.deepEqual(removed.sort(), [path.join('.metadata', '.a-n-1700000001.0123abcd.tmp'), 'a-n-1700000001.part']);
+  assert.deepEqual(readdirSync(store.dir), ['a-n-1700000000']);
+  assert.deepEqual(readdirSync(store.metadataDir).sort(), ['.keep.tmp', 'a-n-1700000000']);
+});

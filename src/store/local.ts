@@ -23,7 +23,7 @@ import type { Readable } from 'node:stream';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { ensurePrivateDir, foreignLinkOwner } from '../util/fs.js';
-import { BatchedFileWriter, commitFile, createExclusive, writeFileAtomic } from '../util/durable.js';
+import { BatchedFileWriter, commitFile, createExclusive, isAtomicTemp, writeFileAtomic } from '../util/durable.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
 import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
 import { isCandidateName, snapshotKind } from './snapshot-kind.js';
@@ -155,12 +155,16 @@ export class LocalStore implements SnapshotStore {
     };
   }
 
-  /** Removes `.part` files left by a crash; returns their names. */
+  /** Removes `.part` files and record temp files (`.metadata/.<name>.<hex>.tmp`) left by a crash; returns their names. */
   async removeLeftoverParts(): Promise<string[]> {
     const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
     const parts = names.filter((n) => n.endsWith(PART_EXT));
     await Promise.all(parts.map((n) => fsp.rm(path.join(this.dir, n), { force: true })));
-    return parts;
+    // a crash inside writeFileAtomic leaves its hidden temp file beside the record
+    const records = await fsp.readdir(this.metadataDir).catch(() => [] as string[]);
+    const temps = records.filter(isAtomicTemp);
+    await Promise.all(temps.map((n) => fsp.rm(path.join(this.metadataDir, n), { force: true })));
+    return [...parts, ...temps.map((n) => path.join('.metadata', n))];
   }
 
   async beginWrite(name: string, opts: WriteOptions): Promise<SnapshotSink> {

@@ -92,13 +92,19 @@ export async function renameDurably(from: string, to: string): Promise<void> {
   if (path.dirname(from) !== path.dirname(to)) await fsyncDir(path.dirname(from));
 }
 
+/** The temp file name `writeFileAtomic` uses for `base` (a hidden name beside the file). */
+const atomicTempName = (base: string): string => `.${base}.${randomBytes(4).toString('hex')}.tmp`;
+
+/** Whether `name` is a temp file of `writeFileAtomic` (one a crash can leave behind). */
+export const isAtomicTemp = (name: string): boolean => /^\..+\.[0-9a-f]{8}\.tmp$/.test(name);
+
 /**
  * Writes `data` to `file` atomically with `mode` (default 0600): a reader sees the old
  * content or the new one, never a part, also after a crash (temp file beside it, fsync,
  * rename, fsync of the folder).
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(file), atomicTempName(path.basename(file)));
   const fh = await calls.open(tmp, 'w', mode);
   try {
     await calls.writeFile(fh, data);
