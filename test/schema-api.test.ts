@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkValue, jsonValue, numberDefault, S3_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, specOf, stringDefault } from '../src/config/schema.js';
 import { formatDuration, valueFromJson, within } from '../src/config/values.js';
-import { decodeSnapshotResponse, ResponseShapeError } from '../src/model/api.js';
+import { decodeClusterBootstrap, decodeMemberAdd, decodeSnapshotResponse, ResponseShapeError } from '../src/model/api.js';
 import { parseS3Request } from '../src/snapshot/s3-config.js';
 import { parseSnapshotRequest } from '../src/snapshot/request.js';
 
@@ -116,4 +116,15 @@ test('a malformed answer is one line naming the wrong field', () => {
       `${op} ${JSON.stringify(body)}`,
     );
   }
+});
+
+test('the cluster answers a joining server decodes are typed: the CA pair and the learner, anything else a one-line shape error', () => {
+  assert.deepEqual(decodeClusterBootstrap({ caCert: 'C', caKey: 'K' }), { caCert: 'C', caKey: 'K' });
+  assert.throws(
+    () => decodeClusterBootstrap({ caCert: 'C' }),
+    (e: unknown) => e instanceof ResponseShapeError && e.message === 'the answer.caKey is not a string',
+  );
+  assert.throws(() => decodeClusterBootstrap('C'), /the answer is not an object/);
+  assert.deepEqual(decodeMemberAdd({ id: '1a', initialCluster: 'n=https://x:2380' }), { id: '1a', initialCluster: 'n=https://x:2380' });
+  assert.throws(() => decodeMemberAdd({ id: 7, initialCluster: '' }), /the answer\.id is not a string/);
 });

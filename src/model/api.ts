@@ -174,3 +174,21 @@ export function decodeSnapshotResponse<O extends SnapshotOperation>(op: O, v: un
   const decode: Decoder<SnapshotResponses[O]> = DECODERS[op];
   return decode(v, 'the answer');
 }
+
+/** `GET /v1/cluster/bootstrap`: the cluster CA, handed to a joining server (token only). */
+export interface ClusterBootstrapResponse {
+  caCert: string;
+  caKey: string;
+}
+
+/** `POST /v1/cluster/members {name, peerURL}`: the learner's member ID and etcd's `--initial-cluster`. */
+export interface MemberAddResponse {
+  id: string;
+  initialCluster: string;
+}
+
+/** The answer to `GET /v1/cluster/bootstrap`, typed; a `ResponseShapeError` when it has another shape. */
+export const decodeClusterBootstrap = (v: unknown): ClusterBootstrapResponse => shaped<ClusterBootstrapResponse>({ caCert: str, caKey: str })(v, 'the answer');
+
+/** The answer to `POST /v1/cluster/members`, typed; a `ResponseShapeError` when it has another shape. */
+export const decodeMemberAdd = (v: unknown): MemberAddResponse => shaped<MemberAddResponse>({ id: str, initialCluster: str })(v, 'the answer');

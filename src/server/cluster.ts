@@ -11,6 +11,7 @@
  *   asked by a server with etcd data before it starts, and copied by a joining server.
  * At start it records this data's etcd cluster ID in server/db/cluster-id (identity.ts).
  */
+import type { ClusterBootstrapResponse, MemberAddResponse } from '../model/api.js';
 import { promises as fsp } from 'node:fs';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { Feature } from './feature.js';
@@ -41,7 +42,7 @@ export function clusterFeature(tls: TlsPaths): Feature {
       path: '/v1/cluster/bootstrap',
       handle: async () => ({
         status: 200,
-        body: { caCert: await fsp.readFile(tls.caCert, 'utf8'), caKey: await fsp.readFile(tls.caKey, 'utf8') },
+        body: { caCert: await fsp.readFile(tls.caCert, 'utf8'), caKey: await fsp.readFile(tls.caKey, 'utf8') } satisfies ClusterBootstrapResponse,
       }),
     });
     ctx.addRoute({
@@ -71,7 +72,7 @@ export function clusterFeature(tls: TlsPaths): Feature {
           .map((m) => (m.id === added.id ? `${name}=${peerURL}` : m.name ? `${m.name}=${m.peerURLs[0] ?? ''}` : undefined))
           .filter((x): x is string => x !== undefined)
           .join(',');
-        return { status: 200, body: { id: added.id, initialCluster } };
+        return { status: 200, body: { id: added.id, initialCluster } satisfies MemberAddResponse };
       },
     });
     ctx.addRoute({

@@ -7,6 +7,7 @@
  *    the cluster's restore record, if it has one (identity.ts), so that this server can
  *    tell a later stale server when the restore was.
  */
+import { type ClusterBootstrapResponse, decodeClusterBootstrap, decodeMemberAdd, type MemberAddResponse, ResponseShapeError } from '../model/api.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { caHash, tokenFromHash } from '../etcd/token.js';
@@ -42,8 +43,13 @@ export class JoinSession {
       timeoutMs: 30_000,
       flags: { server: '--server', token: '--token' },
     });
-    const b = (await client.get('/v1/cluster/bootstrap')) as { caCert?: unknown; caKey?: unknown };
-    if (typeof b.caCert !== 'string' || typeof b.caKey !== 'string' || caHash(b.caCert) !== given.caHash) {
+    let b: ClusterBootstrapResponse | undefined;
+    try {
+      b = decodeClusterBootstrap(await client.get('/v1/cluster/bootstrap'));
+    } catch (err) {
+      if (!(err instanceof ResponseShapeError)) throw err;
+    }
+    if (b === undefined || caHash(b.caCert) !== given.caHash) {
       throw new EtcdsnapError('auth', `the server at ${url} did not hand out the cluster CA the token pins`);
     }
     logger.info({ server: url }, 'joining the cluster: got the cluster CA');
@@ -57,10 +63,10 @@ export class JoinSession {
    */
   async addLearner(name: string, peerURL: string): Promise<{ initialCluster: string }> {
     const deadline = Date.now() + 120_000;
-    let r: { id?: unknown; initialCluster?: unknown };
+    let answer: unknown;
     for (;;) {
       try {
-        r = (await this.client.post('/v1/cluster/members', { name, peerURL })) as { id?: unknown; initialCluster?: unknown };
+        answer = await this.client.post('/v1/cluster/members', { name, peerURL });
         break;
       } catch (err) {
         if (!(err instanceof EtcdsnapError) || err.kind !== 'unavailable' || Date.now() > deadline) throw err;
@@ -68,8 +74,13 @@ export class JoinSession {
         await new Promise((res) => setTimeout(res, 1000));
       }
     }
-    if (typeof r.id !== 'string' || typeof r.initialCluster !== 'string')
-      throw new EtcdsnapError('unavailable', `unexpected answer from ${this.url} when joining`);
+    let r: MemberAddResponse;
+    try {
+      r = decodeMemberAdd(answer);
+    } catch (err) {
+      if (!(err instanceof ResponseShapeError)) throw err;
+      throw new EtcdsnapError('unavailable', `unexpected answer from ${this.url} when joining: ${err.message}`);
+    }
     this.memberId = r.id;
     this.logger.info({ id: r.id, initialCluster: r.initialCluster }, 'added to the cluster as an etcd learner');
     return { initialCluster: r.initialCluster };
