@@ -13,9 +13,12 @@ export default {
       'test/flag-reference.test.ts',
       'test/schema-api.test.ts',
       'test/parts.test.ts',
+      'test/naming-records.test.ts',
+      'test/verify.test.ts',
+      'test/snapshot-decoder.test.ts',
       'test/snapshot-unit.test.ts',
+      'test/config-values.test.ts',
       'test/config.test.ts',
-      'test/mutation-*.test.ts',
       'test/bootstrap-seal.test.ts',
     ],
     // each test file runs as `node -r <stryker hook> --import tsx <file>` and reports TAP
