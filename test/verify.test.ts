@@ -110,4 +110,12 @@ test('verifySnapshotFile reads a file through the trailer check', async () => {
   const bad = path.join(dir, 'bad');
   writeFileSync(bad, snapshot(2048).subarray(0, 2079));
   await assert.rejects(verifySnapshotFile(bad), integrity(/no sha256 trailer \(size 2079/));
+  // larger than the read and transform buffers: every byte is read through, to the trailer
+  const large = path.join(dir, 'large');
+  const big = snapshot(3 * 1024 * 1024);
+  writeFileSync(large, big);
+  assert.deepEqual(await verifySnapshotFile(large), { size: 3 * 1024 * 1024 + 32 });
+  big[big.length - 1] = (big[big.length - 1] ?? 0) ^ 1;
+  writeFileSync(large, big);
+  await assert.rejects(verifySnapshotFile(large), integrity(/does not match/));
 });
