@@ -1,4 +1,4 @@
-/** Unit tests of option resolution, value parsing and tokens. */
+/** Unit tests of option resolution, value parsing and tokens (the sealing of bootstrap data: bootstrap-seal.test.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync } from 'node:fs';
@@ -8,7 +8,6 @@ import { addOptions, resolveValues, normalizeBooleanArgs } from '../src/config/r
 import { SERVER_OPTIONS } from '../src/config/schema.js';
 import { parseDuration, parsePort, parseBoolean } from '../src/config/values.js';
 import { parseToken, formatToken, caHash, secretsEqual } from '../src/etcd/token.js';
-import { sealBootstrap, openBootstrap, sealedCaHash } from '../src/server/bootstrap-data.js';
 import { tempDir } from './helpers/server.js';
 
 async function resolve(argv: string[], env: Record<string, string>, files: Record<string, string>) {
@@ -102,26 +101,4 @@ test('tokens: full and bare formats, CA pinning, constant-time comparison', () =
   assert.ok(secretsEqual('abc', 'abc'));
   assert.ok(!secretsEqual('abc', 'abd'));
   assert.ok(!secretsEqual('abc', 'abcd'));
-});
-
-test('bootstrap data: the CA sealed with the secret opens only with it; altered or foreign text does not', async () => {
-  const ca = {
-    certPem: '-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----\n',
-    keyPem: '-----BEGIN PRIVATE KEY-----\nxyz\n-----END PRIVATE KEY-----\n',
-  };
-  const sealed = await sealBootstrap(ca, 'secret1');
-  assert.ok(!sealed.includes('xyz') && !sealed.includes('secret1'), 'neither the key nor the secret in clear');
-  assert.notEqual(await sealBootstrap(ca, 'secret1'), sealed, 'a fresh salt and IV each time');
-  assert.deepEqual(await openBootstrap(sealed, 'secret1'), { ok: true, ca });
-  assert.deepEqual(await openBootstrap(sealed, 'secret2'), { ok: false, reason: 'wrong-secret' });
-  const o = JSON.parse(sealed) as { data: string };
-  const data = Buffer.from(o.data, 'base64');
-  data[0] = (data[0] ?? 0) ^ 1;
-  assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, data: data.toString('base64') }), 'secret1'), { ok: false, reason: 'wrong-secret' });
-  assert.deepEqual(await openBootstrap('not json', 'secret1'), { ok: false, reason: 'malformed' });
-  assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, v: 99 }), 'secret1'), { ok: false, reason: 'malformed' });
-  // the CA hash in clear must be the sealed CA's
-  assert.equal(sealedCaHash(sealed), caHash(ca.certPem));
-  assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, ca: 'ab'.repeat(32) }), 'secret1'), { ok: false, reason: 'malformed' });
-  assert.equal(sealedCaHash('not json'), undefined);
 });

@@ -1,91 +1,20 @@
 /**
- * The Snapshot call over node:http2 (src/etcd/snapshot-stream.ts): the decoder of gRPC
- * frames and SnapshotResponse messages on crafted bytes, then the stream against a real
- * etcd (through a real etcdsnap server's member).
+ * The Snapshot call over node:http2 (src/etcd/snapshot-stream.ts) against a real etcd
+ * (through a real etcdsnap server's member). The decoder of gRPC frames and
+ * SnapshotResponse messages on crafted bytes: snapshot-decoder.test.ts.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { SnapshotBlobDecoder, EtcdSnapshotStream } from '../src/etcd/snapshot-stream.js';
+import { EtcdSnapshotStream } from '../src/etcd/snapshot-stream.js';
 import { TrailerVerifier } from '../src/snapshot/verify.js';
 import { EtcdsnapError } from '../src/errors.js';
 import { tlsPaths } from '../src/etcd/tls.js';
 import { startReady, killStarted, fillEtcd, type ServerProcess } from './helpers/server.js';
 
 after(() => killStarted());
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
-const field = (num: number, wire: number): Buffer => varint(num * 8 + wire);
-const bytesField = (num: number, b: Buffer): Buffer => Buffer.concat([field(num, 2), varint(b.length), b]);
-
-/** A SnapshotResponse like etcd's: header (nested message), remaining_bytes, blob. */
-function message(blob: Buffer, remaining: number): Buffer {
-  const header = Buffer.concat([field(1, 0), varint(12345678901), field(4, 0), varint(7)]);
-  return Buffer.concat([bytesField(1, header), field(2, 0), varint(remaining), bytesField(3, blob)]);
-}
-function frame(msg: Buffer, compressed = 0): Buffer {
-  const h = Buffer.alloc(5);
-  h[0] = compressed;
-  h.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([h, msg]);
-}
-
-function decodeAll(chunks: Buffer[]): Buffer {
-  const d = new SnapshotBlobDecoder();
-  const out: Buffer[] = [];
-  for (const c of chunks) d.push(c, (b) => out.push(Buffer.from(b)));
-  d.end();
-  return Buffer.concat(out);
-}
-
-test('decoder: the blobs of a stream of messages, whatever the chunk boundaries', () => {
-  const blobs = [randomBytes(1000), randomBytes(0), randomBytes(300), randomBytes(77)];
-  const body = Buffer.concat([
-    ...blobs.map((b, i) => frame(message(b, 5000 - i))),
-    frame(Buffer.concat([field(2, 0), varint(0)])), // a message without a blob
-    frame(Buffer.concat([field(9, 1), Buffer.alloc(8), field(10, 5), Buffer.alloc(4), bytesField(3, Buffer.from('end'))])), // fixed-width fields skipped
-  ]);
-  const want = Buffer.concat([...blobs, Buffer.from('end')]);
-  assert.deepEqual(decodeAll([body]), want);
-  for (let cut = 1; cut < body.length; cut += 7) {
-    assert.deepEqual(decodeAll([body.subarray(0, cut), body.subarray(cut)]), want, `split at ${cut}`);
-  }
-  const singles: Buffer[] = [];
-  for (let i = 0; i < body.length; i++) singles.push(body.subarray(i, i + 1));
-  assert.deepEqual(decodeAll(singles), want, 'one byte at a time');
-});
-
-test('decoder: malformed input is an integrity error', () => {
-  const good = frame(message(Buffer.from('abc'), 1));
-  const cases: Array<[Buffer[], RegExp]> = [
-    [[frame(message(Buffer.from('abc'), 1), 1)], /compressed message/],
-    [[good.subarray(0, good.length - 1)], /cut off inside a message/],
-    [[good.subarray(0, 3)], /cut off inside a message/],
-    [[frame(Buffer.concat([field(1, 3)]))], /wire type 3/],
-    [[frame(Buffer.concat([field(3, 2), varint(50), Buffer.from('short')]))], /longer than its message/],
-    [[frame(Buffer.concat([field(2, 0), Buffer.alloc(11, 0xff), Buffer.from([0])]))], /varint longer than 10 bytes/],
-    [[frame(Buffer.concat([field(2, 0)]))], /ends inside a field/],
-  ];
-  for (const [chunks, re] of cases) {
-    assert.throws(
-      () => decodeAll(chunks),
-      (e: unknown) => e instanceof EtcdsnapError && e.kind === 'integrity' && re.test(e.message),
-      String(re),
-    );
-  }
-});
 
 let server: ServerProcess;
 const material = (s: ServerProcess): { endpoint: string; ca: Buffer; cert: Buffer; key: Buffer; servername: string } => {
