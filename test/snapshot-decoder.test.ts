@@ -149,3 +149,10 @@ test('decoder: each malformation names itself', () => {
   const short = Buffer.concat([frame(Buffer.concat([field(3, 2), varint(5)])), frame(Buffer.from('abcde'))]);
   assert.throws(() => decodeAll([short]), malformed(/field 3 longer than its message|ends inside a field/));
 });
+
+test('decoder: an empty message (every field at its default) is complete with its header, also as the last thing in the body', () => {
+  const body = Buffer.concat([frame(message(Buffer.from('abc'), 0)), frame(Buffer.alloc(0))]);
+  assert.deepEqual(decodeAll([body]), Buffer.from('abc'));
+  assert.deepEqual(decodeAll([frame(Buffer.alloc(0))]), Buffer.alloc(0));
+  assert.deepEqual(decodeAll([frame(Buffer.alloc(0)), frame(message(Buffer.from('x'), 0))]), Buffer.from('x'));
+});

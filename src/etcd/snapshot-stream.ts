@@ -61,7 +61,8 @@ export class SnapshotBlobDecoder {
         if (this.header[0] !== 0) throw bad('a compressed message (etcd was not asked for compression)');
         this.messageLeft = this.header.readUInt32BE(1);
         this.messages++;
-        this.phase = 'tag';
+        // an empty message (every field at its default) is complete with its header
+        this.phase = this.messageLeft === 0 ? 'frame' : 'tag';
         this.startVarint();
         continue;
       }
