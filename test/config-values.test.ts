@@ -415,3 +415,18 @@ test('tokens: the full format pins the CA; bare secrets have no whitespace; the 
   const none = secretStrength('', 'new-cluster');
   assert.match('message' in none ? none.message : '', /has 0 characters;/);
 });
+
+test('every option of every list has one of the value types the parsers know', () => {
+  const known = new Set(['string', 'boolean', 'int', 'count', 'port', 'duration', 'list']);
+  for (const s of [...SERVER_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...SERVER_S3_OPTIONS, ...CLI_S3_OPTIONS]) {
+    assert.ok(known.has(s.type), `--${s.key} has type "${s.type}"`);
+  }
+});
+
+test('durations take any number of decimals; boolean rewriting only touches whole --flag=value arguments', () => {
+  assert.equal(parseDuration('1.25s'), 1250);
+  assert.equal(parseDuration('0.125m'), 7500);
+  assert.deepEqual(normalizeBooleanArgs(['--debug=true'], SERVER_OPTIONS), ['--debug']);
+  assert.deepEqual(normalizeBooleanArgs(['x--debug=true'], SERVER_OPTIONS), ['x--debug=true'], 'not at the start: not a flag');
+  assert.deepEqual(normalizeBooleanArgs(['--debug=true\nx'], SERVER_OPTIONS), ['--debug=true\nx'], 'a value with a line break is left whole');
+});

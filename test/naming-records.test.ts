@@ -315,3 +315,10 @@ test('recordFromBucketSidecar: our facts always win; only the listed fields come
   assert.deepEqual(bad?.invalid, ['nodeName', 'size', 'sha256', 'revision'], 'in the order of the record fields; null counts as present');
   for (const text of ['', 'nope', '[1]', 'null', 'true']) assert.equal(recordFromBucketSidecar(text, facts), undefined, text);
 });
+
+test('parseRecord: foreignName is kept only as true; a stored false leaves the field out', () => {
+  const min = { name: 'p-n-1700000000', createdAt: '2023-11-14T22:13:20Z', status: 'successful' };
+  assert.equal(parseRecord(JSON.stringify({ ...min, foreignName: true }))?.foreignName, true);
+  const r = parseRecord(JSON.stringify({ ...min, foreignName: false }));
+  assert.ok(r !== undefined && !('foreignName' in r), JSON.stringify(r));
+});
