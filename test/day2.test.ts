@@ -17,7 +17,8 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { startReady, startServer, killStarted, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
+import { startReady, startServer, killStarted, etcdctl, snapshotCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
+import { reset } from './helpers/restore.js';
 import { startSwift, type Swift } from './helpers/swift.js';
 import { parseRestoreSource } from '../src/snapshot/restore-source.js';
 import { classifySnapshotHead } from '../src/store/snapshot-kind.js';
@@ -52,35 +53,6 @@ function treeHash(dir: string): string {
   };
   walk(dir);
   return h.digest('hex');
-}
-
-/** Runs `etcdsnap server --cluster-reset ...` for a data dir to completion. */
-function reset(dataDir: string, ports: Ports, extra: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
-  const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
-  if (!existsSync(cfg)) writeFileSync(cfg, '');
-  return runCli(
-    [
-      'server',
-      '--config',
-      cfg,
-      '--log-format',
-      'json',
-      '--data-dir',
-      dataDir,
-      '--node-name',
-      'node1',
-      '--supervisor-port',
-      String(ports.supervisor),
-      '--etcd-client-port',
-      String(ports.client),
-      '--etcd-peer-port',
-      String(ports.peer),
-      '--cluster-reset',
-      ...extra,
-    ],
-    env,
-    180_000,
-  );
 }
 
 /** Listens on 127.0.0.1:`port` until the returned function is called. */

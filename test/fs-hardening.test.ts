@@ -28,7 +28,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { startReady, startServer, killStarted, snapshotCli, runCli, etcdctl, apiRequest, tempDir, type Ports, type ServerProcess } from './helpers/server.js';
+import { startReady, startServer, killStarted, snapshotCli, runCli, etcdctl, apiRequest, tempDir, type ServerProcess } from './helpers/server.js';
+import { reset } from './helpers/restore.js';
 
 /** uid and gid of `nobody`: the other local user who plants links in the tests. */
 const NOBODY = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
@@ -61,35 +62,6 @@ function treeHash(dir: string): string {
   };
   walk(dir);
   return h.digest('hex');
-}
-
-/** Runs `etcdsnap server --cluster-reset ...` for a data dir to completion. */
-function reset(dataDir: string, ports: Ports, extra: string[]): { code: number | null; stdout: string; stderr: string } {
-  const cfg = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
-  if (!existsSync(cfg)) writeFileSync(cfg, '');
-  return runCli(
-    [
-      'server',
-      '--config',
-      cfg,
-      '--log-format',
-      'json',
-      '--data-dir',
-      dataDir,
-      '--node-name',
-      'node1',
-      '--supervisor-port',
-      String(ports.supervisor),
-      '--etcd-client-port',
-      String(ports.client),
-      '--etcd-peer-port',
-      String(ports.peer),
-      '--cluster-reset',
-      ...extra,
-    ],
-    {},
-    180_000,
-  );
 }
 
 const extractionDirs = (s: { dataDir: string }): string[] => files(dbDir(s)).filter((f) => f.startsWith('restore-'));
