@@ -259,8 +259,8 @@ test("a subcommand's own flag wins over its parent's also when the parent keeps 
   const dir = tempDir();
   writeFileSync(path.join(dir, 'c.yaml'), '');
   await parent.parseAsync(['--config', path.join(dir, 'c.yaml'), '--dir', '/a', '--name', 'p', 'save', '--dir', '/b'], { from: 'user' });
-  assert.equal(parent.opts<Record<string, unknown>>()['dir'], '/a', 'precondition: the parent holds its own --dir');
-  assert.equal(save.opts<Record<string, unknown>>()['dir'], '/b', 'precondition: the subcommand holds its own --dir');
+  assert.equal(parent.opts<{ dir?: string }>().dir, '/a', 'precondition: the parent holds its own --dir');
+  assert.equal(save.opts<{ dir?: string }>().dir, '/b', 'precondition: the subcommand holds its own --dir');
   const v = await resolveValues(save, SNAPSHOT_CLI_OPTIONS, { env: {}, warn: () => undefined });
   assert.equal(v.str('dir'), '/b');
   assert.equal(v.str('name'), 'p');
