@@ -214,13 +214,24 @@ test('a ConfigMap with labels and annotations whose keys need quoting; a Deploym
 
 test('a kind the code does not know (FooBar, example.com/v1, protobuf) still shows its kind and metadata', () => {
   const meta = objectMeta({ name: 'foo-1', namespace: 'team-a', uid: 'u-1', generation: 2n ** 60n, created: T0 });
-  const d = decodeValue(k8sValue('example.com/v1', 'FooBar', Buffer.concat([msg(1, meta), msg(2, int(9, 1), bytes(10, 'x'))])));
+  // Metadata fields this code does not know (16, once clusterName; 99) are skipped, as protobuf readers do.
+  const extra = Buffer.concat([bytes(16, 'old-cluster'), int(99, 7)]);
+  const d = decodeValue(k8sValue('example.com/v1', 'FooBar', Buffer.concat([msg(1, meta, extra), msg(2, int(9, 1), bytes(10, 'x'))])));
   assert.equal(d.encoding, 'protobuf');
   assert.equal(d.apiVersion, 'example.com/v1');
   assert.equal(d.kind, 'FooBar');
   assert.equal(d.metadata?.name, 'foo-1');
   assert.equal(d.metadata?.namespace, 'team-a');
   assert.equal(d.metadata?.generation, '1152921504606846976', 'an int64 above 2^53 is a decimal string, never rounded');
+  assert.equal(d.metadata?.creationTimestamp, '2024-05-01T10:00:00Z');
+});
+
+test('a label named __proto__ stays a label', () => {
+  const d = decodeValue(k8sValue('v1', 'Pod', msg(1, objectMeta({ name: 'p', labels: JSON.parse('{"__proto__":"x","a":"b"}') as Record<string, string> }))));
+  const labels = d.metadata?.labels ?? {};
+  assert.deepEqual(Object.keys(labels), ['__proto__', 'a']);
+  assert.equal(Object.getPrototypeOf(labels), Object.prototype);
+  assert.match(renderJson(labels), /"__proto__": "x"/);
 });
 
 test('a JSON custom resource is decoded whole, with its metadata', () => {
@@ -235,6 +246,8 @@ test('a JSON custom resource is decoded whole, with its metadata', () => {
       creationTimestamp: '2024-05-01T10:00:00Z',
       labels: { b: '2', a: '1' },
       finalizers: ['wrangler'],
+      ownerReferences: [{ apiVersion: 'k3s.cattle.io/v1', kind: 'Addon', name: 'traefik', uid: 'u', controller: true, extra: 1 }],
+      managedFields: [],
     },
     spec: { chart: 'traefik', set: { 'a.b': 'c' } },
   };
@@ -250,8 +263,10 @@ test('a JSON custom resource is decoded whole, with its metadata', () => {
     generation: 1,
     creationTimestamp: '2024-05-01T10:00:00Z',
     labels: { a: '1', b: '2' },
+    ownerReferences: [{ apiVersion: 'k3s.cattle.io/v1', kind: 'Addon', name: 'traefik', uid: 'u', controller: true }],
     finalizers: ['wrangler'],
   });
+  assert.ok(!('managedFields' in (d.metadata ?? {})), 'an empty list is left out');
   // JSON that is not a Kubernetes object stays text.
   assert.deepEqual(decodeValue(Buffer.from('{"a":1}')), { encoding: 'text', text: '{"a":1}' });
   assert.deepEqual(decodeValue(Buffer.from('{"apiVersion":1,"kind":"X"}')).encoding, 'text');

@@ -115,7 +115,9 @@ test('diff: added, removed, changed with both revisions; same value at another r
     kv('/registry/pods/b/same', 'keep', 7),
   ];
   const seen: KeyChange[] = [];
-  const sum = await diffSnapshots(from(before), from(after), { onChange: (c) => void seen.push(c) });
+  let unchangedSeen = 0;
+  const sum = await diffSnapshots(from(before), from(after), { onChange: (c) => void seen.push(c), onUnchanged: () => unchangedSeen++ });
+  assert.equal(unchangedSeen, 3);
   assert.deepEqual(
     seen.map((c) => [c.change, c.key.toString(), c.before?.modRevision, c.after?.modRevision]),
     [

@@ -56,6 +56,8 @@ export interface DiffSummary {
 export interface DiffOptions {
   /** Only keys starting with these bytes, on both sides. */
   prefix?: Buffer;
+  /** Called once per key present on both sides with equal value bytes (they are not yielded). */
+  onUnchanged?: () => void;
 }
 
 export interface DiffSummaryOptions extends DiffOptions {
@@ -109,12 +111,11 @@ const side = (kv: SnapshotKeyValue): KeySide => ({
   valueBytes: kv.value.length,
 });
 
-/** Every change between the two, in key order; `unchanged` (if given) is called once per equal key. */
+/** Every change between the two, in key order. */
 export async function* diffEntries(
   before: AsyncIterable<SnapshotKeyValue>,
   after: AsyncIterable<SnapshotKeyValue>,
   opts: DiffOptions = {},
-  unchanged?: () => void,
 ): AsyncGenerator<KeyChange> {
   const a = new Side(before, 'first', opts.prefix);
   const b = new Side(after, 'second', opts.prefix);
@@ -132,7 +133,7 @@ export async function* diffEntries(
         yield { change: 'added', key: y.key, ...keyGroup(y.key), after: side(y) };
         await b.advance();
       } else if (x !== undefined && y !== undefined) {
-        if (x.value.equals(y.value)) unchanged?.();
+        if (x.value.equals(y.value)) opts.onUnchanged?.();
         else yield { change: 'changed', key: x.key, ...keyGroup(x.key), before: side(x), after: side(y) };
         await Promise.all([a.advance(), b.advance()]);
       }
@@ -150,7 +151,11 @@ export async function diffSnapshots(
   const resources = new Map<string, DiffCounts & { type: string; registry: boolean }>();
   const namespaces = new Map<string, DiffCounts & { namespace: string | null }>();
   const total = { added: 0, removed: 0, changed: 0, unchanged: 0 };
-  for await (const c of diffEntries(before, after, opts, () => total.unchanged++)) {
+  const onUnchanged = (): void => {
+    total.unchanged++;
+    opts.onUnchanged?.();
+  };
+  for await (const c of diffEntries(before, after, { ...opts, onUnchanged })) {
     const rid = `${c.registry ? 'r' : 'o'}\0${c.type}`;
     let r = resources.get(rid);
     if (r === undefined) {

@@ -197,7 +197,7 @@ function lastOf(fields: ProtoField[], n: number): ProtoField | undefined {
   return found;
 }
 
-const META_STRINGS: Record<number, 'name' | 'generateName' | 'namespace' | 'selfLink' | 'uid' | 'resourceVersion'> = {
+const META_STRINGS: Partial<Record<number, 'name' | 'generateName' | 'namespace' | 'selfLink' | 'uid' | 'resourceVersion'>> = {
   1: 'name',
   2: 'generateName',
   3: 'namespace',
@@ -217,9 +217,12 @@ function decodeObjectMeta(buf: Buffer): ObjectMetadata {
     const s = META_STRINGS[f.field];
     if (s !== undefined) m[s] = need(asString(f), `metadata.${s}`);
     else if (f.field === 7) m.generation = safeNumber(need(asInt64(f), 'metadata.generation'));
-    else if (f.field === 8) m.creationTimestamp = decodeTime(f, 'metadata.creationTimestamp');
-    else if (f.field === 9) m.deletionTimestamp = decodeTime(f, 'metadata.deletionTimestamp');
-    else if (f.field === 10) m.deletionGracePeriodSeconds = safeNumber(need(asInt64(f), 'metadata.deletionGracePeriodSeconds'));
+    else if (f.field === 8 || f.field === 9) {
+      const which = f.field === 8 ? 'creationTimestamp' : 'deletionTimestamp';
+      const t = decodeTime(f, `metadata.${which}`);
+      if (t === undefined) delete m[which];
+      else m[which] = t;
+    } else if (f.field === 10) m.deletionGracePeriodSeconds = safeNumber(need(asInt64(f), 'metadata.deletionGracePeriodSeconds'));
     else if (f.field === 11 || f.field === 12) {
       const [k, v] = decodeMapEntry(f, f.field === 11 ? 'metadata.labels' : 'metadata.annotations');
       (f.field === 11 ? labels : annotations).set(k, v);
@@ -227,10 +230,9 @@ function decodeObjectMeta(buf: Buffer): ObjectMetadata {
     else if (f.field === 14) finalizers.push(need(asString(f), 'metadata.finalizers'));
     else if (f.field === 17) managedFields.push(decodeManagedFields(f));
   }
-  for (const s of Object.values(META_STRINGS)) if (m[s] === '') delete m[s];
+  // The API server's JSON leaves these out when empty (omitempty); protobuf writes them anyway.
+  for (const s of Object.values(META_STRINGS)) if (s !== undefined && m[s] === '') delete m[s];
   if (m.generation === 0) delete m.generation;
-  if (m.creationTimestamp === undefined) delete m.creationTimestamp;
-  if (m.deletionTimestamp === undefined) delete m.deletionTimestamp;
   if (labels.size > 0) m.labels = sortedRecord(labels);
   if (annotations.size > 0) m.annotations = sortedRecord(annotations);
   if (ownerReferences.length > 0) m.ownerReferences = ownerReferences;
@@ -272,7 +274,7 @@ function decodeOwnerReference(f: ProtoField): OwnerReference {
 function decodeManagedFields(f: ProtoField): ManagedFieldsSummary {
   const where = 'metadata.managedFields';
   const r: ManagedFieldsSummary = {};
-  const strings: Record<number, 'manager' | 'operation' | 'apiVersion' | 'fieldsType' | 'subresource'> = {
+  const strings: Partial<Record<number, 'manager' | 'operation' | 'apiVersion' | 'fieldsType' | 'subresource'>> = {
     1: 'manager',
     2: 'operation',
     3: 'apiVersion',
@@ -357,17 +359,18 @@ function metadataFromJson(x: unknown): ObjectMetadata | undefined {
   if (labels !== undefined) m.labels = labels;
   const annotations = stringMap(x.annotations);
   if (annotations !== undefined) m.annotations = annotations;
-  if (Array.isArray(x.ownerReferences)) {
-    m.ownerReferences = x.ownerReferences.filter(isRecord).map((r) => ({
-      ...pick<OwnerReference>(r, ['apiVersion', 'kind', 'name', 'uid'], nonEmptyString),
-      ...pick<OwnerReference>(r, ['controller', 'blockOwnerDeletion'], (v) => typeof v === 'boolean'),
-    }));
-  }
-  if (Array.isArray(x.finalizers)) m.finalizers = x.finalizers.filter((f): f is string => typeof f === 'string');
-  if (Array.isArray(x.managedFields)) {
-    const keys2 = ['manager', 'operation', 'apiVersion', 'time', 'fieldsType', 'subresource'];
-    m.managedFields = x.managedFields.filter(isRecord).map((e) => pick<ManagedFieldsSummary>(e, keys2, nonEmptyString));
-  }
+  const owners = (Array.isArray(x.ownerReferences) ? x.ownerReferences : []).filter(isRecord).map((r) => ({
+    ...pick<OwnerReference>(r, ['apiVersion', 'kind', 'name', 'uid'], nonEmptyString),
+    ...pick<OwnerReference>(r, ['controller', 'blockOwnerDeletion'], (v) => typeof v === 'boolean'),
+  }));
+  if (owners.length > 0) m.ownerReferences = owners;
+  const finalizers = (Array.isArray(x.finalizers) ? x.finalizers : []).filter((f): f is string => typeof f === 'string');
+  if (finalizers.length > 0) m.finalizers = finalizers;
+  const managedKeys = ['manager', 'operation', 'apiVersion', 'time', 'fieldsType', 'subresource'];
+  const managed = (Array.isArray(x.managedFields) ? x.managedFields : [])
+    .filter(isRecord)
+    .map((e) => pick<ManagedFieldsSummary>(e, managedKeys, nonEmptyString));
+  if (managed.length > 0) m.managedFields = managed;
   return m;
 }
 
