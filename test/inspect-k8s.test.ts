@@ -1,5 +1,5 @@
 /**
- * Kubernetes-aware decoding of etcd values and keys (src/inspect/k8s.ts, protobuf.ts,
+ * Kubernetes-aware decoding of etcd values and keys (src/inspect/k8s.ts, protobuf-k8s.ts,
  * registry-key.ts). Pure; no etcd.
  *
  * Source of truth for the wire format (checked, not remembered):
@@ -28,7 +28,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse as parseYaml } from 'yaml';
 import { decodeEntry, decodeValue, formatTime, parseRegistryKey, renderJson, renderYaml, resourceType } from '../src/inspect/k8s.js';
-import { readMessage, readVarint } from '../src/inspect/protobuf.js';
+import { readMessage, readVarint } from '../src/inspect/protobuf-k8s.js';
 import { keyGroup } from '../src/inspect/registry-key.js';
 
 // ---- a tiny protobuf writer (test-only) ----

@@ -28,7 +28,7 @@
  * Keys: see `parseRegistryKey` in `registry-key.ts`, re-exported here.
  */
 import { stringify } from 'yaml';
-import { asBool, asBytes, asInt64, asString, type ProtoField, type ProtoResult, readMessage, safeNumber } from './protobuf.js';
+import { asBool, asBytes, asInt64, asString, type ProtoField, type ProtoResult, readMessage, safeNumber } from './protobuf-k8s.js';
 import { parseRegistryKey, type RegistryKey } from './registry-key.js';
 import type { SnapshotKeyValue } from './types.js';
 

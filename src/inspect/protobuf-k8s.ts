@@ -1,6 +1,8 @@
 /**
  * A small schema-less protobuf reader (issue 13), enough to read Kubernetes' storage envelope
- * and ObjectMeta without generated code.
+ * and ObjectMeta without generated code. (`protobuf.ts`, the reader's, decodes etcd's own
+ * mvccpb.KeyValue and throws on damage; this one is general and never throws. Two small readers
+ * for now, on purpose: merging them is an open point of issue 13.)
  *
  * Contract: `readMessage(buf)` splits one message into its fields, in wire order, and never
  * throws. Varints (wire type 0) come back as unsigned 64-bit `bigint`s, length-delimited fields
