@@ -442,3 +442,37 @@ test('renderJson and renderYaml: readable, round-trip, YAML 1.1 strings stay str
   const shared = { a: 1 };
   assert.ok(!renderYaml({ p: shared, q: shared }).includes('&'));
 });
+
+test('no input throws: every truncation and every single-byte change of a Pod, and seeded random bytes, decode to a result', () => {
+  const meta = objectMeta({ name: 'p', namespace: 'n', created: T0, labels: { a: 'b' }, owners: [ownerRef('ReplicaSet', 'r', 'u', 'apps/v1', true)] });
+  const pod = k8sValue('v1', 'Pod', Buffer.concat([msg(1, meta), msg(2, bytes(1, 'x'))]));
+  let base64 = 0;
+  const check = (v: Buffer): void => {
+    const d = decodeValue(v);
+    assert.ok(['protobuf', 'json', 'text', 'base64'].includes(d.encoding));
+    if (d.encoding === 'base64') {
+      base64++;
+      assert.equal(d.base64, v.toString('base64'), 'the bytes are never dropped');
+    } else if (d.encoding === 'protobuf') assert.ok(d.metadata?.name !== undefined);
+  };
+  for (let n = 0; n <= pod.length; n++) check(pod.subarray(0, n));
+  for (let i = 0; i < pod.length; i++) {
+    for (const x of [0x00, 0x7f, 0x80, 0xff]) {
+      const v = Buffer.from(pod);
+      v[i] = x;
+      check(v);
+    }
+  }
+  let seed = 1;
+  const rand = (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed;
+  };
+  for (let i = 0; i < 2000; i++) {
+    const v = Buffer.alloc(4 + (rand() % 64));
+    for (let j = 0; j < v.length; j++) v[j] = rand() & 0xff;
+    v.set([0x6b, 0x38, 0x73, 0x00]);
+    check(v);
+  }
+  assert.ok(base64 > 2000, `${base64} undecodable inputs shown as base64`);
+});
