@@ -135,7 +135,8 @@ export class BoltFile {
       this.readAt(page, page.length, ps);
       const m = parseMeta(page);
       if (typeof m !== 'string' && m.pageSize !== ps) continue;
-      m1 = m;
+      // when page 0 gives no page size, the reason reported is the one at 4096 (the usual size)
+      if (typeof m !== 'string' || m1 === 'missing' || ps === 4096) m1 = m;
       if (typeof m !== 'string') break;
     }
     if (typeof m0 === 'string' && typeof m1 === 'string')

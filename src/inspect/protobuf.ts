@@ -34,7 +34,7 @@ export function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
     if (b < 0x80) return { value: big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big, next: i + 1 };
     shift += 7n;
   }
-  throw new Damage(i >= end ? 'varint runs past the end of the message' : 'varint longer than 10 bytes');
+  throw new Damage('varint runs past the end of the message');
 }
 
 /** An int64 field as a non-negative safe integer (revisions, versions), or `Damage`. */
