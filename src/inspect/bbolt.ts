@@ -36,8 +36,9 @@ import {
 
 export { Damage, type BucketRef, type LeafElement, type Meta } from './bbolt-page.js';
 
-const WINDOW = 256 * 1024;
+const WINDOW = 512 * 1024;
 const WINDOWS = 16;
+const SMALL_READ = 16 * 1024;
 const MAX_DEPTH = 64;
 export const SHA256_TRAILER = 32;
 
@@ -61,7 +62,7 @@ export class Walk {
 }
 
 interface Window {
-  index: number;
+  start: number;
   buf: Buffer;
   len: number;
   used: number;
@@ -76,8 +77,9 @@ export class BoltFile {
   readonly dataSize: number;
   readonly hasTrailer: boolean;
   private readonly fd: number;
-  private readonly windows = new Map<number, Window>();
+  private readonly windows: Window[] = [];
   private tick = 0;
+  private lastMiss = -1;
   private scratch: Buffer = Buffer.alloc(0);
   private prevKey: Buffer = Buffer.alloc(256);
   private readonly el: LeafElement = { page: 0, index: 0, flags: 0, keyStart: 0, keyEnd: 0, valueEnd: 0 };
@@ -146,34 +148,42 @@ export class BoltFile {
     return m1.txid > m0.txid ? m1 : m0;
   }
 
-  /** Bytes `[pos, pos+len)` of the file: a buffer and the offset where they start in it. */
+  /**
+   * Bytes `[pos, pos+len)` of the file: a buffer and the offset where they start in it. A miss
+   * reads a window starting at `pos` (not aligned: a page that runs past an aligned boundary
+   * would otherwise be read twice), evicting the least recently used one.
+   */
   private range(pos: number, len: number): { buf: Buffer; off: number } {
-    const index = Math.floor(pos / WINDOW);
-    if (Math.floor((pos + len - 1) / WINDOW) === index) {
-      let w = this.windows.get(index);
-      if (w === undefined) {
-        w = this.evict(index);
-        w.len = Math.min(WINDOW, this.dataSize - index * WINDOW);
-        this.readAt(w.buf, w.len, index * WINDOW);
-        this.windows.set(index, w);
+    const end = pos + len;
+    if (end > this.dataSize) throw new Damage(`bytes ${pos}..${end} are beyond the database`);
+    for (const w of this.windows) {
+      if (pos >= w.start && end <= w.start + w.len) {
+        w.used = ++this.tick;
+        return { buf: w.buf, off: pos - w.start };
       }
-      w.used = ++this.tick;
-      if (pos + len > index * WINDOW + w.len) throw new Damage(`bytes ${pos}..${pos + len} are beyond the database`);
-      return { buf: w.buf, off: pos - index * WINDOW };
     }
-    if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, this.scratch.length * 2));
-    this.readAt(this.scratch, len, pos);
-    return { buf: this.scratch, off: 0 };
-  }
-
-  private evict(index: number): Window {
-    if (this.windows.size < WINDOWS) return { index, buf: Buffer.allocUnsafe(WINDOW), len: 0, used: 0 };
-    let old: Window | undefined;
-    for (const w of this.windows.values()) if (old === undefined || w.used < old.used) old = w;
-    const w = old as Window;
-    this.windows.delete(w.index);
-    w.index = index;
-    return w;
+    if (len > WINDOW) {
+      if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, this.scratch.length * 2));
+      this.readAt(this.scratch, len, pos);
+      return { buf: this.scratch, off: 0 };
+    }
+    let w: Window | undefined;
+    if (this.windows.length < WINDOWS) {
+      w = { start: 0, buf: Buffer.allocUnsafe(WINDOW), len: 0, used: 0 };
+      this.windows.push(w);
+    } else {
+      for (const x of this.windows) if (w === undefined || x.used < w.used) w = x;
+    }
+    const win = w as Window;
+    // read ahead a whole window only when reading forward near the last miss (a run of pages);
+    // a jump elsewhere reads just a few pages, not a window that would mostly go unused
+    const ahead = pos >= this.lastMiss && pos <= this.lastMiss + 2 * WINDOW;
+    this.lastMiss = pos;
+    win.start = pos;
+    win.len = Math.min(ahead ? WINDOW : Math.max(len, SMALL_READ), this.dataSize - pos);
+    win.used = ++this.tick;
+    this.readAt(win.buf, win.len, pos);
+    return { buf: win.buf, off: 0 };
   }
 
   /**

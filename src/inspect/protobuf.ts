@@ -13,8 +13,11 @@ export interface Varint {
   next: number;
 }
 
-/** Reads a protobuf base-128 varint (at most 10 bytes, a uint64) from `buf[pos..end)`. */
-export function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
+/** Where the last `varint()` call stopped (module state: the hot path allocates nothing per varint). */
+let next = 0;
+
+/** A varint at `buf[pos..end)` (at most 10 bytes, a uint64); sets `next`. A number when below 2^53, else a bigint. */
+function varint(buf: Uint8Array, pos: number, end: number): number | bigint {
   let value = 0;
   let mult = 1;
   let i = pos;
@@ -22,7 +25,10 @@ export function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
   for (; i < end && i < pos + 7; i++) {
     const b = buf[i] as number;
     value += (b & 0x7f) * mult;
-    if (b < 0x80) return { value, next: i + 1 };
+    if (b < 0x80) {
+      next = i + 1;
+      return value;
+    }
     mult *= 128;
   }
   let big = BigInt(value);
@@ -31,10 +37,19 @@ export function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
     const b = buf[i] as number;
     if (i === pos + 9 && b > 1) throw new Damage('varint overflows 64 bits');
     big |= BigInt(b & 0x7f) << shift;
-    if (b < 0x80) return { value: big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big, next: i + 1 };
+    if (b < 0x80) {
+      next = i + 1;
+      return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    }
     shift += 7n;
   }
   throw new Damage('varint runs past the end of the message');
+}
+
+/** Reads a protobuf base-128 varint (at most 10 bytes, a uint64) from `buf[pos..end)`. */
+export function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
+  const value = varint(buf, pos, end);
+  return { value, next };
 }
 
 /** An int64 field as a non-negative safe integer (revisions, versions), or `Damage`. */
@@ -62,24 +77,24 @@ export function decodeKeyValue(buf: Uint8Array, start: number, end: number): KvF
   let hasKey = false;
   let pos = start;
   while (pos < end) {
-    const tag = readVarint(buf, pos, end);
-    pos = tag.next;
-    if (typeof tag.value !== 'number' || tag.value > 0xffffffff) throw new Damage('protobuf tag out of range');
-    const field = Math.floor(tag.value / 8);
-    const wire = tag.value & 7;
+    const tag = varint(buf, pos, end);
+    pos = next;
+    if (typeof tag !== 'number' || tag > 0xffffffff) throw new Damage('protobuf tag out of range');
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
     if (field === 0) throw new Damage('protobuf field number 0');
     if (wire === 0) {
-      const v = readVarint(buf, pos, end);
-      pos = v.next;
-      if (field === 2) f.createRevision = safeInt(v.value, 'create_revision');
-      else if (field === 3) f.modRevision = safeInt(v.value, 'mod_revision');
-      else if (field === 4) f.version = safeInt(v.value, 'version');
-      else if (field === 6) f.lease = BigInt.asIntN(64, BigInt(v.value)).toString();
+      const v = varint(buf, pos, end);
+      pos = next;
+      if (field === 2) f.createRevision = safeInt(v, 'create_revision');
+      else if (field === 3) f.modRevision = safeInt(v, 'mod_revision');
+      else if (field === 4) f.version = safeInt(v, 'version');
+      else if (field === 6) f.lease = typeof v === 'number' ? String(v) : BigInt.asIntN(64, v).toString();
     } else if (wire === 2) {
-      const len = readVarint(buf, pos, end);
-      if (typeof len.value !== 'number' || len.next + len.value > end) throw new Damage('protobuf length-delimited field runs past the end of the message');
-      const s = len.next;
-      pos = s + len.value;
+      const len = varint(buf, pos, end);
+      const s = next;
+      if (typeof len !== 'number' || s + len > end) throw new Damage('protobuf length-delimited field runs past the end of the message');
+      pos = s + len;
       if (field === 1) {
         f.keyStart = s;
         f.keyEnd = pos;
