@@ -17,7 +17,7 @@
 import { EtcdsnapError, errnoCode } from '../errors.js';
 import { BoltFile, Damage } from './bbolt.js';
 import { type Buckets, findBuckets, type KeyScan, type KeyScanOptions, readMeta, readValue, scanKeys, type Slot, statusScan } from './mvcc-scan.js';
-import { TrailerCheck } from './trailer.js';
+import { INLINE_LIMIT, TrailerCheck } from './trailer.js';
 import type { EntriesOptions, SnapshotKeyValue, SnapshotReader, SnapshotStatus } from './types.js';
 
 function damaged(file: string, err: unknown): unknown {
@@ -35,8 +35,13 @@ function guard<T>(file: string, fn: () => T): T {
   }
 }
 
+export interface OpenOptions {
+  /** Files whose database part is larger are hashed in a worker thread (default 32 MiB; 0: always; tests use it). */
+  hashInWorkerAbove?: number;
+}
+
 /** Opens a snapshot file: checks its meta pages and size now, its sha256 trailer from now on. */
-export async function openSnapshotReader(file: string): Promise<SnapshotReader> {
+export async function openSnapshotReader(file: string, options: OpenOptions = {}): Promise<SnapshotReader> {
   let bolt: BoltFile;
   try {
     bolt = new BoltFile(file);
@@ -46,7 +51,7 @@ export async function openSnapshotReader(file: string): Promise<SnapshotReader> 
     if (code === 'EISDIR') throw new EtcdsnapError('usage', `${file} is a directory, not a snapshot file`);
     throw damaged(file, err);
   }
-  return new MvccReader(bolt);
+  return new MvccReader(bolt, options.hashInWorkerAbove ?? INLINE_LIMIT);
 }
 
 class MvccReader implements SnapshotReader {
@@ -55,9 +60,12 @@ class MvccReader implements SnapshotReader {
   private readonly buckets: Buckets;
   private closed = false;
 
-  constructor(private readonly bolt: BoltFile) {
+  constructor(
+    private readonly bolt: BoltFile,
+    inlineLimit: number,
+  ) {
     const file = bolt.file;
-    this.trailer = bolt.hasTrailer ? new TrailerCheck(file, bolt.dataSize) : null;
+    this.trailer = bolt.hasTrailer ? new TrailerCheck(file, bolt.dataSize, inlineLimit) : null;
     this.verdict = this.trailer
       ? this.trailer.result.then((ok) => {
           if (!ok) throw new EtcdsnapError('integrity', `${file}: damaged snapshot: its sha256 trailer does not match its content`);
