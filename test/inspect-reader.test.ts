@@ -230,6 +230,8 @@ for (const kind of ['etcdctl', 'etcdsnap', 'zip'] as const) {
       assert.equal(counts.get('multi'), 2, 'compaction kept the newest revision of multi at it, then one put');
       assert.equal(counts.get('gone'), 2, 'one put kept by compaction, then the delete');
       assert.equal((await r.revisionCounts(Buffer.from('many/'))).size, 3000);
+      // keyed by latin1 strings: a key that is not UTF-8 round-trips
+      assert.equal(counts.get(Buffer.from([0x62, 0x69, 0x6e, 0xff, 0x00, 0x80]).toString('latin1')), 1);
     } finally {
       await r.close();
     }

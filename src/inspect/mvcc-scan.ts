@@ -123,7 +123,7 @@ export interface Slot {
 export interface KeyScan {
   /** Key (latin1, so JS string order is byte order) → its newest revision ≤ R. */
   slots: Map<string, Slot>;
-  /** Number of revisions (puts and deletes) per key, when asked for. */
+  /** Number of revisions (puts and deletes) per key, when asked for (then `slots` stays empty). */
   counts: Map<string, number> | null;
   /** Main revision of the last entry of the bucket. */
   latest: number;
@@ -135,6 +135,7 @@ export interface KeyScanOptions {
   exact?: Buffer | undefined;
   /** Newest revision to consider (Infinity: all). */
   revision: number;
+  /** Count revisions per key instead of keeping where each key's newest one is. */
   countRevisions?: boolean;
 }
 
@@ -157,7 +158,10 @@ export function scanKeys(bolt: BoltFile, ref: BucketRef | undefined, opts: KeySc
       if (buf.compare(prefix, 0, prefix.length, kv.keyStart, kv.keyStart + prefix.length) !== 0) return;
     }
     const key = buf.toString('latin1', kv.keyStart, kv.keyEnd);
-    if (out.counts) out.counts.set(key, (out.counts.get(key) ?? 0) + 1);
+    if (out.counts) {
+      out.counts.set(key, (out.counts.get(key) ?? 0) + 1);
+      return;
+    }
     out.slots.set(key, {
       page: el.page,
       index: el.index,

@@ -165,9 +165,7 @@ class MvccReader implements SnapshotReader {
     this.assertOpen();
     const r = this.scan({ prefix, countRevisions: true }, undefined);
     await this.verdict;
-    const out = new Map<string, number>();
-    for (const [k, n] of r.counts ?? []) out.set(Buffer.from(k, 'latin1').toString('utf8'), n);
-    return out;
+    return r.counts ?? new Map();
   }
 
   async close(): Promise<void> {

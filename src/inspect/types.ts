@@ -77,7 +77,11 @@ export interface SnapshotReader {
   entries(opts: EntriesOptions): AsyncIterable<SnapshotKeyValue>;
   /** One key at the revision (default latest); undefined when it is absent or deleted there. */
   get(key: Buffer, revision?: number): Promise<SnapshotKeyValue | undefined>;
-  /** Number of revisions (puts and deletes) recorded per key — for `stats`; prefix-filtered. */
+  /**
+   * Number of revisions (puts and deletes) recorded per key — for `stats`; prefix-filtered.
+   * The map key is the etcd key as a latin1 string (`key.toString('latin1')`, one char per
+   * byte, so any key round-trips exactly).
+   */
   revisionCounts(prefix?: Buffer): Promise<Map<string, number>>;
   close(): Promise<void>;
 }
