@@ -167,6 +167,9 @@ export class BoltFile {
       this.readAt(this.scratch, len, pos);
       return { buf: this.scratch, off: 0 };
     }
+    // the most recently used window: when it holds the start of the range, that part is copied, not read again
+    let last: Window | undefined;
+    for (const x of this.windows) if (last === undefined || x.used > last.used) last = x;
     let w: Window | undefined;
     if (this.windows.length < WINDOWS) {
       w = { start: 0, buf: Buffer.allocUnsafe(WINDOW), len: 0, used: 0 };
@@ -182,7 +185,12 @@ export class BoltFile {
     win.start = pos;
     win.len = Math.min(ahead ? WINDOW : Math.max(len, SMALL_READ), this.dataSize - pos);
     win.used = ++this.tick;
-    this.readAt(win.buf, win.len, pos);
+    let have = 0;
+    if (last !== undefined && last !== win && pos >= last.start && pos < last.start + last.len) {
+      have = Math.min(last.start + last.len - pos, win.len);
+      last.buf.copy(win.buf, 0, pos - last.start, pos - last.start + have);
+    }
+    if (have < win.len) this.readAt(win.buf.subarray(have), win.len - have, pos + have);
     return { buf: win.buf, off: 0 };
   }
 
