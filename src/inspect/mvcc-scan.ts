@@ -9,7 +9,10 @@ import { type BoltFile, type BucketRef, Damage, Walk } from './bbolt.js';
 import { BUCKET_LEAF } from './bbolt-page.js';
 import { Crc32c } from './crc32c.js';
 import { beUint, decodeKeyValue, decodeRevision } from './protobuf.js';
+import { type Slot, SlotTable } from './slot-table.js';
 import type { SnapshotMember } from './types.js';
+
+export type { Slot } from './slot-table.js';
 
 export interface Buckets {
   key: BucketRef | undefined;
@@ -109,20 +112,9 @@ export function statusScan(bolt: BoltFile): StatusScan {
   return out;
 }
 
-/** Where a key's newest revision ≤ R is, and its small fields. */
-export interface Slot {
-  page: number;
-  index: number;
-  tombstone: boolean;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  lease: string;
-}
-
 export interface KeyScan {
   /** Key (latin1, so JS string order is byte order) → its newest revision ≤ R. */
-  slots: Map<string, Slot>;
+  slots: SlotTable;
   /** Number of revisions (puts and deletes) per key, when asked for (then `slots` stays empty). */
   counts: Map<string, number> | null;
   /** Main revision of the last entry of the bucket. */
@@ -141,7 +133,7 @@ export interface KeyScanOptions {
 
 /** Scans the whole `key` bucket (a full walk) keeping, per matching key, its newest revision ≤ R. */
 export function scanKeys(bolt: BoltFile, ref: BucketRef | undefined, opts: KeyScanOptions): KeyScan {
-  const out: KeyScan = { slots: new Map(), counts: opts.countRevisions ? new Map() : null, latest: 0 };
+  const out: KeyScan = { slots: new SlotTable(), counts: opts.countRevisions ? new Map() : null, latest: 0 };
   if (ref === undefined) return out;
   const prefix = opts.exact ?? opts.prefix;
   const exact = opts.exact !== undefined;

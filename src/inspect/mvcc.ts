@@ -142,10 +142,7 @@ class MvccReader implements SnapshotReader {
     this.assertOpen();
     const { slots } = this.scan({ prefix: opts.prefix }, opts.revision);
     await this.verdict;
-    const keys: string[] = [];
-    for (const [k, s] of slots) if (!s.tombstone) keys.push(k);
-    // latin1 strings compare code unit by code unit, i.e. byte by byte
-    keys.sort();
+    const keys = slots.liveKeys();
     for (const k of keys) {
       this.assertOpen();
       yield this.kv(k, slots.get(k) as Slot, opts.values);
