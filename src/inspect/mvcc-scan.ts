@@ -8,7 +8,7 @@
 import { type BoltFile, type BucketRef, Damage, Walk } from './bbolt.js';
 import { BUCKET_LEAF } from './bbolt-page.js';
 import { Crc32c } from './crc32c.js';
-import { beUint, decodeKeyValue, decodeRevision } from './protobuf.js';
+import { beUint, decodeKeyValue, decodeRevision, type KvFields, type Revision } from './protobuf.js';
 import { type Slot, SlotTable } from './slot-table.js';
 import type { SnapshotMember } from './types.js';
 
@@ -34,6 +34,9 @@ export interface MetaFields {
   compactRevision: number;
   scheduledCompactRevision: number;
 }
+
+const newRevision = (): Revision => ({ main: 0, sub: 0, tombstone: false });
+const newKvFields = (): KvFields => ({ keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, createRevision: 0, modRevision: 0, version: 0, lease: '0' });
 
 /** Reads one entry of the `meta` bucket (consistent_index, finishedCompactRev, scheduledCompactRev) into `m`. */
 function metaEntry(m: MetaFields, buf: Buffer, ks: number, ke: number, ve: number): void {
@@ -86,6 +89,8 @@ export function statusScan(bolt: BoltFile): StatusScan {
   const crc = new Crc32c();
   const out: StatusScan = { hash: 0, revision: 0, totalKey: 0, liveKeys: 0, members: [], consistentIndex: 0, compactRevision: 0, scheduledCompactRevision: 0 };
   const live = new Map<string, boolean>();
+  const revOut = newRevision();
+  const kvOut = newKvFields();
   for (const { name, ref } of bolt.buckets(walk)) {
     crc.update(name);
     const kind = name.toString('latin1');
@@ -96,8 +101,8 @@ export function statusScan(bolt: BoltFile): StatusScan {
       out.totalKey++;
       if (nested) return;
       if (kind === 'key') {
-        const rev = decodeRevision(buf, el.keyStart, el.keyEnd);
-        const kv = decodeKeyValue(buf, el.keyEnd, el.valueEnd);
+        const rev = decodeRevision(buf, el.keyStart, el.keyEnd, revOut);
+        const kv = decodeKeyValue(buf, el.keyEnd, el.valueEnd, kvOut);
         if (!rev.tombstone && kv.modRevision !== rev.main) throw new Damage(`revision ${rev.main} holds a KeyValue of mod_revision ${kv.modRevision}`);
         out.revision = rev.main;
         const key = buf.toString('latin1', kv.keyStart, kv.keyEnd);
@@ -136,12 +141,14 @@ export function scanKeys(bolt: BoltFile, ref: BucketRef | undefined, opts: KeySc
   const out: KeyScan = { slots: new SlotTable(), counts: opts.countRevisions ? new Map() : null, latest: 0 };
   if (ref === undefined) return out;
   const prefix = opts.exact ?? opts.prefix;
+  const revOut = newRevision();
+  const kvOut = newKvFields();
   const exact = opts.exact !== undefined;
   bolt.forEach(ref, new Walk(bolt.meta.pgid), (buf, el) => {
     if ((el.flags & BUCKET_LEAF) !== 0) throw new Damage('the key bucket holds a nested bucket');
-    const rev = decodeRevision(buf, el.keyStart, el.keyEnd);
+    const rev = decodeRevision(buf, el.keyStart, el.keyEnd, revOut);
     out.latest = rev.main;
-    const kv = decodeKeyValue(buf, el.keyEnd, el.valueEnd);
+    const kv = decodeKeyValue(buf, el.keyEnd, el.valueEnd, kvOut);
     if (!rev.tombstone && kv.modRevision !== rev.main) throw new Damage(`revision ${rev.main} holds a KeyValue of mod_revision ${kv.modRevision}`);
     if (rev.main > opts.revision) return;
     const klen = kv.keyEnd - kv.keyStart;

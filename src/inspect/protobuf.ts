@@ -71,9 +71,15 @@ export interface KvFields {
   lease: string;
 }
 
-/** Decodes the mvccpb.KeyValue in `buf[start..end)`; offsets in the result are into `buf`. */
-export function decodeKeyValue(buf: Uint8Array, start: number, end: number): KvFields {
-  const f: KvFields = { keyStart: start, keyEnd: start, valueStart: start, valueEnd: start, createRevision: 0, modRevision: 0, version: 0, lease: '0' };
+/**
+ * Decodes the mvccpb.KeyValue in `buf[start..end)`; offsets in the result are into `buf`.
+ * `out` (reused by scans, so a walk allocates nothing per entry) is overwritten and returned.
+ */
+export function decodeKeyValue(buf: Uint8Array, start: number, end: number, out?: KvFields): KvFields {
+  const f: KvFields = out ?? { keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, createRevision: 0, modRevision: 0, version: 0, lease: '0' };
+  f.keyStart = f.keyEnd = f.valueStart = f.valueEnd = start;
+  f.createRevision = f.modRevision = f.version = 0;
+  f.lease = '0';
   let hasKey = false;
   let pos = start;
   while (pos < end) {
@@ -123,12 +129,16 @@ export interface Revision {
 const REV_BYTES = 17;
 
 /** Decodes a revision key `buf[start..end)` (17 bytes, or 18 ending in 't' for a tombstone). */
-export function decodeRevision(buf: Uint8Array, start: number, end: number): Revision {
+export function decodeRevision(buf: Uint8Array, start: number, end: number, out?: Revision): Revision {
   const len = end - start;
   if ((len !== REV_BYTES && len !== REV_BYTES + 1) || buf[start + 8] !== 0x5f || (len === REV_BYTES + 1 && buf[start + REV_BYTES] !== 0x74)) {
     throw new Damage(`malformed revision key (${len} bytes)`);
   }
-  return { main: beUint(buf, start), sub: beUint(buf, start + 9), tombstone: len === REV_BYTES + 1 };
+  const r = out ?? { main: 0, sub: 0, tombstone: false };
+  r.main = beUint(buf, start);
+  r.sub = beUint(buf, start + 9);
+  r.tombstone = len === REV_BYTES + 1;
+  return r;
 }
 
 /** An 8-byte big-endian unsigned integer that must be a safe JS integer. */
