@@ -119,7 +119,7 @@ test('FNV-1a 64 matches the published test vectors', () => {
 });
 
 /** A meta page as bbolt writes it (little-endian), with a correct checksum unless told. */
-function metaPage(o: { pageSize?: number; root?: number; pgid?: number; txid?: number; magic?: number; version?: number } = {}): Buffer {
+function metaPage(o: { pageSize?: number; root?: number; pgid?: number; txid?: number; magic?: number; version?: number; freelist?: bigint } = {}): Buffer {
   const p = Buffer.alloc(4096);
   p.writeUInt16LE(0x04, 8);
   const m = p.subarray(PAGE_HEADER);
@@ -127,7 +127,7 @@ function metaPage(o: { pageSize?: number; root?: number; pgid?: number; txid?: n
   m.writeUInt32LE(o.version ?? 2, 4);
   m.writeUInt32LE(o.pageSize ?? 4096, 8);
   m.writeBigUInt64LE(BigInt(o.root ?? 3), 16);
-  m.writeBigUInt64LE(2n, 32);
+  m.writeBigUInt64LE(o.freelist ?? 2n, 32);
   m.writeBigUInt64LE(BigInt(o.pgid ?? 4), 40);
   m.writeBigUInt64LE(BigInt(o.txid ?? 1), 48);
   m.writeBigUInt64LE(fnv1a64(m.subarray(0, 56)), 56);
@@ -143,6 +143,8 @@ test('meta pages: a valid one parses; wrong magic, version, checksum, page size 
   assert.equal(parseMeta(flipped), 'meta checksum mismatch');
   assert.equal(parseMeta(metaPage({ pageSize: 3000 })), 'implausible page size 3000');
   assert.equal(parseMeta(metaPage({ root: 7, pgid: 5 })), 'root page id 7 is outside 2..4');
+  assert.equal(parseMeta(metaPage({ freelist: 9n, pgid: 5 })), 'freelist page id 9 is outside 2..4');
+  assert.equal(typeof parseMeta(metaPage({ freelist: 0xffffffffffffffffn })), 'object', 'no freelist written is valid');
   assert.equal(parseMeta(Buffer.alloc(10)), 'too short for a meta page');
 });
 

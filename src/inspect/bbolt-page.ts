@@ -87,7 +87,10 @@ export function parseMeta(page: Buffer): Meta | string {
   }
   if (pgid < 3) return `high-water page id ${pgid} is too small`;
   if (root < 2 || root >= pgid) return `root page id ${root} is outside 2..${pgid - 1}`;
-  return { pageSize, root, freelist: m.readBigUInt64LE(32), pgid, txid: m.readBigUInt64LE(48) };
+  const freelist = m.readBigUInt64LE(32);
+  // all ones: no freelist written (NoFreelistSync)
+  if (freelist !== 0xffffffffffffffffn && (freelist < 2n || freelist >= BigInt(pgid))) return `freelist page id ${freelist} is outside 2..${pgid - 1}`;
+  return { pageSize, root, freelist, pgid, txid: m.readBigUInt64LE(48) };
 }
 
 export interface PageHeader {
