@@ -153,7 +153,7 @@ export class BoltFile {
    * reads a window starting at `pos` (not aligned: a page that runs past an aligned boundary
    * would otherwise be read twice), evicting the least recently used one.
    */
-  private range(pos: number, len: number): { buf: Buffer; off: number } {
+  private range(pos: number, len: number, exact = false): { buf: Buffer; off: number } {
     const end = pos + len;
     if (end > this.dataSize) throw new Damage(`bytes ${pos}..${end} are beyond the database`);
     for (const w of this.windows) {
@@ -162,7 +162,7 @@ export class BoltFile {
         return { buf: w.buf, off: pos - w.start };
       }
     }
-    if (len > WINDOW) {
+    if (len > WINDOW || exact) {
       if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, this.scratch.length * 2));
       this.readAt(this.scratch, len, pos);
       return { buf: this.scratch, off: 0 };
@@ -196,19 +196,20 @@ export class BoltFile {
 
   /**
    * Page `id` with its overflow, checked: in bounds, self-identified, of the type wanted.
-   * The view is valid until the next read.
+   * The view is valid until the next read. `exact`: a miss reads just the page (random
+   * access), not a window.
    */
-  private page(id: number, walk: Walk | null): { buf: Buffer; off: number; end: number; flags: number; count: number } {
+  private page(id: number, walk: Walk | null, exact = false): { buf: Buffer; off: number; end: number; flags: number; count: number } {
     if (id < 2 || id >= this.meta.pgid) throw new Damage(`page id ${id} is outside 2..${this.meta.pgid - 1}`);
     const pos = id * this.pageSize;
-    const head = this.range(pos, PAGE_HEADER);
+    const head = exact ? this.range(pos, this.pageSize, true) : this.range(pos, PAGE_HEADER);
     const h = pageHeader(head.buf, head.off);
     if (h.id !== id) throw new Damage(`page ${id} says it is page ${h.id}`);
     if (h.flags !== BRANCH && h.flags !== LEAF) throw new Damage(`page ${id} is not a branch or leaf page (flags 0x${h.flags.toString(16)})`);
     if (id + h.overflow >= this.meta.pgid) throw new Damage(`page ${id} overflows (${h.overflow} pages) past the high-water mark ${this.meta.pgid}`);
     walk?.mark(id, h.overflow);
     const len = (h.overflow + 1) * this.pageSize;
-    const r = this.range(pos, len);
+    const r = h.overflow === 0 && exact ? head : this.range(pos, len, exact);
     checkElements(r.off, r.off + len, h.count, `page ${id}`);
     return { buf: r.buf, off: r.off, end: r.off + len, flags: h.flags, count: h.count };
   }
@@ -276,7 +277,8 @@ export class BoltFile {
       count = pageHeader(buf).count;
       checkElements(0, end, count, 'inline bucket');
     } else {
-      const p = this.page(page, null);
+      // reads by position come in key order, i.e. anywhere in the file: read just the page, no window
+      const p = this.page(page, null, true);
       if (p.flags !== LEAF) throw new Damage(`page ${page} is not a leaf page`);
       ({ buf, off, end, count } = p);
     }
