@@ -60,7 +60,11 @@ export interface EntriesOptions {
    * is refused with a `usage` error, as etcd refuses a read of a compacted revision.
    */
   revision?: number;
-  /** Also read the values (false: `value` is an empty Buffer, and no value page is read). */
+  /**
+   * Also read the values (false: `value` is an empty Buffer and no value is read again or
+   * copied; the scan itself still reads every page of the `key` bucket, as etcd keeps each
+   * key inside the KeyValue stored with its value).
+   */
   values: boolean;
 }
 
