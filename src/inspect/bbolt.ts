@@ -225,21 +225,33 @@ export class BoltFile {
     return out;
   }
 
-  /** Every element of a bucket in key order (nested buckets come with BUCKET_LEAF in `el.flags`). */
-  forEach(bucket: BucketRef, walk: Walk | null, visit: Visitor): void {
+  /**
+   * Every element of a bucket in key order (nested buckets come with BUCKET_LEAF in `el.flags`);
+   * `endPage` is called after the last element of each leaf page, while its buffer still holds it.
+   */
+  forEach(bucket: BucketRef, walk: Walk | null, visit: Visitor, endPage?: () => void): void {
     let prevLen = -1;
     const leaf = (buf: Buffer, off: number, end: number, count: number, page: number): void => {
       const what = page === 0 ? 'inline bucket' : `page ${page}`;
+      // keys strictly increase: within the page against the previous element in place, across pages against a copy
+      let ps = -1;
+      let pe = -1;
       for (let i = 0; i < count; i++) {
         const el = leafElement(buf, off, end, i, what, this.el);
         el.page = page;
-        const klen = el.keyEnd - el.keyStart;
-        if (prevLen >= 0 && buf.compare(this.prevKey, 0, prevLen, el.keyStart, el.keyEnd) <= 0) throw new Damage(`${what}: keys out of order at element ${i}`);
-        if (this.prevKey.length < klen) this.prevKey = Buffer.alloc(Math.max(klen, this.prevKey.length * 2));
-        buf.copy(this.prevKey, 0, el.keyStart, el.keyEnd);
-        prevLen = klen;
+        const before =
+          ps >= 0 ? buf.compare(buf, ps, pe, el.keyStart, el.keyEnd) : prevLen >= 0 ? buf.compare(this.prevKey, 0, prevLen, el.keyStart, el.keyEnd) : 1;
+        if (before <= 0) throw new Damage(`${what}: keys out of order at element ${i}`);
+        ps = el.keyStart;
+        pe = el.keyEnd;
         visit(buf, el);
       }
+      if (ps >= 0) {
+        if (this.prevKey.length < pe - ps) this.prevKey = Buffer.alloc(Math.max(pe - ps, this.prevKey.length * 2));
+        buf.copy(this.prevKey, 0, ps, pe);
+        prevLen = pe - ps;
+      }
+      endPage?.();
     };
     const descend = (id: number, depth: number): void => {
       if (depth > MAX_DEPTH) throw new Damage(`the tree is deeper than ${MAX_DEPTH} at page ${id}`);

@@ -8,7 +8,7 @@
 import { crc32c } from '@node-rs/crc32';
 
 const STAGE = 1 << 20;
-const DIRECT = 8 * 1024;
+const DIRECT = 4 * 1024;
 
 export class Crc32c {
   private crc = 0;

@@ -94,24 +94,45 @@ export function statusScan(bolt: BoltFile): StatusScan {
   for (const { name, ref } of bolt.buckets(walk)) {
     crc.update(name);
     const kind = name.toString('latin1');
-    bolt.forEach(ref, walk, (buf, el) => {
-      crc.update(buf, el.keyStart, el.keyEnd);
-      const nested = (el.flags & BUCKET_LEAF) !== 0;
-      if (!nested) crc.update(buf, el.keyEnd, el.valueEnd);
-      out.totalKey++;
-      if (nested) return;
-      if (kind === 'key') {
-        const rev = decodeRevision(buf, el.keyStart, el.keyEnd, revOut);
-        const kv = decodeKeyValue(buf, el.keyEnd, el.valueEnd, kvOut);
-        if (!rev.tombstone && kv.modRevision !== rev.main) throw new Damage(`revision ${rev.main} holds a KeyValue of mod_revision ${kv.modRevision}`);
-        out.revision = rev.main;
-        const key = buf.toString('latin1', kv.keyStart, kv.keyEnd);
-        const was = live.get(key) === true;
-        if (was === rev.tombstone) out.liveKeys += rev.tombstone ? -1 : 1;
-        live.set(key, !rev.tombstone);
-      } else if (kind === 'meta') metaEntry(out, buf, el.keyStart, el.keyEnd, el.valueEnd);
-      else if (kind === 'members') memberEntry(out.members, buf, el.keyStart, el.keyEnd, el.valueEnd);
-    });
+    // bbolt packs a page's keys and values in order (k0 v0 k1 v1 ...): hash each contiguous run in one piece
+    let run: Buffer | null = null;
+    let runStart = 0;
+    let runEnd = 0;
+    const flush = (): void => {
+      if (run !== null) crc.update(run, runStart, runEnd);
+      run = null;
+    };
+    bolt.forEach(
+      ref,
+      walk,
+      (buf, el) => {
+        const nested = (el.flags & BUCKET_LEAF) !== 0;
+        // a nested bucket's value (its header) is not hashed: etcdctl's ForEach gives it as nil
+        const hashEnd = nested ? el.keyEnd : el.valueEnd;
+        if (run === buf && el.keyStart === runEnd) runEnd = hashEnd;
+        else {
+          flush();
+          run = buf;
+          runStart = el.keyStart;
+          runEnd = hashEnd;
+        }
+        out.totalKey++;
+        if (nested) return;
+        if (kind === 'key') {
+          const rev = decodeRevision(buf, el.keyStart, el.keyEnd, revOut);
+          const kv = decodeKeyValue(buf, el.keyEnd, el.valueEnd, kvOut);
+          if (!rev.tombstone && kv.modRevision !== rev.main) throw new Damage(`revision ${rev.main} holds a KeyValue of mod_revision ${kv.modRevision}`);
+          out.revision = rev.main;
+          const key = buf.toString('latin1', kv.keyStart, kv.keyEnd);
+          const was = live.get(key) === true;
+          if (was === rev.tombstone) out.liveKeys += rev.tombstone ? -1 : 1;
+          live.set(key, !rev.tombstone);
+        } else if (kind === 'meta') metaEntry(out, buf, el.keyStart, el.keyEnd, el.valueEnd);
+        else if (kind === 'members') memberEntry(out.members, buf, el.keyStart, el.keyEnd, el.valueEnd);
+      },
+      flush,
+    );
+    flush();
   }
   out.hash = crc.digest();
   return out;
