@@ -15,7 +15,9 @@ import path from 'node:path';
 import { EtcdsnapError } from '../src/errors.js';
 import { EtcdClient } from '../src/etcd/client.js';
 import { tlsPaths } from '../src/etcd/tls.js';
+import { BoltFile } from '../src/inspect/bbolt.js';
 import { openSnapshotReader } from '../src/inspect/mvcc.js';
+import { statusScan } from '../src/inspect/mvcc-scan.js';
 import type { SnapshotKeyValue, SnapshotReader } from '../src/inspect/types.js';
 import { etcdctl, etcdctlFlags, killStarted, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
 
@@ -199,6 +201,24 @@ for (const kind of ['etcdctl', 'etcdsnap', 'zip'] as const) {
       assert.match(st.members[0]?.name ?? '', /^node1-/);
       assert.match(st.members[0]?.id ?? '', /^[0-9a-f]+$/);
       assert.deepEqual(st.members[0]?.peerURLs, [`https://127.0.0.1:${s.ports.peer}`]);
+      // the tree walk (the fallback of the one-pass status) gives the same answer
+      const bolt = new BoltFile(files[kind]);
+      try {
+        const walked = statusScan(bolt);
+        assert.deepEqual(
+          {
+            hash: walked.hash,
+            revision: walked.revision,
+            totalKey: walked.totalKey,
+            liveKeys: walked.liveKeys,
+            members: walked.members,
+            compact: walked.compactRevision,
+          },
+          { hash: st.hash, revision: st.revision, totalKey: st.totalKey, liveKeys: st.liveKeys, members: st.members, compact: st.compactRevision },
+        );
+      } finally {
+        bolt.close();
+      }
     } finally {
       await r.close();
     }

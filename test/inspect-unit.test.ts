@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
 import { Damage, fnv1a64, PAGE_HEADER, parseMeta } from '../src/inspect/bbolt-page.js';
-import { Crc32c } from '../src/inspect/crc32c.js';
+import { Crc32c, crc32cCombine } from '../src/inspect/crc32c.js';
 import { beUint, decodeKeyValue, decodeRevision, encodeRevision, readVarint } from '../src/inspect/protobuf.js';
 
 /** Protobuf varint encoding of a uint64 (reference, written independently of the decoder). */
@@ -162,4 +162,29 @@ test('CRC-32C staging gives the same checksum as one native call over the concat
   const e = new Crc32c();
   e.update(Buffer.from('123456789'));
   assert.equal(e.digest(), 0xe3069283);
+});
+
+test('CRC-32C combine: the checksum of A and B chained from their own checksums, lengths 0 to 2^20 and beyond 2^32 bits', () => {
+  for (const [a, b] of [
+    [0, 0],
+    [0, 7],
+    [7, 0],
+    [1, 1],
+    [17, 4079],
+    [4096, 70_000],
+    [3, 1 << 20],
+  ] as const) {
+    const A = randomBytes(a);
+    const B = randomBytes(b);
+    assert.equal(crc32cCombine(crc32c(A) >>> 0, crc32c(B) >>> 0, b), crc32c(Buffer.concat([A, B])) >>> 0, `${a}+${b}`);
+  }
+  // pieces chained out of order of computation give the checksum of the whole
+  const pieces = [5, 100, 4096, 0, 65_537].map((n) => randomBytes(n));
+  let crc = 0;
+  for (const p of pieces) crc = crc32cCombine(crc, crc32c(p) >>> 0, p.length);
+  assert.equal(crc, crc32c(Buffer.concat(pieces)) >>> 0);
+  // a length of 2^32 bytes (2^35 bits): x^(8n) from the table beyond 32 entries, checked against chaining two 2^31 steps
+  const one = crc32c(Buffer.from('x')) >>> 0;
+  const big = crc32cCombine(crc32cCombine(one, 0, 2 ** 31), 0, 2 ** 31);
+  assert.equal(crc32cCombine(one, 0, 2 ** 32), big);
 });

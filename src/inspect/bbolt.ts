@@ -115,7 +115,8 @@ export class BoltFile {
     return this.meta.pgid * this.pageSize;
   }
 
-  private readAt(buf: Buffer, len: number, pos: number): void {
+  /** Reads exactly `len` bytes at `pos` into `buf` (Damage when the file ends first). */
+  readAt(buf: Buffer, len: number, pos: number): void {
     let done = 0;
     while (done < len) {
       const n = readSync(this.fd, buf, done, len - done, pos + done);
@@ -212,6 +213,43 @@ export class BoltFile {
     const r = h.overflow === 0 && exact ? head : this.range(pos, len, exact);
     checkElements(r.off, r.off + len, h.count, `page ${id}`);
     return { buf: r.buf, off: r.off, end: r.off + len, flags: h.flags, count: h.count };
+  }
+
+  /** The checked header of page `id` (id in bounds, self-identified, branch or leaf, overflow in bounds). */
+  header(id: number, buf?: Buffer, off = 0): { flags: number; count: number; overflow: number } {
+    if (id < 2 || id >= this.meta.pgid) throw new Damage(`page id ${id} is outside 2..${this.meta.pgid - 1}`);
+    const r = buf === undefined ? this.range(id * this.pageSize, PAGE_HEADER, true) : { buf, off };
+    const h = pageHeader(r.buf, r.off);
+    if (h.id !== id) throw new Damage(`page ${id} says it is page ${h.id}`);
+    if (h.flags !== BRANCH && h.flags !== LEAF) throw new Damage(`page ${id} is not a branch or leaf page (flags 0x${h.flags.toString(16)})`);
+    if (id + h.overflow >= this.meta.pgid) throw new Damage(`page ${id} overflows (${h.overflow} pages) past the high-water mark ${this.meta.pgid}`);
+    return h;
+  }
+
+  /**
+   * The leaf pages of a bucket's tree in key order, reading only its branch pages (marked in
+   * `walk`) and one header per level: a bbolt B+tree is balanced, so when a branch's first
+   * child is a leaf, all its children are taken as leaves (the caller checks each).
+   */
+  leafPages(root: number, walk: Walk): number[] {
+    const out: number[] = [];
+    const descend = (id: number, depth: number, knownBranch: boolean): void => {
+      if (depth > MAX_DEPTH) throw new Damage(`the tree is deeper than ${MAX_DEPTH} at page ${id}`);
+      if (!knownBranch && this.header(id).flags === LEAF) {
+        out.push(id);
+        return;
+      }
+      const p = this.page(id, walk);
+      if (p.flags !== BRANCH) throw new Damage(`page ${id} is not a branch page`);
+      if (p.count === 0) throw new Damage(`branch page ${id} is empty`);
+      const copy = Buffer.from(p.buf.subarray(p.off, p.end));
+      const children: number[] = [];
+      for (let i = 0; i < p.count; i++) children.push(branchChild(copy, 0, copy.length, i, `page ${id}`));
+      if (this.header(children[0] as number).flags === LEAF) out.push(...children);
+      else for (const c of children) descend(c, depth + 1, true);
+    };
+    descend(root, 0, false);
+    return out;
   }
 
   /** The top-level buckets, in name order. */

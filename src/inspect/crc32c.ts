@@ -41,3 +41,43 @@ export class Crc32c {
     return this.crc >>> 0;
   }
 }
+
+/** CRC-32C's polynomial, reflected. */
+const POLY = 0x82f63b78;
+
+/** a × b modulo the CRC polynomial (reflected bit order), as zlib's multmodp. */
+function multmodp(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if ((a & m) !== 0) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** x^(2^k) modulo the polynomial, k = 0..63. */
+const X2N: number[] = [];
+{
+  let p = 0x40000000; // x^1
+  for (let k = 0; k < 64; k++) {
+    X2N.push(p);
+    p = multmodp(p, p);
+  }
+}
+
+/**
+ * CRC-32C of A‖B from CRC-32C(A), CRC-32C(B) and the length of B (as zlib's crc32_combine):
+ * lets checksums of pieces computed in one order be chained in another.
+ */
+export function crc32cCombine(crcA: number, crcB: number, lenB: number): number {
+  // x^(8·lenB): the bits of lenB, each a power x^(2^(k+3))
+  let p = 0x80000000; // x^0
+  let k = 3;
+  for (let n = lenB; n > 0; n = Math.floor(n / 2), k++) if (n % 2 === 1) p = multmodp(X2N[k & 63] as number, p);
+  return (multmodp(p, crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
+}

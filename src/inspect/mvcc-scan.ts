@@ -39,7 +39,7 @@ const newRevision = (): Revision => ({ main: 0, sub: 0, tombstone: false });
 const newKvFields = (): KvFields => ({ keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, createRevision: 0, modRevision: 0, version: 0, lease: '0' });
 
 /** Reads one entry of the `meta` bucket (consistent_index, finishedCompactRev, scheduledCompactRev) into `m`. */
-function metaEntry(m: MetaFields, buf: Buffer, ks: number, ke: number, ve: number): void {
+export function metaEntry(m: MetaFields, buf: Buffer, ks: number, ke: number, ve: number): void {
   const name = buf.toString('latin1', ks, ke);
   if (name === 'consistent_index') {
     if (ve - ke !== 8) throw new Damage(`meta consistent_index is ${ve - ke} bytes, not 8`);
@@ -51,7 +51,7 @@ function metaEntry(m: MetaFields, buf: Buffer, ks: number, ke: number, ve: numbe
   }
 }
 
-function memberEntry(members: SnapshotMember[], buf: Buffer, ks: number, ke: number, ve: number): void {
+export function memberEntry(members: SnapshotMember[], buf: Buffer, ks: number, ke: number, ve: number): void {
   const id = buf.toString('latin1', ks, ke);
   let json: unknown;
   try {

@@ -3,10 +3,13 @@
  * file, read with `bbolt.ts` by page; nothing writes.
  *
  * - The sha256 trailer (32 bytes after the database, when size % pageSize == 32) is checked
- *   in a worker thread from open on; every method waits for it before it answers, so a
- *   corrupt file never yields an answer. No trailer (size % pageSize == 0): 'absent'.
- * - `status()` walks every page once and equals `etcdctl snapshot status -w json` on hash,
- *   revision, totalKey and totalSize.
+ *   once per reader: by `status()` in its own pass over the file (status-seq.ts), or, started
+ *   by the first other method, beside its scan (trailer.ts; a worker thread over 32 MiB).
+ *   Every method waits for it before it answers, so a corrupt file never yields an answer.
+ *   No trailer (size % pageSize == 0): 'absent'.
+ * - `status()` reads every page once, in file order, and equals `etcdctl snapshot status -w
+ *   json` on hash, revision, totalKey and totalSize; it falls back to the tree walk
+ *   (`statusScan`) for a tree bbolt would not write.
  * - `entries`, `get` and `revisionCounts` each scan the `key` bucket once, keeping only where
  *   each matching key's newest revision ≤ R is; `entries` then reads values by position in
  *   key order. Memory: O(matching keys), never the values of more than one key at a time.
@@ -16,7 +19,20 @@
  */
 import { EtcdsnapError, errnoCode } from '../errors.js';
 import { BoltFile, Damage } from './bbolt.js';
-import { type Buckets, findBuckets, type KeyScan, type KeyScanOptions, readMeta, readValue, scanKeys, type Slot, statusScan } from './mvcc-scan.js';
+import {
+  type Buckets,
+  findBuckets,
+  type KeyScan,
+  type KeyScanOptions,
+  readMeta,
+  readValue,
+  type Slot,
+  type StatusScan,
+  scanKeys,
+  statusScan,
+} from './mvcc-scan.js';
+import { LocalShaSink, WorkerShaSink } from './sha-sink.js';
+import { statusPass } from './status-seq.js';
 import { INLINE_LIMIT, TrailerCheck } from './trailer.js';
 import type { EntriesOptions, SnapshotKeyValue, SnapshotReader, SnapshotStatus } from './types.js';
 
@@ -55,30 +71,18 @@ export async function openSnapshotReader(file: string, options: OpenOptions = {}
 }
 
 class MvccReader implements SnapshotReader {
-  private readonly trailer: TrailerCheck | null;
-  private readonly verdict: Promise<'ok' | 'absent'>;
+  private trailer: TrailerCheck | null = null;
+  private checked: Promise<'ok' | 'absent'> | null = null;
   private readonly buckets: Buckets;
   private closed = false;
 
   constructor(
     private readonly bolt: BoltFile,
-    inlineLimit: number,
+    private readonly inlineLimit: number,
   ) {
-    const file = bolt.file;
-    this.trailer = bolt.hasTrailer ? new TrailerCheck(file, bolt.dataSize, inlineLimit) : null;
-    this.verdict = this.trailer
-      ? this.trailer.result.then((ok) => {
-          if (!ok) throw new EtcdsnapError('integrity', `${file}: damaged snapshot: its sha256 trailer does not match its content`);
-          return 'ok' as const;
-        })
-      : Promise.resolve('absent' as const);
-    this.verdict.catch(() => {
-      /* awaited by every method; this only keeps an unawaited failure from being "unhandled" */
-    });
     try {
-      this.buckets = guard(file, () => findBuckets(bolt));
+      this.buckets = guard(bolt.file, () => findBuckets(bolt));
     } catch (err) {
-      this.trailer?.stop();
       bolt.close();
       throw err;
     }
@@ -88,14 +92,37 @@ class MvccReader implements SnapshotReader {
     return this.bolt.file;
   }
 
+  private mismatch(): EtcdsnapError {
+    return new EtcdsnapError('integrity', `${this.file}: damaged snapshot: its sha256 trailer does not match its content`);
+  }
+
+  /** The trailer verdict, checked once per reader (started by the first method that needs it, beside its scan). */
+  private verdict(): Promise<'ok' | 'absent'> {
+    if (this.checked === null) {
+      if (!this.bolt.hasTrailer) this.checked = Promise.resolve('absent');
+      else {
+        const t = new TrailerCheck(this.file, this.bolt.dataSize, this.inlineLimit);
+        this.trailer = t;
+        this.checked = t.result.then((ok) => {
+          if (!ok) throw this.mismatch();
+          return 'ok' as const;
+        });
+      }
+      this.checked.catch(() => {
+        /* awaited by every method; this only keeps an unawaited failure from being "unhandled" */
+      });
+    }
+    return this.checked;
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new EtcdsnapError('usage', `${this.file}: the snapshot reader is closed`);
   }
 
   async status(): Promise<SnapshotStatus> {
     this.assertOpen();
-    const s = guard(this.file, () => statusScan(this.bolt));
-    const trailer = await this.verdict;
+    const s = await this.statusScan();
+    const trailer = await this.verdict();
     return {
       hash: s.hash,
       revision: s.revision,
@@ -109,6 +136,35 @@ class MvccReader implements SnapshotReader {
       members: s.members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
       liveKeys: s.liveKeys,
     };
+  }
+
+  /**
+   * The one-pass status (status-seq.ts), which also checks the trailer when it has not been
+   * yet; the tree walk when the pass declines (a tree bbolt would not write).
+   */
+  private async statusScan(): Promise<StatusScan> {
+    const bolt = this.bolt;
+    const sink = bolt.hasTrailer && this.checked === null ? (bolt.dataSize > this.inlineLimit ? new WorkerShaSink() : new LocalShaSink()) : null;
+    let s: StatusScan | null;
+    try {
+      s = guard(this.file, () => statusPass(bolt, sink));
+    } catch (err) {
+      await sink?.stop();
+      throw err;
+    }
+    if (s === null) {
+      await sink?.stop();
+      this.verdict();
+      return guard(this.file, () => statusScan(bolt));
+    }
+    if (sink !== null) {
+      const trailer = Buffer.alloc(32);
+      guard(this.file, () => bolt.readAt(trailer, 32, bolt.dataSize));
+      const ok = await sink.end(trailer);
+      this.checked = ok ? Promise.resolve('ok') : Promise.reject(this.mismatch());
+      this.checked.catch(() => {});
+    }
+    return s;
   }
 
   /** Checks a requested revision against compaction, scans, then checks it against the latest. */
@@ -140,8 +196,9 @@ class MvccReader implements SnapshotReader {
 
   async *entries(opts: EntriesOptions): AsyncIterable<SnapshotKeyValue> {
     this.assertOpen();
+    const trailer = this.verdict();
     const { slots } = this.scan({ prefix: opts.prefix }, opts.revision);
-    await this.verdict;
+    await trailer;
     const keys = slots.liveKeys();
     for (const k of keys) {
       this.assertOpen();
@@ -151,8 +208,9 @@ class MvccReader implements SnapshotReader {
 
   async get(key: Buffer, revision?: number): Promise<SnapshotKeyValue | undefined> {
     this.assertOpen();
+    const trailer = this.verdict();
     const { slots } = this.scan({ exact: key }, revision);
-    await this.verdict;
+    await trailer;
     const k = key.toString('latin1');
     const slot = slots.get(k);
     return slot === undefined || slot.tombstone ? undefined : this.kv(k, slot, true);
@@ -160,8 +218,9 @@ class MvccReader implements SnapshotReader {
 
   async revisionCounts(prefix?: Buffer): Promise<Map<string, number>> {
     this.assertOpen();
+    const trailer = this.verdict();
     const r = this.scan({ prefix, countRevisions: true }, undefined);
-    await this.verdict;
+    await trailer;
     return r.counts ?? new Map();
   }
 
