@@ -86,10 +86,13 @@ export class WorkerShaSink implements ShaSink {
   next(size: number): Buffer {
     if (this.worker === null) this.start(size);
     if (size !== this.size) throw new Error('WorkerShaSink: chunk size changed');
+    // the worker's exit cannot be seen from here (this thread does not return to its event
+    // loop while the pass runs): a ring that stays full for 60 s means it is gone
+    let waited = 0;
     for (;;) {
       const d = Atomics.load(this.done, 0);
       if (this.sent - d < SLOTS) break;
-      Atomics.wait(this.done, 0, d, 1000);
+      if (Atomics.wait(this.done, 0, d, 1000) === 'timed-out' && ++waited >= 60) throw new Error('the sha256 worker stopped answering');
     }
     return Buffer.from(this.ring as SharedArrayBuffer, (this.sent % SLOTS) * size, size);
   }

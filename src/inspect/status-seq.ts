@@ -137,6 +137,7 @@ export function statusPass(bolt: BoltFile, sink: ShaSink | null): StatusScan | n
     if (cLen > 0) sink?.push(cLen);
     cStart += cLen;
     cLen = Math.min(size, bolt.dataSize - cStart);
+    if (cLen <= 0) throw new Damage(`a page at or after byte ${cStart} is beyond the database`);
     if (sink !== null) chunk = sink.next(size);
     bolt.readAt(chunk, cLen, cStart);
   };
