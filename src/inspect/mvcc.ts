@@ -31,8 +31,8 @@ import {
   scanKeys,
   statusScan,
 } from './mvcc-scan.js';
-import { LocalShaSink, WorkerShaSink } from './sha-sink.js';
-import { statusPass } from './status-seq.js';
+import { LocalChunks, WorkerChunks } from './sha-sink.js';
+import { CHUNK, statusPass } from './status-seq.js';
 import { INLINE_LIMIT, TrailerCheck } from './trailer.js';
 import type { EntriesOptions, SnapshotKeyValue, SnapshotReader, SnapshotStatus } from './types.js';
 
@@ -144,24 +144,23 @@ class MvccReader implements SnapshotReader {
    */
   private async statusScan(): Promise<StatusScan> {
     const bolt = this.bolt;
-    const sink = bolt.hasTrailer && this.checked === null ? (bolt.dataSize > this.inlineLimit ? new WorkerShaSink() : new LocalShaSink()) : null;
+    const check = bolt.hasTrailer && this.checked === null;
+    const src = bolt.dataSize > this.inlineLimit ? new WorkerChunks(bolt, CHUNK, check) : new LocalChunks(bolt, check);
     let s: StatusScan | null;
     try {
-      s = guard(this.file, () => statusPass(bolt, sink));
+      s = guard(this.file, () => statusPass(bolt, src));
     } catch (err) {
-      await sink?.stop();
+      await src.stop();
       throw err;
     }
     if (s === null) {
-      await sink?.stop();
+      await src.stop();
       this.verdict();
       return guard(this.file, () => statusScan(bolt));
     }
-    if (sink !== null) {
-      const trailer = Buffer.alloc(32);
-      guard(this.file, () => bolt.readAt(trailer, 32, bolt.dataSize));
-      const ok = await sink.end(trailer);
-      this.checked = ok ? Promise.resolve('ok') : Promise.reject(this.mismatch());
+    const ok = await src.end();
+    if (check) {
+      this.checked = ok === true ? Promise.resolve('ok') : Promise.reject(this.mismatch());
       this.checked.catch(() => {});
     }
     return s;

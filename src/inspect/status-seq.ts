@@ -2,7 +2,7 @@
  * `status` in one sequential pass over the file (the fast path of `MvccReader.status`): the
  * same answer as `statusScan` (mvcc-scan.ts) — etcdctl's CRC-32C hash, revision and totalKey,
  * plus live keys, meta and members — with every byte read once, in file order, and handed to
- * the sha256 trailer check on the way (`ShaSink`), instead of a tree walk in key order plus a
+ * the sha256 trailer check on the way (`ChunkSource`, sha-sink.ts), instead of a tree walk in key order plus a
  * second read for the sha256.
  *
  * 1. The trees: each bucket's branch pages are read (`BoltFile.leafPages`), giving its leaf
@@ -23,9 +23,10 @@ import { BUCKET_LEAF, checkElements, LEAF, type LeafElement, leafElement } from 
 import { crc32cCombine } from './crc32c.js';
 import { memberEntry, metaEntry, type StatusScan } from './mvcc-scan.js';
 import { decodeKeyValue, decodeRevision, type KvFields, type Revision } from './protobuf.js';
-import type { ShaSink } from './sha-sink.js';
+import type { ChunkSource } from './sha-sink.js';
 
-const CHUNK = 256 * 1024;
+/** Bytes per chunk of the pass: small enough to stay in the CPU cache between the read and the checksums. */
+export const CHUNK = 256 * 1024;
 
 type Kind = 'key' | 'meta' | 'members' | 'other';
 
@@ -42,7 +43,7 @@ interface BucketPlan {
 const kindOf = (name: string): Kind => (name === 'key' || name === 'meta' || name === 'members' ? name : 'other');
 
 /** Status in one pass; null when the trees are not as bbolt writes them (use the tree walk). */
-export function statusPass(bolt: BoltFile, sink: ShaSink | null): StatusScan | null {
+export function statusPass(bolt: BoltFile, src: ChunkSource): StatusScan | null {
   const out: StatusScan = { hash: 0, revision: 0, totalKey: 0, liveKeys: 0, members: [], consistentIndex: 0, compactRevision: 0, scheduledCompactRevision: 0 };
   const walk = new Walk(bolt.meta.pgid);
   const live = new Map<string, number>();
@@ -128,18 +129,15 @@ export function statusPass(bolt: BoltFile, sink: ShaSink | null): StatusScan | n
   const lens = new Float64Array(n);
   const byId = Array.from({ length: n }, (_, i) => i).sort((a, b) => (ids[a] as number) - (ids[b] as number));
   const ps = bolt.pageSize;
-  const size = Math.min(CHUNK, Math.max(bolt.dataSize, 1));
-  // with a sink, chunks are read into its buffers (hashed there once the pass is done with them)
-  let chunk: Buffer = sink === null ? Buffer.allocUnsafe(size) : Buffer.alloc(0);
+  let chunk: Buffer = Buffer.alloc(0);
   let cStart = 0;
   let cLen = 0;
   const next = (): void => {
-    if (cLen > 0) sink?.push(cLen);
+    if (cLen > 0) src.release();
     cStart += cLen;
-    cLen = Math.min(size, bolt.dataSize - cStart);
+    cLen = Math.min(CHUNK, bolt.dataSize - cStart);
     if (cLen <= 0) throw new Damage(`a page at or after byte ${cStart} is beyond the database`);
-    if (sink !== null) chunk = sink.next(size);
-    bolt.readAt(chunk, cLen, cStart);
+    chunk = src.get(cStart, cLen);
   };
   let assembly = Buffer.alloc(0);
   for (const j of byId) {
@@ -163,8 +161,7 @@ export function statusPass(bolt: BoltFile, sink: ShaSink | null): StatusScan | n
     crcs[j] = r.crc;
     lens[j] = r.len;
   }
-  if (sink !== null) while (cStart + cLen < bolt.dataSize) next();
-  if (cLen > 0) sink?.push(cLen);
+  if (cLen > 0) src.release();
 
   // 3. the hash, in bucket and key order
   let crc = 0;
