@@ -154,7 +154,7 @@ export function statusPass(bolt: BoltFile, src: ChunkSource): StatusScan | null 
       // a page running past the chunk: the rest is read for it (the pass reads it again for the sha256)
       if (assembly.length < len) assembly = Buffer.allocUnsafe(len);
       const have = cStart + cLen - pos;
-      chunk.copy(assembly, 0, pos - cStart, cStart + cLen);
+      chunk.copy(assembly, 0, pos - cStart, cLen);
       bolt.readAt(assembly.subarray(have), len - have, pos + have);
       r = leaf(assembly, 0, len, h.count, id, kinds[j] as Kind, j);
     }
