@@ -48,6 +48,24 @@ export async function withSnapshot<T>(
   }
 }
 
+/**
+ * Like `withSnapshot` for a stream: the snapshot is opened at the first `next()` and closed
+ * when `fn`'s values are exhausted, on an error, or when the consumer stops early (`return`).
+ */
+export async function* streamSnapshot<T>(raw: string, ctx: InspectSourceContext, fn: (s: OpenedInspection) => AsyncIterable<T>): AsyncGenerator<T> {
+  const source = await openInspectSource(raw, ctx);
+  try {
+    const reader = await openSnapshotReader(source.file);
+    try {
+      yield* fn({ source, reader });
+    } finally {
+      await reader.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
 /** `status` of a snapshot: etcdctl's four fields, then ours. */
 export async function inspectStatus(reader: SnapshotReader, label: string): Promise<InspectStatus> {
   const s = await reader.status();
