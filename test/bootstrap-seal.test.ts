@@ -153,6 +153,11 @@ test('openBootstrap: refuses malformed texts before any scrypt; opens versions 1
     malformed,
     'cert not text',
   );
+  assert.deepEqual(
+    await openBootstrap(craft({ ...V2, plain: JSON.stringify({ caCert: CA.certPem, caKey: 5 }) }), 'a-strong-enough-secret'),
+    malformed,
+    'key not text, with the right certificate',
+  );
   assert.deepEqual(await openBootstrap(craft({ ...V2, ca: caHash('other') }), 'a-strong-enough-secret'), malformed, 'another CA than the hash in clear says');
   assert.equal(sealedCaHash(JSON.stringify({ ca: 5 })), undefined);
   assert.equal(sealedCaHash('null'), undefined);

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -116,6 +116,8 @@ test('valueFromJson: the JSON type of each value type, then its rules', () => {
   assert.equal(valueFromJson('duration', 1500), 1500);
   assert.throws(() => valueFromJson('duration', -1), msg(/^-1 is negative$/));
   assert.throws(() => valueFromJson('duration', '1s'), msg(/^must be a whole number of milliseconds$/));
+  assert.throws(() => valueFromJson('duration', 1.5), msg(/^must be a whole number of milliseconds$/));
+  assert.throws(() => valueFromJson('duration', 2 ** 53), msg(/^must be a whole number of milliseconds$/));
   assert.throws(() => valueFromJson('count', true), msg(/^must be a whole number$/));
 });
 
@@ -246,6 +248,50 @@ test("a subcommand's own flag wins over its parent's", async () => {
   const v = await resolveValues(save, SNAPSHOT_CLI_OPTIONS, { env: {}, warn: () => undefined });
   assert.equal(v.str('dir'), '/b');
   assert.equal(v.str('name'), 'p', "the parent's flag counts when the subcommand has none");
+});
+
+test("a subcommand's own flag wins over its parent's also when the parent keeps its flags before the subcommand", async () => {
+  // with positional options commander gives `--dir /b` to the subcommand and `--dir /a` to
+  // its parent: resolveValues must read the chain parent first so that the subcommand wins
+  const parent = addOptions(new Command('etcd-snapshot').exitOverride().enablePositionalOptions(), SNAPSHOT_CLI_OPTIONS);
+  const save = addOptions(new Command('save').exitOverride(), SNAPSHOT_CLI_OPTIONS).action(() => undefined);
+  parent.addCommand(save);
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'c.yaml'), '');
+  await parent.parseAsync(['--config', path.join(dir, 'c.yaml'), '--dir', '/a', '--name', 'p', 'save', '--dir', '/b'], { from: 'user' });
+  assert.equal(parent.opts<{ dir?: string }>().dir, '/a', 'precondition: the parent holds its own --dir');
+  assert.equal(save.opts<{ dir?: string }>().dir, '/b', 'precondition: the subcommand holds its own --dir');
+  const v = await resolveValues(save, SNAPSHOT_CLI_OPTIONS, { env: {}, warn: () => undefined });
+  assert.equal(v.str('dir'), '/b');
+  assert.equal(v.str('name'), 'p');
+});
+
+test('no --config: a missing default config file is no error, and no file is read', async () => {
+  assert.equal(existsSync(DEFAULT_CONFIG_FILE), false, `precondition: ${DEFAULT_CONFIG_FILE} does not exist on a test machine`);
+  const cmd = addOptions(new Command('x').exitOverride(), SERVER_OPTIONS).action(() => undefined);
+  await cmd.parseAsync(['--node-name', 'n1'], { from: 'user' });
+  const v = await resolveValues(cmd, SERVER_OPTIONS, { env: {}, warn: () => undefined });
+  assert.equal(v.str('node-name'), 'n1');
+  assert.deepEqual(v.configFiles, []);
+});
+
+test('config file: a mapping for a single-value key is refused, also for a string key', async () => {
+  const specs: OptionSpec[] = [...SERVER_OPTIONS.filter((s) => s.key === 'config'), { key: 'v', type: 'string', description: 'd' }];
+  await assert.rejects(resolveWith(specs, [], { config: 'v: {a: 1}\n' }), msg(/invalid value for key "v": expected a single value$/));
+  await assert.rejects(resolveWith(specs, [], { config: 'v: null\n' }), msg(/invalid value for key "v": expected a single value$/));
+});
+
+test('config drop-in folder: an error other than a missing folder is reported (a symlink loop)', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'config.yaml');
+  writeFileSync(file, '');
+  symlinkSync(`${file}.d`, `${file}.d`);
+  const cmd = addOptions(new Command('x').exitOverride(), SERVER_OPTIONS).action(() => undefined);
+  await cmd.parseAsync(['--config', file], { from: 'user' });
+  await assert.rejects(
+    resolveValues(cmd, SERVER_OPTIONS, { env: {}, warn: () => undefined }),
+    msg(/^cannot read config folder .*\/config\.yaml\.d: ELOOP/),
+  );
 });
 
 test('environment: empty is unset, lists split on commas, bad values name the variable; the command line wins', async () => {
