@@ -122,7 +122,7 @@ export function renderRestorePlan(r: RestoreKeysResponse): string {
   const head = `${r.applied ? 'Restored' : 'Plan to restore'} from ${r.snapshot} (snapshot revision ${r.snapshotRevision}) into the live cluster as of revision ${r.planRevision}:\n`;
   const written = (a: 'create' | 'overwrite' | 'delete'): number => r[a].length - r.conflicts.filter((c) => c.action === a).length;
   const counts = r.applied
-    ? `${written('create')} created, ${written('overwrite')} overwritten, ${written('delete')} deleted, ${r.unchanged.length} unchanged, ${r.extra.length} live only, ${r.conflicts.length} conflicts.\n`
+    ? `${written('create')} created, ${written('overwrite')} overwritten, ${written('delete')} deleted, ${r.unchanged.length} unchanged, ${r.extra.length} live only, ${r.conflicts.length} conflict(s).\n`
     : `${r.create.length} to create, ${r.overwrite.length} to overwrite, ${r.delete.length} to delete, ${r.unchanged.length} unchanged, ${r.extra.length} live only (left alone).\nDry run: nothing was changed. To apply exactly this plan: --apply --plan-revision ${r.planRevision}\n`;
   return head + (rows.length > 0 ? table(rows) : '(no keys selected)\n') + counts;
 }
