@@ -288,10 +288,7 @@ test('config drop-in folder: an error other than a missing folder is reported (a
   symlinkSync(`${file}.d`, `${file}.d`);
   const cmd = addOptions(new Command('x').exitOverride(), SERVER_OPTIONS).action(() => undefined);
   await cmd.parseAsync(['--config', file], { from: 'user' });
-  await assert.rejects(
-    resolveValues(cmd, SERVER_OPTIONS, { env: {}, warn: () => undefined }),
-    msg(/^cannot read config folder .*\/config\.yaml\.d: ELOOP/),
-  );
+  await assert.rejects(resolveValues(cmd, SERVER_OPTIONS, { env: {}, warn: () => undefined }), msg(/^cannot read config folder .*\/config\.yaml\.d: ELOOP/));
 });
 
 test('environment: empty is unset, lists split on commas, bad values name the variable; the command line wins', async () => {
