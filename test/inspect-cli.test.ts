@@ -3,14 +3,16 @@
  * part 3): by name in the snapshot folder, by path, a `.zip` made with --snapshot-compress,
  * an S3 snapshot (the test Swift) read through a private temp file that is gone afterwards;
  * `status` equals `etcdctl snapshot status -w json` on the same file; bad arguments are one
- * line; and the same reads through the supervisor API, token-protected, `keys` streamed.
+ * line; SIGINT while a .zip is extracted removes the temp folder; and the same reads through
+ * the supervisor API, token-protected, `keys` streamed.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, watch } from 'node:fs';
 import path from 'node:path';
 import { startSwift, type Swift } from './helpers/swift.js';
-import { apiRequest, etcdctl, killStarted, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
+import { apiRequest, BIN, cleanEnv, etcdctl, fillEtcd, killStarted, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
 
 let swift: Swift;
 let s: ServerProcess;
@@ -188,4 +190,20 @@ test('the API: the same reads by name, token-protected; keys is NDJSON; names ar
   assert.equal(stats.status, 200, stats.body);
   const diff = await apiRequest(url(`/v1/snapshots/diff?name=${zipped}&against=${plain}`), { headers: auth });
   assert.equal(diff.status, 200, diff.body);
+});
+
+test('SIGINT while a large .zip is being extracted removes the private temp folder (exit 130)', async () => {
+  await fillEtcd(s, 192, 256 * 1024, 'big/'); // 48 MiB of random bytes: the zip takes a while to extract
+  const big = saved(snapshotCli(s, ['save', '--name', 'big', '--snapshot-compress']));
+  const tmp = path.join(tempDir(), 'tmp');
+  mkdirSync(tmp);
+  const watcher = watch(tmp);
+  const created = new Promise<void>((resolve) => watcher.once('change', () => resolve()));
+  const child = spawn(process.execPath, [BIN, 'etcd-snapshot', 'stats', big, '--data-dir', s.dataDir], { env: cleanEnv({ TMPDIR: tmp }), stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await created; // the temp folder exists: the extraction is under way
+  watcher.close();
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, 'ended by the signal, not finished');
+  assert.deepEqual(readdirSync(tmp), [], 'the temp folder is gone');
 });

@@ -18,7 +18,6 @@ import type { Command } from 'commander';
 import { EtcdsnapError } from '../errors.js';
 import { decodeRestoreKeysResponse, InspectShapeError, type RestoreKeysRequest } from '../model/inspect.js';
 import { INSPECT_OPTIONS } from '../config/schema.js';
-import { renderRestorePlan } from './inspect-output.js';
 import { context, requestFlags } from './snapshot-context.js';
 
 async function restoreKeys(cmd: Command, snapshot: string): Promise<void> {
@@ -54,6 +53,7 @@ async function restoreKeys(cmd: Command, snapshot: string): Promise<void> {
     if (!(err instanceof InspectShapeError)) throw err;
     throw new EtcdsnapError('unavailable', `the server sent a malformed answer to restore-keys: ${err.message}; is it an etcdsnap server of this version?`);
   }
+  const { renderRestorePlan } = await import('./inspect-output.js'); // yaml is loaded only by the commands that print with it
   ctx.out(renderRestorePlan(res));
   if (res.conflicts.length > 0) {
     ctx.warn(`error: ${res.conflicts.length} key(s) changed after the plan and were not written; run the dry run again to see the cluster as it is now\n`);

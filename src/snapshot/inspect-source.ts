@@ -18,7 +18,9 @@
  * A `.zip` (k3s's compressed snapshot) is extracted by unzip.ts `extractSnapshotZip` (one
  * entry, a plain name, sizes checked, the same free-space bound as a restore) into that
  * folder. `close()` removes the folder (never a source file) and is safe to call twice;
- * `removeSync()` does the same synchronously, for a signal handler. On any failure while
+ * `removeSync()` does the same synchronously, and `removeTempFoldersSync()` removes every
+ * folder of the process, also one whose download or extraction is still running (signal
+ * handlers). On any failure while
  * opening, the folder is removed before the error is thrown.
  */
 import { promises as fsp, rmSync, type Stats } from 'node:fs';
@@ -77,23 +79,42 @@ async function regularFile(abs: string): Promise<string> {
   return abs;
 }
 
+/** Every temp folder of this process that exists now (made, not yet removed). */
+const live = new Set<string>();
+
+/**
+ * Removes every temp folder this process made and has not removed yet, synchronously: for
+ * a signal handler that ends the process (a download or extraction may be under way).
+ */
+export function removeTempFoldersSync(): void {
+  for (const d of live) rmSync(d, { recursive: true, force: true });
+  live.clear();
+}
+
 /** The private temp folder, made on first use. */
 class TempFolder {
   dir: string | undefined;
   constructor(private readonly parent: string) {}
   async get(): Promise<string> {
-    this.dir ??= await fsp.mkdtemp(path.join(this.parent, 'etcdsnap-inspect-'));
+    if (this.dir === undefined) {
+      this.dir = await fsp.mkdtemp(path.join(this.parent, 'etcdsnap-inspect-'));
+      live.add(this.dir);
+    }
     return this.dir;
   }
   async remove(): Promise<void> {
     const d = this.dir;
     this.dir = undefined;
-    if (d !== undefined) await fsp.rm(d, { recursive: true, force: true });
+    if (d === undefined) return;
+    await fsp.rm(d, { recursive: true, force: true });
+    live.delete(d);
   }
   removeSync(): void {
     const d = this.dir;
     this.dir = undefined;
-    if (d !== undefined) rmSync(d, { recursive: true, force: true });
+    if (d === undefined) return;
+    rmSync(d, { recursive: true, force: true });
+    live.delete(d);
   }
 }
 
