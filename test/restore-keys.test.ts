@@ -8,7 +8,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { etcdctl, killStarted, snapshotCli, startReady, type ServerProcess } from './helpers/server.js';
+import { apiRequest, etcdctl, killStarted, snapshotCli, startReady, type ServerProcess } from './helpers/server.js';
 
 let s: ServerProcess;
 let snap = '';
@@ -58,6 +58,27 @@ test('the dry run prints create, overwrite, unchanged and live-only keys and cha
   assert.match(r.stdout, /^live only +\/ns\/d +\(not in the snapshot: left alone\)$/m);
   assert.match(r.stdout, /Dry run: nothing was changed\. To apply exactly this plan: --apply --plan-revision \d+/);
   assert.equal(dump(), before, 'the dry run changed nothing');
+});
+
+test('the API route needs the token and answers the same plan as JSON', async () => {
+  const before = dump();
+  const body = JSON.stringify({ name: snap, prefix: '/ns/' });
+  const url = `${s.url}/v1/snapshots/restore-keys`;
+  assert.equal((await apiRequest(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } })).status, 401);
+  const secret = s.token().split('::server:')[1] ?? '';
+  const r = await apiRequest(url, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` } });
+  assert.equal(r.status, 200, r.body);
+  const plan = JSON.parse(r.body) as { applied: boolean; create: string[]; overwrite: string[]; unchanged: string[]; extra: string[] };
+  assert.equal(plan.applied, false);
+  assert.deepEqual([plan.create, plan.overwrite, plan.extra], [['/ns/a'], ['/ns/b'], ['/ns/d']]);
+  assert.deepEqual(plan.unchanged, ['/ns/c', '/ns/leased']);
+  const bad = await apiRequest(url, {
+    method: 'POST',
+    body: JSON.stringify({ name: '../x', prefix: '/' }),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+  });
+  assert.equal(bad.status, 400);
+  assert.equal(dump(), before);
 });
 
 test('apply of a plan reports a key changed after it as a conflict and writes the others; later writes and other keys stay', () => {
