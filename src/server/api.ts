@@ -246,7 +246,10 @@ export class SupervisorApi {
   private async stream(res: ServerResponse, out: StreamResponse, signal: AbortSignal, path: string): Promise<void> {
     const it = out.ndjson[Symbol.asyncIterator]();
     let next = await it.next();
-    if (res.headersSent || res.destroyed) return void (await it.return?.());
+    if (res.headersSent || res.destroyed) {
+      await it.return?.(); // the client went away while the first value was read
+      return;
+    }
     res.writeHead(out.status, { 'content-type': 'application/x-ndjson' });
     try {
       while (next.done !== true && !signal.aborted) {
