@@ -10,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, watch } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { startSwift, type Swift } from './helpers/swift.js';
 import { apiRequest, BIN, cleanEnv, etcdctl, fillEtcd, killStarted, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
@@ -178,6 +179,17 @@ test('the API: the same reads by name, token-protected; keys is NDJSON; names ar
       .map((l) => (JSON.parse(l) as { key: string }).key),
     ['/app/x', '/app/y'],
   );
+  const head = await new Promise<import('node:http').IncomingHttpHeaders>((resolve, reject) => {
+    const req = https.request(url(`/v1/snapshots/keys?name=${plain}`), { headers: auth, rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.headers);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(head['content-type'], 'application/x-ndjson');
+  assert.equal(head['transfer-encoding'], 'chunked', 'streamed, not sent in one piece');
+  assert.equal(head['content-length'], undefined);
   const get = await apiRequest(url(`/v1/snapshots/get?name=${plain}&key=${encodeURIComponent('/registry/configmaps/default/a')}`), { headers: auth });
   assert.equal(get.status, 200, get.body);
   assert.equal((JSON.parse(get.body) as { value: { kind?: string } }).value.kind, 'ConfigMap');
