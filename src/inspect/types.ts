@@ -60,7 +60,11 @@ export interface EntriesOptions {
    * is refused with a `usage` error, as etcd refuses a read of a compacted revision.
    */
   revision?: number;
-  /** Also read the values (false: `value` is an empty Buffer, and no value page is read). */
+  /**
+   * Also read the values (false: `value` is an empty Buffer and no value is read again or
+   * copied; the scan itself still reads every page of the `key` bucket, as etcd keeps each
+   * key inside the KeyValue stored with its value).
+   */
   values: boolean;
 }
 
@@ -77,7 +81,11 @@ export interface SnapshotReader {
   entries(opts: EntriesOptions): AsyncIterable<SnapshotKeyValue>;
   /** One key at the revision (default latest); undefined when it is absent or deleted there. */
   get(key: Buffer, revision?: number): Promise<SnapshotKeyValue | undefined>;
-  /** Number of revisions (puts and deletes) recorded per key — for `stats`; prefix-filtered. */
+  /**
+   * Number of revisions (puts and deletes) recorded per key — for `stats`; prefix-filtered.
+   * The map key is the etcd key as a latin1 string (`key.toString('latin1')`, one char per
+   * byte, so any key round-trips exactly).
+   */
   revisionCounts(prefix?: Buffer): Promise<Map<string, number>>;
   close(): Promise<void>;
 }
