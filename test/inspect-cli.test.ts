@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, watch } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, truncateSync, watch } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { startSwift, type Swift } from './helpers/swift.js';
@@ -147,7 +147,7 @@ test('an S3 snapshot by name is downloaded to a private temp file that is remove
   assert.deepEqual(readdirSync(tmp), [], 'no temp file is left');
 });
 
-test('bad arguments are one-line errors; a missing snapshot or key is not-found', () => {
+test('bad arguments are one-line errors; a missing snapshot or key is not-found; a truncated file is damaged', () => {
   assert.match(oneError(['keys', plain, '--limit', 'x']), /--limit.*not an integer/);
   assert.match(oneError(['keys', plain, '--limit', '0']), /invalid value for --limit: 0 is less than 1/);
   assert.match(oneError(['get', plain, '/app/x', '--revision', '-3']), /--revision/);
@@ -157,6 +157,10 @@ test('bad arguments are one-line errors; a missing snapshot or key is not-found'
   assert.match(oneError(['status', '/nonexistent/file.db']), /snapshot file \/nonexistent\/file\.db does not exist/);
   assert.match(oneError(['get', plain, '/nope']), /key "\/nope" is not in /);
   assert.match(oneError(['status']), /missing required argument 'snapshot'/);
+  const cut = path.join(tempDir(), 'cut.db');
+  copyFileSync(path.join(snapDir(), plain), cut);
+  truncateSync(cut, 12_000);
+  assert.match(oneError(['status', cut]), /damaged snapshot: .*truncated/);
   assert.match(oneError(['stauts', plain]), /unknown command 'stauts' for etcd-snapshot; did you mean (status|stats)\?/);
 });
 
