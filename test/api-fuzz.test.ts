@@ -94,7 +94,17 @@ interface Job {
 }
 
 const PUBLIC = ['/healthz', '/cacerts'];
-const PROTECTED = ['/db/snapshot', '/v1/cluster/bootstrap', '/v1/cluster/members', '/v1/cluster/promote', '/nothing', '/'];
+const PROTECTED = [
+  '/db/snapshot',
+  '/v1/cluster/bootstrap',
+  '/v1/cluster/members',
+  '/v1/cluster/promote',
+  '/v1/snapshots/status',
+  '/v1/snapshots/keys',
+  '/v1/snapshots/restore-keys',
+  '/nothing',
+  '/',
+];
 const NASTY_TARGETS = [
   '//a:99999',
   'http://[::1',

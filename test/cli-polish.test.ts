@@ -60,7 +60,10 @@ test('a mistyped subcommand is an unknown command with a suggestion; save with a
     "error: unknown command 'lss' for etcd-snapshot; did you mean ls?",
   );
   assert.equal(oneError(runCli(['etcd-snapshot', 'purne'])), "error: unknown command 'purne' for etcd-snapshot; did you mean prune?");
-  assert.equal(oneError(runCli(['etcd-snapshot', 'backup'])), "error: unknown command 'backup' for etcd-snapshot; use save, ls (list, l), delete or prune");
+  assert.equal(
+    oneError(runCli(['etcd-snapshot', 'backup'])),
+    "error: unknown command 'backup' for etcd-snapshot; use save, ls (list, l), delete, prune, status, keys, get, stats, diff or restore-keys",
+  );
   assert.equal(oneError(runCli(['etcd-snapshot', 'save', 'extra'])), 'error: save does not take arguments (got extra); use --name for the snapshot name');
 
   const help = runCli(['etcd-snapshot', '--help']);

@@ -2,83 +2,20 @@
  * `etcdsnap etcd-snapshot <save|ls|list|l|delete|prune>` (bare = save), as k3s: each
  * subcommand sends one request to the running server's supervisor API and prints the
  * result. Flags that are not given are not sent, so the server's settings apply. Requests
- * and answers have the types of model/api.ts; `SupervisorClient.snapshot` decodes answers.
- * `--s3-endpoint-ca` files are read here, by the CLI, and sent as PEM content (the server
- * reads no file a request names).
+ * and answers have the types of model/api.ts; `SupervisorClient.snapshot` decodes answers
+ * (the shared client and request flags: snapshot-context.ts). The inspection subcommands
+ * (status, keys, get, stats, diff, restore-keys) are in inspect-command.ts.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Command, Help, Option } from 'commander';
-import { addOptions, resolveValues, type Values } from '../config/resolve.js';
-import { defaultDataDir, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
-import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import { addOptions } from '../config/resolve.js';
+import { SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
 import type { SnapshotRequestBody } from '../model/api.js';
-import { SupervisorClient } from '../server/api-client.js';
-import { endpointCAContent, pemBundle, s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
+import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
+import { common, context } from './snapshot-context.js';
 
-const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can take a while
-
-interface Context {
-  values: Values;
-  client: SupervisorClient;
-  out: (text: string) => void;
-  warn: (text: string) => void;
-}
-
-async function context(cmd: Command): Promise<Context> {
-  const quiet = new Set(SERVER_OPTIONS.flatMap((s) => [s.key, ...(s.aliases ?? [])]));
-  const warnings: string[] = [];
-  const values = await resolveValues(cmd, SNAPSHOT_CLI_OPTIONS, { env: process.env, warn: (m) => warnings.push(m), quietKeys: quiet });
-  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-  const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
-  const server = values.str('etcd-server') ?? `https://127.0.0.1:${values.num('supervisor-port')}`;
-  const token = values.str('etcd-token');
-  const client = await SupervisorClient.connect({ server, ...(token !== undefined ? { token } : {}), dataDir, timeoutMs: REQUEST_TIMEOUT_MS });
-  return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
-}
-
-/**
- * `--s3-endpoint-ca` as PEM text for the request: content (PEM, base64 of PEM or DER) is
- * taken as is; every other item is a file read here (k3s semantics: base64 first, then a
- * path). A file that cannot be read or holds no PEM certificate is a config error naming it.
- */
-function endpointCAForRequest(spec: string): string {
-  const whole = endpointCAContent(spec);
-  if (whole !== undefined) return whole;
-  const out: string[] = [];
-  for (const item of spec.split(/\s+/).filter((s) => s !== '')) {
-    const content = endpointCAContent(item);
-    if (content !== undefined) {
-      out.push(content);
-      continue;
-    }
-    let text: string;
-    try {
-      text = readFileSync(item, 'utf8');
-    } catch (err) {
-      throw new EtcdsnapError('config', `cannot read --s3-endpoint-ca ${item}: ${errnoCode(err) ?? messageOf(err)} (give a PEM file or base64 PEM)`);
-    }
-    const pem = pemBundle(text);
-    if (pem === undefined) throw new EtcdsnapError('config', `--s3-endpoint-ca ${item} holds no PEM certificate`);
-    out.push(pem);
-  }
-  return out.join('');
-}
-
-/** `req` with the flags every operation shares: --dir, and the S3 settings when --s3 is given. */
-function common<R extends SnapshotRequestBody>(req: R, v: Values): R {
-  const out: R = { ...req };
-  const dir = v.str('dir');
-  if (dir !== undefined) out.dir = path.resolve(dir);
-  const s3 = s3OptionsFromValues(v, '');
-  const ca = s3?.settings.endpointCA;
-  if (s3 && ca !== undefined && ca.trim() !== '') s3.settings.endpointCA = endpointCAForRequest(ca);
-  if (s3) out.s3 = s3Request(s3);
-  return out;
-}
-
-/** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune). */
-const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune'] as const;
+/** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
+const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', ...INSPECT_COMMANDS] as const;
 
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -109,7 +46,7 @@ async function save(cmd: Command): Promise<void> {
       const hint = suggestCommand(word);
       throw new EtcdsnapError(
         'usage',
-        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : 'use save, ls (list, l), delete or prune'}`,
+        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
       );
     }
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
@@ -199,5 +136,6 @@ export function etcdSnapshotCommand(): Command {
       new Option('--dry-run', 'print what would be deleted, delete nothing'),
     ),
   );
+  for (const c of inspectCommands()) root.addCommand(c);
   return root;
 }

@@ -4,7 +4,7 @@
  * Pure: `renderFlagReference()` returns the whole page; `npm run docs:flags` writes it and
  * `test/flag-reference.test.ts` fails when the committed page differs.
  */
-import { SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, type OptionSpec } from './schema.js';
+import { INSPECT_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, type OptionSpec } from './schema.js';
 
 /** Markdown table cells must not break the row. */
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -56,5 +56,11 @@ ${table(SERVER_OPTIONS)}
 ## etcdsnap etcd-snapshot (save, ls, delete, prune)
 
 ${table(SNAPSHOT_CLI_OPTIONS)}
+
+## etcdsnap etcd-snapshot (status, keys, get, stats, diff, restore-keys)
+
+These take the options above plus these ([docs/inspect.md](../inspect.md)):
+
+${table(INSPECT_OPTIONS)}
 `;
 }

@@ -14,7 +14,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { checkAbsoluteDirs, checkEtcdArg, checkIP, checkJoinURL, checkNodeName, checkPrefix, RETENTION, S3_TIMEOUT } from './checks.js';
-import { valueFromJson, type OptionValue, type ValueCheck, type ValueType } from './values.js';
+import { valueFromJson, within, type OptionValue, type ValueCheck, type ValueType } from './values.js';
 
 export interface OptionSpec {
   /** Long flag name without dashes; also the config-file key. */
@@ -345,6 +345,48 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
   // read from a shared config file only to find the local server's port (the server's default)
   { ...SUPERVISOR_PORT, description: 'supervisor port of the local server', hidden: true },
   ...CLI_S3_OPTIONS,
+];
+
+/**
+ * Options of the inspection subcommands (`etcd-snapshot status|keys|get|stats|diff|
+ * restore-keys`, docs/inspect.md). Each subcommand adds the ones it takes (`INSPECT_FLAGS`
+ * in cli/inspect-command.ts); the same validation applies to the API's query parameters
+ * (server/inspect-routes.ts).
+ */
+export const INSPECT_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'output',
+    short: 'o',
+    type: 'string',
+    choices: ['table', 'json', 'yaml'],
+    description: 'output format (status, stats, diff: table or json; get: json or yaml; keys: table = one key a line, json = one JSON object a line)',
+    valueName: 'format',
+  },
+  { key: 'prefix', type: 'string', description: 'only keys that start with this (keys, stats, diff, restore-keys)', valueName: 'prefix' },
+  { key: 'limit', type: 'int', description: 'print at most this many keys (keys)', valueName: 'n', check: within(1, Number.MAX_SAFE_INTEGER) },
+  {
+    key: 'revision',
+    type: 'int',
+    description: "read the snapshot at this etcd revision, which it must still hold (not compacted) (default: the snapshot's latest)",
+    valueName: 'rev',
+    check: within(1, Number.MAX_SAFE_INTEGER),
+  },
+  { key: 'keys', type: 'boolean', description: 'list every added, removed and changed key (diff)', default: false },
+  { key: 'key', type: 'list', description: 'a key to restore (restore-keys; repeatable)', valueName: 'key' },
+  {
+    key: 'delete-key',
+    type: 'list',
+    description: 'a live key to delete (restore-keys; repeatable); nothing is deleted unless named here',
+    valueName: 'key',
+  },
+  { key: 'apply', type: 'boolean', description: 'write the plan through the running server (restore-keys; default: a dry run)', default: false },
+  {
+    key: 'plan-revision',
+    type: 'int',
+    description: 'apply the plan a dry run printed at this live revision (restore-keys --apply); keys changed since are conflicts (default: plan now)',
+    valueName: 'rev',
+    check: within(1, Number.MAX_SAFE_INTEGER),
+  },
 ];
 
 /** Looks a spec up by its key or one of its aliases. */

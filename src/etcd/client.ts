@@ -38,6 +38,33 @@ export interface EtcdClientOptions {
   tls: Pick<TlsPaths, 'etcdCa' | 'clientCert' | 'clientKey'>;
 }
 
+/** A key as a live range returns it (`lease`: decimal ID, '0' for none). */
+export interface LiveKeyValue {
+  key: Buffer;
+  value: Buffer;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: string;
+}
+
+/** One page of a range (`EtcdClient.rangePage`). */
+export interface LivePage {
+  revision: number;
+  more: boolean;
+  kvs: LiveKeyValue[];
+}
+
+/** etcd's answer to a read at a revision it cannot serve, as an EtcdsnapError; else undefined. */
+function revisionError(err: unknown, revision: number | undefined): EtcdsnapError | undefined {
+  const msg = messageOf(err);
+  if (msg.includes('required revision has been compacted'))
+    return new EtcdsnapError('conflict', `etcd has compacted revision ${String(revision)}: it can no longer be read`, { cause: err });
+  if (msg.includes('required revision is a future revision'))
+    return new EtcdsnapError('usage', `revision ${String(revision)} is in the future of this cluster`, { cause: err });
+  return undefined;
+}
+
 const unavailable = (what: string, err: unknown): EtcdsnapError => new EtcdsnapError('unavailable', `etcd ${what} failed: ${messageOf(err)}`, { cause: err });
 
 export class EtcdClient {
@@ -165,6 +192,55 @@ export class EtcdClient {
         .exec();
     } catch (err) {
       throw unavailable(`put ${key}`, err);
+    }
+  }
+
+  /**
+   * One page of keys in [start, end) (`end` undefined: the key `start` only) at `revision`
+   * (undefined: the latest), values included, in key order, at most `limit` of them.
+   * `revision` is the header revision the page was read at (the one asked for, else the
+   * latest), `more` whether keys beyond the page exist. A compacted `revision` is a
+   * `conflict` error (the read can no longer be made), a future one a `usage` error.
+   */
+  async rangePage(start: Buffer, end: Buffer | undefined, revision: number | undefined, limit: number, timeoutMs = 30_000): Promise<LivePage> {
+    try {
+      const b = end === undefined ? this.client.get(start) : this.client.getAll().inRange({ start, end }).limit(limit);
+      if (revision !== undefined) b.revision(revision);
+      const r = await b.options({ deadline: Date.now() + timeoutMs }).exec();
+      return {
+        revision: Number(r.header.revision),
+        more: r.more,
+        kvs: r.kvs.map((kv) => ({
+          key: kv.key,
+          value: kv.value,
+          createRevision: Number(kv.create_revision),
+          modRevision: Number(kv.mod_revision),
+          version: Number(kv.version),
+          lease: String(kv.lease),
+        })),
+      };
+    } catch (err) {
+      throw revisionError(err, revision) ?? unavailable('range', err);
+    }
+  }
+
+  /**
+   * Writes (`value`) or deletes (`value` undefined) `key` in one transaction, only if the
+   * key's mod revision is still `modRevision` (0: the key is absent). Resolves true when
+   * written, false when the compare failed (someone changed the key): nothing is retried.
+   * The put carries no lease.
+   */
+  async putIfModRevision(key: Buffer, modRevision: number, value: Buffer | undefined, timeoutMs = 10_000): Promise<boolean> {
+    try {
+      const op = value === undefined ? this.client.delete().key(key) : this.client.put(key).value(value);
+      const r = await this.client
+        .if(key, 'Mod', '==', modRevision)
+        .then(op)
+        .options({ deadline: Date.now() + timeoutMs })
+        .commit();
+      return r.succeeded;
+    } catch (err) {
+      throw unavailable(`transaction on ${key.toString('utf8').slice(0, 200)}`, err);
     }
   }
 

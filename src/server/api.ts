@@ -13,6 +13,8 @@
  * - Public routes take no body: a request to one with a body (Content-Length > 0 or any
  *   Transfer-Encoding) is answered 413 without reading it, and the connection is closed.
  * - Authenticated request bodies are JSON objects of at most 64 KiB; anything else is a 400/413.
+ * - Answers are JSON (or text), or streamed NDJSON (`StreamResponse`: one JSON value a line,
+ *   with the client's backpressure; an error after the first line is a last `{"error"}` line).
  * - Handlers throw EtcdsnapError; `statusOf` is the one place that maps kinds to HTTP codes.
  *   Error bodies are `{"error": "<message>"}`. Any other error escaping a request is a 500
  *   with a log line; nothing a client sends can reject a promise unhandled.
@@ -52,11 +54,23 @@ export interface ApiResponse {
   body: unknown;
 }
 
+/**
+ * A streamed answer: `application/x-ndjson`, one JSON value a line, sent as `ndjson` yields
+ * them (waiting on the client's backpressure; stopped when the client goes away). The first
+ * value is read before the status line is sent, so an error up to it is an ordinary error
+ * answer (`statusOf`); an error after it ends the stream with a last line
+ * `{"error": "<message>"}`, and a complete stream never has one.
+ */
+export interface StreamResponse {
+  status: number;
+  ndjson: AsyncIterable<unknown>;
+}
+
 export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
   public?: boolean;
-  handle(req: ApiRequest): Promise<ApiResponse> | ApiResponse;
+  handle(req: ApiRequest): Promise<ApiResponse | StreamResponse> | ApiResponse | StreamResponse;
 }
 
 const STATUS: Record<ErrorKind, number> = {
@@ -219,11 +233,35 @@ export class SupervisorApi {
     });
     try {
       const out = await route.handle({ method, path: target.path, query: target.query, body, signal: ac.signal });
-      send(res, out.status, out.body);
+      if ('ndjson' in out) await this.stream(res, out, ac.signal, target.path);
+      else send(res, out.status, out.body);
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: target.path }, 'API request failed');
       send(res, status, { error: messageOf(err) });
+    }
+  }
+
+  /** Sends a `StreamResponse` (see its contract); errors before its first value are thrown. */
+  private async stream(res: ServerResponse, out: StreamResponse, signal: AbortSignal, path: string): Promise<void> {
+    const it = out.ndjson[Symbol.asyncIterator]();
+    let next = await it.next();
+    if (res.headersSent || res.destroyed) {
+      await it.return?.(); // the client went away while the first value was read
+      return;
+    }
+    res.writeHead(out.status, { 'content-type': 'application/x-ndjson' });
+    try {
+      while (next.done !== true && !signal.aborted) {
+        if (!res.write(`${JSON.stringify(next.value)}\n`)) await drainOrClose(res);
+        next = await it.next();
+      }
+      res.end();
+    } catch (err) {
+      if (statusOf(err) >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path }, 'API stream failed');
+      res.end(`${JSON.stringify({ error: messageOf(err) })}\n`);
+    } finally {
+      await it.return?.();
     }
   }
 
@@ -262,6 +300,19 @@ export class SupervisorApi {
       req.socket.destroy();
     }
   }
+}
+
+/** Resolves when `res` can take more data or is gone. */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 /** True when the request announces a body: Content-Length other than 0, or any Transfer-Encoding. */

@@ -1,6 +1,6 @@
 /**
  * The snapshot feature of the server: prepares the folder, serves `POST /db/snapshot`
- * (save/list/delete/prune), runs the cron schedule, and drains a running save at stop.
+ * (save/list/delete/prune) and the inspection routes (inspect-routes.ts), runs the cron schedule, and drains a running save at stop.
  * A request's `dir` may name only the configured snapshot dir or a folder of
  * `--etcd-snapshot-api-dir` (`settings.apiDirs`, else the server config's).
  * Its `preflight` (before the server changes anything) refuses a snapshot dir that is
@@ -10,6 +10,7 @@
  * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
  */
 import type { Feature } from './feature.js';
+import { addInspectRoutes } from './inspect-routes.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from './schedule.js';
 import { parseSnapshotRequest, type SnapshotRequest } from '../snapshot/request.js';
@@ -85,6 +86,13 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       }
     };
 
+    addInspectRoutes(ctx, {
+      dir: cfg.settings.dir,
+      dirIsDefault: cfg.settings.dirIsDefault,
+      apiDirs: [cfg.settings.dir, ...apiDirs],
+      ...(cfg.s3 ? { s3: cfg.s3 } : {}),
+      ...(cfg.proxyEnv ? { proxyEnv: cfg.proxyEnv } : {}),
+    });
     ctx.addRoute({
       method: 'POST',
       path: '/db/snapshot',

@@ -39,13 +39,24 @@ const HINT = 'give a path, a file:///absolute/path URL, or a snapshot name as et
 
 const shown = (raw: string): string => JSON.stringify(raw.length > 200 ? `${raw.slice(0, 200)}...` : raw);
 
+/** How the messages of `parseRestoreSource` name the argument and the S3 switch. */
+export interface SourceWording {
+  /** The flag or argument (`--cluster-reset-restore-path`, `<snapshot>`). */
+  source: string;
+  /** The flag that turns S3 on (`--etcd-s3`, `--s3`). */
+  s3: string;
+}
+
+const RESTORE_WORDING: SourceWording = { source: RESTORE_FLAG, s3: '--etcd-s3' };
+
 /**
  * Pure: what `raw` names (see the module's rules); relative paths are resolved against
- * `cwd`. Throws a `config` error for what is refused.
+ * `cwd`. Throws a `config` error for what is refused; `wording` names the argument in it
+ * (the same rules serve `etcd-snapshot status <snapshot>`, snapshot/inspect-source.ts).
  */
-export function parseRestoreSource(raw: string, cwd: string): RestoreSourceSpec {
-  if (raw.trim() === '') throw new EtcdsnapError('config', `invalid ${RESTORE_FLAG}: it is empty; ${HINT}`);
-  if (raw.includes('\0')) throw new EtcdsnapError('config', `invalid ${RESTORE_FLAG} ${shown(raw)}: NUL is not allowed; ${HINT}`);
+export function parseRestoreSource(raw: string, cwd: string, wording: SourceWording = RESTORE_WORDING): RestoreSourceSpec {
+  if (raw.trim() === '') throw new EtcdsnapError('config', `invalid ${wording.source}: it is empty; ${HINT}`);
+  if (raw.includes('\0')) throw new EtcdsnapError('config', `invalid ${wording.source} ${shown(raw)}: NUL is not allowed; ${HINT}`);
   const url = URL_SCHEME.exec(raw);
   if (url) {
     const scheme = (url[1] ?? '').toLowerCase();
@@ -55,7 +66,7 @@ export function parseRestoreSource(raw: string, cwd: string): RestoreSourceSpec 
       if (!rest.startsWith('/')) {
         throw new EtcdsnapError(
           'config',
-          `invalid ${RESTORE_FLAG} ${shown(raw)}: a file:// URL needs an absolute path (file:///path/to/snapshot, as the Location column of etcd-snapshot ls); for a relative path drop file://`,
+          `invalid ${wording.source} ${shown(raw)}: a file:// URL needs an absolute path (file:///path/to/snapshot, as the Location column of etcd-snapshot ls); for a relative path drop file://`,
         );
       }
       return { kind: 'path', path: path.normalize(rest) };
@@ -69,17 +80,17 @@ export function parseRestoreSource(raw: string, cwd: string): RestoreSourceSpec 
           .pop() ?? '';
       throw new EtcdsnapError(
         'config',
-        `invalid ${RESTORE_FLAG} ${shown(raw)}: s3:// locations are not read directly; give the snapshot name (${JSON.stringify(name)}) with --etcd-s3 and the bucket and folder settings`,
+        `invalid ${wording.source} ${shown(raw)}: s3:// locations are not read directly; give the snapshot name (${JSON.stringify(name)}) with ${wording.s3} and the bucket and folder settings`,
       );
     }
     throw new EtcdsnapError(
       'config',
-      `invalid ${RESTORE_FLAG} ${shown(raw)}: ${scheme}:// is not supported; ${HINT} (a name is looked up in the snapshot dir, then in S3 with --etcd-s3)`,
+      `invalid ${wording.source} ${shown(raw)}: ${scheme}:// is not supported; ${HINT} (a name is looked up in the snapshot dir, then in S3 with ${wording.s3})`,
     );
   }
   if (raw.includes('/')) return { kind: 'path', path: path.resolve(cwd, raw) };
   try {
-    return { kind: 'name', name: assertSafeName(raw, `snapshot name in ${RESTORE_FLAG}`) };
+    return { kind: 'name', name: assertSafeName(raw, `snapshot name in ${wording.source}`) };
   } catch (err) {
     throw new EtcdsnapError('config', `${messageOf(err)}; ${HINT}`);
   }
@@ -94,7 +105,7 @@ export interface RestoreSourceContext {
 }
 
 /** A path that must be a regular file; the messages are k3s's. */
-async function regularFile(abs: string): Promise<string> {
+export async function regularFile(abs: string): Promise<string> {
   let st: Stats;
   try {
     st = await fsp.stat(abs);

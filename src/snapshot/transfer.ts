@@ -5,7 +5,10 @@
  *   is committed only if the file still has the sha256 its record says.
  * - `downloadSnapshot`: a snapshot from a replica into the local folder (restore), checked
  *   against the sha256 of the replica's record.
+ * - `downloadToFile`: the same check, into a private temp file of the caller (inspection).
  */
+import { constants as fsc, promises as fsp } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { LocalStore } from '../store/local.js';
@@ -48,6 +51,36 @@ export async function replicate(from: LocalStore, to: SnapshotStore, record: Sna
 }
 
 /**
+ * The record of `name` in `from`, for a download: a record `from` refuses (`integrity`: not
+ * a record, too big, a malformed sha256) refuses the download before anything is written.
+ */
+async function sourceRecord(from: SnapshotStore, name: string): Promise<SnapshotRecord | undefined> {
+  try {
+    return await from.readRecord(name);
+  } catch (err) {
+    if (err instanceof EtcdsnapError && err.kind === 'integrity')
+      throw new EtcdsnapError('integrity', `${messageOf(err)}; refusing the download`, { cause: err });
+    throw err;
+  }
+}
+
+/**
+ * Copies the bytes of `name` from `from` into `out` and checks them: the sha256 of `side`
+ * (when it has one) must match, and the snapshot must not be empty. Resolves with the size
+ * and sha256 of what was copied; on a mismatch `out` holds bytes the caller must discard.
+ */
+async function copyVerified(from: SnapshotStore, name: string, side: SnapshotRecord | undefined, out: Writable): Promise<HashCounter> {
+  const where = from.location(name);
+  const counter = new HashCounter();
+  await pipeline(await from.openRead(name), counter, out);
+  if (side?.sha256 !== undefined && side.sha256 !== counter.sha256) {
+    throw new EtcdsnapError('integrity', `downloaded ${where} does not match the sha256 in its sidecar; refusing it`);
+  }
+  if (counter.size === 0) throw new EtcdsnapError('integrity', `${where} is empty`);
+  return counter;
+}
+
+/**
  * Downloads `name` from `from` into `dir` (`<name>.part`, then renamed), checked against the
  * sha256 of `from`'s record. Resolves with the final path. A record `from` refuses
  * (`integrity`: not a record, too big, a malformed sha256) refuses the download before
@@ -57,28 +90,34 @@ export async function replicate(from: LocalStore, to: SnapshotStore, record: Sna
  */
 export async function downloadSnapshot(from: SnapshotStore, name: string, dir: LocalStore): Promise<string> {
   assertStoreName(name);
-  let side: SnapshotRecord | undefined;
-  try {
-    side = await from.readRecord(name);
-  } catch (err) {
-    if (err instanceof EtcdsnapError && err.kind === 'integrity')
-      throw new EtcdsnapError('integrity', `${messageOf(err)}; refusing the download`, { cause: err });
-    throw err;
-  }
-  const where = from.location(name);
+  const side = await sourceRecord(from, name);
   const sink = await dir.beginWrite(name, { contentType: contentTypeOf(name), metadata: {} });
   try {
-    const counter = new HashCounter();
-    await pipeline(await from.openRead(name), counter, sink.stream);
-    if (side?.sha256 !== undefined && side.sha256 !== counter.sha256) {
-      throw new EtcdsnapError('integrity', `downloaded ${where} does not match the sha256 in its sidecar; refusing it`);
-    }
-    if (counter.size === 0) throw new EtcdsnapError('integrity', `${where} is empty`);
+    const counter = await copyVerified(from, name, side, sink.stream);
     const location = await sink.commit();
     if (side) await dir.writeRecord({ ...side, name, location, size: counter.size, sha256: counter.sha256, status: 'successful' });
     return dir.filePath(name);
   } catch (err) {
     await sink.abort();
+    throw err;
+  }
+}
+
+/**
+ * Downloads `name` from `from` into `file`, a new file (O_EXCL|O_NOFOLLOW, 0600) that the
+ * caller places in a private folder, checked like `downloadSnapshot` against the sha256 of
+ * `from`'s record. No record is written anywhere. On any failure `file` is removed before
+ * the error is thrown.
+ */
+export async function downloadToFile(from: SnapshotStore, name: string, file: string): Promise<void> {
+  assertStoreName(name);
+  const side = await sourceRecord(from, name);
+  const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    await copyVerified(from, name, side, fh.createWriteStream());
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(file, { force: true });
     throw err;
   }
 }

@@ -1,0 +1,88 @@
+/**
+ * What every `etcd-snapshot` subcommand that talks to the server shares: its resolved
+ * options, the supervisor client, and the flags every request carries (`--dir`, the S3
+ * settings). `--s3-endpoint-ca` files are read here, by the CLI, and sent as PEM content
+ * (the server reads no file a request names).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { resolveValues, type Values } from '../config/resolve.js';
+import { defaultDataDir, type OptionSpec, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
+import type { S3RequestBody, SnapshotRequestBody } from '../model/api.js';
+import { SupervisorClient } from '../server/api-client.js';
+import { endpointCAContent, pemBundle, s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
+
+const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can take a while
+
+export interface Context {
+  values: Values;
+  client: SupervisorClient;
+  out: (text: string) => void;
+  warn: (text: string) => void;
+}
+
+/** The resolved options of `cmd` (the snapshot CLI's plus `extra`), warnings printed. */
+export async function cliValues(cmd: Command, extra: readonly OptionSpec[] = []): Promise<Values> {
+  const quiet = new Set(SERVER_OPTIONS.flatMap((s) => [s.key, ...(s.aliases ?? [])]));
+  const warnings: string[] = [];
+  const values = await resolveValues(cmd, [...SNAPSHOT_CLI_OPTIONS, ...extra], { env: process.env, warn: (m) => warnings.push(m), quietKeys: quiet });
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+  return values;
+}
+
+/** The options of `cmd` and a client of the server they name. */
+export async function context(cmd: Command, extra: readonly OptionSpec[] = []): Promise<Context> {
+  const values = await cliValues(cmd, extra);
+  const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
+  const server = values.str('etcd-server') ?? `https://127.0.0.1:${values.num('supervisor-port')}`;
+  const token = values.str('etcd-token');
+  const client = await SupervisorClient.connect({ server, ...(token !== undefined ? { token } : {}), dataDir, timeoutMs: REQUEST_TIMEOUT_MS });
+  return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
+}
+
+/**
+ * `--s3-endpoint-ca` as PEM text for the request: content (PEM, base64 of PEM or DER) is
+ * taken as is; every other item is a file read here (k3s semantics: base64 first, then a
+ * path). A file that cannot be read or holds no PEM certificate is a config error naming it.
+ */
+function endpointCAForRequest(spec: string): string {
+  const whole = endpointCAContent(spec);
+  if (whole !== undefined) return whole;
+  const out: string[] = [];
+  for (const item of spec.split(/\s+/).filter((s) => s !== '')) {
+    const content = endpointCAContent(item);
+    if (content !== undefined) {
+      out.push(content);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(item, 'utf8');
+    } catch (err) {
+      throw new EtcdsnapError('config', `cannot read --s3-endpoint-ca ${item}: ${errnoCode(err) ?? messageOf(err)} (give a PEM file or base64 PEM)`);
+    }
+    const pem = pemBundle(text);
+    if (pem === undefined) throw new EtcdsnapError('config', `--s3-endpoint-ca ${item} holds no PEM certificate`);
+    out.push(pem);
+  }
+  return out.join('');
+}
+
+/** `req` with the flags every operation shares: --dir, and the S3 settings when --s3 is given. */
+export function common<R extends SnapshotRequestBody>(req: R, v: Values): R {
+  return { ...req, ...requestFlags(v) };
+}
+
+/** The flags every request carries: `dir` (absolute) when --dir is given, `s3` when --s3 is. */
+export function requestFlags(v: Values): { dir?: string; s3?: S3RequestBody } {
+  const out: { dir?: string; s3?: S3RequestBody } = {};
+  const dir = v.str('dir');
+  if (dir !== undefined) out.dir = path.resolve(dir);
+  const s3 = s3OptionsFromValues(v, '');
+  const ca = s3?.settings.endpointCA;
+  if (s3 && ca !== undefined && ca.trim() !== '') s3.settings.endpointCA = endpointCAForRequest(ca);
+  if (s3) out.s3 = s3Request(s3);
+  return out;
+}
