@@ -34,6 +34,7 @@ export default {
     // SnapshotBlobDecoder and its error helper only (the rest is the HTTP/2 connection)
     'src/etcd/snapshot-stream.ts:27-144',
     'src/config/schema.ts',
+    'src/config/spec.ts',
     'src/config/values.ts',
     'src/config/checks.ts',
     'src/config/resolve.ts',
