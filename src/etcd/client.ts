@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import { noop } from 'cockatiel';
 import { EtcdsnapError, messageOf } from '../errors.js';
+import type { KeyValue } from '../model/key-value.js';
 import type { TlsPaths } from './tls.js';
 import { EtcdSnapshotStream } from './snapshot-stream.js';
 
@@ -38,15 +39,8 @@ export interface EtcdClientOptions {
   tls: Pick<TlsPaths, 'etcdCa' | 'clientCert' | 'clientKey'>;
 }
 
-/** A key as a live range returns it (`lease`: decimal ID, '0' for none). */
-export interface LiveKeyValue {
-  key: Buffer;
-  value: Buffer;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  lease: string;
-}
+/** A key as a live range returns it (model/key-value.ts; `lease`: decimal ID, '0' for none). */
+export type LiveKeyValue = KeyValue;
 
 /** One page of a range (`EtcdClient.rangePage`). */
 export interface LivePage {

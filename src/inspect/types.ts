@@ -7,18 +7,10 @@
  * Revisions are JS numbers: etcd revisions are int64, and a reader refuses (`integrity`) one
  * above Number.MAX_SAFE_INTEGER instead of rounding it.
  */
+import type { KeyValue } from '../model/key-value.js';
 
-/** One key at one revision, as etcd's mvccpb.KeyValue says it. */
-export interface SnapshotKeyValue {
-  key: Buffer;
-  value: Buffer;
-  createRevision: number;
-  modRevision: number;
-  /** 1 for the first revision of a key since it was created; 0 never appears for a live key. */
-  version: number;
-  /** Lease ID as a decimal string (int64), '0' when the key has none. */
-  lease: string;
-}
+/** One key at one revision, as etcd's mvccpb.KeyValue says it (model/key-value.ts). */
+export type SnapshotKeyValue = KeyValue;
 
 /** What `etcdctl snapshot status -w json` says, plus what it does not. */
 export interface SnapshotStatus {
