@@ -1,9 +1,11 @@
 /**
  * The sha256 trailer check of an etcd snapshot file (the 32 bytes etcd appends after the
  * database): whether sha256(bytes before the trailer) equals the trailer. The file is read
- * sequentially in 128 KiB positional reads into one reused buffer (bounded memory). A large file is hashed in a worker
- * thread, so the hashing overlaps with a walk of the pages on the main thread; a small one
- * (up to 32 MiB) right away on the main thread, cheaper than starting a worker.
+ * sequentially in 128 KiB positional reads into one reused buffer (bounded memory). A large
+ * file is hashed in a worker thread that reads it on its own, so the hashing overlaps with
+ * the status pass or a scan on the main thread (they share no buffer and never wait on each
+ * other); a small one (up to 32 MiB) right away on the main thread, cheaper than starting a
+ * worker.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
