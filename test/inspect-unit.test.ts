@@ -1,10 +1,11 @@
-/** Unit tests of the pure parts of the snapshot reader (issue 13): varints, KeyValue protobuf, revision keys, meta pages, CRC-32C staging. No etcd. */
+/** Unit tests of the pure parts of the snapshot reader (issue 13): varints, KeyValue protobuf, revision keys, meta pages, CRC-32C staging, the live-key table. No etcd. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
 import { Damage, fnv1a64, PAGE_HEADER, parseMeta } from '../src/inspect/bbolt-page.js';
 import { Crc32c, crc32cCombine } from '../src/inspect/crc32c.js';
+import { KeyPositions } from '../src/inspect/key-positions.js';
 import { beUint, decodeKeyValue, decodeRevision, encodeRevision, readVarint } from '../src/inspect/protobuf.js';
 
 /** Protobuf varint encoding of a uint64 (reference, written independently of the decoder). */
@@ -187,4 +188,24 @@ test('CRC-32C combine: the checksum of A and B chained from their own checksums,
   const one = crc32c(Buffer.from('x')) >>> 0;
   const big = crc32cCombine(crc32cCombine(one, 0, 2 ** 31), 0, 2 ** 31);
   assert.equal(crc32cCombine(one, 0, 2 ** 32), big);
+});
+
+test('live-key table: the newest position per key wins, deletions count as not live, equal to a Map over 60,000 updates', () => {
+  const t = new KeyPositions();
+  const ref = new Map<string, number>();
+  // keys of many lengths (empty, one byte, long, sharing prefixes) at offsets inside a larger buffer, updated out of order
+  const keys = Array.from({ length: 20_000 }, (_, i) => Buffer.concat([Buffer.from(`/registry/ns-${i % 37}/`), randomBytes(i % 50)]));
+  keys.push(Buffer.alloc(0), Buffer.from([0]), Buffer.from([0, 0]), Buffer.alloc(3000, 7));
+  for (let n = 0; n < 60_000; n++) {
+    const k = keys[(n * 7919) % keys.length] as Buffer;
+    const at = ((n * 104_729) % 1_000_003) + 1;
+    const pos = n % 5 === 0 ? -at : at;
+    const buf = Buffer.concat([randomBytes(n % 13), k, randomBytes(3)]);
+    t.newest(buf, n % 13, (n % 13) + k.length, pos);
+    const key = k.toString('latin1');
+    const was = ref.get(key);
+    if (was === undefined || Math.abs(was) < at) ref.set(key, pos);
+  }
+  assert.equal(t.size, ref.size);
+  assert.equal(t.countPositive(), [...ref.values()].filter((p) => p > 0).length);
 });

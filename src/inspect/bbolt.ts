@@ -239,7 +239,8 @@ export class BoltFile {
         out.push(id);
         return;
       }
-      const p = this.page(id, walk);
+      // branch pages lie anywhere in the file: read just the page, no window ahead
+      const p = this.page(id, walk, true);
       if (p.flags !== BRANCH) throw new Damage(`page ${id} is not a branch page`);
       if (p.count === 0) throw new Damage(`branch page ${id} is empty`);
       const copy = Buffer.from(p.buf.subarray(p.off, p.end));

@@ -71,13 +71,35 @@ const X2N: number[] = [];
 }
 
 /**
+ * Per k, the map c ↦ c·x^(2^k) modulo the polynomial as four 256-entry tables, one per byte of
+ * c (the map is linear over GF(2)); built on first use.
+ */
+const SHIFT: Array<Uint32Array | undefined> = [];
+
+function shiftTable(k: number): Uint32Array {
+  let t = SHIFT[k];
+  if (t === undefined) {
+    t = new Uint32Array(1024);
+    const a = X2N[k] as number;
+    for (let byte = 0; byte < 4; byte++) for (let v = 0; v < 256; v++) t[byte * 256 + v] = multmodp(a, (v << (8 * byte)) >>> 0);
+    SHIFT[k] = t;
+  }
+  return t;
+}
+
+/**
  * CRC-32C of A‖B from CRC-32C(A), CRC-32C(B) and the length of B (as zlib's crc32_combine):
- * lets checksums of pieces computed in one order be chained in another.
+ * lets checksums of pieces computed in one order be chained in another. CRC(A) is multiplied
+ * by x^(8·lenB), one table lookup per byte for each bit of 8·lenB.
  */
 export function crc32cCombine(crcA: number, crcB: number, lenB: number): number {
-  // x^(8·lenB): the bits of lenB, each a power x^(2^(k+3))
-  let p = 0x80000000; // x^0
+  let c = crcA >>> 0;
   let k = 3;
-  for (let n = lenB; n > 0; n = Math.floor(n / 2), k++) if (n % 2 === 1) p = multmodp(X2N[k & 63] as number, p);
-  return (multmodp(p, crcA >>> 0) ^ (crcB >>> 0)) >>> 0;
+  for (let n = lenB; n > 0; n = Math.floor(n / 2), k++) {
+    if (n % 2 === 1) {
+      const t = shiftTable(k & 63);
+      c = ((t[c & 255] as number) ^ (t[256 + ((c >>> 8) & 255)] as number) ^ (t[512 + ((c >>> 16) & 255)] as number) ^ (t[768 + (c >>> 24)] as number)) >>> 0;
+    }
+  }
+  return (c ^ (crcB >>> 0)) >>> 0;
 }

@@ -3,8 +3,8 @@
  * file, read with `bbolt.ts` by page; nothing writes.
  *
  * - The sha256 trailer (32 bytes after the database, when size % pageSize == 32) is checked
- *   once per reader: by `status()` in its own pass over the file (status-seq.ts), or, started
- *   by the first other method, beside its scan (trailer.ts; a worker thread over 32 MiB).
+ *   once per reader, started by the first method, beside its scan or pass (trailer.ts; a
+ *   worker thread over 32 MiB, reading the file on its own).
  *   Every method waits for it before it answers, so a corrupt file never yields an answer.
  *   No trailer (size % pageSize == 0): 'absent'.
  * - `status()` reads every page once, in file order, and equals `etcdctl snapshot status -w
@@ -31,8 +31,7 @@ import {
   scanKeys,
   statusScan,
 } from './mvcc-scan.js';
-import { LocalChunks, WorkerChunks } from './sha-sink.js';
-import { CHUNK, statusPass } from './status-seq.js';
+import { statusPass } from './status-seq.js';
 import { INLINE_LIMIT, TrailerCheck } from './trailer.js';
 import type { EntriesOptions, SnapshotKeyValue, SnapshotReader, SnapshotStatus } from './types.js';
 
@@ -139,31 +138,27 @@ class MvccReader implements SnapshotReader {
   }
 
   /**
-   * The one-pass status (status-seq.ts), which also checks the trailer when it has not been
-   * yet; the tree walk when the pass declines (a tree bbolt would not write).
+   * The one-pass status (status-seq.ts), with the trailer check started first so that it runs
+   * beside the pass (in a worker thread over the inline limit); the tree walk when the pass
+   * declines (a tree bbolt would not write).
    */
   private async statusScan(): Promise<StatusScan> {
     const bolt = this.bolt;
-    const check = bolt.hasTrailer && this.checked === null;
-    const src = bolt.dataSize > this.inlineLimit ? new WorkerChunks(bolt, CHUNK, check) : new LocalChunks(bolt, check);
+    const fresh = this.checked === null;
+    this.verdict();
     let s: StatusScan | null;
     try {
-      s = guard(this.file, () => statusPass(bolt, src));
+      s = guard(this.file, () => statusPass(bolt));
     } catch (err) {
-      await src.stop();
+      if (fresh) {
+        // a damaged file: the check is not needed now (a later method starts it again)
+        await this.trailer?.stop();
+        this.trailer = null;
+        this.checked = null;
+      }
       throw err;
     }
-    if (s === null) {
-      await src.stop();
-      this.verdict();
-      return guard(this.file, () => statusScan(bolt));
-    }
-    const ok = await src.end();
-    if (check) {
-      this.checked = ok === true ? Promise.resolve('ok') : Promise.reject(this.mismatch());
-      this.checked.catch(() => {});
-    }
-    return s;
+    return s ?? guard(this.file, () => statusScan(bolt));
   }
 
   /** Checks a requested revision against compaction, scans, then checks it against the latest. */

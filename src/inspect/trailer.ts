@@ -1,13 +1,22 @@
 /**
  * The sha256 trailer check of an etcd snapshot file (the 32 bytes etcd appends after the
  * database): whether sha256(bytes before the trailer) equals the trailer. The file is read
- * sequentially in 1 MiB positional reads (bounded memory). A large file is hashed in a worker
- * thread, so the hashing overlaps with a walk of the pages on the main thread; a small one
- * (up to 32 MiB) right away on the main thread, cheaper than starting a worker.
+ * sequentially in 128 KiB positional reads into one reused buffer (bounded memory). A large
+ * file is hashed in a worker thread that reads it on its own, so the hashing overlaps with
+ * the status pass or a scan on the main thread (they share no buffer and never wait on each
+ * other); a small one (up to 32 MiB) right away on the main thread, cheaper than starting a
+ * worker.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+
+/**
+ * Bytes per read: one buffer this small, reused, stays in the CPU cache, and copying out of
+ * the page cache into it is several times faster than into 1 MiB (measured: about 0.06 vs
+ * 0.3 s for 580 MiB).
+ */
+const READ = 128 * 1024;
 
 /** Up to this many bytes the trailer is checked on the calling thread (the default of `TrailerCheck`'s `inlineLimit`). */
 export const INLINE_LIMIT = 32 * 2 ** 20;
@@ -25,7 +34,7 @@ function checkInline(file: string, dataSize: number): boolean {
   const fd = openSync(file, 'r');
   try {
     const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(Math.min(1 << 20, Math.max(dataSize, 32)));
+    const buf = Buffer.allocUnsafe(Math.min(READ, Math.max(dataSize, 32)));
     for (let pos = 0; pos < dataSize; pos += buf.length) {
       const n = Math.min(buf.length, dataSize - pos);
       readFull(fd, buf, n, pos);
@@ -47,7 +56,7 @@ let fd;
 try {
   fd = openSync(file, 'r');
   const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
+  const buf = Buffer.allocUnsafe(${READ});
   let pos = 0;
   while (pos < dataSize) {
     const n = readSync(fd, buf, 0, Math.min(buf.length, dataSize - pos), pos);
