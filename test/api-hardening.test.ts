@@ -19,7 +19,8 @@ import { LoginThrottle, sourceKey } from '../src/server/login-throttle.js';
 import { maxConnectionsFor, softFdLimit } from '../src/server/connection-guard.js';
 import { SupervisorApi, type SupervisorApiOptions } from '../src/server/api.js';
 import { createCa, issueLeaf } from '../src/etcd/pki.js';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger, registerSecret } from '../src/log/logger.js';
+import { EtcdsnapError } from '../src/errors.js';
 
 // ---------------------------------------------------------------------------------------
 // raw HTTP/1.1 over TLS (or plain TCP), so that malformed requests reach the server as sent
@@ -322,6 +323,39 @@ test('requestTimeout cuts a request whose body never comes (408), but not a hand
   const r = await slow;
   assert.equal(r.status, 200, r.raw);
   assert.equal(aborted, false, 'the slow handler was not aborted');
+  await api.close();
+});
+
+test('error answers mask registered secrets, in a JSON error and in the last line of a stream', async () => {
+  const leaked = `s3-secret-${process.pid}-Kp2`;
+  registerSecret(leaked);
+  const { api, port } = await unitApi({});
+  api.route({
+    method: 'GET',
+    path: '/fails',
+    handle: () => {
+      throw new EtcdsnapError('usage', `bucket refused the key ${leaked}`);
+    },
+  });
+  api.route({
+    method: 'GET',
+    path: '/stream',
+    handle: () => ({
+      status: 200,
+      ndjson: (async function* () {
+        yield { n: 1 };
+        throw new EtcdsnapError('unavailable', `lost the connection with ${leaked}`);
+      })(),
+    }),
+  });
+  const plain = await exchange(port, `GET /fails HTTP/1.1\r\nHost: x\r\n${bearer(SECRET)}Connection: close\r\n\r\n`);
+  assert.equal(plain.status, 400, plain.raw);
+  assert.ok(!plain.raw.includes(leaked), plain.raw);
+  assert.match(plain.raw, /"error":"bucket refused the key \*\*redacted\*\*"/);
+  const streamed = await exchange(port, `GET /stream HTTP/1.1\r\nHost: x\r\n${bearer(SECRET)}Connection: close\r\n\r\n`);
+  assert.equal(streamed.status, 200, streamed.raw);
+  assert.ok(!streamed.raw.includes(leaked), streamed.raw);
+  assert.match(streamed.raw, /"error":"lost the connection with \*\*redacted\*\*"/);
   await api.close();
 });
 

@@ -99,6 +99,12 @@ test('stats: a prefix filters both the entries and the revision counts; latin1 r
   assert.deepEqual(b.total, { keys: 1, bytes: 6, revisions: 3 });
 });
 
+test('stats: an entry read without its value counts its valueSize, not its empty value', async () => {
+  const sized: SnapshotKeyValue = { ...kv('/registry/configmaps/a/big', ''), valueSize: 65536 };
+  const st = await computeStats(from([sized]), new Map([['/registry/configmaps/a/big', 1]]));
+  assert.deepEqual(st.total, { keys: 1, bytes: '/registry/configmaps/a/big'.length + 65536, revisions: 1 });
+});
+
 test('diff: added, removed, changed with both revisions; same value at another revision is unchanged; summary per group', async () => {
   const before = [
     kv('/bootstrap/x', 'same', 3),

@@ -190,6 +190,7 @@ export function scanKeys(bolt: BoltFile, ref: BucketRef | undefined, opts: KeySc
       modRevision: kv.modRevision,
       version: kv.version,
       lease: kv.lease,
+      valueSize: kv.valueEnd - kv.valueStart,
     });
   });
   return out;

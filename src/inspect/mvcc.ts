@@ -185,6 +185,7 @@ class MvccReader implements SnapshotReader {
       modRevision: slot.modRevision,
       version: slot.version,
       lease: slot.lease,
+      valueSize: slot.valueSize,
     };
   }
 

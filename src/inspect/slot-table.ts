@@ -1,6 +1,6 @@
 /**
  * Where each key's newest revision (≤ R) is, for the key-bucket scans of `mvcc-scan.ts`, kept
- * in columns (typed arrays grown by doubling) instead of an object per key: about 35 bytes per
+ * in columns (typed arrays grown by doubling) instead of an object per key: about 43 bytes per
  * key plus the key string and its Map entry, so a scan of a snapshot with a million keys
  * stays near 100 MB. Leases are rare and kept in a side Map.
  */
@@ -14,6 +14,8 @@ export interface Slot {
   modRevision: number;
   version: number;
   lease: string;
+  /** Bytes of the value (known from the scan, without reading the value again). */
+  valueSize: number;
 }
 
 export class SlotTable {
@@ -24,6 +26,7 @@ export class SlotTable {
   private create = new Float64Array(256);
   private mod = new Float64Array(256);
   private version = new Float64Array(256);
+  private size_ = new Float64Array(256);
   private readonly leases = new Map<number, string>();
 
   get size(): number {
@@ -41,6 +44,7 @@ export class SlotTable {
     this.create = f(this.create);
     this.mod = f(this.mod);
     this.version = f(this.version);
+    this.size_ = f(this.size_);
     const idx = new Uint16Array(n);
     idx.set(this.index);
     this.index = idx;
@@ -62,6 +66,7 @@ export class SlotTable {
     this.create[id] = s.createRevision;
     this.mod[id] = s.modRevision;
     this.version[id] = s.version;
+    this.size_[id] = s.valueSize;
     if (s.lease !== '0') this.leases.set(id, s.lease);
     else this.leases.delete(id);
   }
@@ -77,6 +82,7 @@ export class SlotTable {
       modRevision: this.mod[id] ?? 0,
       version: this.version[id] ?? 0,
       lease: this.leases.get(id) ?? '0',
+      valueSize: this.size_[id] ?? 0,
     };
   }
 

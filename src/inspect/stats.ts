@@ -4,8 +4,9 @@
  * revision-count map is the caller's).
  *
  * Inputs:
- *   - `entries`: the live keys (`SnapshotReader.entries({ values: true })`), in any order. Read
- *     without values, `bytes` counts keys only.
+ *   - `entries`: the live keys (`SnapshotReader.entries`), in any order. A value's bytes are
+ *     its `valueSize` when the entry has one (a reader gives it also without values, so stats
+ *     never reads a value), else `value.length`.
  *   - `revisionCounts`: revisions (puts and deletes) per key, from
  *     `SnapshotReader.revisionCounts(prefix)`. Its map key is the etcd key as a **latin1**
  *     string (`key.toString('latin1')`: one char per byte, so any key round-trips exactly).
@@ -86,7 +87,7 @@ export async function computeStats(
   };
   for await (const kv of entries) {
     if (prefix !== undefined && !startsWith(kv.key, prefix)) continue;
-    add(kv.key, { keys: 1, bytes: kv.key.length + kv.value.length, revisions: 0 });
+    add(kv.key, { keys: 1, bytes: kv.key.length + (kv.valueSize ?? kv.value.length), revisions: 0 });
   }
   for (const [k, count] of revisionCounts) {
     const key = Buffer.from(k, 'latin1');

@@ -10,7 +10,13 @@
 import type { KeyValue } from '../model/key-value.js';
 
 /** One key at one revision, as etcd's mvccpb.KeyValue says it (model/key-value.ts). */
-export type SnapshotKeyValue = KeyValue;
+export interface SnapshotKeyValue extends KeyValue {
+  /**
+   * Bytes of the value, also when `entries` was asked for no values (`value` is then empty):
+   * the reader knows it from the scan. Absent on entries not made by a reader.
+   */
+  valueSize?: number;
+}
 
 /** What `etcdctl snapshot status -w json` says, plus what it does not. */
 export interface SnapshotStatus {

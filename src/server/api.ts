@@ -29,6 +29,7 @@ import https from 'node:https';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.js';
+import { scrubSecrets } from '../log/secrets.js';
 import { EtcdsnapError, type ErrorKind, messageOf } from '../errors.js';
 import { secretsEqual } from '../etcd/token.js';
 import { ConnectionGuard, maxConnectionsFor, softFdLimit } from './connection-guard.js';
@@ -120,6 +121,15 @@ export interface SupervisorApiOptions {
   maxConnections?: number;
   /** Defaults: DEFAULT_LOGIN_THROTTLE. */
   loginThrottle?: Partial<LoginThrottleSettings>;
+}
+
+/**
+ * The body of an error answer: `{"error": <message>}` with every registered secret masked
+ * (log/secrets.ts), as in the log; a message built from a request (an S3 error echoing its
+ * settings, a proxy URL with a password) must not carry a secret back out.
+ */
+function errorBody(err: unknown): { error: string } {
+  return { error: scrubSecrets(messageOf(err)) };
 }
 
 const UNAUTHORIZED = 'unauthorized: pass the cluster token (see <data-dir>/server/token)';
@@ -221,7 +231,7 @@ export class SupervisorApi {
     try {
       body = await readJsonBody(req);
     } catch (err) {
-      return send(res, err instanceof BodyError ? err.status : 400, { error: messageOf(err) });
+      return send(res, err instanceof BodyError ? err.status : 400, errorBody(err));
     }
     return this.run(route, method, target, body, res);
   }
@@ -238,7 +248,7 @@ export class SupervisorApi {
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: target.path }, 'API request failed');
-      send(res, status, { error: messageOf(err) });
+      send(res, status, errorBody(err));
     }
   }
 
@@ -259,7 +269,7 @@ export class SupervisorApi {
       res.end();
     } catch (err) {
       if (statusOf(err) >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path }, 'API stream failed');
-      res.end(`${JSON.stringify({ error: messageOf(err) })}\n`);
+      res.end(`${JSON.stringify(errorBody(err))}\n`);
     } finally {
       await it.return?.();
     }
