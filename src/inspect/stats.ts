@@ -60,7 +60,7 @@ const namespaceId = (g: KeyGroup): string => (g.namespace === null ? '' : `n${g.
 
 export async function computeStats(
   entries: AsyncIterable<SnapshotKeyValue>,
-  revisionCounts: Map<string, number>,
+  revisionCounts: Map<string, number> | (() => Promise<Map<string, number>>),
   opts: StatsOptions = {},
 ): Promise<SnapshotStats> {
   const prefix = opts.prefix;
@@ -85,14 +85,18 @@ export async function computeStats(
       c.revisions += delta.revisions;
     }
   };
-  for await (const kv of entries) {
-    if (prefix !== undefined && !startsWith(kv.key, prefix)) continue;
-    add(kv.key, { keys: 1, bytes: kv.key.length + (kv.valueSize ?? kv.value.length), revisions: 0 });
-  }
-  for (const [k, count] of revisionCounts) {
+  // the counts first, folded into the groups and dropped, so that their map (a string per
+  // key) is garbage before `entries` (not started yet) builds its own
+  let counts: Map<string, number> | undefined = typeof revisionCounts === 'function' ? await revisionCounts() : revisionCounts;
+  for (const [k, count] of counts) {
     const key = Buffer.from(k, 'latin1');
     if (prefix !== undefined && !startsWith(key, prefix)) continue;
     add(key, { keys: 0, bytes: 0, revisions: count });
+  }
+  counts = undefined;
+  for await (const kv of entries) {
+    if (prefix !== undefined && !startsWith(kv.key, prefix)) continue;
+    add(kv.key, { keys: 1, bytes: kv.key.length + (kv.valueSize ?? kv.value.length), revisions: 0 });
   }
   return {
     byResource: [...resources.values()].sort((a, b) => byBytes(a, b) || compareText(a.type, b.type) || Number(b.registry) - Number(a.registry)),

@@ -118,8 +118,7 @@ export async function keyDetail(reader: SnapshotReader, key: Buffer, revision?: 
 
 /** `stats` (inspect/stats.ts) over the keys under `prefix`; value sizes come from the scan, no value is read. */
 export async function snapshotStats(reader: SnapshotReader, prefix?: Buffer): Promise<SnapshotStats> {
-  const counts = await reader.revisionCounts(prefix);
-  return computeStats(reader.entries({ values: false, ...(prefix ? { prefix } : {}) }), counts, prefix ? { prefix } : {});
+  return computeStats(reader.entries({ values: false, ...(prefix ? { prefix } : {}) }), () => reader.revisionCounts(prefix), prefix ? { prefix } : {});
 }
 
 /**
