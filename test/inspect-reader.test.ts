@@ -259,6 +259,12 @@ for (const kind of ['etcdctl', 'etcdsnap', 'zip'] as const) {
       assert.equal(counts.get('multi'), 2, 'compaction kept the newest revision of multi at it, then one put');
       assert.equal(counts.get('gone'), 2, 'one put kept by compaction, then the delete');
       assert.equal((await r.revisionCounts(Buffer.from('many/'))).size, 3000);
+      // counted per group (the first path segment here): the per-key counts summed per group
+      const segment = (key: Buffer): string => key.toString('latin1').split('/')[0] ?? '';
+      const expectedGroups = new Map<string, number>();
+      for (const [k, n] of counts) expectedGroups.set(segment(Buffer.from(k, 'latin1')), (expectedGroups.get(segment(Buffer.from(k, 'latin1'))) ?? 0) + n);
+      assert.deepEqual(await r.revisionCounts(undefined, segment), expectedGroups);
+      assert.deepEqual(await r.revisionCounts(Buffer.from('many/'), segment), new Map([['many', 3000]]));
       // keyed by latin1 strings: a key that is not UTF-8 round-trips
       assert.equal(counts.get(Buffer.from([0x62, 0x69, 0x6e, 0xff, 0x00, 0x80]).toString('latin1')), 1);
     } finally {

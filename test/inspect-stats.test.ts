@@ -105,6 +105,26 @@ test('stats: an entry read without its value counts its valueSize, not its empty
   assert.deepEqual(st.total, { keys: 1, bytes: '/registry/configmaps/a/big'.length + 65536, revisions: 1 });
 });
 
+test('stats: revision counts asked per group give the same answer as counts per key', async () => {
+  const perKey = new Map<string, number>([
+    ['/registry/pods/a/p', 2],
+    ['/registry/pods/a/gone', 3],
+    ['/registry/secrets/b/s', 9],
+    ['/other/x', 4],
+  ]);
+  const entries = (): AsyncIterable<SnapshotKeyValue> => from([kv('/registry/pods/a/p', 'vv'), kv('/registry/secrets/b/s', 'v'), kv('/other/x', 'xyz')]);
+  let calls = 0;
+  const perGroup = async (countBy: (key: Buffer) => string): Promise<Map<string, number>> => {
+    calls++;
+    const out = new Map<string, number>();
+    for (const [k, n] of perKey) out.set(countBy(Buffer.from(k, 'latin1')), (out.get(countBy(Buffer.from(k, 'latin1'))) ?? 0) + n);
+    assert.ok(out.size < perKey.size, 'the groups are fewer than the keys');
+    return out;
+  };
+  assert.deepEqual(await computeStats(entries(), perGroup), await computeStats(entries(), perKey));
+  assert.equal(calls, 1);
+});
+
 test('diff: added, removed, changed with both revisions; same value at another revision is unchanged; summary per group', async () => {
   const before = [
     kv('/bootstrap/x', 'same', 3),

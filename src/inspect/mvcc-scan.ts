@@ -155,6 +155,8 @@ export interface KeyScanOptions {
   revision: number;
   /** Count revisions per key instead of keeping where each key's newest one is. */
   countRevisions?: boolean;
+  /** With `countRevisions`: count per `countBy(key)` instead of per key (the key is a view: not kept). */
+  countBy?: ((key: Buffer) => string) | undefined;
 }
 
 /** Scans the whole `key` bucket (a full walk) keeping, per matching key, its newest revision ≤ R. */
@@ -177,11 +179,12 @@ export function scanKeys(bolt: BoltFile, ref: BucketRef | undefined, opts: KeySc
       if (klen < prefix.length || (exact && klen !== prefix.length)) return;
       if (buf.compare(prefix, 0, prefix.length, kv.keyStart, kv.keyStart + prefix.length) !== 0) return;
     }
-    const key = buf.toString('latin1', kv.keyStart, kv.keyEnd);
     if (out.counts) {
-      out.counts.set(key, (out.counts.get(key) ?? 0) + 1);
+      const id = opts.countBy ? opts.countBy(buf.subarray(kv.keyStart, kv.keyEnd)) : buf.toString('latin1', kv.keyStart, kv.keyEnd);
+      out.counts.set(id, (out.counts.get(id) ?? 0) + 1);
       return;
     }
+    const key = buf.toString('latin1', kv.keyStart, kv.keyEnd);
     out.slots.set(key, {
       page: el.page,
       index: el.index,

@@ -211,10 +211,10 @@ class MvccReader implements SnapshotReader {
     return slot === undefined || slot.tombstone ? undefined : this.kv(k, slot, true);
   }
 
-  async revisionCounts(prefix?: Buffer): Promise<Map<string, number>> {
+  async revisionCounts(prefix?: Buffer, countBy?: (key: Buffer) => string): Promise<Map<string, number>> {
     this.assertOpen();
     const trailer = this.verdict();
-    const r = this.scan({ prefix, countRevisions: true }, undefined);
+    const r = this.scan({ prefix, countRevisions: true, countBy }, undefined);
     await trailer;
     return r.counts ?? new Map();
   }

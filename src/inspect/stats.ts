@@ -7,10 +7,11 @@
  *   - `entries`: the live keys (`SnapshotReader.entries`), in any order. A value's bytes are
  *     its `valueSize` when the entry has one (a reader gives it also without values, so stats
  *     never reads a value), else `value.length`.
- *   - `revisionCounts`: revisions (puts and deletes) per key, from
- *     `SnapshotReader.revisionCounts(prefix)`. Its map key is the etcd key as a **latin1**
- *     string (`key.toString('latin1')`: one char per byte, so any key round-trips exactly).
- *     Revisions are counted from this map alone, so keys deleted since (their history not yet
+ *   - `revisionCounts`: revisions (puts and deletes) per key: a map whose key is the etcd key
+ *     as a **latin1** string (`key.toString('latin1')`: one char per byte, so any key
+ *     round-trips exactly), or a function that asks the reader for counts per group
+ *     (`(countBy) => reader.revisionCounts(prefix, countBy)`: one map entry per group, the
+ *     way to stay in bounded memory on a snapshot with millions of keys). Revisions are counted from this map alone, so keys deleted since (their history not yet
  *     compacted) count in `revisions` of their group while adding nothing to `keys` or `bytes`;
  *     a group can therefore show 0 keys and some revisions.
  *   - `prefix` (optional): only keys starting with these bytes, in both inputs (the reader
@@ -60,15 +61,15 @@ const namespaceId = (g: KeyGroup): string => (g.namespace === null ? '' : `n${g.
 
 export async function computeStats(
   entries: AsyncIterable<SnapshotKeyValue>,
-  revisionCounts: Map<string, number> | (() => Promise<Map<string, number>>),
+  revisionCounts: Map<string, number> | ((countBy: (key: Buffer) => string) => Promise<Map<string, number>>),
   opts: StatsOptions = {},
 ): Promise<SnapshotStats> {
   const prefix = opts.prefix;
   const resources = new Map<string, ResourceStats>();
   const namespaces = new Map<string, NamespaceStats>();
   const total = zero();
-  const add = (key: Buffer, delta: StatsCounts): void => {
-    const g = keyGroup(key);
+  const add = (key: Buffer, delta: StatsCounts): void => addTo(keyGroup(key), delta);
+  const addTo = (g: KeyGroup, delta: StatsCounts): void => {
     let r = resources.get(resourceId(g));
     if (r === undefined) {
       r = { type: g.type, registry: g.registry, ...zero() };
@@ -85,15 +86,18 @@ export async function computeStats(
       c.revisions += delta.revisions;
     }
   };
-  // the counts first, folded into the groups and dropped, so that their map (a string per
-  // key) is garbage before `entries` (not started yet) builds its own
-  let counts: Map<string, number> | undefined = typeof revisionCounts === 'function' ? await revisionCounts() : revisionCounts;
-  for (const [k, count] of counts) {
-    const key = Buffer.from(k, 'latin1');
-    if (prefix !== undefined && !startsWith(key, prefix)) continue;
-    add(key, { keys: 0, bytes: 0, revisions: count });
+  if (typeof revisionCounts === 'function') {
+    // counted per group by the reader (one map entry per group, not one per key), before
+    // `entries` (not started yet) builds its own map of the keys
+    for (const [id, count] of await revisionCounts((key) => JSON.stringify(keyGroup(key))))
+      addTo(JSON.parse(id) as KeyGroup, { keys: 0, bytes: 0, revisions: count });
+  } else {
+    for (const [k, count] of revisionCounts) {
+      const key = Buffer.from(k, 'latin1');
+      if (prefix !== undefined && !startsWith(key, prefix)) continue;
+      add(key, { keys: 0, bytes: 0, revisions: count });
+    }
   }
-  counts = undefined;
   for await (const kv of entries) {
     if (prefix !== undefined && !startsWith(kv.key, prefix)) continue;
     add(kv.key, { keys: 1, bytes: kv.key.length + (kv.valueSize ?? kv.value.length), revisions: 0 });

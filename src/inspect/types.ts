@@ -82,8 +82,10 @@ export interface SnapshotReader {
   /**
    * Number of revisions (puts and deletes) recorded per key — for `stats`; prefix-filtered.
    * The map key is the etcd key as a latin1 string (`key.toString('latin1')`, one char per
-   * byte, so any key round-trips exactly).
+   * byte, so any key round-trips exactly), or `countBy(key)` when given: counts summed per
+   * group, so that the map holds one entry per group instead of one per key. `countBy` gets a
+   * view of the page: it must not keep the Buffer.
    */
-  revisionCounts(prefix?: Buffer): Promise<Map<string, number>>;
+  revisionCounts(prefix?: Buffer, countBy?: (key: Buffer) => string): Promise<Map<string, number>>;
   close(): Promise<void>;
 }

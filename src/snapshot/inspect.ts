@@ -118,7 +118,11 @@ export async function keyDetail(reader: SnapshotReader, key: Buffer, revision?: 
 
 /** `stats` (inspect/stats.ts) over the keys under `prefix`; value sizes come from the scan, no value is read. */
 export async function snapshotStats(reader: SnapshotReader, prefix?: Buffer): Promise<SnapshotStats> {
-  return computeStats(reader.entries({ values: false, ...(prefix ? { prefix } : {}) }), () => reader.revisionCounts(prefix), prefix ? { prefix } : {});
+  return computeStats(
+    reader.entries({ values: false, ...(prefix ? { prefix } : {}) }),
+    (countBy) => reader.revisionCounts(prefix, countBy),
+    prefix ? { prefix } : {},
+  );
 }
 
 /**
