@@ -29,7 +29,6 @@ import {
 } from '../src/config/schema.js';
 import { formatDuration, parseBoolean, parseCount, parseDuration, parseInteger, parsePort, parseValue, valueFromJson, within } from '../src/config/values.js';
 import { caHash, MIN_SECRET_LENGTH, newSecret, parseToken, secretStrength, tokenFromHash } from '../src/etcd/token.js';
-import { scrubSecrets } from '../src/log/secrets.js';
 import { tempDir } from './helpers/server.js';
 
 const msg = (re: RegExp) => (e: unknown) => e instanceof Error && re.test(e.message);
@@ -290,15 +289,6 @@ test('config drop-in folder: an error other than a missing folder is reported (a
   const cmd = addOptions(new Command('x').exitOverride(), SERVER_OPTIONS).action(() => undefined);
   await cmd.parseAsync(['--config', file], { from: 'user' });
   await assert.rejects(resolveValues(cmd, SERVER_OPTIONS, { env: {}, warn: () => undefined }), msg(/^cannot read config folder .*\/config\.yaml\.d: ELOOP/));
-});
-
-test('the values of secret options are registered: scrubbed output masks them, from any source', async () => {
-  const flag = `flag-secret-${process.pid}-Zq8`;
-  const env = `env-token-${process.pid}-Wx3`;
-  const r = await resolveWith(SNAPSHOT_CLI_OPTIONS, ['--s3-secret-key', flag], { env: { AWS_SESSION_TOKEN: env } });
-  assert.equal(r.v.str('s3-secret-key'), flag);
-  assert.equal(scrubSecrets(`a ${flag} b ${env} c`), 'a **redacted** b **redacted** c');
-  assert.equal(scrubSecrets('s3-bucket'), 's3-bucket', 'a value of a non-secret option is left alone');
 });
 
 test('environment: empty is unset, lists split on commas, bad values name the variable; the command line wins', async () => {

@@ -3,14 +3,12 @@
  * validated values. Precedence, highest first: command line > environment > config file
  * (config.yaml, then config.yaml.d/*.yaml in name order, later files winning) > default.
  * Unknown config keys warn and are skipped; a bad value anywhere is a ConfigError naming
- * where it came from. The values of `secret` specs are registered with log/secrets.ts, so
- * that every scrubbed output of the process masks them.
+ * where it came from.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { configError, errnoCode, messageOf } from '../errors.js';
-import { registerSecret } from '../log/secrets.js';
 import { checkChoices, checkValue, DEFAULT_CONFIG_FILE, findSpec, type OptionSpec } from './schema.js';
 import { parseBoolean, parseValue, type OptionValue } from './values.js';
 
@@ -216,12 +214,6 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
       values.set(spec.key, spec.default);
       sources.set(spec.key, 'default');
     }
-  }
-
-  // a secret's value is masked wherever this process writes text: logs, error lines, API answers
-  for (const spec of specs) {
-    const v = values.get(spec.key);
-    if (spec.secret && typeof v === 'string') registerSecret(v);
   }
   return new Values(values, sources, configFiles);
 }
