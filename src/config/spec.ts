@@ -21,7 +21,11 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   /** Extra spellings accepted on the command line and in the config file. */
   readonly aliases?: readonly string[];
-  /** Values are secrets: registered for redaction, never printed or logged. */
+  /**
+   * Values are secrets: never printed or logged, and a flag of one warns (it was visible in ps).
+   * Scrubbing (log/secrets.ts) knows the token once its policy accepted it, and S3 errors are
+   * scrubbed of the S3 settings where they are translated; resolving registers nothing.
+   */
   readonly secret?: boolean;
   readonly valueName?: string;
   /** Accepted but not shown in --help. */
