@@ -23,7 +23,7 @@
  * handlers). On any failure while
  * opening, the folder is removed before the error is thrown.
  */
-import { promises as fsp, rmSync, type Stats } from 'node:fs';
+import { promises as fsp, mkdtempSync, rmSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
@@ -97,7 +97,9 @@ class TempFolder {
   constructor(private readonly parent: string) {}
   async get(): Promise<string> {
     if (this.dir === undefined) {
-      this.dir = await fsp.mkdtemp(path.join(this.parent, 'etcdsnap-inspect-'));
+      // synchronous on purpose: made and registered in one step of the event loop, so that a
+      // signal handler (removeTempFoldersSync) never runs between the two and misses the folder
+      this.dir = mkdtempSync(path.join(this.parent, 'etcdsnap-inspect-'));
       live.add(this.dir);
     }
     return this.dir;
