@@ -6,6 +6,7 @@
  * for byte on a hash match, so two keys never merge. Memory: the distinct keys' bytes plus
  * about 40 bytes per key.
  */
+import { grown } from './grow.js';
 
 /** FNV-1a 32 of `buf[start..end)`. */
 function fnv1a32(buf: Uint8Array, start: number, end: number): number {
@@ -88,18 +89,10 @@ export class KeyPositions {
 
   private growEntries(): void {
     const n = this.hashes.length * 2;
-    const keyAt = new Float64Array(n);
-    keyAt.set(this.keyAt);
-    this.keyAt = keyAt;
-    const keyLen = new Uint32Array(n);
-    keyLen.set(this.keyLen);
-    this.keyLen = keyLen;
-    const hashes = new Uint32Array(n);
-    hashes.set(this.hashes);
-    this.hashes = hashes;
-    const positions = new Float64Array(n);
-    positions.set(this.positions);
-    this.positions = positions;
+    this.keyAt = grown(this.keyAt, n);
+    this.keyLen = grown(this.keyLen, n);
+    this.hashes = grown(this.hashes, n);
+    this.positions = grown(this.positions, n);
   }
 
   private rehash(): void {

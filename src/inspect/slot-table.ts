@@ -4,6 +4,7 @@
  * key plus the key string and its Map entry, so a scan of a snapshot with a million keys
  * stays near 100 MB. Leases are rare and kept in a side Map.
  */
+import { grown } from './grow.js';
 
 /** Where a key's newest revision ≤ R is, and its small fields. */
 export interface Slot {
@@ -35,22 +36,13 @@ export class SlotTable {
 
   private grow(): void {
     const n = this.page.length * 2;
-    const f = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(n);
-      b.set(a);
-      return b;
-    };
-    this.page = f(this.page);
-    this.create = f(this.create);
-    this.mod = f(this.mod);
-    this.version = f(this.version);
-    this.size_ = f(this.size_);
-    const idx = new Uint16Array(n);
-    idx.set(this.index);
-    this.index = idx;
-    const t = new Uint8Array(n);
-    t.set(this.tomb);
-    this.tomb = t;
+    this.page = grown(this.page, n);
+    this.create = grown(this.create, n);
+    this.mod = grown(this.mod, n);
+    this.version = grown(this.version, n);
+    this.size_ = grown(this.size_, n);
+    this.index = grown(this.index, n);
+    this.tomb = grown(this.tomb, n);
   }
 
   set(key: string, s: Slot): void {
