@@ -5,7 +5,7 @@
  * Layers, bottom to top; a file may import its own layer and the layers below it:
  *   0  src/model/, src/errors.ts   the shared vocabulary: names, records, errors (pure)
  *   1  src/util/, src/log/, src/config/
- *   2  src/etcd/, src/store/, src/retention/, src/inspect/
+ *   2  src/etcd/, src/store/, src/retention/, src/inspect/, src/codec/
  *   3  src/snapshot/
  *   4  src/server/
  *   5  src/cli/
@@ -26,7 +26,7 @@ function layer(name, from, higher) {
 
 const L0 = ['^src/model/', '^src/errors\\.ts$'];
 const L1 = ['^src/util/', '^src/log/', '^src/config/'];
-const L2 = ['^src/etcd/', '^src/store/', '^src/retention/', '^src/inspect/'];
+const L2 = ['^src/etcd/', '^src/store/', '^src/retention/', '^src/inspect/', '^src/codec/'];
 const L3 = ['^src/snapshot/'];
 const L4 = ['^src/server/'];
 const L5 = ['^src/cli/'];

@@ -33,9 +33,13 @@ need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 [ -x /usr/bin/setpriv ] || need+=(util-linux)
+# --etcd-snapshot-compression=zstd pipes through Debian's zstd (docs/compression.md)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
 if [ "${1:-}" = "--test" ]; then
   command -v unzip >/dev/null 2>&1 || need+=(unzip)
   command -v zip >/dev/null 2>&1 || need+=(zip)
+  # age files are proven with the age tool itself (test/age*.test.ts)
+  command -v age >/dev/null 2>&1 || need+=(age)
   # S3 tests run against Swift + s3api (test/helpers/swift.ts); the packages start no service.
   command -v swift-proxy-server >/dev/null 2>&1 || need+=(swift-proxy)
   command -v swift-account-server >/dev/null 2>&1 || need+=(swift-account)
