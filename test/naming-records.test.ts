@@ -23,8 +23,8 @@ import { planRetention } from '../src/retention/policy.js';
 const usage = (re: RegExp) => (e: unknown) => e instanceof EtcdsnapError && e.kind === 'usage' && re.test(e.message);
 
 test('snapshot names: 9 to 11 digits of unix seconds after the last dash, a non-empty head, .zip only at the end', () => {
-  assert.deepEqual(parseSnapshotName('a-123456789'), { base: 'a-123456789', compressed: false, timestamp: 123456789 });
-  assert.deepEqual(parseSnapshotName('a-b-12345678901.zip'), { base: 'a-b-12345678901', compressed: true, timestamp: 12345678901 });
+  assert.deepEqual(parseSnapshotName('a-123456789'), { base: 'a-123456789', compressed: false, encrypted: false, timestamp: 123456789 });
+  assert.deepEqual(parseSnapshotName('a-b-12345678901.zip'), { base: 'a-b-12345678901', compressed: true, encrypted: false, timestamp: 12345678901 });
   for (const bad of [
     'a-12345678',
     'a-123456789012',
@@ -132,13 +132,14 @@ test('records: created time from the name (whole seconds, UTC), else the fallbac
   assert.equal(createdAtFromName('p-n-1700000000.zip', new Date(0)), '2023-11-14T22:13:20Z');
   assert.equal(createdAtFromName('custom.db', new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 678))), '2024-01-02T03:04:05Z', 'milliseconds dropped');
   assert.equal(FAILED_RECORD_TTL_MS, 86_400_000);
-  assert.deepEqual(failedRecord('p-n-1700000000', 'n', new Date(0), true, 'boom'), {
+  assert.deepEqual(failedRecord('p-n-1700000000', 'n', new Date(0), { compression: 'zip', recipients: [] }, 'boom'), {
     name: 'p-n-1700000000',
     location: '',
     nodeName: 'n',
     createdAt: '2023-11-14T22:13:20Z',
     size: 0,
     compressed: true,
+    compression: 'zip',
     status: 'failed',
     message: 'boom',
   });

@@ -9,6 +9,7 @@
 import { Command, Help, Option } from 'commander';
 import { addOptions } from '../config/resolve.js';
 import { SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { compressionOf } from '../model/encoding.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { SnapshotRequestBody } from '../model/api.js';
 import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
@@ -53,7 +54,19 @@ async function save(cmd: Command): Promise<void> {
   }
   const ctx = await context(cmd);
   const req: SnapshotRequestBody & { operation: 'save' } = { operation: 'save', name: [ctx.values.text('name')] };
-  if (ctx.values.isSet('snapshot-compress')) req.compress = ctx.values.bool('snapshot-compress');
+  const compression = compressionOf(
+    ctx.values.isSet('snapshot-compress') ? ctx.values.bool('snapshot-compress') : undefined,
+    ctx.values.isSet('snapshot-compression') ? ctx.values.text('snapshot-compression') : undefined,
+    { compress: '--snapshot-compress', compression: '--snapshot-compression' },
+  );
+  if (compression !== undefined) req.compression = compression;
+  const recipients = ctx.values.list('etcd-snapshot-encrypt-recipient');
+  const recipientsFile = ctx.values.str('etcd-snapshot-encrypt-recipients-file');
+  if (recipients.length > 0 || (recipientsFile !== undefined && recipientsFile !== '')) {
+    // the age code loads only when asked for; the file is read here, the server gets the keys
+    const { recipientsOf } = await import('../snapshot/encode.js');
+    req.encryptRecipients = await recipientsOf({ recipients, ...(recipientsFile !== undefined ? { recipientsFile } : {}) });
+  }
   const res = await ctx.client.snapshot(common(req, ctx.values));
   for (const r of res.created) ctx.out(`Snapshot ${r.name} saved.\n`);
   if (res.s3Error) ctx.warn(`warning: ${res.s3Error}\n`);

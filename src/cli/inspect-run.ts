@@ -58,12 +58,14 @@ async function inspectContext(cmd: Command, extra: readonly OptionSpec[]): Promi
   const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
   const dir = values.str('dir');
   const s3 = s3OptionsFromValues(values, '', proxyEnvironment(process.env));
+  const identityFile = values.str('etcd-snapshot-decrypt-identity-file');
   return {
     values,
     src: {
       snapshotDir: dir !== undefined ? path.resolve(dir) : path.join(dataDir, 'server', 'db', 'snapshots'),
       snapshotDirIsDefault: dir === undefined,
       ...(s3 ? { s3 } : {}),
+      ...(identityFile !== undefined && identityFile !== '' ? { identityFile } : {}),
     },
   };
 }

@@ -51,8 +51,14 @@ export function serverCommand(): Command {
       });
       return;
     }
+    const [{ runServer }, { snapshotFeature }, { resolveEncoding }] = await Promise.all([
+      import('../server/server.js'),
+      import('../server/snapshots.js'),
+      import('../snapshot/encode.js'),
+    ]);
+    // a bad recipient, a conflicting compression or a missing zstd stops the start, before etcd runs
+    const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
     keepRunningOnBugs(logger);
-    const [{ runServer }, { snapshotFeature }] = await Promise.all([import('../server/server.js'), import('../server/snapshots.js')]);
     const ac = new AbortController();
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -73,7 +79,7 @@ export function serverCommand(): Command {
           dirIsDefault: cfg.snapshots.dirIsDefault,
           name: cfg.snapshots.name,
           retention: cfg.snapshots.retention,
-          compress: cfg.snapshots.compress,
+          encoding,
           nodeName: cfg.nodeName,
         },
         ...(s3 ? { s3 } : {}),

@@ -55,5 +55,21 @@ export const checkJoinURL: ValueCheck = (v) => {
   if (u?.protocol !== 'https:' || u.port === '') throw new Error(`"${s}" is not https://<host>:<supervisor-port>`);
 };
 
+/** An age recipient's shape: `age1` and bech32 characters (the full check, with its checksum, is codec/age.ts). */
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{20,2100}$/;
+
+/** Each comma-separated item an age recipient (`age1...`, as `age-keygen -y` prints it). */
+export const checkRecipients: ValueCheck = (v) => {
+  for (const r of String(v)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '')) {
+    if (!AGE_RECIPIENT.test(r)) {
+      const shown = r.length > 80 ? `${r.slice(0, 80)}...` : r;
+      throw new Error(`"${shown}" is not an age recipient: give a public key age1... as age-keygen prints it (never the AGE-SECRET-KEY-1... line)`);
+    }
+  }
+};
+
 /** Each S3 operation: at least a second, at most a day. */
 export const S3_TIMEOUT: ValueCheck = within(1000, 24 * 3_600_000, formatDuration);

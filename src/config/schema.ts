@@ -13,7 +13,8 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { checkAbsoluteDirs, checkEtcdArg, checkIP, checkJoinURL, checkNodeName, checkPrefix, RETENTION, S3_TIMEOUT } from './checks.js';
+import { COMPRESSIONS } from '../model/encoding.js';
+import { checkAbsoluteDirs, checkEtcdArg, checkIP, checkJoinURL, checkNodeName, checkPrefix, checkRecipients, RETENTION, S3_TIMEOUT } from './checks.js';
 import type { OptionSpec } from './spec.js';
 import { within } from './values.js';
 
@@ -117,6 +118,43 @@ const S3_FIELDS: readonly OptionSpec[] = [
 export const S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS;
 
 /** `--etcd-s3-*` options of the server. */
+/**
+ * How snapshots are written and read (docs/encryption.md, docs/compression.md), written
+ * once: the server and the etcd-snapshot command take the same flags (the command's
+ * compression flag is `--snapshot-compression`, as k3s's `--snapshot-compress`).
+ */
+const COMPRESSION: OptionSpec = {
+  key: 'etcd-snapshot-compression',
+  type: 'string',
+  choices: [...COMPRESSIONS],
+  description:
+    'compression of snapshots: zip (k3s-compatible, as --etcd-snapshot-compress), zstd (fastest, smallest; needs the zstd program), gzip, or none',
+  defaultText: 'zip with --etcd-snapshot-compress, else none',
+  valueName: 'format',
+};
+const ENCRYPTION_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'etcd-snapshot-encrypt-recipient',
+    type: 'list',
+    description: 'encrypt snapshots with age for this public key (age1..., from age-keygen; repeatable or comma-separated)',
+    valueName: 'age1...',
+    check: checkRecipients,
+  },
+  {
+    key: 'etcd-snapshot-encrypt-recipients-file',
+    type: 'string',
+    description: 'encrypt snapshots with age for each public key in this file (one age1... a line, # comments, as age -R)',
+    valueName: 'file',
+  },
+  {
+    key: 'etcd-snapshot-decrypt-identity-file',
+    env: 'ETCDSNAP_DECRYPT_IDENTITY_FILE',
+    type: 'string',
+    description: 'age identity file (age-keygen output) that opens encrypted snapshots for restore and inspection',
+    valueName: 'file',
+  },
+];
+
 export const SERVER_S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS.map((f) => ({ ...f, key: `etcd-${f.key}` }));
 
 /** `--s3-*` options of etcd-snapshot, with `--etcd-s3-*` aliases. */
@@ -237,6 +275,8 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description: 'compress snapshots (zip)',
     default: false,
   },
+  COMPRESSION,
+  ...ENCRYPTION_OPTIONS,
   {
     key: 'cluster-init',
     env: 'ETCDSNAP_CLUSTER_INIT',
@@ -312,6 +352,8 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     type: 'boolean',
     description: "compress the snapshot (default: the server's setting)",
   },
+  { ...COMPRESSION, key: 'snapshot-compression', aliases: ['etcd-snapshot-compression'], defaultText: "the server's setting" },
+  ...ENCRYPTION_OPTIONS,
   {
     key: 'snapshot-retention',
     aliases: ['etcd-snapshot-retention'],

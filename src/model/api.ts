@@ -51,7 +51,12 @@ export interface SnapshotRequestBody {
   name?: string | string[];
   /** An absolute folder on the server, which must allow it (`--etcd-snapshot-api-dir`). */
   dir?: string;
+  /** save: k3s's zip switch (`--snapshot-compress`). */
   compress?: boolean;
+  /** save: `--snapshot-compression` (none, zip, zstd, gzip); must agree with `compress`. */
+  compression?: string;
+  /** save: more age recipients (`age1...`), added to the server's own. */
+  encryptRecipients?: string[];
   /** prune: snapshots to keep (default: the server's `--etcd-snapshot-retention`). */
   retention?: number;
   dryRun?: boolean;

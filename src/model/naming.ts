@@ -1,39 +1,45 @@
 /**
  * Snapshot file names, as k3s: `<name>-<node-name>-<unix seconds>` plus `.zip` when
- * compressed. Pure functions, no I/O.
+ * compressed; etcdsnap's other encodings add `.zst`, `.gz` and `.age` (encoding.ts). Pure
+ * functions, no I/O.
  */
 import { EtcdsnapError } from '../errors.js';
+import { encodingSuffix, type SnapshotEncoding, splitEncodedName } from './encoding.js';
 
 export const ZIP_EXT = '.zip';
 export const PART_EXT = '.part';
 /** Longest file name accepted from a user (most file systems allow 255 bytes). */
 export const MAX_NAME_BYTES = 255;
 
-export function snapshotFileName(prefix: string, nodeName: string, unixSeconds: number, compressed: boolean): string {
-  return `${prefix}-${nodeName}-${unixSeconds}${compressed ? ZIP_EXT : ''}`;
+/** `<prefix>-<node>-<unix seconds>` plus the extensions of `enc` (`.zip`, `.zst`, `.gz`, `.age`). */
+export function snapshotFileName(prefix: string, nodeName: string, unixSeconds: number, enc: SnapshotEncoding): string {
+  return `${prefix}-${nodeName}-${unixSeconds}${encodingSuffix(enc)}`;
 }
 
 export interface ParsedName {
-  /** Name without `.zip`. */
+  /** Name without its encoding extensions (`.zip`, `.zst`, `.gz`, `.age`). */
   base: string;
+  /** Any compression extension. */
   compressed: boolean;
+  /** An `.age` extension. */
+  encrypted: boolean;
   /** Unix seconds from the text after the last '-'. */
   timestamp: number;
 }
 
 /**
  * Parses a snapshot file name; returns undefined when it does not follow the naming
- * scheme (text, '-', 9 to 11 digits of unix seconds, optional `.zip`).
+ * scheme (text, '-', 9 to 11 digits of unix seconds, optional `.zip`, `.zst` or `.gz`,
+ * optional `.age`).
  */
 export function parseSnapshotName(file: string): ParsedName | undefined {
-  const compressed = file.endsWith(ZIP_EXT);
-  const base = compressed ? file.slice(0, -ZIP_EXT.length) : file;
+  const { base, compression, encrypted } = splitEncodedName(file);
   const m = /^(.+)-(\d{9,11})$/.exec(base);
   if (!m) return undefined;
-  return { base, compressed, timestamp: Number(m[2]) };
+  return { base, compressed: compression !== 'none', encrypted, timestamp: Number(m[2]) };
 }
 
-/** True when `file` is `<prefix>-<node>-<unix seconds>[.zip]` for exactly this prefix and node. */
+/** True when `file` is `<prefix>-<node>-<unix seconds>[.zip|.zst|.gz][.age]` for exactly this prefix and node. */
 export function belongsTo(file: string, prefix: string, nodeName: string): boolean {
   const p = parseSnapshotName(file);
   return p !== undefined && p.base === `${prefix}-${nodeName}-${p.timestamp}`;

@@ -2,6 +2,7 @@
  * Snapshot records: what ls shows and what the JSON sidecar at
  * `<snapshot-dir>/../.metadata/<file>` (k3s's place) holds. Pure types and helpers.
  */
+import { type Compression, isCompression, type SnapshotEncoding, splitEncodedName } from './encoding.js';
 import { isSafeName, parseSnapshotName } from './naming.js';
 
 export type SnapshotStatus = 'successful' | 'failed';
@@ -19,7 +20,12 @@ export interface SnapshotRecord {
   size: number;
   /** sha256 (hex) of the stored file (the zip for compressed snapshots). */
   sha256?: string;
+  /** Any compression (k3s's field: true for its zip). */
   compressed: boolean;
+  /** Which compression, when compressed (absent in k3s's records and ours before it existed). */
+  compression?: Exclude<Compression, 'none'>;
+  /** Set when the snapshot is age-encrypted: for whom (public keys only, never a secret). */
+  encryption?: SnapshotEncryption;
   status: SnapshotStatus;
   /** Error message of a failed save or upload. */
   message?: string;
@@ -43,6 +49,18 @@ export interface SnapshotRecord {
   foreignName?: boolean;
 }
 
+export interface SnapshotEncryption {
+  /** The format: age (age-encryption.org/v1). */
+  format: 'age';
+  /** The recipients (`age1...`) whose identities open it. */
+  recipients: string[];
+}
+
+/** Most recipients a record keeps (a longer list is refused as a whole). */
+export const MAX_RECORD_RECIPIENTS = 64;
+/** An age recipient as records keep it: `age1` and bech32 characters (X25519: 62 characters; post-quantum ones are longer). */
+const RECIPIENT = /^age1[02-9ac-hj-np-z]{20,2100}$/;
+
 export interface S3CopyState {
   location: string;
   status: SnapshotStatus;
@@ -65,12 +83,32 @@ export function sortRecords(records: SnapshotRecord[]): SnapshotRecord[] {
   return records.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.name.localeCompare(b.name) || a.location.localeCompare(b.location));
 }
 
-/** Longest `message` kept from a sidecar (longer ones are cut). */
 /** The record of a save that failed (shown by ls for `FAILED_RECORD_TTL_MS`); nothing was kept. */
-export function failedRecord(name: string, nodeName: string, started: Date, compressed: boolean, message: string): SnapshotRecord {
-  return { name, location: '', nodeName, createdAt: createdAtFromName(name, started), size: 0, compressed, status: 'failed', message };
+export function failedRecord(name: string, nodeName: string, started: Date, enc: SnapshotEncoding, message: string): SnapshotRecord {
+  return { name, location: '', nodeName, createdAt: createdAtFromName(name, started), size: 0, ...encodingFields(enc), status: 'failed', message };
 }
 
+/** The compression fields a file name gives (`.zip`, `.zst`, `.gz` before an optional `.age`), for records without a sidecar. */
+export function compressionFromName(name: string): Pick<SnapshotRecord, 'compressed' | 'compression'> {
+  const c = splitEncodedName(name).compression;
+  return c === 'none' ? { compressed: false } : { compressed: true, compression: c };
+}
+
+/** How the snapshot of `r` is stored, as its record says (a `compressed` record without `compression` is k3s's zip). */
+export function encodingOfRecord(r: SnapshotRecord): SnapshotEncoding {
+  return { compression: r.compression ?? (r.compressed ? 'zip' : 'none'), recipients: r.encryption?.recipients ?? [] };
+}
+
+/** The record fields that say how a snapshot written with `enc` is stored. */
+export function encodingFields(enc: SnapshotEncoding): Pick<SnapshotRecord, 'compressed' | 'compression' | 'encryption'> {
+  return {
+    compressed: enc.compression !== 'none',
+    ...(enc.compression !== 'none' ? { compression: enc.compression } : {}),
+    ...(enc.recipients.length > 0 ? { encryption: { format: 'age', recipients: [...enc.recipients] } } : {}),
+  };
+}
+
+/** Longest `message` kept from a sidecar (longer ones are cut). */
 export const MAX_MESSAGE_CHARS = 4096;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
@@ -94,6 +132,13 @@ function parseCopyState(v: unknown): S3CopyState | undefined {
   return out;
 }
 
+function parseEncryption(v: unknown): SnapshotEncryption | undefined {
+  if (!isObject(v) || v.format !== 'age' || !Array.isArray(v.recipients)) return undefined;
+  const r: unknown[] = v.recipients;
+  if (r.length === 0 || r.length > MAX_RECORD_RECIPIENTS || !r.every((x): x is string => typeof x === 'string' && RECIPIENT.test(x))) return undefined;
+  return { format: 'age', recipients: [...r] };
+}
+
 /** The fields of a record, each checked for its type and shape. */
 const FIELD_CHECKS: { [K in keyof SnapshotRecord]-?: (v: unknown) => SnapshotRecord[K] | undefined } = {
   name: (v) => (typeof v === 'string' && isSafeName(v) ? v : undefined),
@@ -104,6 +149,8 @@ const FIELD_CHECKS: { [K in keyof SnapshotRecord]-?: (v: unknown) => SnapshotRec
   // '' is what a save without a hash records; it matches no file
   sha256: (v) => (typeof v === 'string' && (v === '' || SHA256_HEX.test(v)) ? v : undefined),
   compressed: (v) => (typeof v === 'boolean' ? v : undefined),
+  compression: (v) => (isCompression(v) && v !== 'none' ? v : undefined),
+  encryption: (v) => parseEncryption(v),
   status: (v) => (isStatus(v) ? v : undefined),
   message: (v) => (typeof v === 'string' ? cleanMessage(v) : undefined),
   etcdVersion: (v) => (isText(v, 64) ? v : undefined),
@@ -162,14 +209,16 @@ export function parseRecord(text: string): SnapshotRecord | undefined {
 }
 
 /** What a record built from a bucket sidecar takes from us, never from the sidecar. */
-export type BucketRecordFacts = Pick<SnapshotRecord, 'name' | 'location' | 'createdAt' | 'size' | 'compressed'>;
+export type BucketRecordFacts = Pick<SnapshotRecord, 'name' | 'location' | 'createdAt' | 'size' | 'compressed'> & Pick<Partial<SnapshotRecord>, 'compression'>;
 
 /**
  * A record from a sidecar read from S3 (anyone with write access to the bucket can have
  * written it). `facts` (name, location, created time, size, compression) are ours and
  * always win; the status is `successful` (the object exists); `message` and `s3` are never
  * taken. From the sidecar only `nodeName`, `sha256`, `etcdVersion`, `revision`, `dbSize`,
- * `dbSha256` and `durationMs` are kept, each only when well-formed. `invalid` lists the
+ * `dbSha256`, `durationMs` and `encryption` (which recipients: shown, and named in the error
+ * of a restore without a matching identity; the format itself is read from the bytes) are
+ * kept, each only when well-formed. `invalid` lists the
  * fields the sidecar had in a bad shape (a caller checking a hash refuses when `sha256` is
  * among them). Undefined when the text is not a JSON object.
  */
@@ -184,5 +233,6 @@ export function recordFromBucketSidecar(text: string, facts: BucketRecordFacts):
   if (kept.dbSize !== undefined) record.dbSize = kept.dbSize;
   if (kept.dbSha256 !== undefined) record.dbSha256 = kept.dbSha256;
   if (kept.durationMs !== undefined) record.durationMs = kept.durationMs;
+  if (kept.encryption !== undefined) record.encryption = kept.encryption;
   return { record, invalid };
 }

@@ -1,6 +1,6 @@
 /**
  * Retention as a pure policy: which snapshot files to delete, and why the others stay.
- * Only names of this exact prefix and node (`<prefix>-<node>-<unix seconds>[.zip]`) are
+ * Only names of this exact prefix and node (`<prefix>-<node>-<unix seconds>` plus encoding extensions, model/encoding.ts) are
  * candidates; anything else is never selected. Newest first by the timestamp in the name.
  */
 import { belongsTo, parseSnapshotName } from '../model/naming.js';

@@ -14,6 +14,7 @@ import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
 import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
 import { parseSchedule, type Schedule } from './schedule.js';
+import type { EncodingInput } from '../snapshot/encode.js';
 import { messageOf } from '../errors.js';
 
 export interface ServerConfig {
@@ -50,7 +51,10 @@ export interface ServerConfig {
     /** `--etcd-snapshot-api-dir`: more folders API requests may use (absolute, normalized). */
     apiDirs: string[];
     name: string;
-    compress: boolean;
+    /** The encoding flags as given; snapshot/encode.ts `resolveEncoding` checks and combines them at start. */
+    encodingInput: EncodingInput;
+    /** `--etcd-snapshot-decrypt-identity-file`: read when an encrypted snapshot is restored or inspected. */
+    identityFile?: string;
   };
 }
 
@@ -112,6 +116,8 @@ function nodeNameOf(v: Values): string {
   }
   return host;
 }
+
+const nonEmpty = (s: string | undefined): boolean => s !== undefined && s !== '';
 
 export function buildServerConfig(v: Values): ServerConfig {
   const nodeName = nodeNameOf(v);
@@ -179,7 +185,13 @@ export function buildServerConfig(v: Values): ServerConfig {
       dirIsDefault: snapshotDir === undefined,
       apiDirs,
       name: v.text('etcd-snapshot-name'),
-      compress: v.bool('etcd-snapshot-compress'),
+      encodingInput: {
+        compress: v.bool('etcd-snapshot-compress'),
+        ...(v.isSet('etcd-snapshot-compression') ? { compression: v.text('etcd-snapshot-compression') } : {}),
+        recipients: v.list('etcd-snapshot-encrypt-recipient'),
+        ...(nonEmpty(v.str('etcd-snapshot-encrypt-recipients-file')) ? { recipientsFile: v.text('etcd-snapshot-encrypt-recipients-file') } : {}),
+      },
+      ...(nonEmpty(v.str('etcd-snapshot-decrypt-identity-file')) ? { identityFile: v.text('etcd-snapshot-decrypt-identity-file') } : {}),
     },
   };
 }

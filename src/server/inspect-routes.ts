@@ -40,10 +40,13 @@ export interface InspectRoutesConfig {
   s3?: S3Options;
   /** Applied to a request's own S3 settings (as `POST /db/snapshot`). */
   proxyEnv?: ProxyEnvironment;
+  /** The server's `--etcd-snapshot-decrypt-identity-file`: opens encrypted snapshots. */
+  identityFile?: string;
 }
 
 export function addInspectRoutes(ctx: ServerContext, cfg: InspectRoutesConfig): void {
-  const src: InspectSourceContext = { snapshotDir: cfg.dir, snapshotDirIsDefault: cfg.dirIsDefault, namesOnly: true, ...(cfg.s3 ? { s3: cfg.s3 } : {}) };
+  const identity = cfg.identityFile !== undefined ? { identityFile: cfg.identityFile } : {};
+  const src: InspectSourceContext = { snapshotDir: cfg.dir, snapshotDirIsDefault: cfg.dirIsDefault, namesOnly: true, ...(cfg.s3 ? { s3: cfg.s3 } : {}), ...identity };
   const opt = <T>(k: string, v: T | undefined): Record<string, T> => (v === undefined ? {} : { [k]: v });
 
   ctx.addRoute({
@@ -114,6 +117,7 @@ export function addInspectRoutes(ctx: ServerContext, cfg: InspectRoutesConfig): 
         snapshotDirIsDefault: dir === cfg.dir && cfg.dirIsDefault,
         namesOnly: true,
         ...(s3 ? { s3 } : {}),
+        ...identity,
       };
       const body = await withSnapshot(r.name, where, ({ reader }) =>
         restoreKeys(reader, ctx.etcd, r.selection, { apply: r.apply, label: r.name, ...opt('planRevision', r.planRevision) }),

@@ -40,6 +40,8 @@ import { renameDurably, writeFileAtomic } from '../util/durable.js';
 import { openSnapshotFile, removeStaleExtractions, resolveRestoreTool, verifyAndRestore, type OpenedSnapshot } from '../snapshot/restore.js';
 import { resolveRestoreSource } from '../snapshot/restore-source.js';
 import type { S3Options } from '../snapshot/s3-config.js';
+import type { DecodeContext } from '../snapshot/decode.js';
+import { LocalStore } from '../store/local.js';
 import { bootstrap, checkToken, prepareDataDir, type Bootstrap, type TokenCheck } from './bootstrap.js';
 import { readBootstrap } from './bootstrap-data.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig, type ServerPaths } from './config.js';
@@ -94,7 +96,7 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
   try {
     await removeStaleExtractions(p.dbDir, logger);
     // a zip goes into a private temp folder under server/db (never beside the zip), removed below
-    if (source !== undefined) opened = await openSnapshotFile(source, p.dbDir, logger);
+    if (source !== undefined) opened = await openSnapshotFile(source, p.dbDir, logger, await decodeContext(cfg, source));
     await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file);
     failed = false;
   } finally {
@@ -105,6 +107,17 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
     // a failed run leaves no folder it created, if it is empty (rmdir: anything kept stays)
     if (failed) for (const dir of created.reverse()) await fsp.rmdir(dir).catch(() => undefined);
   }
+}
+
+/**
+ * What decoding `source` needs: the identity file, and the recipients its record says it was
+ * made for (only for a snapshot in the snapshot dir, whose record we keep).
+ */
+async function decodeContext(cfg: ServerConfig, source: string): Promise<DecodeContext> {
+  const ctx: DecodeContext = cfg.snapshots.identityFile !== undefined ? { identityFile: cfg.snapshots.identityFile } : {};
+  if (path.dirname(source) !== path.resolve(cfg.snapshots.dir)) return ctx;
+  const record = await new LocalStore(cfg.snapshots.dir).readRecord(path.basename(source)).catch(() => undefined);
+  return record?.encryption ? { ...ctx, madeFor: record.encryption.recipients } : ctx;
 }
 
 /** What `startAndCheck` needs to start this server's etcd with `args`. */

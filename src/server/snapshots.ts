@@ -14,6 +14,7 @@ import { addInspectRoutes } from './inspect-routes.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from './schedule.js';
 import { parseSnapshotRequest, type SnapshotRequest } from '../snapshot/request.js';
+import { mergeEncoding } from '../snapshot/encode.js';
 import { SNAPSHOT_CLI_OPTIONS, stringDefault } from '../config/schema.js';
 import type { SnapshotOperation, SnapshotResponses } from '../model/api.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
@@ -57,7 +58,10 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         case 'save': {
           const res: SnapshotResponses['save'] = await service.save({
             prefix: r.name[0] ?? defaultPrefix,
-            compress: r.compress ?? cfg.settings.compress,
+            encoding: mergeEncoding(cfg.settings.encoding, {
+              ...(r.compression !== undefined ? { compression: r.compression } : {}),
+              ...(r.recipients !== undefined ? { recipients: r.recipients } : {}),
+            }),
             ...(r.dir !== undefined ? { dir: r.dir } : {}),
             retention: 0,
             scheduled: false,
@@ -92,6 +96,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       apiDirs: [cfg.settings.dir, ...apiDirs],
       ...(cfg.s3 ? { s3: cfg.s3 } : {}),
       ...(cfg.proxyEnv ? { proxyEnv: cfg.proxyEnv } : {}),
+      ...(ctx.cfg.snapshots.identityFile !== undefined ? { identityFile: ctx.cfg.snapshots.identityFile } : {}),
     });
     ctx.addRoute({
       method: 'POST',
@@ -112,7 +117,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         job: async () => {
           await service.save({
             prefix: cfg.settings.name,
-            compress: cfg.settings.compress,
+            encoding: cfg.settings.encoding,
             retention: cfg.settings.retention,
             scheduled: true,
             replicas: replicasOf(cfg.s3),
@@ -129,7 +134,8 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
           nextRun: next?.toISOString(),
           retention: cfg.settings.retention,
           dir: cfg.settings.dir,
-          compress: cfg.settings.compress,
+          compression: cfg.settings.encoding.compression,
+          encryptedFor: cfg.settings.encoding.recipients.length,
         },
         'scheduled etcd snapshots enabled',
       );

@@ -15,9 +15,9 @@
  * Temp files: an S3 snapshot is downloaded, checked against the sha256 of its record
  * (transfer.ts `downloadToFile`, the check restore makes), into a new private folder
  * `<tempParent>/etcdsnap-inspect-XXXXXX` (mkdtemp: 0700; the file 0600, O_EXCL|O_NOFOLLOW).
- * A `.zip` (k3s's compressed snapshot) is extracted by unzip.ts `extractSnapshotZip` (one
- * entry, a plain name, sizes checked, the same free-space bound as a restore) into that
- * folder. `close()` removes the folder (never a source file) and is safe to call twice;
+ * An encoded snapshot (k3s's zip, zstd, gzip, age; recognised by its bytes) is decoded by
+ * decode.ts into that folder (a zip: one entry, a plain name, sizes checked, the same
+ * free-space bound as a restore; age: with `identityFile`). `close()` removes the folder (never a source file) and is safe to call twice;
  * `removeSync()` does the same synchronously, and `removeTempFoldersSync()` removes every
  * folder of the process, also one whose download or extraction is still running (signal
  * handlers). On any failure while
@@ -27,15 +27,14 @@ import { promises as fsp, mkdtempSync, rmSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { ZIP_EXT } from '../model/naming.js';
 import { openStore } from '../store/factory.js';
 import { LocalStore } from '../store/local.js';
-import { assertStoreName, isStoreName } from '../store/store.js';
+import { assertStoreName, isStoreName, type SnapshotStore } from '../store/store.js';
 import { exists } from '../util/fs.js';
 import { parseRestoreSource, type RestoreSourceSpec } from './restore-source.js';
 import type { S3Options } from './s3-config.js';
 import { downloadToFile } from './transfer.js';
-import { extractSnapshotZip } from './unzip.js';
+import { type DecodeContext, decodeSnapshotFile } from './decode.js';
 
 export interface InspectSourceContext {
   /** The local snapshot folder (`--dir`, else `<data-dir>/server/db/snapshots`). */
@@ -49,6 +48,8 @@ export interface InspectSourceContext {
   cwd?: string;
   /** Only snapshot names, never paths (the API). */
   namesOnly?: boolean;
+  /** `--etcd-snapshot-decrypt-identity-file`, for an age-encrypted snapshot (decode.ts). */
+  identityFile?: string;
 }
 
 /** A plain snapshot file ready to read. */
@@ -120,13 +121,23 @@ class TempFolder {
   }
 }
 
+/** The recipients the record of `name` says it was encrypted for (named when no identity opens it). */
+async function madeFor(store: SnapshotStore, name: string): Promise<{ madeFor?: readonly string[] }> {
+  const record = await store.readRecord(name).catch(() => undefined);
+  return record?.encryption ? { madeFor: record.encryption.recipients } : {};
+}
+
 function spec(raw: string, ctx: InspectSourceContext, cwd: string): RestoreSourceSpec {
   if (ctx.namesOnly === true) return { kind: 'name', name: assertStoreName(raw) };
   return parseRestoreSource(raw, cwd, WORDING);
 }
 
 /** Finds the (possibly zipped) file `raw` names; S3 downloads land in `temp`. */
-async function locate(raw: string, ctx: InspectSourceContext, temp: TempFolder): Promise<{ file: string; label: string; origin: InspectSource['origin'] }> {
+async function locate(
+  raw: string,
+  ctx: InspectSourceContext,
+  temp: TempFolder,
+): Promise<{ file: string; label: string; origin: InspectSource['origin']; madeFor?: readonly string[] }> {
   const cwd = ctx.cwd ?? process.cwd();
   const s = spec(raw, ctx, cwd);
   if (s.kind === 'path') return { file: await regularFile(s.path), label: s.path, origin: 'path' };
@@ -136,7 +147,7 @@ async function locate(raw: string, ctx: InspectSourceContext, temp: TempFolder):
   if (await exists(ctx.snapshotDir)) {
     await local.check(ctx.snapshotDirIsDefault); // a folder link another user made is refused
     const file = local.filePath(name);
-    if (await exists(file)) return { file: await regularFile(file), label: file, origin: 'local' };
+    if (await exists(file)) return { file: await regularFile(file), label: file, origin: 'local', ...(await madeFor(local, name)) };
   }
   looked.push(`the snapshot folder ${ctx.snapshotDir}`);
   if (ctx.s3) {
@@ -145,7 +156,7 @@ async function locate(raw: string, ctx: InspectSourceContext, temp: TempFolder):
       if (isStoreName(name) && (await store.stat(name))) {
         const file = path.join(await temp.get(), name);
         await downloadToFile(store, name, file);
-        return { file, label: store.location(name), origin: 's3' };
+        return { file, label: store.location(name), origin: 's3', ...(await madeFor(store, name)) };
       }
       looked.push(`S3 (${isStoreName(name) ? store.location(name) : store.describe()})`);
     } finally {
@@ -169,10 +180,13 @@ export async function openInspectSource(raw: string, ctx: InspectSourceContext):
   const temp = new TempFolder(ctx.tempParent ?? os.tmpdir());
   try {
     const found = await locate(raw, ctx, temp);
-    let file = found.file;
-    if (file.endsWith(ZIP_EXT)) file = (await extractSnapshotZip(file, await temp.get())).file;
+    const decoding: DecodeContext = {
+      ...(ctx.identityFile !== undefined ? { identityFile: ctx.identityFile } : {}),
+      ...(found.madeFor ? { madeFor: found.madeFor } : {}),
+    };
+    const decoded = await decodeSnapshotFile(found.file, await temp.get(), decoding);
     return {
-      file,
+      file: decoded.file,
       label: found.label,
       origin: found.origin,
       close: () => temp.remove(),

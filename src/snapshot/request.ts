@@ -10,6 +10,9 @@ import { jsonValue, SNAPSHOT_CLI_OPTIONS, specOf } from '../config/schema.js';
 import { valueFromJson } from '../config/values.js';
 import { SNAPSHOT_OPERATIONS, type SnapshotOperation, type SnapshotRequestBody } from '../model/api.js';
 import { parseS3Request, type S3Options } from './s3-config.js';
+import { parseRecipient } from '../codec/age.js';
+import type { Compression } from '../model/encoding.js';
+import { compressionOf, MAX_RECIPIENTS } from './encode.js';
 
 export type { SnapshotOperation } from '../model/api.js';
 
@@ -22,7 +25,10 @@ export interface SnapshotRequest {
    * configured snapshot dir, `--etcd-snapshot-api-dir`), see `resolveApiDir`.
    */
   dir?: string;
-  compress?: boolean;
+  /** save: the compression asked for (`compress` and `compression` together), if any. */
+  compression?: Compression;
+  /** save: age recipients to add to the server's. */
+  recipients?: string[];
   retention?: number;
   dryRun?: boolean;
   /** list: read S3 sidecars too (json/yaml output). */
@@ -37,6 +43,8 @@ const FIELDS: { readonly [K in keyof SnapshotRequestBody]-?: string | null } = {
   name: 'name',
   dir: null,
   compress: 'snapshot-compress',
+  compression: 'snapshot-compression',
+  encryptRecipients: 'etcd-snapshot-encrypt-recipient',
   retention: 'snapshot-retention',
   dryRun: null,
   details: null,
@@ -47,12 +55,12 @@ const isField = (k: string): k is keyof SnapshotRequestBody => Object.hasOwn(FIE
 const isOperation = (v: unknown): v is SnapshotOperation => SNAPSHOT_OPERATIONS.some((op) => op === v);
 
 /** `body[key]` checked by the spec of the option the field carries. */
-function optionField(body: Record<string, unknown>, key: 'compress' | 'retention'): boolean | number | undefined {
+function optionField(body: Record<string, unknown>, key: 'compress' | 'retention' | 'compression'): boolean | number | string | undefined {
   const v = body[key];
   if (v === undefined) return undefined;
   try {
     const out = jsonValue(specOf(SNAPSHOT_CLI_OPTIONS, FIELDS[key] ?? key), v);
-    if (typeof out === 'boolean' || typeof out === 'number') return out;
+    if (typeof out === 'boolean' || typeof out === 'number' || typeof out === 'string') return out;
   } catch (err) {
     throw bad(`invalid field "${key}": ${messageOf(err)}`);
   }
@@ -99,7 +107,28 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
     req.dir = dir;
   }
   const compress = optionField(body, 'compress');
-  if (typeof compress === 'boolean') req.compress = compress;
+  const compressionText = optionField(body, 'compression');
+  try {
+    const compression = compressionOf(
+      typeof compress === 'boolean' ? compress : undefined,
+      typeof compressionText === 'string' ? compressionText : undefined,
+      { compress: 'field "compress"', compression: 'field "compression"' },
+    );
+    if (compression !== undefined) req.compression = compression;
+  } catch (err) {
+    throw bad(messageOf(err));
+  }
+  const recipients = body.encryptRecipients;
+  if (recipients !== undefined) {
+    if (!Array.isArray(recipients) || recipients.length > MAX_RECIPIENTS || !recipients.every((r): r is string => typeof r === 'string' && r.length <= 4096)) {
+      throw bad(`invalid field "encryptRecipients": expected at most ${MAX_RECIPIENTS} age recipients (age1... strings)`);
+    }
+    try {
+      req.recipients = recipients.map((r) => parseRecipient(r));
+    } catch (err) {
+      throw bad(`invalid field "encryptRecipients": ${messageOf(err)}`);
+    }
+  }
   const retention = optionField(body, 'retention');
   if (typeof retention === 'number') req.retention = retention;
   const dryRun = optionalBoolean(body, 'dryRun');

@@ -6,8 +6,9 @@
  * the folders it is given. `server/reset.ts` decides where they are, locks the data dir
  * around it, and moves the result into place.
  *
- * - `openSnapshotFile`: a `.zip` is extracted into a private temp folder of the work dir
- *   (snapshot/unzip.ts); anything else is used where it is.
+ * - `openSnapshotFile`: an encoded snapshot (zip, zstd, gzip, age; recognised by its bytes)
+ *   is decoded into a private temp folder of the work dir (decode.ts); a plain one is used
+ *   where it is.
  * - `removeStaleExtractions`: the extraction folders a killed restore left behind.
  * - `resolveRestoreTool`: the tool, found before anything changes.
  * - `verifyAndRestore`: the sha256 trailer check and the tool's restore, in parallel; on any
@@ -23,30 +24,28 @@ import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { resolveBinary } from '../etcd/process.js';
 import { childEnv, ETCD_TOOL_PREFIXES } from '../util/child-env.js';
-import { ZIP_EXT } from '../model/naming.js';
 import { verifySnapshotFile } from './verify.js';
-import { extractSnapshotZip } from './unzip.js';
+import { type DecodeContext, decodeSnapshotFile } from './decode.js';
 
 /** A snapshot file ready for the restore tool, and how to remove what it took to get it. */
 export interface OpenedSnapshot {
-  /** The plain snapshot file (the extracted one for a `.zip`). */
+  /** The plain snapshot file (the decoded one for an encoded source). */
   readonly file: string;
-  /** Removes the extraction folder, if any (never the source). */
+  /** Removes the decoding folder, if any (never the source). */
   remove(): Promise<void>;
-  /** The extraction folder, when the source was a `.zip`. */
+  /** The decoding folder, when the source was encoded. */
   readonly dir?: string;
 }
 
 /**
- * `source` as a plain snapshot file: a `.zip` (k3s's compressed snapshot) is extracted into
- * a private temp folder `restore-XXXXXX` of `workDir` (never beside the zip); the caller
- * calls `remove` when the restore ends, whatever the outcome.
+ * `source` as a plain snapshot file: an encoded one (k3s's zip, zstd, gzip, age) is decoded
+ * into a private temp folder `restore-XXXXXX` of `workDir` (never beside the source); the
+ * caller calls `remove` when the restore ends, whatever the outcome.
  */
-export async function openSnapshotFile(source: string, workDir: string, logger: Logger): Promise<OpenedSnapshot> {
-  if (!source.endsWith(ZIP_EXT)) return { file: source, remove: () => Promise.resolve() };
-  logger.info({ file: source }, `Decompressing etcd snapshot file: ${source}`);
-  const extracted = await extractSnapshotZip(source, workDir);
-  return { file: extracted.file, dir: extracted.dir, remove: () => extracted.remove() };
+export async function openSnapshotFile(source: string, workDir: string, logger: Logger, ctx: DecodeContext = {}): Promise<OpenedSnapshot> {
+  const decoded = await decodeSnapshotFile(source, workDir, ctx);
+  if (decoded.layers.length > 0) logger.info({ file: source, layers: decoded.layers }, `Decoded etcd snapshot file (${decoded.layers.join(' + ')}): ${source}`);
+  return { file: decoded.file, ...(decoded.dir !== undefined ? { dir: decoded.dir } : {}), remove: () => decoded.remove() };
 }
 
 /** Temp folders of `extractSnapshotZip` (mkdtemp's 6 characters) left by a crashed restore. */

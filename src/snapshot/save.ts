@@ -2,7 +2,8 @@
  * The save pipeline, one code path for scheduled and on-demand snapshots:
  *
  *   etcd Maintenance.Snapshot (this member only, etcd/snapshot-stream.ts) → bytes → sha256-trailer check
- *     → [zip] → sha256/size of the stored bytes → every store's sink (local `.part`, S3 parts)
+ *     → [compress: zip | zstd | gzip] → [encrypt: age] (encode.ts) → sha256/size of the stored bytes
+ *     → every store's sink (local `.part`, S3 parts)
  *     → local commit (fsync, rename, fsync dir) → replica commits (CompleteMultipartUpload)
  *
  * The trailer check fails the pipeline at the end of the stream if the snapshot is cut
@@ -15,15 +16,18 @@ import type { EtcdSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { SnapshotSink, SnapshotStore, WriteOptions } from '../store/store.js';
 import { HashCounter, TrailerVerifier } from './verify.js';
-import { zipSingleEntry } from './zip.js';
+import { encodeStages } from './encode.js';
 import { ReplicaBranch } from './replica-branch.js';
-import { ZIP_EXT } from '../model/naming.js';
-import { createdAtFromName, type SnapshotRecord } from '../model/records.js';
+import { contentTypeOf, type SnapshotEncoding } from '../model/encoding.js';
+import { createdAtFromName, encodingFields, type SnapshotRecord } from '../model/records.js';
+
+export { contentTypeOf } from '../model/encoding.js';
 
 export interface SaveRequest {
-  /** Final file name (`<prefix>-<node>-<ts>[.zip]`). */
+  /** Final file name (`<prefix>-<node>-<ts>[.zip|.zst|.gz][.age]`). */
   fileName: string;
-  compress: boolean;
+  /** How the bytes are stored (compression, age recipients). */
+  encoding: SnapshotEncoding;
   nodeName: string;
   /** The local folder: a failure there fails the save. */
   primary: SnapshotStore;
@@ -43,10 +47,33 @@ export interface SaveOutcome {
   replicaErrors: Array<Error | undefined>;
 }
 
-/** Content type of a snapshot object (as k3s). */
-export const contentTypeOf = (name: string): string => (name.endsWith(ZIP_EXT) ? 'application/zip' : 'application/octet-stream');
-
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** Most bytes of the recipients list kept in S3 user metadata (S3 allows 2 KiB in all). */
+const METADATA_RECIPIENTS_BYTES = 1024;
+
+/**
+ * The S3 user metadata that says how a snapshot is stored: `etcdsnap-compression` and, when
+ * encrypted, `etcdsnap-encryption: age` and `etcdsnap-recipients` (the public keys,
+ * comma-separated, cut to fit with `+N more`; the sidecar has the whole list).
+ */
+export function encodingMetadata(enc: SnapshotEncoding): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (enc.compression !== 'none') out['etcdsnap-compression'] = enc.compression;
+  if (enc.recipients.length > 0) {
+    out['etcdsnap-encryption'] = 'age';
+    let shown = '';
+    let n = 0;
+    for (const r of enc.recipients) {
+      const next = shown === '' ? r : `${shown},${r}`;
+      if (next.length > METADATA_RECIPIENTS_BYTES) break;
+      shown = next;
+      n++;
+    }
+    out['etcdsnap-recipients'] = n < enc.recipients.length ? `${shown}${shown === '' ? '' : ','}+${enc.recipients.length - n} more` : shown;
+  }
+  return out;
+}
 
 /** A replica's write: its sink and branch, or why it could not begin. */
 interface ReplicaWrite {
@@ -102,7 +129,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
   const started = Date.now();
   const writeOpts = {
     contentType: contentTypeOf(req.fileName),
-    metadata: { 'etcdsnap-node-name': req.nodeName, 'etcdsnap-revision': req.status.revision },
+    metadata: { 'etcdsnap-node-name': req.nodeName, 'etcdsnap-revision': req.status.revision, ...encodingMetadata(req.encoding) },
   };
   const primary = await req.primary.beginWrite(req.fileName, writeOpts);
   const replicas: ReplicaWrite[] = [];
@@ -117,13 +144,11 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
     const branches = replicas.flatMap((r) => (r.branch ? [r.branch] : []));
     const tail = [...branches, primary.stream];
     let stored: { size: number; sha256: string | undefined };
-    if (req.compress) {
-      const entry = req.fileName.slice(0, -ZIP_EXT.length);
-      const verified = source.pipe(verifier);
-      source.once('error', (err: Error) => verified.destroy(err));
+    const mtime = new Date(Date.parse(createdAtFromName(req.fileName, new Date())));
+    const stages = await encodeStages(req.encoding, req.fileName, mtime);
+    if (stages.length > 0) {
       const counter = new HashCounter();
-      const mtime = new Date(Date.parse(createdAtFromName(req.fileName, new Date())));
-      await pipeline([zipSingleEntry(verified, entry, mtime), counter, ...tail], opts);
+      await pipeline([source, verifier, ...stages, counter, ...tail], opts);
       stored = counter;
     } else {
       // the verifier's single sha256 pass also gives the stored file's hash
@@ -142,7 +167,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       createdAt: createdAtFromName(req.fileName, new Date(started)),
       size: stored.size,
       sha256: stored.sha256 ?? '',
-      compressed: req.compress,
+      ...encodingFields(req.encoding),
       status: 'successful',
       etcdVersion: req.status.version,
       revision: req.status.revision,

@@ -35,6 +35,7 @@ import type { S3Skip } from '../store/factory.js';
 import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from '../model/naming.js';
 import { resolveApiDir } from './api-dirs.js';
 import { saveSnapshot } from './save.js';
+import type { SnapshotEncoding } from '../model/encoding.js';
 import { failedRecord, sortRecords, type SnapshotRecord } from '../model/records.js';
 import type { S3Options } from './s3-config.js';
 import { RetryQueue } from './retry-queue.js';
@@ -57,13 +58,14 @@ export interface SnapshotSettings {
   /** Prefix of scheduled snapshots (`--etcd-snapshot-name`). */
   name: string;
   retention: number;
-  compress: boolean;
+  /** How snapshots are written unless a request says otherwise (encode.ts `mergeEncoding`). */
+  encoding: SnapshotEncoding;
   nodeName: string;
 }
 
 export interface SaveOptions {
   prefix: string;
-  compress: boolean;
+  encoding: SnapshotEncoding;
   /** An allowed folder other than the configured one (must exist; see `folder`). */
   dir?: string;
   /** Keep this many after the save (scheduled saves); 0 = no pruning. */
@@ -225,22 +227,22 @@ export class SnapshotService {
       return { created: [], deleted: [] };
     }
     let now = Math.round(Date.now() / 1000);
-    let fileName = snapshotFileName(prefix, this.settings.nodeName, now, opts.compress);
+    let fileName = snapshotFileName(prefix, this.settings.nodeName, now, opts.encoding);
     // two saves in one second would share a name: wait for the next second
     while (await dir.exists(fileName)) {
       await sleep(1000 - (Date.now() % 1000) + 10);
       now = Math.round(Date.now() / 1000);
-      fileName = snapshotFileName(prefix, this.settings.nodeName, now, opts.compress);
+      fileName = snapshotFileName(prefix, this.settings.nodeName, now, opts.encoding);
     }
     const log = this.logger.child({ snapshot: fileName });
-    log.info({ dir: dir.dir, compress: opts.compress, scheduled: opts.scheduled }, `Saving etcd snapshot to ${dir.filePath(fileName)}`);
+    log.info({ dir: dir.dir, compression: opts.encoding.compression, encrypted: opts.encoding.recipients.length > 0, scheduled: opts.scheduled }, `Saving etcd snapshot to ${dir.filePath(fileName)}`);
     const live = targets.flatMap((t) => (t.store ? [t.store] : []));
     let record: SnapshotRecord;
     let replicaErrors: Array<Error | undefined>;
     try {
       ({ record, replicaErrors } = await saveSnapshot(this.etcd, {
         fileName,
-        compress: opts.compress,
+        encoding: opts.encoding,
         nodeName: this.settings.nodeName,
         primary: dir,
         replicas: live,
@@ -251,7 +253,7 @@ export class SnapshotService {
       const message = messageOf(err);
       log.error({ err: message }, `Failed to take etcd snapshot: ${message}`);
       await dir
-        .writeRecord(failedRecord(fileName, this.settings.nodeName, new Date(now * 1000), opts.compress, message))
+        .writeRecord(failedRecord(fileName, this.settings.nodeName, new Date(now * 1000), opts.encoding, message))
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }

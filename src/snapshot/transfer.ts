@@ -14,9 +14,9 @@ import { EtcdsnapError, messageOf } from '../errors.js';
 import type { LocalStore } from '../store/local.js';
 import type { SnapshotStore } from '../store/store.js';
 import { assertStoreName } from '../store/store.js';
-import type { SnapshotRecord } from '../model/records.js';
+import { encodingOfRecord, type SnapshotRecord } from '../model/records.js';
 import { ExpectSha256, HashCounter } from './verify.js';
-import { contentTypeOf } from './save.js';
+import { contentTypeOf, encodingMetadata } from './save.js';
 
 /**
  * Writes `record`'s snapshot from `from` to `to`, then its record. Writes of the same name
@@ -32,7 +32,11 @@ export async function replicate(from: LocalStore, to: SnapshotStore, record: Sna
   try {
     const sink = await to.beginWrite(record.name, {
       contentType: contentTypeOf(record.name),
-      metadata: { 'etcdsnap-node-name': nodeName, ...(record.revision ? { 'etcdsnap-revision': record.revision } : {}) },
+      metadata: {
+        'etcdsnap-node-name': nodeName,
+        ...(record.revision ? { 'etcdsnap-revision': record.revision } : {}),
+        ...encodingMetadata(encodingOfRecord(record)),
+      },
       ...(signal ? { signal } : {}),
     });
     try {

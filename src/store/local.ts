@@ -25,7 +25,7 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { ensurePrivateDir, foreignLinkOwner } from '../util/fs.js';
 import { BatchedFileWriter, commitFile, createExclusive, isAtomicTemp, writeFileAtomic } from '../util/durable.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
-import { createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
+import { compressionFromName, createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
 import { isCandidateName, snapshotKind } from './snapshot-kind.js';
 import { assertStoreName, type IncompleteFilter, type ListOptions, type SnapshotSink, type SnapshotStore, type StoreStat, type WriteOptions } from './store.js';
 
@@ -286,7 +286,7 @@ export class LocalStore implements SnapshotStore {
         nodeName: rec?.nodeName ?? nodeName,
         createdAt: rec?.createdAt ?? createdAtFromName(name, st.mtime),
         size: st.size,
-        compressed: name.endsWith('.zip'),
+        ...compressionFromName(name),
         status: 'successful',
         ...(kind === 'foreign' ? { foreignName: true } : {}),
       });

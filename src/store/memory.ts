@@ -6,7 +6,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { EtcdsnapError } from '../errors.js';
-import { createdAtFromName, type SnapshotRecord } from '../model/records.js';
+import { compressionFromName, createdAtFromName, type SnapshotRecord } from '../model/records.js';
 import { assertStoreName, type IncompleteFilter, type ListOptions, type SnapshotSink, type SnapshotStore, type StoreStat, type WriteOptions } from './store.js';
 
 interface Entry {
@@ -71,7 +71,7 @@ export class MemoryStore implements SnapshotStore {
         nodeName: rec?.nodeName ?? opts.nodeName,
         createdAt: rec?.createdAt ?? createdAtFromName(name, e.modified),
         size: e.bytes.length,
-        compressed: name.endsWith('.zip'),
+        ...compressionFromName(name),
         status: 'successful' as const,
       };
     });

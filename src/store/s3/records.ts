@@ -20,7 +20,7 @@ import type { S3Store } from './store.js';
 import type { S3ObjectInfo } from './list.js';
 import { planRetention } from '../../retention/policy.js';
 import { isSafeName, isSafeSnapshotName, parseSnapshotName } from '../../model/naming.js';
-import { createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from '../../model/records.js';
+import { compressionFromName, createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from '../../model/records.js';
 
 /** Largest sidecar read from S3; a bigger one is not read (listing) or refused (download). */
 export const MAX_SIDECAR_BYTES = 64 * 1024;
@@ -67,7 +67,7 @@ function skipOnce(store: S3Store, key: string, reason: string, report: S3SkipRep
 /** Why `name` (relative to the folder, no '/') is not a snapshot we list; undefined when it is one. */
 function unusable(name: string, size: number): string | undefined {
   if (!isSafeName(name)) return "not a safe file name (path separators, '..', control characters or over 255 bytes)";
-  if (!parseSnapshotName(name)) return 'not a snapshot file name (<name>-<node>-<unix seconds>[.zip])';
+  if (!parseSnapshotName(name)) return 'not a snapshot file name (<name>-<node>-<unix seconds>[.zip|.zst|.gz][.age])';
   if (size === 0) return 'the object is empty';
   return undefined;
 }
@@ -148,7 +148,7 @@ export async function listS3Records(store: S3Store, withSidecars: boolean, onSki
       location: store.location(o.name),
       createdAt: createdAtFromName(o.name, o.lastModified),
       size: o.size,
-      compressed: o.name.endsWith('.zip'),
+      ...compressionFromName(o.name),
     };
     const base: SnapshotRecord = { ...facts, nodeName: '', status: 'successful' };
     if (!withSidecars) return base;
@@ -244,7 +244,7 @@ export async function readBucketRecord(store: S3Store, name: string): Promise<Sn
   const text = await readSidecar(store, name);
   if (text === undefined) return undefined;
   const where = store.location(name);
-  const facts: BucketRecordFacts = { name, location: where, createdAt: createdAtFromName(name, new Date()), size: 0, compressed: name.endsWith('.zip') };
+  const facts: BucketRecordFacts = { name, location: where, createdAt: createdAtFromName(name, new Date()), size: 0, ...compressionFromName(name) };
   const side = recordFromBucketSidecar(text, facts);
   if (!side) throw new EtcdsnapError('integrity', `the sidecar of ${where} is not a snapshot record`);
   if (side.invalid.includes('sha256')) throw new EtcdsnapError('integrity', `the sidecar of ${where} has a malformed sha256`);
