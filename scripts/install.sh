@@ -40,6 +40,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v zip >/dev/null 2>&1 || need+=(zip)
   # age files are proven with the age tool itself (test/age*.test.ts)
   command -v age >/dev/null 2>&1 || need+=(age)
+  # our zips are also proven with Python's zipfile (test/codec-compress.test.ts)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
   # S3 tests run against Swift + s3api (test/helpers/swift.ts); the packages start no service.
   command -v swift-proxy-server >/dev/null 2>&1 || need+=(swift-proxy)
   command -v swift-account-server >/dev/null 2>&1 || need+=(swift-account)
