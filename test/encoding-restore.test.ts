@@ -68,7 +68,16 @@ test('cluster reset from a zstd + age snapshot in S3 (downloaded, checked, decod
   const { s, file, name } = await prepared([], env, [...s3cli, '--snapshot-compression', 'zstd', '--etcd-snapshot-encrypt-recipient', key.recipient]);
   rmSync(file);
   rmSync(path.join(s.dataDir, 'server', 'db', '.metadata', name));
-  const s3server = ['--etcd-s3', '--etcd-s3-endpoint', swift.endpoint, '--etcd-s3-insecure', '--etcd-s3-bucket', 'encrestore', '--etcd-s3-bucket-lookup-type', 'path'];
+  const s3server = [
+    '--etcd-s3',
+    '--etcd-s3-endpoint',
+    swift.endpoint,
+    '--etcd-s3-insecure',
+    '--etcd-s3-bucket',
+    'encrestore',
+    '--etcd-s3-bucket-lookup-type',
+    'path',
+  ];
   const r = reset(s.dataDir, s.ports, [...s3server, `--cluster-reset-restore-path=${name}`, ...identity], env);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(file), 'downloaded into the snapshot dir, as stored (encrypted)');

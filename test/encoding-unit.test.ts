@@ -70,7 +70,10 @@ test('compressionOf: --etcd-snapshot-compression wins, --etcd-snapshot-compress 
   assert.equal(compressionOf(undefined, 'gzip'), 'gzip');
   assert.throws(
     () => compressionOf(true, 'zstd'),
-    (e: unknown) => e instanceof EtcdsnapError && e.kind === 'usage' && /--etcd-snapshot-compress \(k3s's zip\) and --etcd-snapshot-compression=zstd disagree/.test(e.message),
+    (e: unknown) =>
+      e instanceof EtcdsnapError &&
+      e.kind === 'usage' &&
+      /--etcd-snapshot-compress \(k3s's zip\) and --etcd-snapshot-compression=zstd disagree/.test(e.message),
   );
   assert.throws(() => compressionOf(undefined, 'lz4'), /invalid --etcd-snapshot-compression "lz4": use none, zip, zstd or gzip/);
   assert.throws(() => compressionOf(true, 'none', { compress: '-a', compression: '-b' }), /-a \(k3s's zip\) and -b=none disagree/);
@@ -132,7 +135,7 @@ test('S3 metadata: compression, encryption and the recipients, cut to fit with t
   assert.ok(shown.endsWith(`,+${40 - kept.length} more`));
 });
 
-test('mergeEncoding: the request picks the compression and adds recipients, never removes the server\'s', () => {
+test("mergeEncoding: the request picks the compression and adds recipients, never removes the server's", () => {
   const server = { compression: 'zstd', recipients: [R1] } as const;
   assert.deepEqual(mergeEncoding(server, {}), { compression: 'zstd', recipients: [R1] });
   assert.deepEqual(mergeEncoding(server, { compression: 'none' }), { compression: 'none', recipients: [R1] });
@@ -146,7 +149,10 @@ test('API: compression and encryptRecipients fields are checked like the flags',
   assert.equal(parseSnapshotRequest({ operation: 'save', compress: true }).compression, 'zip');
   assert.equal(parseSnapshotRequest({ operation: 'save' }).compression, undefined);
   assert.throws(() => parseSnapshotRequest({ operation: 'save', compression: 'lz4' }), /invalid field "compression"/);
-  assert.throws(() => parseSnapshotRequest({ operation: 'save', compress: true, compression: 'gzip' }), /field "compress" .* and field "compression"=gzip disagree/);
+  assert.throws(
+    () => parseSnapshotRequest({ operation: 'save', compress: true, compression: 'gzip' }),
+    /field "compress" .* and field "compression"=gzip disagree/,
+  );
   assert.deepEqual(parseSnapshotRequest({ operation: 'save', encryptRecipients: [R1] }).recipients, [R1]);
   assert.throws(() => parseSnapshotRequest({ operation: 'save', encryptRecipients: R1 }), /invalid field "encryptRecipients"/);
   assert.throws(() => parseSnapshotRequest({ operation: 'save', encryptRecipients: [1] }), /invalid field "encryptRecipients"/);
@@ -156,7 +162,7 @@ test('API: compression and encryptRecipients fields are checked like the flags',
   assert.throws(() => parseSnapshotRequest({ operation: 'save', encryptRecipients: [flipped] }), /invalid field "encryptRecipients"/);
 });
 
-test('retention treats every encoding of a node\'s snapshots alike', () => {
+test("retention treats every encoding of a node's snapshots alike", () => {
   const names = ['s-n-1700000001', 's-n-1700000002.zip', 's-n-1700000003.zst.age', 's-n-1700000004.gz', 'other-n-1700000005.zst'];
   const plan = planRetention(names, { prefix: 's', nodeName: 'n', keep: 2 });
   assert.deepEqual(plan.keep, ['s-n-1700000004.gz', 's-n-1700000003.zst.age']);

@@ -15,7 +15,12 @@ import { parseOutputFormat, renderRecords, table } from '../src/cli/output.js';
 test('snapshot names follow k3s: <name>-<node>-<unix seconds>[.zip]', () => {
   assert.equal(snapshotFileName('etcd-snapshot', 'node-1', 1700000000, PLAIN), 'etcd-snapshot-node-1-1700000000');
   assert.equal(snapshotFileName('on-demand', 'n', 1700000000, { compression: 'zip', recipients: [] }), 'on-demand-n-1700000000.zip');
-  assert.deepEqual(parseSnapshotName('on-demand-n-1700000000.zip'), { base: 'on-demand-n-1700000000', compressed: true, encrypted: false, timestamp: 1700000000 });
+  assert.deepEqual(parseSnapshotName('on-demand-n-1700000000.zip'), {
+    base: 'on-demand-n-1700000000',
+    compressed: true,
+    encrypted: false,
+    timestamp: 1700000000,
+  });
   assert.equal(parseSnapshotName('random.txt'), undefined);
   assert.equal(parseSnapshotName('x-1700000000.part'), undefined);
   assert.ok(belongsTo('etcd-snapshot-node-1-1700000000', 'etcd-snapshot', 'node-1'));

@@ -127,8 +127,7 @@ const COMPRESSION: OptionSpec = {
   key: 'etcd-snapshot-compression',
   type: 'string',
   choices: [...COMPRESSIONS],
-  description:
-    'compression of snapshots: zip (k3s-compatible, as --etcd-snapshot-compress), zstd (fastest, smallest; needs the zstd program), gzip, or none',
+  description: 'compression of snapshots: zip (k3s-compatible, as --etcd-snapshot-compress), zstd (fastest, smallest; needs the zstd program), gzip, or none',
   defaultText: 'zip with --etcd-snapshot-compress, else none',
   valueName: 'format',
 };

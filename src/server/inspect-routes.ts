@@ -46,7 +46,13 @@ export interface InspectRoutesConfig {
 
 export function addInspectRoutes(ctx: ServerContext, cfg: InspectRoutesConfig): void {
   const identity = cfg.identityFile !== undefined ? { identityFile: cfg.identityFile } : {};
-  const src: InspectSourceContext = { snapshotDir: cfg.dir, snapshotDirIsDefault: cfg.dirIsDefault, namesOnly: true, ...(cfg.s3 ? { s3: cfg.s3 } : {}), ...identity };
+  const src: InspectSourceContext = {
+    snapshotDir: cfg.dir,
+    snapshotDirIsDefault: cfg.dirIsDefault,
+    namesOnly: true,
+    ...(cfg.s3 ? { s3: cfg.s3 } : {}),
+    ...identity,
+  };
   const opt = <T>(k: string, v: T | undefined): Record<string, T> => (v === undefined ? {} : { [k]: v });
 
   ctx.addRoute({

@@ -109,11 +109,10 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
   const compress = optionField(body, 'compress');
   const compressionText = optionField(body, 'compression');
   try {
-    const compression = compressionOf(
-      typeof compress === 'boolean' ? compress : undefined,
-      typeof compressionText === 'string' ? compressionText : undefined,
-      { compress: 'field "compress"', compression: 'field "compression"' },
-    );
+    const compression = compressionOf(typeof compress === 'boolean' ? compress : undefined, typeof compressionText === 'string' ? compressionText : undefined, {
+      compress: 'field "compress"',
+      compression: 'field "compression"',
+    });
     if (compression !== undefined) req.compression = compression;
   } catch (err) {
     throw bad(messageOf(err));

@@ -235,7 +235,10 @@ export class SnapshotService {
       fileName = snapshotFileName(prefix, this.settings.nodeName, now, opts.encoding);
     }
     const log = this.logger.child({ snapshot: fileName });
-    log.info({ dir: dir.dir, compression: opts.encoding.compression, encrypted: opts.encoding.recipients.length > 0, scheduled: opts.scheduled }, `Saving etcd snapshot to ${dir.filePath(fileName)}`);
+    log.info(
+      { dir: dir.dir, compression: opts.encoding.compression, encrypted: opts.encoding.recipients.length > 0, scheduled: opts.scheduled },
+      `Saving etcd snapshot to ${dir.filePath(fileName)}`,
+    );
     const live = targets.flatMap((t) => (t.store ? [t.store] : []));
     let record: SnapshotRecord;
     let replicaErrors: Array<Error | undefined>;
