@@ -66,7 +66,9 @@ export const checkRecipients: ValueCheck = (v) => {
     .filter((x) => x !== '')) {
     if (/^age-(secret-key|plugin-)/i.test(r)) {
       // never echo it: the value is someone's secret key
-      throw new Error('that is an age secret key, not a recipient: give its public key (age-keygen -y <key file> prints it), and keep the secret key out of flags and config');
+      throw new Error(
+        'that is an age secret key, not a recipient: give its public key (age-keygen -y <key file> prints it), and keep the secret key out of flags and config',
+      );
     }
     if (!AGE_RECIPIENT.test(r)) {
       const shown = r.length > 80 ? `${r.slice(0, 80)}...` : r;
