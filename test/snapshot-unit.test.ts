@@ -131,7 +131,7 @@ test('the trailer check accepts a good stream and refuses truncated, corrupt and
 });
 
 test('snapshot requests are validated field by field', () => {
-  assert.deepEqual(parseSnapshotRequest({ operation: 'save', name: ['x'], compress: true }), { operation: 'save', name: ['x'], compress: true });
+  assert.deepEqual(parseSnapshotRequest({ operation: 'save', name: ['x'], compress: true }), { operation: 'save', name: ['x'], compression: 'zip' });
   assert.deepEqual(parseSnapshotRequest({ operation: 'delete', name: 'a' }).name, ['a']);
   assert.throws(() => parseSnapshotRequest({ operation: 'explode' }), /invalid operation/);
   assert.throws(() => parseSnapshotRequest({ operation: 'prune', retention: -1 }), /invalid field "retention"/);
