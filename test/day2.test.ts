@@ -128,7 +128,7 @@ test('unit: a file is a snapshot by content when it is an etcd snapshot (bbolt m
   assert.equal(classifySnapshotHead('manual-backup.db', 4096 * 6 + 32, head.subarray(0, 10)), undefined, 'too short');
   const zip = Buffer.from('PK\x03\x04rest-of-header......', 'latin1');
   assert.equal(classifySnapshotHead('backup.zip', 1234, zip), 'zip');
-  assert.equal(classifySnapshotHead('backup', 1234, zip), undefined, 'a zip must be named .zip (restore decides by the name)');
+  assert.equal(classifySnapshotHead('backup', 1234, zip), undefined, 'ls lists a zip only under a .zip name (restore reads the format from the bytes)');
   assert.equal(classifySnapshotHead('backup.zip', 4096 * 6 + 32, head), undefined);
   assert.equal(classifySnapshotHead('notes.txt', 15, Buffer.from('not a snapshot\n')), undefined);
 });

@@ -15,6 +15,7 @@ import { encodingMetadata } from '../src/snapshot/save.js';
 import { mergeEncoding, MAX_RECIPIENTS } from '../src/snapshot/encode.js';
 import { parseSnapshotRequest } from '../src/snapshot/request.js';
 import { planRetention } from '../src/retention/policy.js';
+import { classifySnapshotHead } from '../src/store/snapshot-kind.js';
 
 // real X25519 recipients (age-keygen output), public keys only
 const R1 = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
@@ -168,4 +169,18 @@ test("retention treats every encoding of a node's snapshots alike", () => {
   assert.deepEqual(plan.keep, ['s-n-1700000004.gz', 's-n-1700000003.zst.age']);
   assert.deepEqual(plan.remove, ['s-n-1700000002.zip', 's-n-1700000001']);
   assert.deepEqual(plan.ignored, ['other-n-1700000005.zst']);
+});
+
+test('foreign files in the snapshot folder: an encoded one is a snapshot when its name and its magic bytes agree', () => {
+  const age = Buffer.from('age-encryption.org/v1\n-> X25519 abc\n');
+  const zstd = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
+  const gzip = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0]);
+  assert.equal(classifySnapshotHead('backup.db.age', 100, age), 'age');
+  assert.equal(classifySnapshotHead('backup.zst.age', 100, age), 'age');
+  assert.equal(classifySnapshotHead('backup.age', 100, zstd), undefined);
+  assert.equal(classifySnapshotHead('backup.zst', 100, zstd), 'zstd');
+  assert.equal(classifySnapshotHead('backup.zst', 100, gzip), undefined);
+  assert.equal(classifySnapshotHead('backup.gz', 100, gzip), 'gzip');
+  assert.equal(classifySnapshotHead('backup.gz', 100, age), undefined);
+  assert.equal(classifySnapshotHead('backup', 100, age), undefined, 'an unnamed encoded file is not listed');
 });

@@ -13,8 +13,11 @@
  *   - plain: an etcd snapshot is a bbolt database plus a 32-byte sha256, so its size is
  *     `512·n + 32`, and its first page is a bbolt meta page (magic `0xED0CDAED`, version 2,
  *     little-endian, at bytes 16-23 after the 16-byte page header);
- *   - compressed: the name ends in `.zip` (as restore expects) and the file starts with a
- *     zip local file header (`PK\x03\x04`).
+ *   - encoded: the name ends in an encoding's extension and the file starts with that
+ *     format's magic bytes (codec/magic.ts): `.zip` and a zip local file header
+ *     (`PK\x03\x04`), `.zst` and a zstd frame, `.gz` and a gzip member, `.age` (after any
+ *     compression's extension) and an age header. The name must agree with the bytes, so
+ *     that `ls` shows what a file is at a glance; restore reads the format from the bytes.
  *   Such a snapshot is listed as `foreignName` and can be deleted by its name; retention never
  *   selects it (it has no timestamp of ours in its name).
  * The content test does not prove a snapshot is intact: restore still checks the sha256.
@@ -22,7 +25,9 @@
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { isSafeName, parseSnapshotName, PART_EXT, ZIP_EXT } from '../model/naming.js';
+import { isSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
+import { splitEncodedName } from '../model/encoding.js';
+import { type SnapshotFormat, sniffFormat } from '../codec/magic.js';
 
 /** How a file in a snapshot folder counts: ours by name, or foreign by content. */
 export type SnapshotKind = 'scheme' | 'foreign';
@@ -30,19 +35,20 @@ export type SnapshotKind = 'scheme' | 'foreign';
 /** Bytes `classifySnapshotHead` needs from the start of a file. */
 export const SNAPSHOT_HEAD_BYTES = 24;
 
-const BBOLT_MAGIC = 0xed0cdaed;
-const BBOLT_VERSION = 2;
-const ZIP_LOCAL_HEADER = 0x04034b50; // "PK\x03\x04" read little-endian
+/** The format each compression's extension promises. */
+const FORMAT_OF = { zip: 'zip', zstd: 'zstd', gzip: 'gzip' } as const;
 
 /**
  * Pure: whether a file named `name` of `size` bytes whose first bytes are `head` is an etcd
- * snapshot by content: `'plain'`, `'zip'`, or undefined (see the module's rule).
+ * snapshot by content: its format (`'plain'`, `'zip'`, `'zstd'`, `'gzip'`, `'age'`), or
+ * undefined (see the module's rule).
  */
-export function classifySnapshotHead(name: string, size: number, head: Uint8Array): 'plain' | 'zip' | undefined {
-  const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
-  if (name.endsWith(ZIP_EXT)) return b.length >= 4 && b.readUInt32LE(0) === ZIP_LOCAL_HEADER ? 'zip' : undefined;
-  if (size % 512 !== 32 || b.length < SNAPSHOT_HEAD_BYTES) return undefined;
-  return b.readUInt32LE(16) === BBOLT_MAGIC && b.readUInt32LE(20) === BBOLT_VERSION ? 'plain' : undefined;
+export function classifySnapshotHead(name: string, size: number, head: Uint8Array): SnapshotFormat | undefined {
+  const format = sniffFormat(head);
+  const n = splitEncodedName(name);
+  if (n.encrypted) return format === 'age' ? format : undefined;
+  if (n.compression !== 'none') return format === FORMAT_OF[n.compression] ? format : undefined;
+  return size % 512 === 32 && format === 'plain' ? format : undefined;
 }
 
 /** Names never listed, whatever the file: `.part`, hidden names, unsafe names. */
@@ -54,7 +60,7 @@ export function isCandidateName(name: string): boolean {
  * Reads the first bytes of `file` (without following a link) and classifies them; undefined
  * when it cannot be read or is not a regular file any more.
  */
-async function sniff(file: string, name: string): Promise<'plain' | 'zip' | undefined> {
+async function sniff(file: string, name: string): Promise<SnapshotFormat | undefined> {
   let fh: FileHandle;
   try {
     // O_NONBLOCK: a FIFO swapped in after the lstat must not hang the listing
