@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything etcdsnap needs on Debian 12 with Node 20, then builds it.
-#   scripts/install.sh          Debian's etcd-server/etcd-client (when etcd/etcdctl are not on PATH), npm deps, build
-#   scripts/install.sh --test   the same plus what the tests need (unzip, a loopback OpenStack Swift with
-#                               the s3api middleware for the S3 tests, s3cmd for the S3 benchmark)
+#   scripts/install.sh          Debian's etcd-server/etcd-client (when etcd/etcdctl are not on PATH), zstd, npm deps, build
+#   scripts/install.sh --test   the same plus what the tests need (unzip, zip, age, python3, a loopback OpenStack
+#                               Swift with the s3api middleware for the S3 tests, s3cmd for the S3 benchmarks)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

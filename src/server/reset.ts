@@ -6,9 +6,10 @@
  * With one, in this order: checks that change nothing (lock, etcd ports; preflight.ts) →
  * resolve the snapshot (a path, a file:// URL, or a name found in the snapshot dir or
  * downloaded from S3 and checked against its sidecar; snapshot/restore-source.ts) → prepare
- * and lock the data dir → extract a `.zip` into
- * a private temp folder `db/restore-XXXXXX` (mkdtemp 0700, see snapshot/unzip.ts; removed
- * when the reset ends, whatever the outcome, or at the next reset if a crash left it) →
+ * and lock the data dir → decode an encoded snapshot (zip, zstd, gzip, age; by its bytes,
+ * with `--etcd-snapshot-decrypt-identity-file` for age) into a private temp folder
+ * `db/restore-XXXXXX` (mkdtemp 0700, see snapshot/decode.ts; removed when the reset ends,
+ * whatever the outcome, or at the next reset if a crash left it) →
  * verify the sha256 trailer while etcd's restore tool writes a new member `<node>-<8 hex>`
  * into a temp dir (in parallel; on any failure the temp dir goes and nothing else
  * changed) → move `db/etcd` to `db/etcd-old-<unix>` and the temp dir into its place →
@@ -23,7 +24,7 @@
  * (what was restored, the revision, where the previous data went), k3s's restart message
  * (logged and printed on stdout), exit 0.
  *
- * This module is the orchestration. The jobs it calls: snapshot/restore.ts (extract, verify,
+ * This module is the orchestration. The jobs it calls: snapshot/restore.ts (decode, verify,
  * etcd's restore tool into a temp dir; knows nothing of the server), reset-start.ts (start
  * etcd on loopback until healthy, then stop it), reset-ca.ts (the snapshot's CA: adopt,
  * keep ours, or refuse).
