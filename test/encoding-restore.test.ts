@@ -46,14 +46,24 @@ async function checkRestored(s0: ServerProcess): Promise<void> {
   }
 }
 
-for (const compression of ['zstd', 'zip', 'gzip', 'none'] as const) {
-  test(`cluster reset from an age-encrypted ${compression} snapshot in the snapshot folder`, async () => {
-    const { s, name } = await prepared([], {}, ['--snapshot-compression', compression, '--etcd-snapshot-encrypt-recipient', key.recipient]);
-    assert.ok(name.endsWith('.age'), name);
-    const r = reset(s.dataDir, s.ports, [`--cluster-reset-restore-path=${name}`, ...identity]);
+const CASES = [
+  { compression: 'zstd', encrypted: true },
+  { compression: 'zip', encrypted: true },
+  { compression: 'gzip', encrypted: true },
+  { compression: 'none', encrypted: true },
+  { compression: 'zstd', encrypted: false },
+  { compression: 'gzip', encrypted: false },
+] as const;
+
+for (const { compression, encrypted } of CASES) {
+  test(`cluster reset from a${encrypted ? 'n age-encrypted' : ''} ${compression} snapshot in the snapshot folder`, async () => {
+    const { s, name } = await prepared([], {}, ['--snapshot-compression', compression, ...(encrypted ? ['--etcd-snapshot-encrypt-recipient', key.recipient] : [])]);
+    assert.equal(name.endsWith('.age'), encrypted, name);
+    const r = reset(s.dataDir, s.ports, [`--cluster-reset-restore-path=${name}`, ...(encrypted ? identity : [])]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${RESET_MESSAGE(s.dataDir)}\n`);
-    assert.match(r.stderr, /Decoded etcd snapshot file \(age/);
+    const layers = [...(encrypted ? ['age'] : []), ...(compression === 'none' ? [] : [compression])].join(' \\+ ');
+    assert.match(r.stderr, new RegExp(`Decoded etcd snapshot file \\(${layers}\\)`));
     const leftovers = spawnSync('find', [path.join(s.dataDir, 'server', 'db'), '-maxdepth', '1', '-name', 'restore-*'], { encoding: 'utf8' }).stdout.trim();
     assert.equal(leftovers, '', 'the decoding folder is removed');
     await checkRestored(s);
