@@ -57,13 +57,19 @@ const CASES = [
 
 for (const { compression, encrypted } of CASES) {
   test(`cluster reset from a${encrypted ? 'n age-encrypted' : ''} ${compression} snapshot in the snapshot folder`, async () => {
-    const { s, name } = await prepared([], {}, ['--snapshot-compression', compression, ...(encrypted ? ['--etcd-snapshot-encrypt-recipient', key.recipient] : [])]);
+    const { s, name, file } = await prepared([], {}, [
+      '--snapshot-compression',
+      compression,
+      ...(encrypted ? ['--etcd-snapshot-encrypt-recipient', key.recipient] : []),
+    ]);
     assert.equal(name.endsWith('.age'), encrypted, name);
     const r = reset(s.dataDir, s.ports, [`--cluster-reset-restore-path=${name}`, ...(encrypted ? identity : [])]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${RESET_MESSAGE(s.dataDir)}\n`);
     const layers = [...(encrypted ? ['age'] : []), ...(compression === 'none' ? [] : [compression])].join(' \\+ ');
     assert.match(r.stderr, new RegExp(`Decoded etcd snapshot file \\(${layers}\\)`));
+    // the summary names the snapshot as found in the snapshot dir (a bare name), not the decoded temp file nor the current folder
+    assert.ok(r.stderr.includes(`restored etcd from ${file} at revision`), r.stderr);
     const leftovers = spawnSync('find', [path.join(s.dataDir, 'server', 'db'), '-maxdepth', '1', '-name', 'restore-*'], { encoding: 'utf8' }).stdout.trim();
     assert.equal(leftovers, '', 'the decoding folder is removed');
     await checkRestored(s);

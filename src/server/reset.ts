@@ -98,7 +98,7 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
     await removeStaleExtractions(p.dbDir, logger);
     // a zip goes into a private temp folder under server/db (never beside the zip), removed below
     if (source !== undefined) opened = await openSnapshotFile(source, p.dbDir, logger, await decodeContext(cfg, source));
-    await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file);
+    await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file, source);
     failed = false;
   } finally {
     await opened
@@ -138,7 +138,15 @@ async function missingDirs(dirs: readonly string[]): Promise<string[]> {
   return missing;
 }
 
-async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, tokenCheck: TokenCheck, file: string | undefined): Promise<void> {
+/** `file`: the plain snapshot to restore (decoded when `source` was encoded); `source`: the resolved snapshot the user named. */
+async function resetLocked(
+  o: ResetOptions,
+  p: ServerPaths,
+  etcdBinary: string,
+  tokenCheck: TokenCheck,
+  file: string | undefined,
+  source: string | undefined,
+): Promise<void> {
   const { cfg, logger } = o;
   const previousClusterId = await readClusterId(p);
   const hadData = await exists(path.join(p.etcdDataDir, 'member'));
@@ -179,7 +187,8 @@ async function resetLocked(o: ResetOptions, p: ServerPaths, etcdBinary: string, 
       `the restored cluster has a new etcd identity: cluster ID ${clusterId}${previousClusterId !== undefined ? ` (was ${previousClusterId})` : ''}, member ID ${memberId}; etcd rejects the members of the cluster before the restore, and a server with their data refuses to start`,
     );
     // the summary: what was restored, at which revision, where the old data went
-    const from = o.s3 ? `S3 object ${cfg.restorePath ?? ''}` : path.resolve(cfg.restorePath ?? file);
+    // the file as resolved (in the snapshot dir, downloaded from S3, or the path given), never the decoded temp file
+    const from = source ?? file;
     const { revision } = status;
     const summary = `restored etcd from ${from} at revision ${revision} as member ${restored.member}; ${restored.old !== undefined ? `the previous data is in ${restored.old}` : 'there was no previous data'}`;
     logger.info({ snapshot: from, revision, member: restored.member, ...(restored.old !== undefined ? { previousData: restored.old } : {}) }, summary);
