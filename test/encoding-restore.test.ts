@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { etcdctl, killStarted, startReady, tempDir, type Ports, type ServerProcess } from './helpers/server.js';
-import { prepared, reset, RESET_MESSAGE, treeHash } from './helpers/restore.js';
-import { startSwift, type Swift } from './helpers/swift.js';
+import { assertRefused, prepared, reset, RESET_MESSAGE, treeHash } from './helpers/restore.js';
+import { s3CliFlags, s3ServerFlags, startSwift, type Swift } from './helpers/swift.js';
 
 let swift: Swift | undefined;
 after(async () => {
@@ -80,20 +80,11 @@ test('cluster reset from a zstd + age snapshot in S3 (downloaded, checked, decod
   swift ??= await startSwift();
   await swift.createBucket('encrestore');
   const env = { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey };
-  const s3cli = ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', 'encrestore', '--s3-bucket-lookup-type', 'path'];
+  const s3cli = s3CliFlags(swift, 'encrestore');
   const { s, file, name } = await prepared([], env, [...s3cli, '--snapshot-compression', 'zstd', '--etcd-snapshot-encrypt-recipient', key.recipient]);
   rmSync(file);
   rmSync(path.join(s.dataDir, 'server', 'db', '.metadata', name));
-  const s3server = [
-    '--etcd-s3',
-    '--etcd-s3-endpoint',
-    swift.endpoint,
-    '--etcd-s3-insecure',
-    '--etcd-s3-bucket',
-    'encrestore',
-    '--etcd-s3-bucket-lookup-type',
-    'path',
-  ];
+  const s3server = s3ServerFlags(swift, 'encrestore');
   const r = reset(s.dataDir, s.ports, [...s3server, `--cluster-reset-restore-path=${name}`, ...identity], env);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(file), 'downloaded into the snapshot dir, as stored (encrypted)');
@@ -117,13 +108,7 @@ test('refused with the data dir byte-identical: no identity, a wrong identity, a
   const before = treeHash(db);
   const fail = (args: string[], re: RegExp): void => {
     const r = reset(s.dataDir, s.ports, args);
-    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    const lines = r.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => l.startsWith('error: '));
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0] ?? '', re);
+    assertRefused(r, re, args.join(' '));
     assert.doesNotMatch(r.stderr, /AGE-SECRET-KEY/);
     assert.equal(treeHash(db), before, `data dir untouched after: ${args.join(' ')}`);
   };

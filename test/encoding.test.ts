@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { etcdctl, killStarted, runCli, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
-import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
+import { s3CliFlags, startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import { S3Store } from '../src/store/s3.js';
 
 let swift: Swift;
@@ -43,7 +43,7 @@ before(async () => {
   swift = await startSwift();
   await swift.createBucket('enc');
   env = { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey };
-  s3cli = ['--s3', '--s3-endpoint', swift.endpoint, '--s3-insecure', '--s3-bucket', 'enc', '--s3-folder', 'f', '--s3-bucket-lookup-type', 'path'];
+  s3cli = s3CliFlags(swift, 'enc', 'f');
   ({ file: keyFile, recipient } = newKey('key.txt'));
   ({ file: otherKeyFile } = newKey('other.txt'));
   server = await startReady({ args: ['--etcd-disable-snapshots'], env });

@@ -85,7 +85,8 @@ test('status by name, by path and of a .zip equals etcdctl snapshot status -w js
   const zippedWant = JSON.parse(ok(['status', zipped, '-o', 'json'])) as Record<string, number>;
   assert.ok((zippedWant.revision ?? 0) >= (want.revision ?? 0), 'the zip was saved later');
   const table = ok(['status', plain]);
-  assert.match(table, /\| {3}HASH {3}\| REVISION \| TOTAL KEYS \| TOTAL SIZE \|/);
+  // the HASH column is as wide as the hash in hex (etcdctl prints it with %x: 7 digits when it is below 0x10000000)
+  assert.match(table, /\| +HASH +\| REVISION \| TOTAL KEYS \| TOTAL SIZE \|/);
   assert.match(table, new RegExp(`\\| ${(want.hash ?? 0).toString(16)} \\|`));
   assert.match(table, /Trailer: +sha256 ok/);
   assert.match(table, /Members: +[0-9a-f]+ node1-[0-9a-f]+ https:\/\/127\.0\.0\.1:/);

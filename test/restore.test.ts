@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { startReady, killStarted, etcdctl, snapshotCli, runCli, tempDir, freePorts, type ServerProcess, type Ports } from './helpers/server.js';
-import { prepared, reset, RESET_MESSAGE, startHa, treeHash } from './helpers/restore.js';
+import { assertRefused, prepared, reset, RESET_MESSAGE, startHa, treeHash } from './helpers/restore.js';
 import { startSwift, type Swift } from './helpers/swift.js';
 
 let swift: Swift | undefined;
@@ -118,13 +118,7 @@ test('refusals: restore path without reset, reset with --server, missing file, f
     const r = withReset
       ? reset(s.dataDir, s.ports, args)
       : runCli(['server', '--config', path.join(path.dirname(s.dataDir), `config-${s.ports.supervisor}.yaml`), '--data-dir', s.dataDir, ...args]);
-    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    const lines = r.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => l.startsWith('error: '));
-    assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0] ?? '', re);
+    assertRefused(r, re, args.join(' '));
     assert.equal(treeHash(path.join(s.dataDir, 'server', 'db')), before, `data dir untouched after: ${args.join(' ')}`);
   };
   fail([`--cluster-reset-restore-path=${file}`], /invalid flag use; --cluster-reset required with --cluster-reset-restore-path/, false);

@@ -153,3 +153,17 @@ export async function startHa(): Promise<HaCluster> {
   );
   return { dirs, ports, token, s1, s2, s3, startS1, join };
 }
+
+/**
+ * Asserts that a run was refused the way every refusal is: exit code 1 and exactly one
+ * `error: ` line on stderr, matching `re`. The caller checks that nothing changed.
+ */
+export function assertRefused(r: RunResult, re: RegExp, what: string): void {
+  assert.equal(r.code, 1, `${what}: ${r.stdout}${r.stderr}`);
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('error: '));
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0] ?? '', re);
+}

@@ -438,3 +438,23 @@ export function swiftSettings(swift: Swift, bucket: string, folder = '', over: P
     ...over,
   };
 }
+
+/** The `etcd-snapshot` command's flags for a bucket (folder) of this Swift, path-style over http. */
+export function s3CliFlags(swift: Swift, bucket: string, folder?: string): string[] {
+  return [
+    '--s3',
+    '--s3-endpoint',
+    swift.endpoint,
+    '--s3-insecure',
+    '--s3-bucket',
+    bucket,
+    ...(folder ? ['--s3-folder', folder] : []),
+    '--s3-bucket-lookup-type',
+    'path',
+  ];
+}
+
+/** The server's flags for the same (`--etcd-s3-*`). */
+export function s3ServerFlags(swift: Swift, bucket: string, folder?: string): string[] {
+  return s3CliFlags(swift, bucket, folder).map((f) => (f.startsWith('--s3') ? `--etcd-${f.slice(2)}` : f));
+}
