@@ -14,6 +14,7 @@ export default {
       'test/schema-api.test.ts',
       'test/parts.test.ts',
       'test/naming-records.test.ts',
+      'test/encoding-unit.test.ts',
       'test/verify.test.ts',
       'test/snapshot-decoder.test.ts',
       'test/snapshot-unit.test.ts',
@@ -27,6 +28,7 @@ export default {
   },
   mutate: [
     'src/model/naming.ts',
+    'src/model/encoding.ts',
     'src/model/records.ts',
     'src/retention/policy.ts',
     'src/snapshot/verify.ts',

@@ -76,7 +76,11 @@ test('compressionOf: --etcd-snapshot-compression wins, --etcd-snapshot-compress 
       e.kind === 'usage' &&
       /--etcd-snapshot-compress \(k3s's zip\) and --etcd-snapshot-compression=zstd disagree/.test(e.message),
   );
-  assert.throws(() => compressionOf(undefined, 'lz4'), /invalid --etcd-snapshot-compression "lz4": use none, zip, zstd or gzip/);
+  assert.throws(
+    () => compressionOf(undefined, 'lz4'),
+    (e: unknown) =>
+      e instanceof EtcdsnapError && e.kind === 'usage' && /invalid --etcd-snapshot-compression "lz4": use none, zip, zstd or gzip/.test(e.message),
+  );
   assert.throws(() => compressionOf(true, 'none', { compress: '-a', compression: '-b' }), /-a \(k3s's zip\) and -b=none disagree/);
 });
 
