@@ -48,6 +48,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v swift-container-server >/dev/null 2>&1 || need+=(swift-container)
   command -v swift-object-server >/dev/null 2>&1 || need+=(swift-object)
   command -v s3cmd >/dev/null 2>&1 || need+=(s3cmd)
+  # the metrics test checks the exposition and docs/alerts with promtool (test/metrics.test.ts)
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 
 if ((${#need[@]})); then
@@ -64,6 +66,8 @@ if ((${#need[@]})); then
     systemctl disable --now etcd >/dev/null 2>&1 || true
     # the same for the Swift services the test packages enable (tests start their own)
     for u in swift-proxy swift-account swift-container swift-object; do systemctl disable --now "$u" >/dev/null 2>&1 || true; done
+    # and Prometheus (installed for promtool only), which would listen on 9090
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 fi
 

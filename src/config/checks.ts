@@ -79,3 +79,18 @@ export const checkRecipients: ValueCheck = (v) => {
 
 /** Each S3 operation: at least a second, at most a day. */
 export const S3_TIMEOUT: ValueCheck = within(1000, 24 * 3_600_000, formatDuration);
+
+/** `host:port` (`[v6]:port` for IPv6), as `--metrics-listen-address` takes it; throws on anything else. */
+export function parseHostPort(v: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v.trim());
+  const port = Number(m?.[3]);
+  const host = m?.[1] ?? m?.[2];
+  if (!m || host === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`"${v}" is not host:port (e.g. 127.0.0.1:9346, [::1]:9346)`);
+  }
+  return { host, port };
+}
+
+export const checkHostPort: ValueCheck = (v) => {
+  parseHostPort(String(v));
+};

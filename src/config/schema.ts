@@ -14,7 +14,18 @@
 import os from 'node:os';
 import path from 'node:path';
 import { COMPRESSIONS } from '../model/encoding.js';
-import { checkAbsoluteDirs, checkEtcdArg, checkIP, checkJoinURL, checkNodeName, checkPrefix, checkRecipients, RETENTION, S3_TIMEOUT } from './checks.js';
+import {
+  checkAbsoluteDirs,
+  checkEtcdArg,
+  checkHostPort,
+  checkIP,
+  checkJoinURL,
+  checkNodeName,
+  checkPrefix,
+  checkRecipients,
+  RETENTION,
+  S3_TIMEOUT,
+} from './checks.js';
 import type { OptionSpec } from './spec.js';
 import { within } from './values.js';
 
@@ -196,6 +207,15 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     check: checkIP,
   },
   SUPERVISOR_PORT,
+  {
+    key: 'metrics-listen-address',
+    env: 'ETCDSNAP_METRICS_LISTEN_ADDRESS',
+    type: 'string',
+    description:
+      'also serve Prometheus metrics (GET /metrics only) over plain HTTP WITHOUT authentication on this host:port, e.g. 127.0.0.1:9346 (default: off; the supervisor port serves /metrics with the token)',
+    valueName: 'host:port',
+    check: checkHostPort,
+  },
   { key: 'etcd-client-port', type: 'port', description: 'etcd client port', default: 2379, valueName: 'port' },
   { key: 'etcd-peer-port', type: 'port', description: 'etcd peer port', default: 2380, valueName: 'port' },
   {

@@ -15,6 +15,8 @@ import { EtcdSnapshotStream } from './snapshot-stream.js';
 export interface EtcdStatus {
   version: string;
   dbSize: number;
+  /** Bytes of the database logically in use (etcd 3.4+; absent when etcd does not say). */
+  dbSizeInUse?: number;
   memberId: string;
   /** The cluster's ID (decimal, as etcd3 gives uint64s); from the response header. */
   clusterId: string;
@@ -95,9 +97,11 @@ export class EtcdClient {
     try {
       const s = await this.client.maintenance.status({ deadline: Date.now() + timeoutMs });
       const learner = (s as { isLearner?: boolean }).isLearner === true;
+      const inUse = Number((s as { dbSizeInUse?: string }).dbSizeInUse ?? Number.NaN);
       return {
         version: s.version,
         dbSize: Number(s.dbSize),
+        ...(Number.isFinite(inUse) && inUse > 0 ? { dbSizeInUse: inUse } : {}),
         memberId: s.header.member_id,
         clusterId: s.header.cluster_id,
         leader: s.leader,

@@ -53,6 +53,8 @@ export interface ApiResponse {
   status: number;
   /** Objects are sent as JSON; strings as text/plain. */
   body: unknown;
+  /** The content type of a string body, instead of `text/plain; charset=utf-8` (e.g. Prometheus's text format). */
+  contentType?: string;
 }
 
 /**
@@ -244,7 +246,7 @@ export class SupervisorApi {
     try {
       const out = await route.handle({ method, path: target.path, query: target.query, body, signal: ac.signal });
       if ('ndjson' in out) await this.stream(res, out, ac.signal, target.path);
-      else send(res, out.status, out.body);
+      else send(res, out.status, out.body, out.contentType !== undefined ? { 'content-type': out.contentType } : {});
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: target.path }, 'API request failed');
@@ -346,8 +348,8 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Outgo
   if (res.headersSent || res.destroyed) return;
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, {
-    ...headers,
     'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+    ...headers,
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);

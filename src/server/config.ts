@@ -26,6 +26,8 @@ export interface ServerConfig {
   bindAddress: string;
   advertiseAddress: string;
   supervisorPort: number;
+  /** `--metrics-listen-address`: host:port of the unauthenticated metrics listener (server/metrics-http.ts). */
+  metricsListenAddress?: string;
   etcdClientPort: number;
   etcdPeerPort: number;
   etcdBinary: string;
@@ -165,6 +167,7 @@ export function buildServerConfig(v: Values): ServerConfig {
     bindAddress: v.text('bind-address'),
     advertiseAddress: v.text('advertise-address'),
     ...ports,
+    ...(nonEmpty(v.str('metrics-listen-address')) ? { metricsListenAddress: v.text('metrics-listen-address') } : {}),
     etcdBinary: v.text('etcd-binary'),
     etcdArgs,
     // etcd's routine chatter is quiet unless asked for; --debug brings back its info lines

@@ -18,6 +18,7 @@ import { promises as fsp } from 'node:fs';
 import { environmentError, errnoCode, messageOf } from '../errors.js';
 import { assertUnlocked } from './lock.js';
 import type { ServerConfig, ServerPaths } from './config.js';
+import { parseHostPort } from '../config/checks.js';
 
 /** Something with an optional read-only check to run before the start changes anything. */
 export interface Preflighted {
@@ -67,11 +68,15 @@ async function ensureEtcdPortsFree(cfg: ServerConfig, p: ServerPaths, host: stri
   await ensurePortFree(host, cfg.etcdPeerPort, '--etcd-peer-port');
 }
 
-/** `runServer`'s checks: lock, then each feature's `preflight`, then the three ports. */
+/** `runServer`'s checks: lock, then each feature's `preflight`, then the ports (supervisor, metrics if set, etcd). */
 export async function preflightServer(cfg: ServerConfig, p: ServerPaths, features: readonly Preflighted[]): Promise<void> {
   await assertUnlocked(p);
   for (const f of features) await f.preflight?.();
   await ensurePortFree(cfg.bindAddress, cfg.supervisorPort, '--supervisor-port');
+  if (cfg.metricsListenAddress !== undefined) {
+    const m = parseHostPort(cfg.metricsListenAddress);
+    await ensurePortFree(m.host, m.port, '--metrics-listen-address');
+  }
   await ensureEtcdPortsFree(cfg, p, cfg.bindAddress);
 }
 

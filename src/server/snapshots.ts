@@ -8,6 +8,8 @@
  * (the S3 code is loaded only when S3 is configured, store/factory.ts).
  * Requests are parsed by `parseSnapshotRequest` (the option schema's validators); answers
  * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
+ * It also serves the metrics (metrics.ts, metrics-http.ts): `GET /metrics` with the token,
+ * and without it on `--metrics-listen-address` when set; the service reports to them.
  */
 import type { Feature } from './feature.js';
 import { addInspectRoutes } from './inspect-routes.js';
@@ -22,6 +24,8 @@ import { withProxyEnvironment, type S3Options } from '../snapshot/s3-config.js';
 import { LocalStore } from '../store/local.js';
 import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
+import { quotaBackendBytes, ServerMetrics } from './metrics.js';
+import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -43,7 +47,15 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
   const feature: Feature = async (ctx) => {
     // the folders API requests may use: the configured one and --etcd-snapshot-api-dir
     const apiDirs = cfg.settings.apiDirs ?? ctx.cfg.snapshots.apiDirs;
-    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger);
+    const metrics = new ServerMetrics({
+      etcd: ctx.etcd,
+      paths: ctx.paths,
+      snapshotDir: cfg.settings.dir,
+      nodeName: cfg.settings.nodeName,
+      quotaBytes: quotaBackendBytes(ctx.cfg.etcdArgs),
+    });
+    await metrics.start();
+    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, undefined, metrics.observe);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
@@ -127,6 +139,8 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         onError: (err) => ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`),
       });
       scheduler.start();
+      const s = scheduler;
+      metrics.setSchedule(() => s.nextRun());
       const next = scheduler.nextRun();
       ctx.logger.info(
         {
@@ -140,8 +154,11 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         'scheduled etcd snapshots enabled',
       );
     }
+    addMetricsRoute(ctx, metrics);
+    const listener = ctx.cfg.metricsListenAddress !== undefined ? await startMetricsListener(ctx.cfg.metricsListenAddress, metrics, ctx.logger) : undefined;
     ctx.onDrain(async (timeoutMs) => {
       scheduler?.stop();
+      await listener?.close();
       await service.drain(timeoutMs);
     });
   };

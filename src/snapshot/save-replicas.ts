@@ -11,6 +11,7 @@ import type { SnapshotRecord } from '../model/records.js';
 import type { S3Options } from './s3-config.js';
 import { replicaCopy, withReplicaState } from './replica-state.js';
 import { pruneStore } from './prune.js';
+import { timed, type SnapshotObserver } from './events.js';
 
 /** A replica of a request: its options, and its store unless it could not be built. */
 export interface ReplicaTarget {
@@ -30,7 +31,8 @@ export interface ReplicaOutcome {
 /**
  * Writes the record to each replica the snapshot reached (`errors[i]` is the upload error of
  * `live[i]`) and sets the replica state of the local record; a failed one is passed to
- * `retry` (the local snapshot is kept and uploaded again later).
+ * `retry` (the local snapshot is kept and uploaded again later; it answers whether a retry
+ * was queued). Each outcome is emitted as an `upload` event of attempt 1.
  */
 export async function settleReplicas(
   targets: readonly ReplicaTarget[],
@@ -38,7 +40,8 @@ export async function settleReplicas(
   errors: ReadonlyArray<Error | undefined>,
   saved: SnapshotRecord,
   log: Logger,
-  retry: (store: SnapshotStore, record: SnapshotRecord) => void,
+  retry: (store: SnapshotStore, record: SnapshotRecord) => boolean,
+  emit: SnapshotObserver = () => undefined,
 ): Promise<ReplicaOutcome> {
   let record = saved;
   const copies: SnapshotRecord[] = [];
@@ -63,11 +66,13 @@ export async function settleReplicas(
     });
     if (err) {
       log.error({ err: messageOf(err), location }, `Error received during snapshot upload to S3: ${messageOf(err)}`);
-      if (store) retry(store, record);
+      const queued = store ? retry(store, record) : false;
+      emit({ kind: 'upload', store: 's3', result: 'failure', attempt: 1, final: !queued });
       uploadError ??= `upload to ${location} failed: ${messageOf(err)}; it will be retried`;
     } else {
       log.info({ location }, `Snapshot ${record.name} uploaded to S3`);
       copies.push(replicaCopy(record, location));
+      emit({ kind: 'upload', store: 's3', result: 'success', attempt: 1, final: false, bytes: record.size, createdAt: record.createdAt });
     }
   }
   return uploadError !== undefined ? { record, copies, uploadError } : { record, copies };
@@ -78,13 +83,23 @@ export async function settleReplicas(
  * snapshots of `prefix` on this node. It runs even after a failed upload (the bucket may be
  * full), as k3s; a failure is logged, never thrown. Answers the removed locations.
  */
-export async function pruneReplicas(targets: readonly ReplicaTarget[], prefix: string, nodeName: string, log: Logger): Promise<string[]> {
+export async function pruneReplicas(
+  targets: readonly ReplicaTarget[],
+  prefix: string,
+  nodeName: string,
+  log: Logger,
+  emit: SnapshotObserver = () => undefined,
+): Promise<string[]> {
   const deleted: string[] = [];
   for (const t of targets) {
     const store = t.store;
     if (!store || t.opts.retention <= 0) continue;
     try {
-      const gone = await pruneStore(store, prefix, nodeName, t.opts.retention, false);
+      const gone = await timed(
+        emit,
+        () => pruneStore(store, prefix, nodeName, t.opts.retention, false),
+        (g, seconds) => ({ kind: 'prune', store: 's3', result: g ? 'success' : 'failure', seconds, deleted: g?.length ?? 0 }),
+      );
       for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
       deleted.push(...gone.map((n) => store.location(n)));
     } catch (err) {

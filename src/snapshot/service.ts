@@ -24,6 +24,8 @@
  * - A request's folder must be one the operator allowed (`folder`): the configured
  *   snapshot dir or a `--etcd-snapshot-api-dir`; save, list, delete and prune check it
  *   before touching anything.
+ * - Outcomes are told to the optional observer as events (events.ts: save, upload, prune);
+ *   a throwing observer is logged and changes nothing.
  */
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
@@ -45,6 +47,7 @@ import { UploadRetries } from './upload-retries.js';
 import { failedUploads } from './replica-state.js';
 import { pruneReplicas, settleReplicas, type ReplicaTarget } from './save-replicas.js';
 import { pruneStore } from './prune.js';
+import { safeObserver, timed, type SnapshotEvent, type SnapshotObserver } from './events.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
@@ -111,6 +114,7 @@ export class SnapshotService {
   readonly reportSkip = (k: S3Skip): void => this.logger.warn({ key: k.key, reason: k.reason }, k.message);
   private readonly replicas = new ReplicaStores(this.reportSkip);
   private readonly uploads: UploadRetries;
+  private readonly emit: SnapshotObserver;
 
   constructor(
     private readonly etcd: EtcdClient,
@@ -118,8 +122,11 @@ export class SnapshotService {
     private readonly logger: Logger,
     /** Upload retries; injectable so that tests need not wait the real delays. */
     retries: RetryQueue = new RetryQueue(),
+    /** Told each save, upload and prune outcome (events.ts). */
+    observer?: SnapshotObserver,
   ) {
-    this.uploads = new UploadRetries(retries, logger, settings.nodeName, (what, fn) => this.exclusive(what, fn));
+    this.emit = safeObserver(observer, logger);
+    this.uploads = new UploadRetries(retries, logger, settings.nodeName, (what, fn) => this.exclusive(what, fn), this.emit);
   }
 
   /**
@@ -190,7 +197,13 @@ export class SnapshotService {
 
   async save(opts: SaveOptions): Promise<SaveResult> {
     if (this.inFlight) throw new EtcdsnapError('conflict', 'snapshot save already in progress');
-    const run = this.exclusive('save', () => this.doSave(opts));
+    const event = (r: SaveResult | undefined, seconds: number): SnapshotEvent | undefined => {
+      const made = r?.created[0];
+      if (r && !made) return undefined; // a learner takes no snapshot
+      const base = { kind: 'save', scheduled: opts.scheduled, seconds } as const;
+      return made ? { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } : { ...base, result: 'failure' };
+    };
+    const run = this.exclusive('save', () => timed(this.emit, () => this.doSave(opts), event));
     this.inFlight = run;
     try {
       return await run;
@@ -260,7 +273,7 @@ export class SnapshotService {
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }
-    const outcome = await settleReplicas(targets, live, replicaErrors, record, log, (store, r) => this.uploads.schedule(store, dir, r, 0));
+    const outcome = await settleReplicas(targets, live, replicaErrors, record, log, (store, r) => this.uploads.schedule(store, dir, r, 0), this.emit);
     record = outcome.record;
     const created: SnapshotRecord[] = [record, ...outcome.copies];
     await dir.writeRecord(record);
@@ -270,7 +283,7 @@ export class SnapshotService {
       log.debug({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory after save');
     }
     const deleted = opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention) : [];
-    if (opts.scheduled) deleted.push(...(await pruneReplicas(targets, prefix, this.settings.nodeName, log)));
+    if (opts.scheduled) deleted.push(...(await pruneReplicas(targets, prefix, this.settings.nodeName, log, this.emit)));
     return outcome.uploadError !== undefined ? { created, deleted, s3Error: outcome.uploadError } : { created, deleted };
   }
 
@@ -360,21 +373,31 @@ export class SnapshotService {
     }
     const d = await this.folder(opts.dir);
     const nodeName = this.settings.nodeName;
-    const deleted = await pruneStore(d, prefix, nodeName, opts.retention, opts.dryRun, {
-      onPlan: (remove) =>
-        this.logger.info(
-          { retention: opts.retention, prefix, dir: d.dir, remove: remove.length, dryRun: opts.dryRun },
-          `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`,
-        ),
-      onRemove: (name) => this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`),
-    });
+    /** A prune event per store, unless a dry run. */
+    const event =
+      (store: 'local' | 's3') =>
+      (gone: string[] | undefined, seconds: number): SnapshotEvent | undefined =>
+        opts.dryRun ? undefined : { kind: 'prune', store, result: gone ? 'success' : 'failure', seconds, deleted: gone?.length ?? 0 };
+    const deleted = await timed(
+      this.emit,
+      () =>
+        pruneStore(d, prefix, nodeName, opts.retention, opts.dryRun, {
+          onPlan: (remove) =>
+            this.logger.info(
+              { retention: opts.retention, prefix, dir: d.dir, remove: remove.length, dryRun: opts.dryRun },
+              `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`,
+            ),
+          onRemove: (name) => this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`),
+        }),
+      event('local'),
+    );
     for (const o of opts.replicas.filter((r) => r.retention > 0)) {
       const store = await this.replicas.get(o);
       this.logger.info(
         { retention: o.retention, prefix },
         `Applying snapshot retention=${o.retention} to snapshots stored in ${store.describe()} (this node only)`,
       );
-      const gone = await pruneStore(store, prefix, nodeName, o.retention, opts.dryRun);
+      const gone = await timed(this.emit, () => pruneStore(store, prefix, nodeName, o.retention, opts.dryRun), event('s3'));
       deleted.push(...gone.map((n) => store.location(n)));
     }
     return { deleted };

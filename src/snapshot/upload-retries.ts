@@ -11,6 +11,7 @@ import type { SnapshotRecord } from '../model/records.js';
 import type { RetryQueue } from './retry-queue.js';
 import { needsRetry, withReplicaState } from './replica-state.js';
 import { replicate } from './transfer.js';
+import type { SnapshotObserver } from './events.js';
 
 /** Runs `fn` in the service's turn (one operation at a time). */
 export type TurnRunner = (what: string, fn: () => Promise<void>) => Promise<void>;
@@ -21,14 +22,16 @@ export class UploadRetries {
     private readonly logger: Logger,
     private readonly nodeName: string,
     private readonly run: TurnRunner,
+    /** Told each retry's outcome (events.ts `upload`); must not throw. */
+    private readonly emit: SnapshotObserver = () => undefined,
   ) {}
 
   /**
    * Queues attempt `attempt + 2` of an upload that failed (`attempt` retries ago); logs
    * when the attempts are used up, or when the queue is closed (the record stays failed and
-   * `resume` picks it up at the next start).
+   * `resume` picks it up at the next start). Answers whether an attempt was queued.
    */
-  schedule(store: SnapshotStore, dir: LocalStore, record: SnapshotRecord, attempt: number): void {
+  schedule(store: SnapshotStore, dir: LocalStore, record: SnapshotRecord, attempt: number): boolean {
     const log = this.logger.child({ snapshot: record.name });
     const r = this.queue.schedule((signal) => this.run('upload retry', () => this.retry(store, dir, record, attempt, signal)), attempt);
     if (r.scheduled) {
@@ -38,6 +41,7 @@ export class UploadRetries {
     } else {
       log.info(`not retrying the S3 upload of ${record.name} now: the server is shutting down (it is retried at the next start)`);
     }
+    return r.scheduled;
   }
 
   /** One retry: re-reads the local record, copies the file again, records the outcome. */
@@ -49,14 +53,19 @@ export class UploadRetries {
       return;
     }
     const state = { location: store.location(record.name), attempts: attempt + 2, updatedAt: new Date().toISOString() };
+    const t0 = performance.now();
+    const event = { kind: 'upload', store: 's3', attempt: attempt + 2, bytes: current.size, createdAt: current.createdAt } as const;
     try {
       await replicate(dir, store, current, this.nodeName, signal);
       await dir.writeRecord(withReplicaState(current, { ...state, status: 'successful' }));
       log.info({ location: state.location, attempt: attempt + 2 }, `Snapshot ${record.name} uploaded to S3 on retry`);
+      this.emit({ ...event, result: 'success', seconds: (performance.now() - t0) / 1000, final: false });
     } catch (err) {
+      const seconds = (performance.now() - t0) / 1000;
       await dir.writeRecord(withReplicaState(current, { ...state, status: 'failed', message: messageOf(err) })).catch(() => undefined);
       log.error({ err: messageOf(err), attempt: attempt + 2 }, `retry of the S3 upload of ${record.name} failed: ${messageOf(err)}`);
-      this.schedule(store, dir, current, attempt + 1);
+      const queued = this.schedule(store, dir, current, attempt + 1);
+      this.emit({ ...event, result: 'failure', seconds, final: !queued });
     }
   }
 

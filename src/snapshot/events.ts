@@ -1,0 +1,70 @@
+/**
+ * What the snapshot layer tells an observer (the server's metrics, server/metrics.ts): one
+ * typed event per finished operation. Events describe outcomes; they carry no record or
+ * store object, and nothing waits for an observer.
+ *
+ * Contract:
+ * - `save`: once per save that ran (`SnapshotService.save`), success or failure, after its
+ *   turn came (a refused second save, `conflict`, emits nothing; a learner's skipped save
+ *   neither). `seconds` covers the save with its replicas' records and retention; `bytes`
+ *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success.
+ * - `upload`: once per replica upload attempt: attempt 1 in the save's pass
+ *   (save-replicas.ts `settleReplicas`), then each retry (upload-retries.ts). `final` is
+ *   true on a failure after which no further attempt is queued in this process (retries
+ *   exhausted, no store, or shutting down: a failed record is retried at the next start);
+ *   `seconds` is measured for retries only (attempt 1 runs inside the save's single pass).
+ * - `prune`: once per retention pass over one store that was not a dry run: local (after a
+ *   scheduled save or a prune request) and each replica (`s3`). `deleted` counts the
+ *   snapshots removed (0 on failure).
+ * - An observer must not throw; `safeObserver` wraps it so that a throwing observer is
+ *   logged and can never fail a save, an upload or a prune.
+ */
+import type { Logger } from '../log/logger.js';
+import { messageOf } from '../errors.js';
+
+export type EventResult = 'success' | 'failure';
+
+export type SnapshotEvent =
+  | { kind: 'save'; scheduled: boolean; result: EventResult; seconds: number; bytes?: number; createdAt?: string }
+  | { kind: 'upload'; store: 's3'; result: EventResult; seconds?: number; attempt: number; final: boolean; bytes?: number; createdAt?: string }
+  | { kind: 'prune'; store: 'local' | 's3'; result: EventResult; seconds: number; deleted: number };
+
+/** Receives snapshot events; must not throw (see the module's contract). */
+export type SnapshotObserver = (e: SnapshotEvent) => void;
+
+/** Emits to `observer` (if any); a throw is logged at warn level and swallowed. */
+export function safeObserver(observer: SnapshotObserver | undefined, logger: Logger): SnapshotObserver {
+  if (!observer) return () => undefined;
+  return (e) => {
+    try {
+      observer(e);
+    } catch (err) {
+      logger.warn({ err: messageOf(err), event: e.kind }, 'snapshot event observer failed');
+    }
+  };
+}
+
+/**
+ * Runs `fn`, then emits the event `make` builds from its value (undefined when it threw)
+ * and its duration in seconds; `make` may answer undefined to emit nothing. Rethrows.
+ */
+export async function timed<T>(
+  emit: SnapshotObserver,
+  fn: () => Promise<T>,
+  make: (value: T | undefined, seconds: number) => SnapshotEvent | undefined,
+): Promise<T> {
+  const t0 = performance.now();
+  const done = (v: T | undefined): void => {
+    const e = make(v, (performance.now() - t0) / 1000);
+    if (e) emit(e);
+  };
+  let value: T;
+  try {
+    value = await fn();
+  } catch (err) {
+    done(undefined);
+    throw err;
+  }
+  done(value);
+  return value;
+}
