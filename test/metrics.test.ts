@@ -116,13 +116,17 @@ test('metrics with the token: saves, prune, etcd state, the unauthenticated list
   assert.equal(last, Number(/-(\d+)$/.exec(names[2] ?? '')?.[1]), 'the newest snapshot’s time');
   assert.ok((sample(text, 'etcdsnap_snapshot_last_success_size_bytes', { store: 'local' }) ?? 0) > 0);
 
-  const failed = snapshotCli(s, ['save', '--dir', '/nonexistent-etcdsnap-folder']);
-  assert.notEqual(failed.code, 0);
+  const refused = snapshotCli(s, ['save', '--dir', '/nonexistent-etcdsnap-folder']);
+  assert.notEqual(refused.code, 0, 'a folder that is not allowed');
   const pruned = snapshotCli(s, ['prune', '--snapshot-retention', '1']);
   assert.equal(pruned.code, 0, pruned.stderr);
   text = await scrape(s);
   promtoolMetrics(text);
-  assert.equal(sample(text, 'etcdsnap_snapshot_save_duration_seconds_count', { trigger: 'on-demand', result: 'failure' }), 1);
+  assert.equal(
+    sample(text, 'etcdsnap_snapshot_save_duration_seconds_count', { trigger: 'on-demand', result: 'failure' }),
+    undefined,
+    'a refused request is no failed save',
+  );
   assert.equal(sample(text, 'etcdsnap_snapshot_prune_duration_seconds_count', { store: 'local', result: 'success' }), 1);
   assert.equal(sample(text, 'etcdsnap_snapshot_pruned_total', { store: 'local' }), 2);
   assert.equal(sample(text, 'etcdsnap_snapshots', { store: 'local' }), 1);
@@ -171,11 +175,23 @@ test('metrics of S3 uploads: successes, then failed attempts while S3 is down; r
   const before = await value('etcdsnap_snapshot_upload_attempts_total', { store: 's3', result: 'success' });
   await waitUntil(() => snapshotCli(s, ['save', ...s3CliFlags(swift, 'metrics')], env).code === 0, 30_000, 'an on-demand save between scheduled ones');
   assert.ok((await value('etcdsnap_snapshot_upload_attempts_total', { store: 's3', result: 'success' })) > before);
+  assert.equal(await value('etcdsnap_snapshot_save_duration_seconds_count', { trigger: 'on-demand', result: 'success' }), 1);
 
   const savedBefore = await value('etcdsnap_snapshot_save_duration_seconds_count', saves);
   await swift.stopProxy();
   try {
     await waitUntil(async () => (await value('etcdsnap_snapshot_upload_attempts_total', { store: 's3', result: 'failure' })) >= 1, 60_000, 'a failed upload');
+    // an on-demand save with --s3 is refused while S3 is down: a failed save
+    // (tried again when it met a scheduled save: a conflict is refused without being counted)
+    const onDemandFailed = { trigger: 'on-demand', result: 'failure' };
+    await waitUntil(
+      async () => {
+        assert.notEqual(snapshotCli(s, ['save', ...s3CliFlags(swift, 'metrics')], env).code, 0);
+        return (await value('etcdsnap_snapshot_save_duration_seconds_count', onDemandFailed)) >= 1;
+      },
+      30_000,
+      'a failed on-demand save',
+    );
     // the local snapshot is kept: the save with the failed upload succeeds
     await waitUntil(async () => (await value('etcdsnap_snapshot_save_duration_seconds_count', saves)) > savedBefore, 60_000, 'local saves going on');
     text = await scrape(s);

@@ -5,8 +5,9 @@
  *
  * Contract:
  * - `save`: once per save that ran (`SnapshotService.save`), success or failure, after its
- *   turn came (a refused second save, `conflict`, emits nothing; a learner's skipped save
- *   neither). `seconds` covers the save with its replicas' records and retention; `bytes`
+ *   turn came. A refused second save (`conflict`), a request refused as invalid (`usage`
+ *   or `config`: a folder that is not allowed, a bad prefix) and a learner's skipped save
+ *   emit nothing. `seconds` covers the save with its replicas' records and retention; `bytes`
  *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success.
  * - `upload`: once per replica upload attempt: attempt 1 in the save's pass
  *   (save-replicas.ts `settleReplicas`), then each retry (upload-retries.ts). `final` is
@@ -45,24 +46,25 @@ export function safeObserver(observer: SnapshotObserver | undefined, logger: Log
 }
 
 /**
- * Runs `fn`, then emits the event `make` builds from its value (undefined when it threw)
- * and its duration in seconds; `make` may answer undefined to emit nothing. Rethrows.
+ * Runs `fn`, then emits the event `make` builds from its value (undefined when it threw,
+ * with the error as `err`) and its duration in seconds; `make` may answer undefined to emit
+ * nothing. Rethrows.
  */
 export async function timed<T>(
   emit: SnapshotObserver,
   fn: () => Promise<T>,
-  make: (value: T | undefined, seconds: number) => SnapshotEvent | undefined,
+  make: (value: T | undefined, seconds: number, err?: unknown) => SnapshotEvent | undefined,
 ): Promise<T> {
   const t0 = performance.now();
-  const done = (v: T | undefined): void => {
-    const e = make(v, (performance.now() - t0) / 1000);
+  const done = (v: T | undefined, err?: unknown): void => {
+    const e = make(v, (performance.now() - t0) / 1000, err);
     if (e) emit(e);
   };
   let value: T;
   try {
     value = await fn();
   } catch (err) {
-    done(undefined);
+    done(undefined, err);
     throw err;
   }
   done(value);

@@ -197,9 +197,10 @@ export class SnapshotService {
 
   async save(opts: SaveOptions): Promise<SaveResult> {
     if (this.inFlight) throw new EtcdsnapError('conflict', 'snapshot save already in progress');
-    const event = (r: SaveResult | undefined, seconds: number): SnapshotEvent | undefined => {
+    const event = (r: SaveResult | undefined, seconds: number, err?: unknown): SnapshotEvent | undefined => {
       const made = r?.created[0];
       if (r && !made) return undefined; // a learner takes no snapshot
+      if (err instanceof EtcdsnapError && (err.kind === 'usage' || err.kind === 'config')) return undefined; // a refused request
       const base = { kind: 'save', scheduled: opts.scheduled, seconds } as const;
       return made ? { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } : { ...base, result: 'failure' };
     };
