@@ -2,11 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../src/log/logger.js';
-import { safeObserver, timed, type SnapshotEvent } from '../src/snapshot/events.js';
+import { pruneEvent, safeObserver, saveEvent, timed, type SnapshotEvent } from '../src/snapshot/events.js';
 import { settleReplicas } from '../src/snapshot/save-replicas.js';
 import { MemoryStore } from '../src/store/memory.js';
 import type { SnapshotRecord } from '../src/model/records.js';
 import type { S3Options } from '../src/snapshot/s3-config.js';
+import { EtcdsnapError } from '../src/errors.js';
 
 function quietLogger(lines: string[]): ReturnType<typeof createLogger> {
   return createLogger({ format: 'json', debug: false, destination: { write: (l: string) => lines.push(l) } });
@@ -124,4 +125,28 @@ test('settleReplicas: one upload event per replica (attempt 1); final when no re
   }, quietLogger(lines));
   const again = await settleReplicas([{ opts: s3opts, store }], [store], [undefined], record, log, () => true, throwing);
   assert.equal(again.record.s3?.status, 'successful');
+});
+
+test('saveEvent and pruneEvent: what each outcome emits, and what emits nothing', () => {
+  const made = { created: [{ size: 42, createdAt: '2026-11-30T00:00:00Z' }] };
+  assert.deepEqual(saveEvent(true, made, 1.5), {
+    kind: 'save',
+    scheduled: true,
+    seconds: 1.5,
+    result: 'success',
+    bytes: 42,
+    createdAt: '2026-11-30T00:00:00Z',
+  });
+  assert.deepEqual(saveEvent(false, undefined, 2, new EtcdsnapError('unavailable', 'etcd down')), {
+    kind: 'save',
+    scheduled: false,
+    seconds: 2,
+    result: 'failure',
+  });
+  assert.equal(saveEvent(false, { created: [] }, 0.1), undefined, 'a learner takes no snapshot');
+  assert.equal(saveEvent(false, undefined, 0.1, new EtcdsnapError('usage', 'bad prefix')), undefined, 'a refused request is no failed save');
+  assert.equal(saveEvent(false, undefined, 0.1, new EtcdsnapError('config', 'folder not allowed')), undefined);
+  assert.deepEqual(pruneEvent('s3', false, ['a', 'b'], 3), { kind: 'prune', store: 's3', result: 'success', seconds: 3, deleted: 2 });
+  assert.deepEqual(pruneEvent('local', false, undefined, 3), { kind: 'prune', store: 'local', result: 'failure', seconds: 3, deleted: 0 });
+  assert.equal(pruneEvent('local', true, ['a'], 3), undefined, 'a dry run deletes nothing');
 });

@@ -21,7 +21,7 @@
  *   logged and can never fail a save, an upload or a prune.
  */
 import type { Logger } from '../log/logger.js';
-import { messageOf } from '../errors.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
 
 export type EventResult = 'success' | 'failure';
 
@@ -69,4 +69,27 @@ export async function timed<T>(
   }
   done(value);
   return value;
+}
+
+/**
+ * Pure: the `save` event of a save that ended with `r` (or threw `err`) after `seconds`;
+ * undefined for what the contract says emits nothing (a learner's skipped save, a request
+ * refused as invalid).
+ */
+export function saveEvent(
+  scheduled: boolean,
+  r: { created: ReadonlyArray<{ size: number; createdAt: string }> } | undefined,
+  seconds: number,
+  err?: unknown,
+): SnapshotEvent | undefined {
+  const made = r?.created[0];
+  if (r && !made) return undefined;
+  if (err instanceof EtcdsnapError && (err.kind === 'usage' || err.kind === 'config')) return undefined;
+  const base = { kind: 'save', scheduled, seconds } as const;
+  return made ? { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } : { ...base, result: 'failure' };
+}
+
+/** Pure: the `prune` event of one store's retention pass (`gone`: the names removed; undefined when it threw); none for a dry run. */
+export function pruneEvent(store: 'local' | 's3', dryRun: boolean, gone: readonly string[] | undefined, seconds: number): SnapshotEvent | undefined {
+  return dryRun ? undefined : { kind: 'prune', store, result: gone ? 'success' : 'failure', seconds, deleted: gone?.length ?? 0 };
 }

@@ -47,7 +47,7 @@ import { UploadRetries } from './upload-retries.js';
 import { failedUploads } from './replica-state.js';
 import { pruneReplicas, settleReplicas, type ReplicaTarget } from './save-replicas.js';
 import { pruneStore } from './prune.js';
-import { safeObserver, timed, type SnapshotEvent, type SnapshotObserver } from './events.js';
+import { pruneEvent, safeObserver, saveEvent, timed, type SnapshotEvent, type SnapshotObserver } from './events.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
@@ -197,14 +197,13 @@ export class SnapshotService {
 
   async save(opts: SaveOptions): Promise<SaveResult> {
     if (this.inFlight) throw new EtcdsnapError('conflict', 'snapshot save already in progress');
-    const event = (r: SaveResult | undefined, seconds: number, err?: unknown): SnapshotEvent | undefined => {
-      const made = r?.created[0];
-      if (r && !made) return undefined; // a learner takes no snapshot
-      if (err instanceof EtcdsnapError && (err.kind === 'usage' || err.kind === 'config')) return undefined; // a refused request
-      const base = { kind: 'save', scheduled: opts.scheduled, seconds } as const;
-      return made ? { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } : { ...base, result: 'failure' };
-    };
-    const run = this.exclusive('save', () => timed(this.emit, () => this.doSave(opts), event));
+    const run = this.exclusive('save', () =>
+      timed(
+        this.emit,
+        () => this.doSave(opts),
+        (r, seconds, err) => saveEvent(opts.scheduled, r, seconds, err),
+      ),
+    );
     this.inFlight = run;
     try {
       return await run;
@@ -374,11 +373,10 @@ export class SnapshotService {
     }
     const d = await this.folder(opts.dir);
     const nodeName = this.settings.nodeName;
-    /** A prune event per store, unless a dry run. */
     const event =
       (store: 'local' | 's3') =>
       (gone: string[] | undefined, seconds: number): SnapshotEvent | undefined =>
-        opts.dryRun ? undefined : { kind: 'prune', store, result: gone ? 'success' : 'failure', seconds, deleted: gone?.length ?? 0 };
+        pruneEvent(store, opts.dryRun, gone, seconds);
     const deleted = await timed(
       this.emit,
       () =>
