@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import yauzl from 'yauzl';
 import { constants as zlibConstants, crc32, deflateRawSync } from 'node:zlib';
 import path from 'node:path';
-import { startSwift, swiftSettings, type Swift } from './helpers/swift.js';
+import { s3CliFlags, s3ServerFlags, startSwift, swiftSettings, type Swift } from './helpers/swift.js';
 import {
   startReady,
   killStarted,
@@ -42,26 +42,8 @@ after(async () => {
 
 const start = startReady;
 const s3Env = (): Record<string, string> => ({ AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey });
-const serverS3 = (bucket: string): string[] => [
-  '--etcd-s3',
-  '--etcd-s3-endpoint',
-  swift.endpoint,
-  '--etcd-s3-insecure',
-  '--etcd-s3-bucket',
-  bucket,
-  '--etcd-s3-bucket-lookup-type',
-  'path',
-];
-const cliS3 = (bucket: string): string[] => [
-  '--s3',
-  '--s3-endpoint',
-  swift.endpoint,
-  '--s3-insecure',
-  '--s3-bucket',
-  bucket,
-  '--s3-bucket-lookup-type',
-  'path',
-];
+const serverS3 = (bucket: string): string[] => s3ServerFlags(swift, bucket);
+const cliS3 = (bucket: string): string[] => s3CliFlags(swift, bucket);
 const store = (bucket: string): S3Store => S3Store.create(swiftSettings(swift, bucket));
 async function objectNames(st: S3Store): Promise<string[]> {
   const out: string[] = [];
