@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { assertSafePrefix } from '../model/naming.js';
+import { isRecipientText } from '../model/records.js';
 import { formatDuration, within, type ValueCheck } from './values.js';
 
 /** Retention counts: 0 disables pruning; the bound keeps a request from asking for absurd work. */
@@ -55,9 +56,6 @@ export const checkJoinURL: ValueCheck = (v) => {
   if (u?.protocol !== 'https:' || u.port === '') throw new Error(`"${s}" is not https://<host>:<supervisor-port>`);
 };
 
-/** An age recipient's shape: `age1` and bech32 characters (the full check, with its checksum, is codec/age.ts). */
-const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{20,2100}$/;
-
 /** Each comma-separated item an age recipient (`age1...`, as `age-keygen -y` prints it). */
 export const checkRecipients: ValueCheck = (v) => {
   for (const r of String(v)
@@ -70,7 +68,7 @@ export const checkRecipients: ValueCheck = (v) => {
         'that is an age secret key, not a recipient: give its public key (age-keygen -y <key file> prints it), and keep the secret key out of flags and config',
       );
     }
-    if (!AGE_RECIPIENT.test(r)) {
+    if (!isRecipientText(r)) {
       const shown = r.length > 80 ? `${r.slice(0, 80)}...` : r;
       throw new Error(`"${shown}" is not an age recipient: give a public key age1... as age-keygen prints it (never the AGE-SECRET-KEY-1... line)`);
     }

@@ -61,6 +61,9 @@ export const MAX_RECORD_RECIPIENTS = 64;
 /** An age recipient as records keep it: `age1` and bech32 characters (X25519: 62 characters; post-quantum ones are longer). */
 const RECIPIENT = /^age1[02-9ac-hj-np-z]{20,2100}$/;
 
+/** Whether `v` has the shape of an age recipient (the full check, with its bech32 checksum, is codec/age.ts). */
+export const isRecipientText = (v: unknown): boolean => typeof v === 'string' && RECIPIENT.test(v);
+
 export interface S3CopyState {
   location: string;
   status: SnapshotStatus;
@@ -135,7 +138,7 @@ function parseCopyState(v: unknown): S3CopyState | undefined {
 function parseEncryption(v: unknown): SnapshotEncryption | undefined {
   if (!isObject(v) || v.format !== 'age' || !Array.isArray(v.recipients)) return undefined;
   const r: unknown[] = v.recipients;
-  if (r.length === 0 || r.length > MAX_RECORD_RECIPIENTS || !r.every((x): x is string => typeof x === 'string' && RECIPIENT.test(x))) return undefined;
+  if (r.length === 0 || r.length > MAX_RECORD_RECIPIENTS || !r.every((x): x is string => isRecipientText(x))) return undefined;
   return { format: 'age', recipients: [...r] };
 }
 

@@ -15,11 +15,12 @@ import { checkZstdAvailable, createZstdCompressStream } from '../codec/zstd.js';
 import { zipSingleEntry } from '../codec/zip-writer.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { type Compression, compressionOf, type SnapshotEncoding, splitEncodedName } from '../model/encoding.js';
+import { MAX_RECORD_RECIPIENTS } from '../model/records.js';
 
 export { compressionOf } from '../model/encoding.js';
 
-/** Most recipients one snapshot may be encrypted for (as records keep them). */
-export const MAX_RECIPIENTS = 64;
+/** Most recipients one snapshot may be encrypted for: as many as its record keeps. */
+export const MAX_RECIPIENTS = MAX_RECORD_RECIPIENTS;
 
 /** The encoding settings as flags, config keys or a request give them. */
 export interface EncodingInput {

@@ -30,6 +30,7 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { openStore } from '../store/factory.js';
 import { LocalStore } from '../store/local.js';
 import { assertStoreName, isStoreName, type SnapshotStore } from '../store/store.js';
+import type { SnapshotRecord } from '../model/records.js';
 import { exists } from '../util/fs.js';
 import { parseRestoreSource, type RestoreSourceSpec } from './restore-source.js';
 import type { S3Options } from './s3-config.js';
@@ -121,10 +122,13 @@ class TempFolder {
   }
 }
 
-/** The recipients the record of `name` says it was encrypted for (named when no identity opens it). */
+/** The recipients `record` says its snapshot was encrypted for (named when no identity opens it). */
+const madeForOf = (record: SnapshotRecord | undefined): { madeFor?: readonly string[] } =>
+  record?.encryption ? { madeFor: record.encryption.recipients } : {};
+
+/** `madeForOf` the record of `name` in `store`, if it can be read. */
 async function madeFor(store: SnapshotStore, name: string): Promise<{ madeFor?: readonly string[] }> {
-  const record = await store.readRecord(name).catch(() => undefined);
-  return record?.encryption ? { madeFor: record.encryption.recipients } : {};
+  return madeForOf(await store.readRecord(name).catch(() => undefined));
 }
 
 function spec(raw: string, ctx: InspectSourceContext, cwd: string): RestoreSourceSpec {
@@ -155,8 +159,8 @@ async function locate(
     try {
       if (isStoreName(name) && (await store.stat(name))) {
         const file = path.join(await temp.get(), name);
-        await downloadToFile(store, name, file);
-        return { file, label: store.location(name), origin: 's3', ...(await madeFor(store, name)) };
+        const record = await downloadToFile(store, name, file);
+        return { file, label: store.location(name), origin: 's3', ...madeForOf(record) };
       }
       looked.push(`S3 (${isStoreName(name) ? store.location(name) : store.describe()})`);
     } finally {

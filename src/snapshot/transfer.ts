@@ -110,15 +110,16 @@ export async function downloadSnapshot(from: SnapshotStore, name: string, dir: L
 /**
  * Downloads `name` from `from` into `file`, a new file (O_EXCL|O_NOFOLLOW, 0600) that the
  * caller places in a private folder, checked like `downloadSnapshot` against the sha256 of
- * `from`'s record. No record is written anywhere. On any failure `file` is removed before
- * the error is thrown.
+ * `from`'s record. No record is written anywhere; `from`'s record (undefined when it has none)
+ * is the answer. On any failure `file` is removed before the error is thrown.
  */
-export async function downloadToFile(from: SnapshotStore, name: string, file: string): Promise<void> {
+export async function downloadToFile(from: SnapshotStore, name: string, file: string): Promise<SnapshotRecord | undefined> {
   assertStoreName(name);
   const side = await sourceRecord(from, name);
   const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
     await copyVerified(from, name, side, fh.createWriteStream());
+    return side;
   } catch (err) {
     await fh.close().catch(() => undefined);
     await fsp.rm(file, { force: true });

@@ -27,13 +27,10 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
 import { splitEncodedName } from '../model/encoding.js';
-import { type SnapshotFormat, sniffFormat } from '../codec/magic.js';
+import { SNIFF_BYTES, type SnapshotFormat, sniffFormat } from '../codec/magic.js';
 
 /** How a file in a snapshot folder counts: ours by name, or foreign by content. */
 export type SnapshotKind = 'scheme' | 'foreign';
-
-/** Bytes `classifySnapshotHead` needs from the start of a file. */
-export const SNAPSHOT_HEAD_BYTES = 24;
 
 /** The format each compression's extension promises. */
 const FORMAT_OF = { zip: 'zip', zstd: 'zstd', gzip: 'gzip' } as const;
@@ -71,8 +68,8 @@ async function sniff(file: string, name: string): Promise<SnapshotFormat | undef
   try {
     const st = await fh.stat();
     if (!st.isFile()) return undefined;
-    const head = Buffer.alloc(SNAPSHOT_HEAD_BYTES);
-    const { bytesRead } = await fh.read(head, 0, SNAPSHOT_HEAD_BYTES, 0);
+    const head = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await fh.read(head, 0, SNIFF_BYTES, 0);
     return classifySnapshotHead(name, st.size, head.subarray(0, bytesRead));
   } catch {
     return undefined;
