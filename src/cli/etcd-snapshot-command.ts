@@ -67,7 +67,9 @@ async function save(cmd: Command): Promise<void> {
     const { recipientsOf } = await import('../snapshot/encode.js');
     req.encryptRecipients = await recipientsOf({ recipients, ...(recipientsFile !== undefined ? { recipientsFile } : {}) });
   }
-  const res = await ctx.client.snapshot(common(req, ctx.values));
+  const [{ progressMode, progressReporter }, { withSaveProgress }] = await Promise.all([import('./progress.js'), import('./save-progress.js')]);
+  const reporter = progressReporter({ mode: progressMode(ctx.values.bool('quiet'), process.stderr.isTTY) });
+  const res = await withSaveProgress(ctx.client, reporter, ctx.client.snapshot(common(req, ctx.values)));
   for (const r of res.created) ctx.out(`Snapshot ${r.name} saved.\n`);
   if (res.s3Error) ctx.warn(`warning: ${res.s3Error}\n`);
 }

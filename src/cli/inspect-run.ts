@@ -18,6 +18,7 @@ import { proxyEnvironment, s3OptionsFromValues } from '../snapshot/s3-config.js'
 import { INSPECT_FLAGS } from './inspect-flags.js';
 import { changeJson, renderChangeLine, renderDiffTable, renderStatsTable, renderStatusTable } from './inspect-output.js';
 import { cliValues } from './snapshot-context.js';
+import { progressMode, progressReporter } from './progress.js';
 
 /** Writes to stdout, waiting while its buffer is full. */
 async function out(text: string): Promise<void> {
@@ -66,6 +67,7 @@ async function inspectContext(cmd: Command, extra: readonly OptionSpec[]): Promi
       snapshotDirIsDefault: dir === undefined,
       ...(s3 ? { s3 } : {}),
       ...(identityFile !== undefined && identityFile !== '' ? { identityFile } : {}),
+      progress: progressReporter({ mode: progressMode(values.bool('quiet'), process.stderr.isTTY) }),
     },
   };
 }

@@ -40,8 +40,11 @@ export function serverCommand(): Command {
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
     if (cfg.clusterReset) {
-      const { runClusterReset } = await import('../server/reset.js');
+      const [{ runClusterReset }, { progressMode, progressReporter }] = await Promise.all([import('../server/reset.js'), import('./progress.js')]);
+      // a bar on a terminal; else progress lines through the log (a JSON log stays JSON)
+      const progress = progressReporter({ mode: progressMode(values.bool('quiet'), process.stderr.isTTY), line: (text) => logger.info(text) });
       await runClusterReset({
+        progress,
         cfg,
         ...(s3 ? { s3 } : {}),
         snapshotDir: cfg.snapshots.dir,

@@ -50,6 +50,13 @@ export const COMMON_OPTIONS: readonly OptionSpec[] = [
   },
   { key: 'debug', env: 'ETCDSNAP_DEBUG', type: 'boolean', description: 'log at debug level', default: false },
   {
+    key: 'quiet',
+    env: 'ETCDSNAP_QUIET',
+    type: 'boolean',
+    description: 'show no progress of long work (a bar on a terminal, a line every 5 s otherwise): save, restore, S3 downloads',
+    default: false,
+  },
+  {
     key: 'log-format',
     env: 'ETCDSNAP_LOG_FORMAT',
     type: 'string',

@@ -51,6 +51,7 @@ import { preflightReset } from './preflight.js';
 import { hexId, readClusterId, recordClusterId, writeRestoreRecord } from './identity.js';
 import { startAndCheck, type ResetStart } from './reset-start.js';
 import { adoptBootstrap } from './reset-ca.js';
+import type { ProgressReporter } from '../util/progress.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -63,6 +64,8 @@ export interface ResetOptions {
   logger: Logger;
   /** Prints the final message for the user. */
   out: (line: string) => void;
+  /** Shows the bytes of an S3 download and of decoding the snapshot (default: nothing). */
+  progress?: ProgressReporter;
 }
 
 export async function runClusterReset(o: ResetOptions): Promise<void> {
@@ -97,7 +100,8 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
   try {
     await removeStaleExtractions(p.dbDir, logger);
     // a zip goes into a private temp folder under server/db (never beside the zip), removed below
-    if (source !== undefined) opened = await openSnapshotFile(source, p.dbDir, logger, await decodeContext(cfg, source));
+    if (source !== undefined)
+      opened = await openSnapshotFile(source, p.dbDir, logger, { ...(await decodeContext(cfg, source)), ...(o.progress ? { progress: o.progress } : {}) });
     await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file, source);
     failed = false;
   } finally {

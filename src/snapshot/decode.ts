@@ -31,6 +31,7 @@ import { SNIFF_BYTES, sniffFormat } from '../codec/magic.js';
 import { createZstdDecompressStream } from '../codec/zstd.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { extractSnapshotZip } from './unzip.js';
+import { NO_PROGRESS, type ProgressReporter, progressTap } from '../util/progress.js';
 
 /** The flag that names the identity file (in messages). */
 export const IDENTITY_FLAG = '--etcd-snapshot-decrypt-identity-file';
@@ -41,6 +42,8 @@ export interface DecodeContext {
   identityFile?: string;
   /** The recipients its record says it was made for: named when no identity opens it. */
   madeFor?: readonly string[];
+  /** Told the bytes read of each decrypting or decompressing pass (not of a zip's extraction). */
+  progress?: ProgressReporter;
 }
 
 /** A plain snapshot file, and how to remove what it took to get it. */
@@ -67,11 +70,21 @@ async function formatOf(file: string): Promise<ReturnType<typeof sniffFormat>> {
   }
 }
 
-/** Streams `from` through `stage` into the new file `to` (0600, never over an existing file). */
-async function streamInto(from: string, stage: Duplex, to: string): Promise<void> {
+/**
+ * Streams `from` through `stage` into the new file `to` (0600, never over an existing file),
+ * telling `progress` the bytes read of `from` under `label`.
+ */
+async function streamInto(from: string, stage: Duplex, to: string, progress: ProgressReporter, label: string): Promise<void> {
   const src = await fsp.open(from, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   const dst = await fsp.open(to, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  await pipeline(src.createReadStream({ highWaterMark: 1 << 20 }), stage, dst.createWriteStream({ highWaterMark: 1 << 20 }));
+  const task = progress.start(label, (await src.stat()).size);
+  let ok = false;
+  try {
+    await pipeline(src.createReadStream({ highWaterMark: 1 << 20 }), progressTap(task), stage, dst.createWriteStream({ highWaterMark: 1 << 20 }));
+    ok = true;
+  } finally {
+    task.done(ok);
+  }
 }
 
 const decompressor = (format: 'zstd' | 'gzip'): Duplex => (format === 'zstd' ? createZstdDecompressStream() : createGunzipStream());
@@ -101,17 +114,24 @@ export async function decodeSnapshotFile(source: string, parent: string, ctx: De
       `${source} is encrypted with age${madeFor}: give ${IDENTITY_FLAG} (or ETCDSNAP_DECRYPT_IDENTITY_FILE) with an identity that opens it; nothing was changed`,
     );
   }
+  const progress = ctx.progress ?? NO_PROGRESS;
   const dir = await fsp.mkdtemp(path.join(parent, 'restore-'));
   const remove = (): Promise<void> => fsp.rm(dir, { recursive: true, force: true });
   try {
     const plain = path.join(dir, 'snapshot.db');
     if (outer !== 'age') {
-      await streamInto(source, decompressor(outer), plain);
+      await streamInto(source, decompressor(outer), plain, progress, `decompressing ${path.basename(source)} (${outer})`);
       return { file: plain, dir, layers: [outer], remove };
     }
     const identities = await readIdentityFile(ctx.identityFile ?? '');
     const decrypted = path.join(dir, 'decrypted');
-    await streamInto(source, createAgeDecryptStream(identities, { what: 'it', ...(ctx.madeFor ? { madeFor: ctx.madeFor } : {}) }), decrypted);
+    await streamInto(
+      source,
+      createAgeDecryptStream(identities, { what: 'it', ...(ctx.madeFor ? { madeFor: ctx.madeFor } : {}) }),
+      decrypted,
+      progress,
+      `decrypting ${path.basename(source)}`,
+    );
     const inner = await formatOf(decrypted);
     if (inner === 'age') throw new EtcdsnapError('integrity', 'it holds another age file inside; decrypt the outer layer with age -d first');
     if (inner === 'zip') {
@@ -120,7 +140,7 @@ export async function decodeSnapshotFile(source: string, parent: string, ctx: De
       return { file: x.file, dir, layers: ['age', 'zip'], remove };
     }
     if (inner === 'zstd' || inner === 'gzip') {
-      await streamInto(decrypted, decompressor(inner), plain);
+      await streamInto(decrypted, decompressor(inner), plain, progress, `decompressing ${path.basename(source)} (${inner})`);
       await fsp.rm(decrypted, { force: true });
       return { file: plain, dir, layers: ['age', inner], remove };
     }

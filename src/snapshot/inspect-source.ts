@@ -35,6 +35,7 @@ import { exists } from '../util/fs.js';
 import { parseRestoreSource, type RestoreSourceSpec } from './restore-source.js';
 import type { S3Options } from './s3-config.js';
 import { downloadToFile } from './transfer.js';
+import type { ProgressReporter } from '../util/progress.js';
 import { type DecodeContext, decodeSnapshotFile } from './decode.js';
 
 export interface InspectSourceContext {
@@ -51,6 +52,8 @@ export interface InspectSourceContext {
   namesOnly?: boolean;
   /** `--etcd-snapshot-decrypt-identity-file`, for an age-encrypted snapshot (decode.ts). */
   identityFile?: string;
+  /** Told the bytes of an S3 download and of decoding (default: nothing shown). */
+  progress?: ProgressReporter;
 }
 
 /** A plain snapshot file ready to read. */
@@ -159,7 +162,7 @@ async function locate(
     try {
       if (isStoreName(name) && (await store.stat(name))) {
         const file = path.join(await temp.get(), name);
-        const record = await downloadToFile(store, name, file);
+        const record = await downloadToFile(store, name, file, ctx.progress);
         return { file, label: store.location(name), origin: 's3', ...madeForOf(record) };
       }
       looked.push(`S3 (${isStoreName(name) ? store.location(name) : store.describe()})`);
@@ -187,6 +190,7 @@ export async function openInspectSource(raw: string, ctx: InspectSourceContext):
     const decoding: DecodeContext = {
       ...(ctx.identityFile !== undefined ? { identityFile: ctx.identityFile } : {}),
       ...(found.madeFor ? { madeFor: found.madeFor } : {}),
+      ...(ctx.progress ? { progress: ctx.progress } : {}),
     };
     const decoded = await decodeSnapshotFile(found.file, await temp.get(), decoding);
     return {

@@ -27,6 +27,7 @@ import { isStoreName } from '../store/store.js';
 import { exists } from '../util/fs.js';
 import { assertSafeName } from '../model/naming.js';
 import { downloadSnapshot } from './transfer.js';
+import type { ProgressReporter } from '../util/progress.js';
 import type { S3Options } from './s3-config.js';
 
 export const RESTORE_FLAG = '--cluster-reset-restore-path';
@@ -102,6 +103,8 @@ export interface RestoreSourceContext {
   snapshotDirIsDefault: boolean;
   s3?: S3Options;
   logger: Logger;
+  /** Told the bytes of an S3 download (default: nothing shown). */
+  progress?: ProgressReporter;
 }
 
 /** A path that must be a regular file; the messages are k3s's. */
@@ -149,7 +152,7 @@ export async function resolveRestoreSource(raw: string, ctx: RestoreSourceContex
         // a hidden or .part name is in no store
         await dir.prepare(ctx.snapshotDirIsDefault);
         ctx.logger.info({ snapshot: name, s3: store.describe() }, `Retrieving etcd snapshot ${name} from S3`);
-        const file = await downloadSnapshot(store, name, dir);
+        const file = await downloadSnapshot(store, name, dir, ctx.progress);
         ctx.logger.info({ file }, `S3 download complete for ${name}`);
         return file;
       }

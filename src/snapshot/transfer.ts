@@ -6,6 +6,8 @@
  * - `downloadSnapshot`: a snapshot from a replica into the local folder (restore), checked
  *   against the sha256 of the replica's record.
  * - `downloadToFile`: the same check, into a private temp file of the caller (inspection).
+ * Downloads tell an optional `ProgressReporter` (util/progress.ts) their bytes, of the size
+ * the record gives.
  */
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { Writable } from 'node:stream';
@@ -17,6 +19,7 @@ import { assertStoreName } from '../store/store.js';
 import { encodingOfRecord, type SnapshotRecord } from '../model/records.js';
 import { ExpectSha256, HashCounter } from './verify.js';
 import { contentTypeOf, encodingMetadata } from './save.js';
+import { NO_PROGRESS, type ProgressReporter, progressTap } from '../util/progress.js';
 
 /**
  * Writes `record`'s snapshot from `from` to `to`, then its record. Writes of the same name
@@ -73,10 +76,25 @@ async function sourceRecord(from: SnapshotStore, name: string): Promise<Snapshot
  * (when it has one) must match, and the snapshot must not be empty. Resolves with the size
  * and sha256 of what was copied; on a mismatch `out` holds bytes the caller must discard.
  */
-async function copyVerified(from: SnapshotStore, name: string, side: SnapshotRecord | undefined, out: Writable): Promise<HashCounter> {
+async function copyVerified(
+  from: SnapshotStore,
+  name: string,
+  side: SnapshotRecord | undefined,
+  out: Writable,
+  progress: ProgressReporter,
+): Promise<HashCounter> {
   const where = from.location(name);
   const counter = new HashCounter();
-  await pipeline(await from.openRead(name), counter, out);
+  // a bucket's record may not know the size (0): then the object's own, when someone watches
+  const known = side !== undefined && side.size > 0 ? side.size : undefined;
+  const task = progress.start(`downloading ${name}`, known ?? (progress === NO_PROGRESS ? undefined : (await from.stat(name))?.size));
+  let ok = false;
+  try {
+    await pipeline(await from.openRead(name), progressTap(task), counter, out);
+    ok = true;
+  } finally {
+    task.done(ok);
+  }
   if (side?.sha256 !== undefined && side.sha256 !== counter.sha256) {
     throw new EtcdsnapError('integrity', `downloaded ${where} does not match the sha256 in its sidecar; refusing it`);
   }
@@ -92,12 +110,12 @@ async function copyVerified(from: SnapshotStore, name: string, side: SnapshotRec
  * record's own name), at the downloaded file, with the size and sha256 of what was
  * downloaded; only well-formed details come from `from`'s record.
  */
-export async function downloadSnapshot(from: SnapshotStore, name: string, dir: LocalStore): Promise<string> {
+export async function downloadSnapshot(from: SnapshotStore, name: string, dir: LocalStore, progress: ProgressReporter = NO_PROGRESS): Promise<string> {
   assertStoreName(name);
   const side = await sourceRecord(from, name);
   const sink = await dir.beginWrite(name, { contentType: contentTypeOf(name), metadata: {} });
   try {
-    const counter = await copyVerified(from, name, side, sink.stream);
+    const counter = await copyVerified(from, name, side, sink.stream, progress);
     const location = await sink.commit();
     if (side) await dir.writeRecord({ ...side, name, location, size: counter.size, sha256: counter.sha256, status: 'successful' });
     return dir.filePath(name);
@@ -113,12 +131,17 @@ export async function downloadSnapshot(from: SnapshotStore, name: string, dir: L
  * `from`'s record. No record is written anywhere; `from`'s record (undefined when it has none)
  * is the answer. On any failure `file` is removed before the error is thrown.
  */
-export async function downloadToFile(from: SnapshotStore, name: string, file: string): Promise<SnapshotRecord | undefined> {
+export async function downloadToFile(
+  from: SnapshotStore,
+  name: string,
+  file: string,
+  progress: ProgressReporter = NO_PROGRESS,
+): Promise<SnapshotRecord | undefined> {
   assertStoreName(name);
   const side = await sourceRecord(from, name);
   const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
   try {
-    await copyVerified(from, name, side, fh.createWriteStream());
+    await copyVerified(from, name, side, fh.createWriteStream(), progress);
     return side;
   } catch (err) {
     await fh.close().catch(() => undefined);
