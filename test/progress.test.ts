@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { formatBytes, formatSeconds, progressDoneLine, progressLine, progressMode, progressReporter } from '../src/cli/progress.js';
 import { withSaveProgress } from '../src/cli/save-progress.js';
 import { EtcdsnapError } from '../src/errors.js';
@@ -175,7 +176,7 @@ test('save on a terminal: a bar with percent, bytes, rate and ETA, then the done
   // util-linux script runs the command on a real pty (stdout and stderr are a TTY)
   const r = spawnSync('script', ['-qefc', cmd, '/dev/null'], { env: cleanEnv({ COLUMNS: '120', TERM: 'xterm' }), encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-  const name = savedName(r.stdout.replace(/\r/g, '\n').replace(/\u001b\[[0-9;?]*[A-Za-z]/g, ''));
+  const name = savedName(stripVTControlCharacters(r.stdout).replace(/\r/g, '\n'));
   assert.ok(name !== '', r.stdout);
   assert.match(r.stdout, new RegExp(`saving ${name} \\[[=-]+\\] \\d+% \\| [\\d.]+ MiB of [\\d.]+ MiB \\| [\\d.]+ [KMG]iB/s \\| ETA `));
   assert.match(r.stdout, new RegExp(`saving ${name}: done, `));
