@@ -266,7 +266,14 @@ export class SnapshotService {
     const live = targets.flatMap((t) => (t.store ? [t.store] : []));
     let record: SnapshotRecord;
     let replicaErrors: Array<Error | undefined>;
-    const progress: SaveProgress = { name: fileName, phase: 'streaming', bytes: 0, totalBytes: status.dbSize, startedAt: new Date().toISOString(), scheduled: opts.scheduled };
+    const progress: SaveProgress = {
+      name: fileName,
+      phase: 'streaming',
+      bytes: 0,
+      totalBytes: status.dbSize,
+      startedAt: new Date().toISOString(),
+      scheduled: opts.scheduled,
+    };
     this.progress = progress;
     try {
       ({ record, replicaErrors } = await saveSnapshot(this.etcd, {
