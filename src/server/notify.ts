@@ -241,8 +241,15 @@ export class WebhookSender {
         `notification queue full (${this.maxQueue}); dropped the oldest (${old?.event ?? ''})`,
       );
     }
-    this.worker ??= this.pump().finally(() => {
+    this.kick();
+  }
+
+  /** Starts the worker unless it runs; one that ends with messages left (queued as it ended) starts again. */
+  private kick(): void {
+    if (this.worker || this.abort.signal.aborted) return;
+    this.worker = this.pump().finally(() => {
       this.worker = undefined;
+      if (this.queue.length > 0) this.kick();
     });
   }
 
