@@ -20,6 +20,7 @@ import {
   notificationFor,
   type NotifyState,
   WebhookSender,
+  webhookNotifier,
 } from '../src/server/notify.js';
 import { parseRetryDelays, parseWebhookURL } from '../src/config/checks.js';
 import { fanOut, type SnapshotEvent } from '../src/snapshot/events.js';
@@ -184,6 +185,22 @@ test('option checks: retry delays (default, 0, bounds) and webhook URLs (http/ht
   }
   assert.ok(isLoopbackHost(new URL('http://127.0.0.1:1/')) && isLoopbackHost(new URL('http://[::1]:1/')) && isLoopbackHost(new URL('http://localhost/')));
   assert.ok(!isLoopbackHost(new URL('http://10.0.0.1/')) && !isLoopbackHost(new URL('http://example.com/')));
+});
+
+test('webhookNotifier: logs the origin only; warns once about plain http to another host, not to loopback or over https; the URL is then scrubbed from logs', async () => {
+  const lines: string[] = [];
+  const log = quietLogger(lines);
+  await webhookNotifier('http://10.0.0.1:8065/hooks/plain-http-s3cr3t', 'node1', log).drain(0);
+  await webhookNotifier('http://127.0.0.1:8065/hooks/loopback-s3cr3t', 'node1', log).drain(0);
+  await webhookNotifier('https://hooks.example/services/T0/B0/tls-s3cr3t', 'node1', log).drain(0);
+  const text = lines.join('');
+  assert.equal(text.match(/is plain http/g)?.length, 1, text);
+  assert.match(text, /the notification webhook http:\/\/10\.0\.0\.1:8065 is plain http/);
+  assert.match(text, /sent to https:\/\/hooks\.example \(--etcd-snapshot-notify-webhook\)/);
+  assert.ok(!/s3cr3t/.test(text), text);
+  log.info('leaked https://hooks.example/services/T0/B0/tls-s3cr3t');
+  assert.ok(!lines.join('').includes('tls-s3cr3t'), 'a registered secret');
+  assert.throws(() => webhookNotifier('ftp://x/y', 'node1', log), /--etcd-snapshot-notify-webhook: scheme ftp/);
 });
 
 // ---------------------------------------------------------------------------------------
