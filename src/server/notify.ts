@@ -13,7 +13,8 @@
  *   makes it ok. Everything else sends nothing. The state starts ok in each process.
  * - No secret in a message: errors are scrubbed (log/secrets.ts `scrubSecrets`: the token,
  *   S3 keys once registered), credentials in any URL they hold are masked, and they are cut
- *   to one line of at most `MAX_ERROR_CHARS`. Messages carry no settings, no S3 location.
+ *   to one line of at most `MAX_ERROR_CHARS`. Messages carry no settings (an error text may
+ *   name the S3 endpoint and bucket, as the log does).
  * - The webhook URL may hold a secret (Slack's do): it is registered as one, and logs and
  *   errors name only its origin (scheme://host:port).
  * - Delivery (`WebhookSender`): one message at a time, in order, from a queue of at most
@@ -255,7 +256,8 @@ export class WebhookSender {
 
   private async pump(): Promise<void> {
     for (let n = this.queue.shift(); n !== undefined && !this.abort.signal.aborted; n = this.queue.shift()) {
-      await this.deliver(n);
+      // deliver reports its own failures; anything else thrown is a bug, logged, never a rejection
+      await this.deliver(n).catch((err: unknown) => this.opts.logger.error({ err: this.clean(messageOf(err)) }, 'notification delivery failed'));
     }
   }
 
@@ -301,6 +303,7 @@ export class WebhookSender {
     const mod = u.protocol === 'https:' ? https : http;
     return new Promise((resolve) => {
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const done = (r: PostResult): void => {
         if (settled) return;
         settled = true;
@@ -313,7 +316,7 @@ export class WebhookSender {
         agent: false,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'etcdsnap' },
       });
-      const timer = setTimeout(() => {
+      timer = setTimeout(() => {
         req.destroy();
         done({ ok: false, retry: true, reason: `no answer within ${this.timeoutMs} ms` });
       }, this.timeoutMs);

@@ -48,8 +48,6 @@ export interface SnapshotFeatureConfig {
    * caller), applied to the S3 settings of API requests; absent: requests get no env proxy.
    */
   proxyEnv?: ProxyEnvironment;
-  /** Delays of upload retries; default the server config's (`--etcd-s3-upload-retry-delays`). */
-  uploadRetryDelaysMs?: readonly number[];
 }
 
 /** How long queued notifications may still be sent at stop, after the service's drain. */
@@ -69,7 +67,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     await metrics.start();
     const notifyURL = ctx.cfg.snapshots.notifyWebhook;
     const notifier = notifyURL !== undefined ? webhookNotifier(notifyURL, cfg.settings.nodeName, ctx.logger) : undefined;
-    const retries = new RetryQueue({ delays: cfg.uploadRetryDelaysMs ?? ctx.cfg.snapshots.uploadRetryDelaysMs });
+    const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
     const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe);
     const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
