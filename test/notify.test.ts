@@ -8,6 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../src/log/logger.js';
 import { registerSecret } from '../src/log/secrets.js';
@@ -25,7 +26,7 @@ import {
 import { parseRetryDelays, parseWebhookURL } from '../src/config/checks.js';
 import { fanOut, type SnapshotEvent } from '../src/snapshot/events.js';
 import { UPLOAD_RETRY_DELAYS_MS } from '../src/snapshot/retry-queue.js';
-import { startSwift, s3CliFlags, s3ServerFlags, type Swift } from './helpers/swift.js';
+import { selfSignedCert, startSwift, s3CliFlags, s3ServerFlags, type Swift } from './helpers/swift.js';
 import { killStarted, runCli, snapshotCliAsync, startReady, tempDir, waitUntil } from './helpers/server.js';
 
 function quietLogger(lines: string[] = []): ReturnType<typeof createLogger> {
@@ -309,6 +310,33 @@ test('delivery: a request without an answer times out and is retried; the queue 
   q.send(note(9)); // after drain: refused, never throws
   assert.equal(q.pending, 0);
   await hang.close();
+});
+
+test('delivery over https verifies the certificate: a self-signed receiver is refused, never posted to, and not retried into success', async () => {
+  const { certPem, keyPem } = selfSignedCert(tempDir());
+  let hits = 0;
+  const server = https.createServer({ cert: certPem, key: keyPem }, (_req, res) => {
+    hits++;
+    res.writeHead(200).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const lines: string[] = [];
+  const s = new WebhookSender({
+    url: new URL(`https://127.0.0.1:${port}/hooks/tls-path`),
+    logger: quietLogger(lines),
+    retryDelaysMs: [1],
+    sleep: fastSleep([]),
+  });
+  s.send(note(1));
+  await waitUntil(() => s.dropped === 1, 5000, 'given up');
+  assert.equal(hits, 0);
+  assert.equal(s.delivered, 0);
+  assert.match(lines.join(''), /not delivered to https:\/\/127\.0\.0\.1:\d+ after 2 attempts: .*self[- ]signed certificate/i);
+  await new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
 });
 
 // ---------------------------------------------------------------------------------------
