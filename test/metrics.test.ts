@@ -155,10 +155,13 @@ test('metrics with the token: saves, prune, etcd state, the unauthenticated list
   assert.equal(await s2.stop(), 0);
 });
 
-test('metrics of S3 uploads: successes, then failed attempts while S3 is down; replica prune', async () => {
+test('metrics of S3 uploads: successes, then failed attempts and uploads given up while S3 is down; replica prune', async () => {
   await swift.createBucket('metrics');
   const env = { AWS_ACCESS_KEY_ID: swift.accessKey, AWS_SECRET_ACCESS_KEY: swift.secretKey };
-  const s = await startReady({ args: [...s3ServerFlags(swift, 'metrics'), '--etcd-snapshot-schedule-cron', '@every 2s', '--etcd-s3-retention', '2'], env });
+  const s = await startReady({
+    args: [...s3ServerFlags(swift, 'metrics'), '--etcd-snapshot-schedule-cron', '@every 2s', '--etcd-s3-retention', '2', '--etcd-s3-upload-retry-delays', '1s'],
+    env,
+  });
   const value = async (name: string, labels: Record<string, string> = {}): Promise<number> => sample(await scrape(s), name, labels) ?? 0;
   // a save's event comes after its upload's (the upload is settled inside the save)
   const saves = { trigger: 'scheduled', result: 'success' };
@@ -194,9 +197,11 @@ test('metrics of S3 uploads: successes, then failed attempts while S3 is down; r
     );
     // the local snapshot is kept: the save with the failed upload succeeds
     await waitUntil(async () => (await value('etcdsnap_snapshot_save_duration_seconds_count', saves)) > savedBefore, 60_000, 'local saves going on');
+    // with one retry after 1 s (--etcd-s3-upload-retry-delays 1s) an upload is soon given up
+    await waitUntil(async () => (await value('etcdsnap_snapshot_upload_failures_total', { store: 's3' })) >= 1, 60_000, 'an upload given up');
     text = await scrape(s);
     promtoolMetrics(text);
-    assert.ok(sample(text, 'etcdsnap_snapshot_upload_failures_total', { store: 's3' }) !== undefined);
+    assert.ok((sample(text, 'etcdsnap_snapshot_upload_attempts_total', { store: 's3', result: 'failure' }) ?? 0) >= 2, 'the first attempt and its retry');
   } finally {
     await swift.startProxy();
   }

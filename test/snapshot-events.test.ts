@@ -128,7 +128,7 @@ test('settleReplicas: one upload event per replica (attempt 1); final when no re
 });
 
 test('saveEvent and pruneEvent: what each outcome emits, and what emits nothing', () => {
-  const made = { created: [{ size: 42, createdAt: '2026-11-30T00:00:00Z' }] };
+  const made = { created: [{ name: 'etcd-snapshot-node1-1', size: 42, createdAt: '2026-11-30T00:00:00Z' }] };
   assert.deepEqual(saveEvent(true, made, 1.5), {
     kind: 'save',
     scheduled: true,
@@ -136,12 +136,14 @@ test('saveEvent and pruneEvent: what each outcome emits, and what emits nothing'
     result: 'success',
     bytes: 42,
     createdAt: '2026-11-30T00:00:00Z',
+    snapshot: 'etcd-snapshot-node1-1',
   });
   assert.deepEqual(saveEvent(false, undefined, 2, new EtcdsnapError('unavailable', 'etcd down')), {
     kind: 'save',
     scheduled: false,
     seconds: 2,
     result: 'failure',
+    error: 'etcd down',
   });
   assert.equal(saveEvent(false, { created: [] }, 0.1), undefined, 'a learner takes no snapshot');
   assert.equal(saveEvent(false, undefined, 0.1, new EtcdsnapError('usage', 'bad prefix')), undefined, 'a refused request is no failed save');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { isIP } from 'node:net';
 import { assertSafePrefix } from '../model/naming.js';
 import { isRecipientText } from '../model/records.js';
-import { formatDuration, within, type ValueCheck } from './values.js';
+import { formatDuration, parseDuration, within, type ValueCheck } from './values.js';
 
 /** Retention counts: 0 disables pruning; the bound keeps a request from asking for absurd work. */
 export const RETENTION: ValueCheck = within(0, 100_000);
@@ -91,4 +91,54 @@ export function parseHostPort(v: string): { host: string; port: number } {
 
 export const checkHostPort: ValueCheck = (v) => {
   parseHostPort(String(v));
+};
+
+/** Most retries `--etcd-s3-upload-retry-delays` may list. */
+export const MAX_UPLOAD_RETRIES = 20;
+const RETRY_DELAY_MIN_MS = 1000;
+const RETRY_DELAY_MAX_MS = 3_600_000;
+
+/**
+ * `--etcd-s3-upload-retry-delays` as milliseconds: comma-separated durations, the delay
+ * before each retry of a failed S3 upload (its length is the number of retries); `0` or an
+ * empty text is no retry. Each 1s to 1h, at most `MAX_UPLOAD_RETRIES`. Throws a one-line Error.
+ */
+export function parseRetryDelays(text: string): number[] {
+  const t = text.trim();
+  if (t === '' || t === '0') return [];
+  const items = t.split(',').map((x) => x.trim());
+  if (items.length > MAX_UPLOAD_RETRIES) throw new Error(`${items.length} delays; list at most ${MAX_UPLOAD_RETRIES} (or 0 for no retry)`);
+  const range = within(RETRY_DELAY_MIN_MS, RETRY_DELAY_MAX_MS, formatDuration);
+  return items.map((item) => {
+    if (item === '') throw new Error('an empty item; give comma-separated durations like 5s,15s,45s (or 0 for no retry)');
+    const ms = parseDuration(item);
+    range(ms);
+    return ms;
+  });
+}
+
+export const checkRetryDelays: ValueCheck = (v) => {
+  parseRetryDelays(String(v));
+};
+
+/**
+ * A webhook URL (`--etcd-snapshot-notify-webhook`): http or https, a host, no user name or
+ * password. The URL may hold a secret (Slack's do), so no message echoes it. '' is none.
+ */
+export function parseWebhookURL(text: string): URL | undefined {
+  if (text === '') return undefined;
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new Error('not a URL; give http(s)://host[:port]/path (the value is not shown: it may hold a secret)');
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error(`scheme ${u.protocol.replace(/:$/, '')} is not http or https`);
+  if (u.username !== '' || u.password !== '') throw new Error('a user name or password in the URL is not allowed (the value is not shown)');
+  if (u.hostname === '') throw new Error('the URL has no host');
+  return u;
+}
+
+export const checkWebhookURL: ValueCheck = (v) => {
+  parseWebhookURL(String(v));
 };

@@ -23,6 +23,8 @@ import {
   checkNodeName,
   checkPrefix,
   checkRecipients,
+  checkRetryDelays,
+  checkWebhookURL,
   RETENTION,
   S3_TIMEOUT,
 } from './checks.js';
@@ -304,6 +306,16 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   COMPRESSION,
   ...ENCRYPTION_OPTIONS,
   {
+    key: 'etcd-snapshot-notify-webhook',
+    env: 'ETCDSNAP_SNAPSHOT_NOTIFY_WEBHOOK',
+    type: 'string',
+    secret: true,
+    description:
+      'POST a JSON event (Slack-compatible "text") to this http(s) URL when a snapshot save fails, an S3 upload still fails after its retries, and when each recovers (docs/notifications.md)',
+    valueName: 'url',
+    check: checkWebhookURL,
+  },
+  {
     key: 'cluster-init',
     env: 'ETCDSNAP_CLUSTER_INIT',
     type: 'boolean',
@@ -345,6 +357,14 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     default: false,
   },
   ...SERVER_S3_OPTIONS,
+  {
+    key: 'etcd-s3-upload-retry-delays',
+    type: 'string',
+    description: 'delays before each retry of a failed S3 upload, comma-separated durations (each 1s to 1h, at most 20); 0 for no retry',
+    default: '5s,15s,45s,2m,5m',
+    valueName: 'durations',
+    check: checkRetryDelays,
+  },
 ];
 
 /** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */

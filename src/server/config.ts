@@ -10,6 +10,7 @@ import path from 'node:path';
 import { isIP } from 'node:net';
 import { configError } from '../errors.js';
 import { checkValue, defaultDataDir, SERVER_OPTIONS, specOf } from '../config/schema.js';
+import { parseRetryDelays } from '../config/checks.js';
 import type { Values } from '../config/resolve.js';
 import type { LogFormat } from '../log/logger.js';
 import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
@@ -57,6 +58,10 @@ export interface ServerConfig {
     encodingInput: EncodingInput;
     /** `--etcd-snapshot-decrypt-identity-file`: read when an encrypted snapshot is restored or inspected. */
     identityFile?: string;
+    /** `--etcd-s3-upload-retry-delays` in ms (its length bounds the retries; empty: none). */
+    uploadRetryDelaysMs: number[];
+    /** `--etcd-snapshot-notify-webhook` (a secret: never logged; server/notify.ts). */
+    notifyWebhook?: string;
   };
 }
 
@@ -195,6 +200,8 @@ export function buildServerConfig(v: Values): ServerConfig {
         ...(nonEmpty(v.str('etcd-snapshot-encrypt-recipients-file')) ? { recipientsFile: v.text('etcd-snapshot-encrypt-recipients-file') } : {}),
       },
       ...(nonEmpty(v.str('etcd-snapshot-decrypt-identity-file')) ? { identityFile: v.text('etcd-snapshot-decrypt-identity-file') } : {}),
+      uploadRetryDelaysMs: parseRetryDelays(v.text('etcd-s3-upload-retry-delays')),
+      ...(nonEmpty(v.str('etcd-snapshot-notify-webhook')) ? { notifyWebhook: v.text('etcd-snapshot-notify-webhook') } : {}),
     },
   };
 }

@@ -10,7 +10,11 @@
  * Requests are parsed by `parseSnapshotRequest` (the option schema's validators); answers
  * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
  * It also serves the metrics (metrics.ts, metrics-http.ts): `GET /metrics` with the token,
- * and without it on `--metrics-listen-address` when set; the service reports to them.
+ * and without it on `--metrics-listen-address` when set; the service reports to them, and
+ * to the webhook notifier of `--etcd-snapshot-notify-webhook` (notify.ts) when set, through
+ * one observer (events.ts `fanOut`). Failed uploads are retried after the delays of
+ * `--etcd-s3-upload-retry-delays`. At stop the notifier gets a short bounded time after the
+ * service's drain (its last events included).
  */
 import type { Feature } from './feature.js';
 import { addInspectRoutes } from './inspect-routes.js';
@@ -27,6 +31,9 @@ import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
 import { quotaBackendBytes, ServerMetrics } from './metrics.js';
 import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
+import { webhookNotifier } from './notify.js';
+import { fanOut } from '../snapshot/events.js';
+import { RetryQueue } from '../snapshot/retry-queue.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -44,6 +51,9 @@ export interface SnapshotFeatureConfig {
   proxyEnv?: ProxyEnvironment;
 }
 
+/** How long queued notifications may still be sent at stop, after the service's drain. */
+const NOTIFY_DRAIN_MS = 2000;
+
 export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
   const feature: Feature = async (ctx) => {
     // the folders API requests may use: the configured one and --etcd-snapshot-api-dir
@@ -56,7 +66,11 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       quotaBytes: quotaBackendBytes(ctx.cfg.etcdArgs),
     });
     await metrics.start();
-    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, undefined, metrics.observe);
+    const notifyURL = ctx.cfg.snapshots.notifyWebhook;
+    const notifier = notifyURL !== undefined ? webhookNotifier(notifyURL, cfg.settings.nodeName, ctx.logger) : undefined;
+    const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
+    const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe);
+    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
@@ -171,6 +185,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       scheduler?.stop();
       await listener?.close();
       await service.drain(timeoutMs);
+      await notifier?.drain(NOTIFY_DRAIN_MS);
     });
   };
   feature.preflight = async () => {

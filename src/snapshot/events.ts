@@ -8,17 +8,21 @@
  *   turn came. A refused second save (`conflict`), a request refused as invalid (`usage`
  *   or `config`: a folder that is not allowed, a bad prefix) and a learner's skipped save
  *   emit nothing. `seconds` covers the save with its replicas' records and retention; `bytes`
- *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success.
+ *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success, `snapshot` (its
+ *   name) too; `error` (the message, unscrubbed: observers that send it elsewhere scrub it,
+ *   log/secrets.ts) with a failure.
  * - `upload`: once per replica upload attempt: attempt 1 in the save's pass
  *   (save-replicas.ts `settleReplicas`), then each retry (upload-retries.ts). `final` is
  *   true on a failure after which no further attempt is queued in this process (retries
  *   exhausted, no store, or shutting down: a failed record is retried at the next start);
  *   `seconds` is measured for retries only (attempt 1 runs inside the save's single pass).
+ *   `snapshot` names the snapshot uploaded; `error` comes with a failure (unscrubbed).
  * - `prune`: once per retention pass over one store that was not a dry run: local (after a
  *   scheduled save or a prune request) and each replica (`s3`). `deleted` counts the
  *   snapshots removed (0 on failure).
  * - An observer must not throw; `safeObserver` wraps it so that a throwing observer is
- *   logged and can never fail a save, an upload or a prune.
+ *   logged and can never fail a save, an upload or a prune. `fanOut` tells several
+ *   observers (metrics, notifications), each wrapped, in the order given.
  */
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
@@ -26,8 +30,19 @@ import { EtcdsnapError, messageOf } from '../errors.js';
 export type EventResult = 'success' | 'failure';
 
 export type SnapshotEvent =
-  | { kind: 'save'; scheduled: boolean; result: EventResult; seconds: number; bytes?: number; createdAt?: string }
-  | { kind: 'upload'; store: 's3'; result: EventResult; seconds?: number; attempt: number; final: boolean; bytes?: number; createdAt?: string }
+  | { kind: 'save'; scheduled: boolean; result: EventResult; seconds: number; bytes?: number; createdAt?: string; snapshot?: string; error?: string }
+  | {
+      kind: 'upload';
+      store: 's3';
+      result: EventResult;
+      seconds?: number;
+      attempt: number;
+      final: boolean;
+      bytes?: number;
+      createdAt?: string;
+      snapshot?: string;
+      error?: string;
+    }
   | { kind: 'prune'; store: 'local' | 's3'; result: EventResult; seconds: number; deleted: number };
 
 /** Receives snapshot events; must not throw (see the module's contract). */
@@ -42,6 +57,14 @@ export function safeObserver(observer: SnapshotObserver | undefined, logger: Log
     } catch (err) {
       logger.warn({ err: messageOf(err), event: e.kind }, 'snapshot event observer failed');
     }
+  };
+}
+
+/** One observer that tells each of `observers` (undefined ones skipped), each through `safeObserver`. */
+export function fanOut(logger: Logger, ...observers: ReadonlyArray<SnapshotObserver | undefined>): SnapshotObserver {
+  const each = observers.filter((o): o is SnapshotObserver => o !== undefined).map((o) => safeObserver(o, logger));
+  return (e) => {
+    for (const o of each) o(e);
   };
 }
 
@@ -78,7 +101,7 @@ export async function timed<T>(
  */
 export function saveEvent(
   scheduled: boolean,
-  r: { created: ReadonlyArray<{ size: number; createdAt: string }> } | undefined,
+  r: { created: ReadonlyArray<{ name?: string; size: number; createdAt: string }> } | undefined,
   seconds: number,
   err?: unknown,
 ): SnapshotEvent | undefined {
@@ -86,7 +109,8 @@ export function saveEvent(
   if (r && !made) return undefined;
   if (err instanceof EtcdsnapError && (err.kind === 'usage' || err.kind === 'config')) return undefined;
   const base = { kind: 'save', scheduled, seconds } as const;
-  return made ? { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } : { ...base, result: 'failure' };
+  if (made) return { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt, ...(made.name !== undefined ? { snapshot: made.name } : {}) };
+  return { ...base, result: 'failure', ...(err !== undefined ? { error: messageOf(err) } : {}) };
 }
 
 /** Pure: the `prune` event of one store's retention pass (`gone`: the names removed; undefined when it threw); none for a dry run. */

@@ -19,9 +19,14 @@
  *   resolves no job is running, so the caller may release what jobs use (S3 clients).
  * - Timers are unref'd by default (`nodeTimer`): pending retries never keep the process alive.
  */
+import { parseRetryDelays } from '../config/checks.js';
+import { SERVER_OPTIONS, stringDefault } from '../config/schema.js';
 
-/** Delays between upload retries after a failed S3 upload (k3s never retries). */
-export const UPLOAD_RETRY_DELAYS_MS: readonly number[] = [5_000, 15_000, 45_000, 120_000, 300_000];
+/**
+ * Delays between upload retries after a failed S3 upload (k3s never retries): the default
+ * of `--etcd-s3-upload-retry-delays` (5s, 15s, 45s, 2m, 5m), which the server passes.
+ */
+export const UPLOAD_RETRY_DELAYS_MS: readonly number[] = parseRetryDelays(stringDefault(SERVER_OPTIONS, 'etcd-s3-upload-retry-delays'));
 
 /** One run of a retried piece of work; it must honour `signal`. */
 export type RetryJob = (signal: AbortSignal) => Promise<void>;

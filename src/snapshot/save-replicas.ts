@@ -67,12 +67,21 @@ export async function settleReplicas(
     if (err) {
       log.error({ err: messageOf(err), location }, `Error received during snapshot upload to S3: ${messageOf(err)}`);
       const queued = store ? retry(store, record) : false;
-      emit({ kind: 'upload', store: 's3', result: 'failure', attempt: 1, final: !queued });
+      emit({ kind: 'upload', store: 's3', result: 'failure', attempt: 1, final: !queued, snapshot: record.name, error: messageOf(err) });
       uploadError ??= `upload to ${location} failed: ${messageOf(err)}; it will be retried`;
     } else {
       log.info({ location }, `Snapshot ${record.name} uploaded to S3`);
       copies.push(replicaCopy(record, location));
-      emit({ kind: 'upload', store: 's3', result: 'success', attempt: 1, final: false, bytes: record.size, createdAt: record.createdAt });
+      emit({
+        kind: 'upload',
+        store: 's3',
+        result: 'success',
+        attempt: 1,
+        final: false,
+        bytes: record.size,
+        createdAt: record.createdAt,
+        snapshot: record.name,
+      });
     }
   }
   return uploadError !== undefined ? { record, copies, uploadError } : { record, copies };

@@ -54,7 +54,7 @@ export class UploadRetries {
     }
     const state = { location: store.location(record.name), attempts: attempt + 2, updatedAt: new Date().toISOString() };
     const t0 = performance.now();
-    const event = { kind: 'upload', store: 's3', attempt: attempt + 2, bytes: current.size, createdAt: current.createdAt } as const;
+    const event = { kind: 'upload', store: 's3', attempt: attempt + 2, bytes: current.size, createdAt: current.createdAt, snapshot: record.name } as const;
     try {
       await replicate(dir, store, current, this.nodeName, signal);
       await dir.writeRecord(withReplicaState(current, { ...state, status: 'successful' }));
@@ -65,7 +65,7 @@ export class UploadRetries {
       await dir.writeRecord(withReplicaState(current, { ...state, status: 'failed', message: messageOf(err) })).catch(() => undefined);
       log.error({ err: messageOf(err), attempt: attempt + 2 }, `retry of the S3 upload of ${record.name} failed: ${messageOf(err)}`);
       const queued = this.schedule(store, dir, current, attempt + 1);
-      this.emit({ ...event, result: 'failure', seconds, final: !queued });
+      this.emit({ ...event, result: 'failure', seconds, final: !queued, error: messageOf(err) });
     }
   }
 
