@@ -180,6 +180,37 @@ export function decodeSnapshotResponse<O extends SnapshotOperation>(op: O, v: un
   return decode(v, 'the answer');
 }
 
+/**
+ * `GET /db/snapshot/progress`: the save that runs now on the server, if any (scheduled or
+ * on-demand). `bytes` counts what was read from etcd; `totalBytes` is etcd's db size taken
+ * just before (the snapshot is about that big); `phase` is `committing` once etcd's stream
+ * ended (files synced, uploads finishing).
+ */
+export interface SaveProgress {
+  name: string;
+  phase: 'streaming' | 'committing';
+  bytes: number;
+  totalBytes: number;
+  /** RFC 3339. */
+  startedAt: string;
+  scheduled: boolean;
+}
+
+export type SaveProgressResponse = { saving: false } | ({ saving: true } & SaveProgress);
+
+const num: Decoder<number> = (v, at) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(at, 'a number'));
+const bool: Decoder<boolean> = (v, at) => (typeof v === 'boolean' ? v : fail(at, 'true or false'));
+const phase: Decoder<SaveProgress['phase']> = (v, at) => (v === 'streaming' || v === 'committing' ? v : fail(at, 'streaming or committing'));
+
+/** The answer to `GET /db/snapshot/progress`, typed; a `ResponseShapeError` when it has another shape. */
+export function decodeSaveProgress(v: unknown): SaveProgressResponse {
+  const o = object(v, 'the answer');
+  if (o.saving === false) return { saving: false };
+  if (o.saving !== true) return fail('the answer.saving', 'true or false');
+  const p = shaped<SaveProgress>({ name: str, phase, bytes: num, totalBytes: num, startedAt: str, scheduled: bool })(o, 'the answer');
+  return { saving: true, ...p };
+}
+
 /** `GET /v1/cluster/bootstrap`: the cluster CA, handed to a joining server (token only). */
 export interface ClusterBootstrapResponse {
   caCert: string;

@@ -1,6 +1,7 @@
 /**
  * The snapshot feature of the server: prepares the folder, serves `POST /db/snapshot`
- * (save/list/delete/prune) and the inspection routes (inspect-routes.ts), runs the cron schedule, and drains a running save at stop.
+ * (save/list/delete/prune), `GET /db/snapshot/progress` (the running save's bytes, model/api.ts
+ * `SaveProgressResponse`) and the inspection routes (inspect-routes.ts), runs the cron schedule, and drains a running save at stop.
  * A request's `dir` may name only the configured snapshot dir or a folder of
  * `--etcd-snapshot-api-dir` (`settings.apiDirs`, else the server config's).
  * Its `preflight` (before the server changes anything) refuses a snapshot dir that is
@@ -18,7 +19,7 @@ import { Scheduler, type Schedule } from './schedule.js';
 import { parseSnapshotRequest, type SnapshotRequest } from '../snapshot/request.js';
 import { mergeEncoding } from '../snapshot/encode.js';
 import { SNAPSHOT_CLI_OPTIONS, stringDefault } from '../config/schema.js';
-import type { SnapshotOperation, SnapshotResponses } from '../model/api.js';
+import type { SaveProgressResponse, SnapshotOperation, SnapshotResponses } from '../model/api.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { withProxyEnvironment, type S3Options } from '../snapshot/s3-config.js';
 import { LocalStore } from '../store/local.js';
@@ -117,6 +118,16 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         const parsed = parseSnapshotRequest(req.body);
         const r = parsed.s3 && cfg.proxyEnv ? { ...parsed, s3: withProxyEnvironment(parsed.s3, cfg.proxyEnv) } : parsed;
         return { status: 200, body: await answer(r) };
+      },
+    });
+
+    ctx.addRoute({
+      method: 'GET',
+      path: '/db/snapshot/progress',
+      handle: () => {
+        const p = service.saveProgress();
+        const body: SaveProgressResponse = p ? { saving: true, ...p } : { saving: false };
+        return { status: 200, body };
       },
     });
 

@@ -36,6 +36,11 @@ export interface SaveRequest {
   /** Status of the member taken just before the snapshot (revision, version, db size). */
   status: EtcdStatus;
   signal?: AbortSignal;
+  /**
+   * Told the count of bytes read from etcd so far, after each chunk (and the phase
+   * `committing` once the stream ended); must be cheap and must not throw.
+   */
+  onProgress?: (bytes: number, phase: 'streaming' | 'committing') => void;
 }
 
 export interface SaveOutcome {
@@ -140,7 +145,8 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
     const opts = req.signal ? { signal: req.signal } : {};
     for (const store of req.replicas ?? []) replicas.push(await beginReplica(store, req.fileName, { ...writeOpts, ...opts }));
     source = await etcd.snapshotStream();
-    const verifier = new TrailerVerifier();
+    const onProgress = req.onProgress;
+    const verifier = new TrailerVerifier(onProgress ? (n) => onProgress(n, 'streaming') : undefined);
     const branches = replicas.flatMap((r) => (r.branch ? [r.branch] : []));
     const tail = [...branches, primary.stream];
     let stored: { size: number; sha256: string | undefined };
@@ -156,6 +162,7 @@ export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<
       stored = { size: verifier.size, sha256: verifier.streamSha256 };
     }
     if (verifier.dbSha256 === undefined) throw new EtcdsnapError('integrity', 'snapshot stream ended before it was verified');
+    req.onProgress?.(verifier.size, 'committing');
     // The local file is complete and verified: its fsync runs while the last parts upload.
     const [committed] = await Promise.allSettled([primary.commit(), ...branches.map((b) => b.settled())]);
     if (committed.status === 'rejected') throw committed.reason;

@@ -46,8 +46,9 @@ import { ReplicaStores } from './replica-stores.js';
 import { UploadRetries } from './upload-retries.js';
 import { failedUploads } from './replica-state.js';
 import { pruneReplicas, settleReplicas, type ReplicaTarget } from './save-replicas.js';
-import { pruneStore } from './prune.js';
-import { pruneEvent, safeObserver, saveEvent, timed, type SnapshotEvent, type SnapshotObserver } from './events.js';
+import { checkPrune, pruneAll } from './prune.js';
+import { safeObserver, saveEvent, timed, type SnapshotObserver } from './events.js';
+import type { SaveProgress } from '../model/api.js';
 
 export interface SnapshotSettings {
   /** Default snapshot folder (`${data-dir}/server/db/snapshots` unless set). */
@@ -115,6 +116,8 @@ export class SnapshotService {
   private readonly replicas = new ReplicaStores(this.reportSkip);
   private readonly uploads: UploadRetries;
   private readonly emit: SnapshotObserver;
+  /** The running save's progress (`saveProgress`). */
+  private progress: SaveProgress | undefined;
 
   constructor(
     private readonly etcd: EtcdClient,
@@ -174,6 +177,14 @@ export class SnapshotService {
 
   get busy(): boolean {
     return this.inFlight !== undefined;
+  }
+
+  /**
+   * The save streaming from etcd now (a copy; undefined when none runs or it still waits for
+   * its turn): bytes read of about `totalBytes` (etcd's db size before the save).
+   */
+  saveProgress(): SaveProgress | undefined {
+    return this.progress ? { ...this.progress } : undefined;
   }
 
   /**
@@ -255,6 +266,8 @@ export class SnapshotService {
     const live = targets.flatMap((t) => (t.store ? [t.store] : []));
     let record: SnapshotRecord;
     let replicaErrors: Array<Error | undefined>;
+    const progress: SaveProgress = { name: fileName, phase: 'streaming', bytes: 0, totalBytes: status.dbSize, startedAt: new Date().toISOString(), scheduled: opts.scheduled };
+    this.progress = progress;
     try {
       ({ record, replicaErrors } = await saveSnapshot(this.etcd, {
         fileName,
@@ -264,8 +277,13 @@ export class SnapshotService {
         replicas: live,
         status,
         signal: this.abort.signal,
+        onProgress: (bytes, phase) => {
+          progress.bytes = bytes;
+          progress.phase = phase;
+        },
       }));
     } catch (err) {
+      this.progress = undefined;
       const message = messageOf(err);
       log.error({ err: message }, `Failed to take etcd snapshot: ${message}`);
       await dir
@@ -273,6 +291,7 @@ export class SnapshotService {
         .catch((e: unknown) => log.warn({ err: messageOf(e) }, 'could not record the failed snapshot'));
       throw err;
     }
+    this.progress = undefined;
     const outcome = await settleReplicas(targets, live, replicaErrors, record, log, (store, r) => this.uploads.schedule(store, dir, r, 0), this.emit);
     record = outcome.record;
     const created: SnapshotRecord[] = [record, ...outcome.copies];
@@ -367,38 +386,14 @@ export class SnapshotService {
   }
 
   private async doPrune(opts: PruneOptions): Promise<{ deleted: string[] }> {
-    const prefix = assertSafePrefix(opts.prefix);
-    if (!Number.isInteger(opts.retention) || opts.retention < 1) {
-      throw new EtcdsnapError('usage', `invalid snapshot retention ${opts.retention}: keep at least 1`);
-    }
+    checkPrune(opts); // before the folder is touched
     const d = await this.folder(opts.dir);
-    const nodeName = this.settings.nodeName;
-    const event =
-      (store: 'local' | 's3') =>
-      (gone: string[] | undefined, seconds: number): SnapshotEvent | undefined =>
-        pruneEvent(store, opts.dryRun, gone, seconds);
-    const deleted = await timed(
-      this.emit,
-      () =>
-        pruneStore(d, prefix, nodeName, opts.retention, opts.dryRun, {
-          onPlan: (remove) =>
-            this.logger.info(
-              { retention: opts.retention, prefix, dir: d.dir, remove: remove.length, dryRun: opts.dryRun },
-              `Applying snapshot retention=${opts.retention} to local snapshots with prefix ${prefix} in ${d.dir}`,
-            ),
-          onRemove: (name) => this.logger.info({ snapshot: name }, `Removing local snapshot ${name}`),
-        }),
-      event('local'),
-    );
-    for (const o of opts.replicas.filter((r) => r.retention > 0)) {
-      const store = await this.replicas.get(o);
-      this.logger.info(
-        { retention: o.retention, prefix },
-        `Applying snapshot retention=${o.retention} to snapshots stored in ${store.describe()} (this node only)`,
-      );
-      const gone = await timed(this.emit, () => pruneStore(store, prefix, nodeName, o.retention, opts.dryRun), event('s3'));
-      deleted.push(...gone.map((n) => store.location(n)));
-    }
+    const deleted = await pruneAll(d, opts, {
+      nodeName: this.settings.nodeName,
+      logger: this.logger,
+      emit: this.emit,
+      replicaStore: (o) => this.replicas.get(o),
+    });
     return { deleted };
   }
 

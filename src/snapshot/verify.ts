@@ -26,13 +26,15 @@ export class TrailerVerifier extends Transform {
   /** Hex sha256 of the whole stream (database and trailer), once verified. */
   streamSha256: string | undefined;
 
-  constructor() {
+  /** @param onBytes told `size` after each chunk (a save's progress); must not throw. */
+  constructor(private readonly onBytes?: (size: number) => void) {
     // Stryker disable next-line ObjectLiteral: a throughput setting (buffer size), not behaviour
     super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
+    this.onBytes?.(this.size);
     // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent; the copying path below gives the same hashes
     if (chunk.length >= TRAILER_BYTES) {
       // everything but the last 32 bytes seen so far is database: hash it without copying
