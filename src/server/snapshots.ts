@@ -11,6 +11,7 @@
  * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
  * It also serves the metrics (metrics.ts, metrics-http.ts): `GET /metrics` with the token,
  * and without it on `--metrics-listen-address` when set; the service reports to them.
+ * And the web dashboard at `/` (dashboard/routes.ts, docs/dashboard.md), with the server's S3 settings.
  */
 import type { Feature } from './feature.js';
 import { addInspectRoutes } from './inspect-routes.js';
@@ -27,6 +28,7 @@ import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
 import { quotaBackendBytes, ServerMetrics } from './metrics.js';
 import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
+import { addDashboardRoutes } from './dashboard/routes.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -132,6 +134,14 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     });
 
     let scheduler: Scheduler | undefined;
+    const dashboard = addDashboardRoutes(ctx, {
+      service,
+      ...(cfg.s3 ? { s3: cfg.s3 } : {}),
+      savePrefix: defaultPrefix,
+      encoding: cfg.settings.encoding,
+      schedule: { enabled: !cfg.disabled, spec: cfg.schedule.spec, retention: cfg.settings.retention },
+      nextRun: () => scheduler?.nextRun(),
+    });
     if (cfg.disabled) {
       ctx.logger.info('scheduled etcd snapshots are disabled (--etcd-disable-snapshots)');
     } else {
@@ -147,7 +157,10 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
           });
         },
         onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),
-        onError: (err) => ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`),
+        onError: (err) => {
+          ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`);
+          dashboard.noteFailure('scheduled save', messageOf(err));
+        },
       });
       scheduler.start();
       const s = scheduler;
