@@ -67,6 +67,7 @@ export const PAGE_HTML = `<!doctype html>
 export const PAGE_CSS = `:root { color-scheme: light dark; --fg: #1b1f24; --bg: #f6f7f9; --card: #fff; --line: #d6dae0; --muted: #5d6670; --accent: #2563eb; --bad: #b42318; --good: #137333; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e8eb; --bg: #111418; --card: #1a1e24; --line: #2e343c; --muted: #9aa3ad; --accent: #6ea1ff; --bad: #ff8a80; --good: #7ee2a8; } }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 15px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; align-items: center; gap: 1rem; padding: .6rem 1rem; border-bottom: 1px solid var(--line); background: var(--card); }
 header h1 { font-size: 1.15rem; margin: 0; }
@@ -101,7 +102,7 @@ td.actions > * { margin-right: .3rem; }
 .badge { display: inline-block; padding: 0 .4rem; border-radius: 4px; font-size: .8rem; border: 1px solid var(--line); margin-right: .2rem; }
 .status-failed { color: var(--bad); }
 .status-successful { color: var(--good); }
-#chart svg { width: 100%; height: auto; display: block; }
+#chart svg { width: 100%; height: auto; max-height: 260px; display: block; }
 #chart .size { fill: var(--accent); }
 #chart .duration { stroke: var(--bad); fill: none; stroke-width: 2; }
 #chart .dot { fill: var(--bad); }

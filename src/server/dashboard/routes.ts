@@ -63,7 +63,7 @@ export function addDashboardRoutes(ctx: ServerContext, o: DashboardOptions): Act
     path: '/ui/state',
     auth: 'session',
     handle: async (req) => {
-      const listed = await o.service.list(undefined, replicas, false);
+      const listed = await o.service.list(undefined, replicas, true); // with the S3 records: node, encryption (as `ls -o json`)
       const snapshots = listed.items.map(rowOf);
       const next = o.nextRun();
       const failure = lastFailure(snapshots, activity.lastFailure);
