@@ -206,7 +206,7 @@ test('in the browser: login, the list as ls shows it, save now, download, delete
   const listed = (JSON.parse(ls.stdout) as Row[]).map((r) => ({ name: r.name, location: r.location, size: r.size, createdAt: r.createdAt, status: r.status }));
   assert.equal(listed.length, 4, 'two local and two S3 snapshots');
   assert.deepEqual((await rows(page)).sort(byKey), listed.sort(byKey));
-  assert.match(await page.locator('#schedule').innerText(), /Next run/);
+  assert.match((await page.locator('#schedule').textContent()) ?? '', /Next run/);
 
   // save now: a new local and S3 row, progress shown meanwhile or the result at once
   const before = new Set((await rows(page)).map((r) => r.name));
@@ -248,7 +248,7 @@ test('in the browser: login, the list as ls shows it, save now, download, delete
   // delete with the confirmation dialog: cancel keeps it, delete removes both copies
   await page.click(`tr[data-name="${name}"][data-store="local"] button.delete`);
   await page.locator('#confirm').waitFor();
-  assert.equal(await page.locator('#confirm-name').innerText(), name);
+  assert.equal(await page.locator('#confirm-name').textContent(), name);
   await page.click('#confirm-cancel');
   await page.locator('#confirm').waitFor({ state: 'hidden' });
   assert.equal(await page.locator(`tr[data-name="${name}"]`).count(), 2);
@@ -285,9 +285,9 @@ test('in the browser: a failed upload shows its error in the table and as the la
     60_000,
     'a failed upload in the table',
   );
-  const message = await page.locator('tr[data-status="failed"] .message').first().innerText();
+  const message = (await page.locator('tr[data-status="failed"] .message').first().textContent()) ?? '';
   assert.match(message, /bucket|NoSuchBucket|not found|does not exist/i);
-  const failed = await page.locator('#last-failure').innerText();
+  const failed = (await page.locator('#last-failure').textContent()) ?? '';
   assert.match(failed, /upload of /);
   assert.ok(failed.includes(message), `${failed} carries the record's message`);
   await context.close();
