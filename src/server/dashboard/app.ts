@@ -167,7 +167,7 @@ export const APP_JS = `'use strict';
       var secs = Math.max(0, Math.round((Date.now() - Date.parse(saving.startedAt)) / 1000));
       text.textContent = (saving.phase === 'committing' ? 'committing ' : 'saving ') + saving.name + ': ' + bytes(saving.bytes) +
         (saving.totalBytes > 0 ? ' of about ' + bytes(saving.totalBytes) : '') + ', ' + secs + ' s';
-    } else if (running) { bar.removeAttribute('value'); text.textContent = 'saving…'; }
+    } else if (running) { bar.removeAttribute('value'); text.textContent = 'saving...'; }
     var out = $('save-result');
     if (last && !last.running) {
       if (last.error) { out.className = 'error'; out.textContent = 'Save failed: ' + last.error; }
