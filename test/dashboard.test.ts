@@ -208,9 +208,33 @@ test('in the browser: login, the list as ls shows it, save now, download, delete
   assert.deepEqual((await rows(page)).sort(byKey), listed.sort(byKey));
   assert.match((await page.locator('#schedule').textContent()) ?? '', /Next run/);
 
-  // save now: a new local and S3 row, progress shown meanwhile or the result at once
+  // save now: a new local and S3 row. The save is too quick to see its progress for sure, so
+  // the page's first progress answer is replaced by one of a running save, and the next one
+  // held until the page has shown it; the save itself runs for real.
   const before = new Set((await rows(page)).map((r) => r.name));
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let polls = 0;
+  await page.route('**/ui/progress', async (route) => {
+    if (++polls > 1) {
+      await held;
+      return route.continue();
+    }
+    const startedAt = new Date().toISOString();
+    const saving = { name: 'on-demand-node1-1796000000', phase: 'streaming', bytes: 512 * 1024, totalBytes: 1024 * 1024, startedAt, scheduled: false };
+    return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ saving, lastSave: { startedAt, running: true } }) });
+  });
   await page.click('#save');
+  await page.locator('#progress-text').filter({ hasText: 'saving on-demand-node1-1796000000: 512.0 KiB of about 1.0 MiB' }).waitFor();
+  assert.equal(await page.locator('#save').isDisabled(), true, 'no second save while one runs');
+  assert.equal(
+    await page.locator('#progress-bar').evaluate((e) => (e as unknown as { value: number; max: number }).value / (e as unknown as { max: number }).max),
+    0.5,
+  );
+  release();
+  await page.unroute('**/ui/progress');
   await page
     .locator('#save-result')
     .filter({ hasText: /^Saved / })

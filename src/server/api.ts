@@ -241,7 +241,8 @@ export class SupervisorApi {
       if (bad) return refuse(res, bad.status, bad.message);
     } else if (!this.authorized(req)) return this.unauthorized(req, res, source, method, target.path);
     if (auth === 'token') this.throttle.success(source);
-    res.once('close', this.guard.enter(req.socket));
+    // a login is not authenticated before its body is read: its connection stays evictable until then
+    if (auth !== 'login') res.once('close', this.guard.enter(req.socket));
     if (!route) {
       req.resume();
       if (candidates.length > 0) return send(res, 405, { error: `method ${method} not allowed on ${target.path.slice(0, 200)}` });
@@ -260,6 +261,7 @@ export class SupervisorApi {
     if (auth === 'login') {
       if (!this.loginAccepted(body.token)) return this.unauthorized(req, res, source, method, target.path);
       this.throttle.success(source);
+      res.once('close', this.guard.enter(req.socket));
       const { id, session: s } = this.sessions.create();
       session = { csrf: s.csrf, end: () => this.sessions.delete(id) };
       res.once('close', () => {
