@@ -42,11 +42,10 @@ export interface DashboardSchedule {
   s3?: string;
 }
 
-/** A dashboard save: running (`progress` once the service reports it) or finished. */
+/** The last save started from the dashboard: running, or finished with its snapshot's name or its error. */
 export interface DashboardSave {
   startedAt: string;
   running: boolean;
-  progress?: SaveProgress;
   name?: string;
   error?: string;
   s3Error?: string;
