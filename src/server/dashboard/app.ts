@@ -36,6 +36,10 @@ export const APP_JS = `'use strict';
     var d = new Date(iso);
     return isNaN(d.getTime()) ? iso : d.toLocaleString();
   }
+  function short(iso) {
+    var d = new Date(iso);
+    return isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  }
   function seconds(ms) { return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + ' s'; }
 
   async function call(method, path, body) {
@@ -127,7 +131,7 @@ export const APP_JS = `'use strict';
     var box = $('chart');
     box.replaceChildren();
     if (pts.length === 0) { box.append(el('p', { class: 'muted' }, 'No saves with a recorded duration yet.')); return; }
-    var W = 640, H = 220, L = 56, R = 56, T = 14, B = 34;
+    var W = Math.max(320, Math.min(640, box.clientWidth || 640)), H = 220, L = 56, R = 56, T = 14, B = 34; // text keeps its size on a phone
     var maxSize = Math.max.apply(null, pts.map(function (p) { return p.size; })) || 1;
     var maxDur = Math.max.apply(null, pts.map(function (p) { return p.durationMs; })) || 1;
     var step = (W - L - R) / pts.length;
@@ -149,8 +153,8 @@ export const APP_JS = `'use strict';
       root.append(svg('circle', { cx: (x + step / 2).toFixed(1), cy: y.toFixed(1), r: 3, class: 'dot' }));
     });
     root.append(svg('polyline', { points: line.join(' '), class: 'duration' }));
-    root.append(svg('text', { x: L, y: H - 8 }, when(pts[0].createdAt)));
-    root.append(svg('text', { x: W - R, y: H - 8, 'text-anchor': 'end' }, when(pts[pts.length - 1].createdAt)));
+    root.append(svg('text', { x: L, y: H - 8 }, short(pts[0].createdAt)));
+    root.append(svg('text', { x: W - R, y: H - 8, 'text-anchor': 'end' }, short(pts[pts.length - 1].createdAt)));
     box.append(root);
     box.append(el('p', { class: 'muted' }, 'Bars: stored size (left scale). Line: save duration (right scale).'));
   }
