@@ -2,7 +2,8 @@
 # Installs everything etcdsnap needs on Debian 12 with Node 20, then builds it.
 #   scripts/install.sh          Debian's etcd-server/etcd-client (when etcd/etcdctl are not on PATH), zstd, npm deps, build
 #   scripts/install.sh --test   the same plus what the tests need (unzip, zip, age, python3, a loopback OpenStack
-#                               Swift with the s3api middleware for the S3 tests, s3cmd for the S3 benchmarks)
+#                               Swift with the s3api middleware for the S3 tests, s3cmd for the S3 benchmarks,
+#                               promtool, chromium for the dashboard's browser test)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v s3cmd >/dev/null 2>&1 || need+=(s3cmd)
   # the metrics test checks the exposition and docs/alerts with promtool (test/metrics.test.ts)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  # the dashboard test drives Debian's chromium headless through playwright-core (test/dashboard.test.ts)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
 fi
 
 if ((${#need[@]})); then

@@ -292,7 +292,7 @@ async function unitApi(o: Partial<SupervisorApiOptions>): Promise<{ api: Supervi
   const logs: string[] = [];
   const logger = createLogger({ format: 'json', debug: false, destination: { write: (l: string) => void logs.push(l) } });
   const api = new SupervisorApi({ host: '127.0.0.1', port: 0, certPem: certs.certPem, keyPem: certs.keyPem, secret: SECRET, logger, ...o });
-  api.route({ method: 'GET', path: '/healthz', public: true, handle: () => ({ status: 200, body: 'ok' }) });
+  api.route({ method: 'GET', path: '/healthz', auth: 'public', handle: () => ({ status: 200, body: 'ok' }) });
   const port = await api.listen();
   return { api, port, logs };
 }

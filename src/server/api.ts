@@ -2,19 +2,30 @@
  * The supervisor API: HTTPS on --supervisor-port with a certificate from the cluster CA.
  *
  * Contract:
- * - Routes are registered with `route()`; a route is public only when it says so
- *   (`/healthz`, `/cacerts`). Every other request needs the token's secret, as HTTP basic
- *   auth `server:<secret>` (as k3s) or `Authorization: Bearer <secret>`, compared in
- *   constant time. A missing or wrong secret gets 401 at once, without its body being read,
- *   and its connection is closed after the answer. Failed logins are slowed and their log
- *   lines bounded per source (login-throttle.ts); a log line never holds the credential.
+ * - Routes are registered with `route()`, each with its `auth` mode (default `token`):
+ *   - `token`: the token's secret, as HTTP basic auth `server:<secret>` (as k3s) or
+ *     `Authorization: Bearer <secret>`, compared in constant time. A missing or wrong secret
+ *     gets 401 at once, without its body being read, and its connection is closed after the
+ *     answer. Failed logins are slowed and their log lines bounded per source
+ *     (login-throttle.ts); a log line never holds the credential. A cookie is never looked at.
+ *   - `public`: no credential (`/healthz`, `/cacerts`, the dashboard's page and its assets).
+ *   - `session`: a dashboard session cookie (session.ts), never the token; a session cookie
+ *     authenticates these routes only. Without a live session: 401. The request must also
+ *     pass `checkSessionRequest` (same origin; a state-changing one needs JSON and the
+ *     session's CSRF header): else 403/415.
+ *   - `login`: the dashboard's login: the JSON body's `token` (the secret or the full K10
+ *     token) is checked like a `token` route's secret, through the same throttle; on success
+ *     a new session is passed to the handler and its cookie set with a 2xx answer.
+ *   A handler ends its session with `req.session.end()`; the answer then clears the cookie.
  * - Only origin-form targets (`/path?query`) are accepted (request-target.ts); any other
  *   target is a 400 and the connection is closed.
  * - Public routes take no body: a request to one with a body (Content-Length > 0 or any
  *   Transfer-Encoding) is answered 413 without reading it, and the connection is closed.
  * - Authenticated request bodies are JSON objects of at most 64 KiB; anything else is a 400/413.
- * - Answers are JSON (or text), or streamed NDJSON (`StreamResponse`: one JSON value a line,
- *   with the client's backpressure; an error after the first line is a last `{"error"}` line).
+ * - Answers (api-response.ts) are JSON, text or HTML/CSS/JS, streamed NDJSON
+ *   (`StreamResponse`: one JSON value a line, with the client's backpressure; an error after
+ *   the first line is a last `{"error"}` line), or a file download (`DownloadResponse`,
+ *   streamed with backpressure); all carry the security headers of api-response.ts.
  * - Handlers throw EtcdsnapError; `statusOf` is the one place that maps kinds to HTTP codes.
  *   Error bodies are `{"error": "<message>"}`. Any other error escaping a request is a 500
  *   with a log line; nothing a client sends can reject a promise unhandled.
@@ -26,18 +37,21 @@
  *   serving an authenticated request (connection-guard.ts).
  */
 import https from 'node:https';
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { scrubSecrets } from '../log/secrets.js';
 import { EtcdsnapError, type ErrorKind, messageOf } from '../errors.js';
-import { secretsEqual } from '../etcd/token.js';
+import { parseToken, secretsEqual } from '../etcd/token.js';
 import { ConnectionGuard, maxConnectionsFor, softFdLimit } from './connection-guard.js';
 import { LoginThrottle, sourceKey, type LoginThrottleSettings } from './login-throttle.js';
 import { parseRequestTarget, type RequestTarget } from './request-target.js';
 import { BodyError, readJsonBody } from './json-body.js';
+import { type AnyResponse, type StreamResponse, drainOrClose, SECURITY_HEADERS, refuse, send, sendDownload } from './api-response.js';
+import { CLEARED_COOKIE, checkSessionRequest, SessionStore, sessionId, type SessionSettings } from './session.js';
 
 export { MAX_BODY_BYTES } from './json-body.js';
+export type { ApiResponse, DownloadResponse, StreamResponse } from './api-response.js';
 
 export interface ApiRequest {
   method: string;
@@ -47,33 +61,25 @@ export interface ApiRequest {
   body: Record<string, unknown>;
   /** Resolves when the client goes away before the response is sent. */
   signal: AbortSignal;
+  /** The dashboard session (routes with `auth` `session` or `login`). */
+  session?: SessionContext;
 }
 
-export interface ApiResponse {
-  status: number;
-  /** Objects are sent as JSON; strings as text/plain. */
-  body: unknown;
-  /** The content type of a string body, instead of `text/plain; charset=utf-8` (e.g. Prometheus's text format). */
-  contentType?: string;
+/** A route's session: its CSRF token, and `end()` to log it out (the answer clears the cookie). */
+export interface SessionContext {
+  readonly csrf: string;
+  end(): void;
 }
 
-/**
- * A streamed answer: `application/x-ndjson`, one JSON value a line, sent as `ndjson` yields
- * them (waiting on the client's backpressure; stopped when the client goes away). The first
- * value is read before the status line is sent, so an error up to it is an ordinary error
- * answer (`statusOf`); an error after it ends the stream with a last line
- * `{"error": "<message>"}`, and a complete stream never has one.
- */
-export interface StreamResponse {
-  status: number;
-  ndjson: AsyncIterable<unknown>;
-}
+/** Who may call a route (see the module's contract). */
+export type RouteAuth = 'token' | 'public' | 'session' | 'login';
 
 export interface Route {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
-  public?: boolean;
-  handle(req: ApiRequest): Promise<ApiResponse | StreamResponse> | ApiResponse | StreamResponse;
+  /** Default `token`. */
+  auth?: RouteAuth;
+  handle(req: ApiRequest): Promise<AnyResponse> | AnyResponse;
 }
 
 const STATUS: Record<ErrorKind, number> = {
@@ -123,6 +129,8 @@ export interface SupervisorApiOptions {
   maxConnections?: number;
   /** Defaults: DEFAULT_LOGIN_THROTTLE. */
   loginThrottle?: Partial<LoginThrottleSettings>;
+  /** Defaults: DEFAULT_SESSIONS (session.ts). */
+  sessions?: Partial<SessionSettings>;
 }
 
 /**
@@ -141,6 +149,7 @@ export class SupervisorApi {
   private readonly server: https.Server;
   private readonly guard: ConnectionGuard;
   private readonly throttle: LoginThrottle;
+  private readonly sessions: SessionStore;
   private accepting = true;
 
   constructor(private readonly opts: SupervisorApiOptions) {
@@ -162,6 +171,7 @@ export class SupervisorApi {
     );
     this.guard = new ConnectionGuard(this.server, opts.maxConnections ?? maxConnectionsFor(softFdLimit()), opts.logger);
     this.throttle = new LoginThrottle(opts.loginThrottle);
+    this.sessions = new SessionStore(opts.sessions);
   }
 
   /** The cap on open connections in force. */
@@ -212,14 +222,27 @@ export class SupervisorApi {
     if (!target) return refuse(res, 400, 'bad request target: expected a path such as /healthz');
     const candidates = this.routes.filter((r) => r.path === target.path);
     const route = candidates.find((r) => r.method === method);
-    if (route?.public === true) {
+    if (route?.auth === 'public') {
       if (hasBody(req)) return refuse(res, 413, `${target.path} takes no request body`);
       return this.run(route, method, target, {}, res);
     }
+    const auth = route?.auth ?? 'token';
     const source = sourceKey(req.socket.remoteAddress);
-    if (!this.authorized(req)) return this.unauthorized(req, res, source, method, target.path);
-    this.throttle.success(source);
-    res.once('close', this.guard.enter(req.socket));
+    let session: SessionContext | undefined;
+    if (auth === 'session') {
+      const id = sessionId(req);
+      const s = this.sessions.get(id);
+      if (!s) return refuse(res, 401, 'not logged in (or the session expired): log in again');
+      const bad = checkSessionRequest(req, s);
+      if (bad) return refuse(res, bad.status, bad.message);
+      session = { csrf: s.csrf, end: () => this.sessions.delete(id) };
+    } else if (auth === 'login') {
+      const bad = checkSessionRequest(req, 'login');
+      if (bad) return refuse(res, bad.status, bad.message);
+    } else if (!this.authorized(req)) return this.unauthorized(req, res, source, method, target.path);
+    if (auth === 'token') this.throttle.success(source);
+    // a login is not authenticated before its body is read: its connection stays evictable until then
+    if (auth !== 'login') res.once('close', this.guard.enter(req.socket));
     if (!route) {
       req.resume();
       if (candidates.length > 0) return send(res, 405, { error: `method ${method} not allowed on ${target.path.slice(0, 200)}` });
@@ -235,22 +258,66 @@ export class SupervisorApi {
     } catch (err) {
       return send(res, err instanceof BodyError ? err.status : 400, errorBody(err));
     }
-    return this.run(route, method, target, body, res);
+    if (auth === 'login') {
+      if (!this.loginAccepted(body.token)) return this.unauthorized(req, res, source, method, target.path);
+      this.throttle.success(source);
+      res.once('close', this.guard.enter(req.socket));
+      const { id, session: s } = this.sessions.create();
+      session = { csrf: s.csrf, end: () => this.sessions.delete(id) };
+      res.once('close', () => {
+        if (res.statusCode < 200 || res.statusCode > 299) this.sessions.delete(id); // no cookie was set
+      });
+      return this.run(route, method, target, body, res, session, this.sessions.cookie(id));
+    }
+    return this.run(route, method, target, body, res, session);
   }
 
-  private async run(route: Route, method: string, target: RequestTarget, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  /** Whether a login's `token` (the secret or the full token) is the token's secret. */
+  private loginAccepted(token: unknown): boolean {
+    if (typeof token !== 'string' || token.length > 4096) return false;
+    try {
+      return secretsEqual(parseToken(token).secret, this.opts.secret);
+    } catch {
+      return false;
+    }
+  }
+
+  private async run(
+    route: Route,
+    method: string,
+    target: RequestTarget,
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    session?: SessionContext,
+    setCookie?: string,
+  ): Promise<void> {
     const ac = new AbortController();
     res.on('close', () => {
       if (!res.writableFinished) ac.abort();
     });
+    let ended = false;
+    const ctx = session
+      ? {
+          csrf: session.csrf,
+          end: (): void => {
+            ended = true;
+            session.end();
+          },
+        }
+      : undefined;
     try {
-      const out = await route.handle({ method, path: target.path, query: target.query, body, signal: ac.signal });
+      const out = await route.handle({ method, path: target.path, query: target.query, body, signal: ac.signal, ...(ctx ? { session: ctx } : {}) });
       if ('ndjson' in out) await this.stream(res, out, ac.signal, target.path);
-      else send(res, out.status, out.body, out.contentType !== undefined ? { 'content-type': out.contentType } : {});
+      else if ('download' in out) await sendDownload(res, out, ac.signal);
+      else {
+        const cookie = ended ? CLEARED_COOKIE : out.status < 300 ? setCookie : undefined;
+        const headers = { ...out.headers, ...(out.contentType !== undefined ? { 'content-type': out.contentType } : {}) };
+        send(res, out.status, out.body, cookie !== undefined ? { ...headers, 'set-cookie': cookie } : headers);
+      }
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) this.opts.logger.error({ err: err instanceof EtcdsnapError ? messageOf(err) : err, path: target.path }, 'API request failed');
-      send(res, status, errorBody(err));
+      send(res, status, errorBody(err), ended ? { 'set-cookie': CLEARED_COOKIE } : {});
     }
   }
 
@@ -262,7 +329,7 @@ export class SupervisorApi {
       await it.return?.(); // the client went away while the first value was read
       return;
     }
-    res.writeHead(out.status, { 'content-type': 'application/x-ndjson' });
+    res.writeHead(out.status, { 'content-type': 'application/x-ndjson', ...SECURITY_HEADERS });
     try {
       while (next.done !== true && !signal.aborted) {
         if (!res.write(`${JSON.stringify(next.value)}\n`)) await drainOrClose(res);
@@ -314,43 +381,8 @@ export class SupervisorApi {
   }
 }
 
-/** Resolves when `res` can take more data or is gone. */
-function drainOrClose(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
-}
-
 /** True when the request announces a body: Content-Length other than 0, or any Transfer-Encoding. */
 function hasBody(req: IncomingMessage): boolean {
   const len = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
-}
-
-/**
- * Answers with an error and closes the connection after the answer, without reading the
- * request's body (Node ends the socket once the response is written, as it says `close`).
- */
-function refuse(res: ServerResponse, status: number, message: string, headers: OutgoingHttpHeaders = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const socket = res.socket; // Node detaches it from the response when the response finishes
-  res.once('finish', () => socket?.destroySoon());
-  send(res, status, { error: message }, { ...headers, connection: 'close' });
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
-    ...headers,
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
 }

@@ -81,7 +81,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
     api.route({
       method: 'GET',
       path: '/healthz',
-      public: true,
+      auth: 'public',
       handle: async () => {
         if (!ready || !etcd) return { status: 503, body: 'not ready' };
         try {
@@ -92,7 +92,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         }
       },
     });
-    api.route({ method: 'GET', path: '/cacerts', public: true, handle: () => ({ status: 200, body: boot.tls.caPem }) });
+    api.route({ method: 'GET', path: '/cacerts', auth: 'public', handle: () => ({ status: 200, body: boot.tls.caPem }) });
     try {
       await api.listen();
     } catch (err) {

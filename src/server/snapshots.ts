@@ -15,6 +15,7 @@
  * one observer (events.ts `fanOut`). Failed uploads are retried after the delays of
  * `--etcd-s3-upload-retry-delays`. At stop the notifier gets a short bounded time after the
  * service's drain (its last events included).
+ * And the web dashboard at `/` (dashboard/routes.ts, docs/dashboard.md), with the server's S3 settings.
  */
 import type { Feature } from './feature.js';
 import { addInspectRoutes } from './inspect-routes.js';
@@ -34,6 +35,7 @@ import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
 import { webhookNotifier } from './notify.js';
 import { fanOut } from '../snapshot/events.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
+import { addDashboardRoutes } from './dashboard/routes.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -146,6 +148,14 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     });
 
     let scheduler: Scheduler | undefined;
+    const dashboard = addDashboardRoutes(ctx, {
+      service,
+      ...(cfg.s3 ? { s3: cfg.s3 } : {}),
+      savePrefix: defaultPrefix,
+      encoding: cfg.settings.encoding,
+      schedule: { enabled: !cfg.disabled, spec: cfg.schedule.spec, retention: cfg.settings.retention },
+      nextRun: () => scheduler?.nextRun(),
+    });
     if (cfg.disabled) {
       ctx.logger.info('scheduled etcd snapshots are disabled (--etcd-disable-snapshots)');
     } else {
@@ -161,7 +171,10 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
           });
         },
         onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),
-        onError: (err) => ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`),
+        onError: (err) => {
+          ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`);
+          dashboard.noteFailure('scheduled save', messageOf(err));
+        },
       });
       scheduler.start();
       const s = scheduler;
