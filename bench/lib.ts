@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startServer, fillEtcd, type ServerProcess } from '../test/helpers/server.js';
+import { ROOT, apiRequest, startServer, fillEtcd, type ServerProcess } from '../test/helpers/server.js';
 
 export interface Timed {
   ms: number;
@@ -90,4 +90,41 @@ export async function filledServer(dir: string, mib: number): Promise<ServerProc
     await server.stop();
     throw err;
   }
+}
+
+/**
+ * What a watched server serves while a benchmark saves: Prometheus scraping `/metrics` (with
+ * the token) and a dashboard session polling `/ui/state` and `/ui/progress`, each every
+ * `everyMs`, so that the peak RSS measured includes them. `stop()` ends the polling and
+ * answers how many scrapes and polls were answered 200 (a benchmark checks it is not 0).
+ */
+export async function watchServer(server: ServerProcess, everyMs = 500): Promise<{ stop(): Promise<number> }> {
+  const secret = server.token().split('::server:')[1] ?? '';
+  const login = await apiRequest(`${server.url}/ui/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-etcdsnap-csrf': 'login', origin: server.url },
+    body: JSON.stringify({ token: secret }),
+  });
+  if (login.status !== 200) throw new Error(`dashboard login failed: ${login.status} ${login.body}`);
+  const cookie = /__Host-etcdsnap-session=[^;]+/.exec(login.headers['set-cookie']?.join(';') ?? '')?.[0] ?? '';
+  let running = true;
+  let ok = 0;
+  const loop = (async () => {
+    while (running) {
+      const answers = await Promise.all([
+        apiRequest(`${server.url}/metrics`, { headers: { authorization: `Bearer ${secret}` } }),
+        apiRequest(`${server.url}/ui/state`, { headers: { cookie } }),
+        apiRequest(`${server.url}/ui/progress`, { headers: { cookie } }),
+      ]).catch(() => []);
+      ok += answers.filter((a) => a.status === 200).length;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return ok;
+    },
+  };
 }

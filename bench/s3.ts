@@ -14,7 +14,7 @@ import { rmSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir, BIN, cleanEnv, etcdctlFlags } from '../test/helpers/server.js';
 import { startSwift } from '../test/helpers/swift.js';
-import { timeCommand, rssSampler, median, machine, writeSection, filledServer } from './lib.js';
+import { timeCommand, rssSampler, median, machine, writeSection, filledServer, watchServer } from './lib.js';
 
 const MIB = Number(process.env.BENCH_MIB ?? 1024);
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 5));
@@ -44,6 +44,7 @@ try {
   spawnSync('sync');
   for (let i = -1; i < RUNS; i++) {
     const rss = rssSampler(server.pid);
+    const watch = await watchServer(server);
     const a = await timeCommand(
       process.execPath,
       [
@@ -68,6 +69,7 @@ try {
       env,
     );
     peakRss = Math.max(peakRss, rss.stop());
+    if ((await watch.stop()) === 0) throw new Error('no /metrics scrape nor dashboard poll was answered during the save');
     if (a.code !== 0 || !/saved/.test(a.stdout)) throw new Error(`etcdsnap save --s3 failed: ${a.stdout} ${a.stderr}`);
     for (const f of readdirSync(snapDir)) rmSync(path.join(snapDir, f));
     emptyBucket();
@@ -101,7 +103,7 @@ Command: \`npm run bench:s3\` (BENCH_MIB=${MIB}, ${RUNS} alternating runs each a
 | \`etcdsnap etcd-snapshot save --s3\` (one pass: stream, verify, write locally and upload) | ${(mo / 1000).toFixed(2)} | ${fmt(ours)} |
 | \`etcdctl snapshot save\` then \`s3cmd put\` (sequential baseline) | ${(mt / 1000).toFixed(2)} | ${fmt(theirs)} |
 
-Wall ratio: **${(mo / mt).toFixed(2)}** (goal <= 0.65). Server peak RSS during the save: **${peakRss.toFixed(0)} MiB** (goal < 250 MB).
+Wall ratio: **${(mo / mt).toFixed(2)}** (goal <= 0.65). Server peak RSS during the save: **${peakRss.toFixed(0)} MiB** (goal < 250 MB), with Prometheus scraping \`/metrics\` and a dashboard session polling \`/ui/state\` and \`/ui/progress\` every 0.5 s (bench/lib.ts \`watchServer\`).
 Measured ${new Date().toISOString()}.`;
   console.log(body);
   writeSection('Save to S3 (bench:s3)', body);

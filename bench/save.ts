@@ -14,7 +14,7 @@
 import { rmSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { tempDir, BIN, cleanEnv, etcdctlFlags, fillEtcd } from '../test/helpers/server.js';
-import { timeCommand, rssSampler, median, machine, writeSection, filledServer } from './lib.js';
+import { timeCommand, rssSampler, median, machine, writeSection, filledServer, watchServer } from './lib.js';
 
 const SIZES = (process.env.BENCH_MIB ?? process.env.BENCH_SIZES ?? '50,300,1024')
   .split(',')
@@ -48,12 +48,14 @@ try {
 
   const ours = async (): Promise<{ ms: number; rss: number; bytes: number }> => {
     const rss = rssSampler(server.pid);
+    const watch = await watchServer(server);
     const a = await timeCommand(
       process.execPath,
       [BIN, 'etcd-snapshot', 'save', '--config', cfg, '--data-dir', server.dataDir, '--etcd-server', server.url],
       cleanEnv(),
     );
     const peak = rss.stop();
+    if ((await watch.stop()) === 0) throw new Error('no /metrics scrape nor dashboard poll was answered during the save');
     if (a.code !== 0) throw new Error(`etcdsnap save failed: ${a.stderr}`);
     let bytes = 0;
     for (const f of readdirSync(snapDir)) {
@@ -122,7 +124,7 @@ etcdsnap: \`etcdsnap etcd-snapshot save\` (CLI → server → etcd stream, verif
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Worst wall ratio etcdsnap / etcdctl: **${worst.toFixed(2)}** (goal <= 1.0 at every size). Server peak RSS while streaming: **${peak.toFixed(0)} MiB** (goal < 150 MB).
+Worst wall ratio etcdsnap / etcdctl: **${worst.toFixed(2)}** (goal <= 1.0 at every size). Server peak RSS while streaming: **${peak.toFixed(0)} MiB** (goal < 150 MB), with Prometheus scraping \`/metrics\` and a dashboard session polling \`/ui/state\` and \`/ui/progress\` every 0.5 s (bench/lib.ts \`watchServer\`).
 Measured ${new Date().toISOString()}.`;
 console.log(body);
 writeSection('Save (bench:save)', body);
