@@ -53,7 +53,7 @@ test('progressLine: bytes of a total with percent, rate and ETA; no ETA without 
 test('lines: one at the start, then at most one per interval, one at the end; rates count from the first update', () => {
   let now = 1000;
   const lines: string[] = [];
-  const r = progressReporter({ mode: 'lines', line: (t) => lines.push(t), intervalMs: 5000, now: () => now });
+  const r = progressReporter({ mode: 'lines', line: (t) => lines.push(t), intervalMs: 5000, showAfterMs: 0, now: () => now });
   const task = r.start('downloading s', 10 * 1024 * 1024);
   task.update(0);
   for (let i = 1; i <= 10; i++) {
@@ -70,6 +70,25 @@ test('lines: one at the start, then at most one per interval, one at the end; ra
     'downloading s: done, 10.0 MiB in 10s, 1.0 MiB/s',
   ]);
   assert.equal(progressReporter({ mode: 'none' }).start('x', 1).update(1), undefined);
+});
+
+test('a task shows nothing until it has run showAfterMs: a quick one (or a quick refusal) prints no line', () => {
+  let now = 0;
+  const lines: string[] = [];
+  const r = progressReporter({ mode: 'lines', line: (t) => lines.push(t), now: () => now });
+  const quick = r.start('decrypting a', 2048);
+  now = 300;
+  quick.update(2048);
+  quick.done(false);
+  assert.deepEqual(lines, [], 'default showAfterMs 1 s: nothing for a task of 0.3 s');
+  const slow = r.start('saving b', 4096);
+  now = 800;
+  slow.update(1024);
+  now = 1300;
+  slow.update(2048);
+  now = 2300;
+  slow.done(true);
+  assert.deepEqual(lines, ['saving b: started, 4.0 KiB', 'saving b: done, 2.0 KiB in 2s, 683 B/s']);
 });
 
 /** A reporter that records what it was told. */

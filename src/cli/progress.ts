@@ -9,6 +9,9 @@
  *   cleared at `done` and replaced by the line `progressDoneLine` gives (done or stopped).
  * - `lines`: a line when a task starts, then at most one every `intervalMs` (default
  *   5 s) while it runs, and one at `done`; each is `progressLine`/`progressDoneLine`.
+ * - Either way a task shows nothing until it has run `showAfterMs` (default 1 s; seen at
+ *   its updates): a quick task (a small inspection, a refusal) prints no progress at all, so
+ *   a refused command still prints its one error line. The server's log uses 0.
  *   The server (`server --cluster-reset`) passes its logger as the line sink, so a JSON log
  *   stays JSON.
  * - `progressLine` and `progressDoneLine` are pure.
@@ -104,8 +107,20 @@ export interface ReporterOptions {
   line?: (text: string) => void;
   /** Least time between plain lines of one task (default 5000 ms). */
   intervalMs?: number;
+  /**
+   * A task shows nothing until it has run this long (default 1000 ms), so a quick one (a
+   * small inspection, a refusal) prints no progress at all; 0 shows every task from its start.
+   */
+  showAfterMs?: number;
   /** Clock (ms), injectable for tests. */
   now?: () => number;
+}
+
+/** How a task is drawn once it shows (a bar or lines). */
+interface View {
+  show(meter: Meter): void;
+  update(meter: Meter): void;
+  end(meter: Meter, elapsedMs: number, ok: boolean): void;
 }
 
 /** A reporter for `opts.mode` (see the module's contract). */
@@ -114,36 +129,61 @@ export function progressReporter(opts: ReporterOptions): ProgressReporter {
   const stream = opts.stream ?? process.stderr;
   const now = opts.now ?? Date.now;
   const line = opts.line ?? ((t: string): void => void stream.write(`${t}\n`));
-  return { start: (label, total) => (opts.mode === 'bar' ? barTask(label, total, stream, now) : lineTask(label, total, line, opts.intervalMs ?? 5000, now)) };
+  const showAfterMs = opts.showAfterMs ?? 1000;
+  const intervalMs = opts.intervalMs ?? 5000;
+  return {
+    start: (label, total) => task(opts.mode === 'bar' ? barView(label, total, stream) : lineView(label, total, line, intervalMs, now), showAfterMs, now),
+  };
 }
 
-function lineTask(label: string, total: number | undefined, line: (t: string) => void, intervalMs: number, now: () => number): ProgressTask {
+/** One task: shown once it has run `showAfterMs`, ended once; nothing after its end. */
+function task(view: View, showAfterMs: number, now: () => number): ProgressTask {
   const t0 = now();
-  let last = t0;
   const meter = new Meter(now);
+  let shown = false;
   let ended = false;
-  line(total !== undefined ? `${label}: started, ${formatBytes(total)}` : `${label}: started`);
+  const showIfDue = (): void => {
+    if (!shown && now() - t0 >= showAfterMs) {
+      shown = true;
+      view.show(meter);
+    }
+  };
+  showIfDue();
   return {
     update(b) {
       if (ended) return;
       meter.seen(b);
+      showIfDue();
+      if (shown) view.update(meter);
+    },
+    done(ok = true) {
+      if (ended) return;
+      ended = true;
+      if (shown) view.end(meter, now() - t0, ok);
+    },
+  };
+}
+
+function lineView(label: string, total: number | undefined, line: (t: string) => void, intervalMs: number, now: () => number): View {
+  let last = 0;
+  return {
+    show() {
+      last = now();
+      line(total !== undefined ? `${label}: started, ${formatBytes(total)}` : `${label}: started`);
+    },
+    update(meter) {
       const t = now();
       if (t - last < intervalMs) return;
       last = t;
       line(progressLine(label, meter.bytes, total, meter.rate()));
     },
-    done(ok = true) {
-      if (ended) return;
-      ended = true;
-      line(progressDoneLine(label, meter.bytes, now() - t0, meter.rate(), ok));
+    end(meter, elapsedMs, ok) {
+      line(progressDoneLine(label, meter.bytes, elapsedMs, meter.rate(), ok));
     },
   };
 }
 
-function barTask(label: string, total: number | undefined, stream: NodeJS.WriteStream, now: () => number): ProgressTask {
-  const t0 = now();
-  const meter = new Meter(now);
-  let ended = false;
+function barView(label: string, total: number | undefined, stream: NodeJS.WriteStream): View {
   const known = total !== undefined && total > 0;
   const bar = new SingleBar({
     stream,
@@ -154,22 +194,21 @@ function barTask(label: string, total: number | undefined, stream: NodeJS.WriteS
     fps: 10,
     etaBuffer: 50,
   });
-  const payload = (): Record<string, string> => {
+  const payload = (meter: Meter): Record<string, string> => {
     const rate = meter.rate();
     return { label, done: formatBytes(meter.bytes), size: known ? formatBytes(total) : '', rate: rate !== undefined ? `${formatBytes(rate)}/s` : '-' };
   };
-  bar.start(known ? total : 1, 0, payload());
+  const value = (meter: Meter): number => (known ? Math.min(meter.bytes, total) : 0);
   return {
-    update(b) {
-      if (ended) return;
-      meter.seen(b);
-      bar.update(known ? Math.min(b, total) : 0, payload());
+    show(meter) {
+      bar.start(known ? total : 1, value(meter), payload(meter));
     },
-    done(ok = true) {
-      if (ended) return;
-      ended = true;
+    update(meter) {
+      bar.update(value(meter), payload(meter));
+    },
+    end(meter, elapsedMs, ok) {
       bar.stop();
-      stream.write(`${progressDoneLine(label, meter.bytes, now() - t0, meter.rate(), ok)}\n`);
+      stream.write(`${progressDoneLine(label, meter.bytes, elapsedMs, meter.rate(), ok)}\n`);
     },
   };
 }

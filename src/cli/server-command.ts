@@ -42,7 +42,7 @@ export function serverCommand(): Command {
     if (cfg.clusterReset) {
       const [{ runClusterReset }, { progressMode, progressReporter }] = await Promise.all([import('../server/reset.js'), import('./progress.js')]);
       // a bar on a terminal; else progress lines through the log (a JSON log stays JSON)
-      const progress = progressReporter({ mode: progressMode(values.bool('quiet'), process.stderr.isTTY), line: (text) => logger.info(text) });
+      const progress = progressReporter({ mode: progressMode(values.bool('quiet'), process.stderr.isTTY), line: (text) => logger.info(text), showAfterMs: 0 });
       await runClusterReset({
         progress,
         cfg,
