@@ -27,6 +27,8 @@ import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
 import { quotaBackendBytes, ServerMetrics } from './metrics.js';
 import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
+import { startChangeLog, type ChangeLogFeature } from './changelog.js';
+import type { SnapshotEvent } from '../snapshot/events.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -56,12 +58,29 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       quotaBytes: quotaBackendBytes(ctx.cfg.etcdArgs),
     });
     await metrics.start();
-    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, undefined, metrics.observe);
+    let changelog: ChangeLogFeature | undefined;
+    const observe = (e: SnapshotEvent): void => {
+      metrics.observe(e);
+      changelog?.observe(e);
+    };
+    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, undefined, observe);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
     // does not answer only disables uploads until it does (failures are recorded)
     if (cfg.s3) await service.startReplica(cfg.s3);
+    if (ctx.cfg.changelog.enabled) {
+      changelog = await startChangeLog({
+        etcd: ctx.etcd,
+        dbDir: ctx.paths.dbDir,
+        periodMs: ctx.cfg.changelog.periodMs,
+        snapshotDir: cfg.settings.dir,
+        nodeName: cfg.settings.nodeName,
+        logger: ctx.logger,
+        snapshotNow: () =>
+          service.save({ prefix: cfg.settings.name, encoding: cfg.settings.encoding, retention: 0, scheduled: false, replicas: replicasOf(cfg.s3) }),
+      });
+    }
 
     // the request's name prefix when it gives none: the CLI's --name default
     const defaultPrefix = stringDefault(SNAPSHOT_CLI_OPTIONS, 'name');
@@ -171,6 +190,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       scheduler?.stop();
       await listener?.close();
       await service.drain(timeoutMs);
+      await changelog?.stop();
     });
   };
   feature.preflight = async () => {

@@ -8,7 +8,8 @@
  *   turn came. A refused second save (`conflict`), a request refused as invalid (`usage`
  *   or `config`: a folder that is not allowed, a bad prefix) and a learner's skipped save
  *   emit nothing. `seconds` covers the save with its replicas' records and retention; `bytes`
- *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success.
+ *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success, and `revision`
+ *   (etcd's revision just before the snapshot, the change log's start: changelog/writer.ts).
  * - `upload`: once per replica upload attempt: attempt 1 in the save's pass
  *   (save-replicas.ts `settleReplicas`), then each retry (upload-retries.ts). `final` is
  *   true on a failure after which no further attempt is queued in this process (retries
@@ -26,7 +27,7 @@ import { EtcdsnapError, messageOf } from '../errors.js';
 export type EventResult = 'success' | 'failure';
 
 export type SnapshotEvent =
-  | { kind: 'save'; scheduled: boolean; result: EventResult; seconds: number; bytes?: number; createdAt?: string }
+  | { kind: 'save'; scheduled: boolean; result: EventResult; seconds: number; bytes?: number; createdAt?: string; revision?: number }
   | { kind: 'upload'; store: 's3'; result: EventResult; seconds?: number; attempt: number; final: boolean; bytes?: number; createdAt?: string }
   | { kind: 'prune'; store: 'local' | 's3'; result: EventResult; seconds: number; deleted: number };
 
@@ -78,7 +79,7 @@ export async function timed<T>(
  */
 export function saveEvent(
   scheduled: boolean,
-  r: { created: ReadonlyArray<{ size: number; createdAt: string }> } | undefined,
+  r: { created: ReadonlyArray<{ size: number; createdAt: string; revision?: string }> } | undefined,
   seconds: number,
   err?: unknown,
 ): SnapshotEvent | undefined {
@@ -86,7 +87,9 @@ export function saveEvent(
   if (r && !made) return undefined;
   if (err instanceof EtcdsnapError && (err.kind === 'usage' || err.kind === 'config')) return undefined;
   const base = { kind: 'save', scheduled, seconds } as const;
-  return made ? { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } : { ...base, result: 'failure' };
+  if (!made) return { ...base, result: 'failure' };
+  const ok = { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt } as const;
+  return made.revision !== undefined ? { ...ok, revision: Number(made.revision) } : ok;
 }
 
 /** Pure: the `prune` event of one store's retention pass (`gone`: the names removed; undefined when it threw); none for a dry run. */
