@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { decodeSegment, encodeFooter, encodeHeader, encodeRecord, parseSegmentName, segmentName } from '../src/changelog/format.js';
 import { parseRestoreTo, planSegments, selectRecords } from '../src/changelog/plan.js';
 import { unneededSegments } from '../src/changelog/segments.js';
-import type { ChangeRecord } from '../src/model/changelog.js';
+import type { ChangeRecord, PutEvent } from '../src/model/changelog.js';
 
 const CHAIN = '0123456789abcdef';
-const put = (rev: number, k: string, v: string, create = rev, version = 1): ChangeRecord['events'][number] => ({
+const put = (rev: number, k: string, v: string, create = rev, version = 1): PutEvent => ({
   type: 'put',
   key: Buffer.from(k),
   value: Buffer.from(v),
@@ -124,7 +124,8 @@ test('select: records of (base, target]; a time maps to the last revision seen a
   assert.equal(selectRecords([s1, s2], 14, { time: 1255 }).revision, 25);
   assert.equal(selectRecords([s1, s2], 14, { time: 1399 }).revision, 30, 'covered by the seal');
   assert.throws(() => selectRecords([s1, s2], 14, { time: 1400 }), /covers what was seen before/);
-  assert.equal(selectRecords([s1, s2], 14, { time: 1100 }).revision, 14, 'nothing seen before it: the snapshot');
+  assert.equal(selectRecords([s1, s2], 14, { time: 1145 }).revision, 14, 'nothing seen after the snapshot before it: the snapshot');
+  assert.throws(() => selectRecords([s1, s2], 14, { time: 1100 }), /holds revision 14, seen at .* after the target time/);
   assert.throws(() => selectRecords([s1, s2], 14, { time: 1100 }, 1150), /after the target time/);
   assert.throws(() => selectRecords([s2], 14, { revision: 25 }), /no revisions 15..20/);
   assert.throws(() => selectRecords([s1], 14, { revision: 25 }), /no revisions 21..25/);

@@ -141,6 +141,12 @@ export function selectRecords(segments: readonly Segment[], base: number, target
       'usage',
       `the snapshot was taken at ${new Date(snapshotTime).toISOString()}, after the target time ${new Date(t).toISOString()}: restore an older snapshot`,
     );
+  const atBase = segments.flatMap((seg) => seg.records).find((r) => r.revision === base);
+  if (atBase && atBase.time > t)
+    throw new EtcdsnapError(
+      'usage',
+      `the snapshot holds revision ${base}, seen at ${new Date(atBase.time).toISOString()}, after the target time ${new Date(t).toISOString()}: restore an older snapshot`,
+    );
   const upTo = records.filter((r) => r.time <= t);
   const seenAfter = records.length > upTo.length;
   if (!seenAfter && coveredUntil <= t) {

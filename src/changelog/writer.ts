@@ -16,9 +16,9 @@
  *   has drained (etcd keeps the history meanwhile).
  * - `start` resumes from the last sealed revision + 1 (a `.part` left by a crash is removed
  *   and watched again) when the last segment belongs to this cluster, is not ahead of etcd
- *   and its next revision is not compacted; otherwise it logs why and the next snapshot
- *   begins a new chain. A watch that ends on a compacted revision ends the chain the same
- *   way and asks for a snapshot at once (`requestSnapshot`).
+ *   and its next revision is not compacted; otherwise it logs why and asks for a snapshot at
+ *   once (`requestSnapshot`), which begins a new chain. A watch that ends on a compacted
+ *   revision ends the chain the same way.
  * - A failed write ends the chain (its `.part` removed) and logs why; the next snapshot
  *   begins a new one.
  */
@@ -94,7 +94,10 @@ export class ChangeLogWriter {
     this.timer = setInterval(() => this.enqueueSeal(Date.now()), this.o.periodMs);
     this.timer.unref();
     const why = await this.resume();
-    if (why !== undefined) this.log.info(`change log: ${why}; a new chain begins after the next snapshot`);
+    if (why !== undefined) {
+      this.log.info(`change log: ${why}; a new chain begins after a snapshot taken now`);
+      this.o.requestSnapshot?.();
+    }
   }
 
   /** Resumes the newest chain; answers why it cannot (undefined when it resumed or there is none). */
@@ -231,6 +234,14 @@ export class ChangeLogWriter {
   }
 
   private async append(rev: number, time: number, line: Buffer): Promise<void> {
+    try {
+      await this.appendLine(rev, time, line);
+    } finally {
+      this.queued = Math.max(0, this.queued - line.length);
+    }
+  }
+
+  private async appendLine(rev: number, time: number, line: Buffer): Promise<void> {
     const chain = this.chain;
     if (!chain) return;
     if (!this.part) {
@@ -240,7 +251,6 @@ export class ChangeLogWriter {
       await this.write(encodeHeader({ chain: chain.id, cluster: chain.cluster, first: rev }));
     }
     await this.write(line);
-    this.queued -= line.length;
     const p = this.part;
     p.last = rev;
     p.records++;

@@ -2,7 +2,8 @@
  * The change log on this server (`--etcd-changelog`, docs/point-in-time-restore.md): starts
  * the writer (changelog/writer.ts) beside the snapshot service and feeds it the service's
  * events: a successful save begins a chain (when none runs), a local retention pass removes
- * the segments no kept snapshot needs. A chain broken by compaction asks for a snapshot now.
+ * the segments no kept snapshot needs. When no chain can be resumed (none yet, another
+ * cluster's, or broken by compaction) the writer asks for a snapshot now, which begins one.
  */
 import type { Logger } from '../log/logger.js';
 import { messageOf } from '../errors.js';
@@ -26,7 +27,7 @@ export interface ChangeLogSetup {
   snapshotDir: string;
   nodeName: string;
   logger: Logger;
-  /** Takes a snapshot now (after a chain broke on compaction). */
+  /** Takes a snapshot now (no chain to resume, or a chain broken by compaction). */
   snapshotNow: () => Promise<unknown>;
 }
 
