@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeSegment, parseSegmentName } from '../src/changelog/format.js';
-import { etcdctl, etcdctlFlags, killStarted, snapshotCli, startReady, waitUntil, type Ports, type ServerProcess } from './helpers/server.js';
+import { etcdctl, etcdctlFlags, killStarted, runCli, snapshotCli, startReady, tempDir, waitUntil, type Ports, type ServerProcess } from './helpers/server.js';
 import { reset, RESET_MESSAGE, treeHash } from './helpers/restore.js';
 
 after(() => killStarted());
@@ -189,4 +189,53 @@ test('change log: a compacted resume point ends the chain; a snapshot at once be
   const chains = new Set(sealed(s).map((x) => x.chain));
   assert.deepEqual([...chains].sort(), [String(first.chain), String(second.chain)].sort(), 'the old chain and a new one');
   assert.equal(await s.stop(), 0);
+});
+
+test('change log: retention removes the segments older than the oldest kept snapshot, and keeps what it needs', async () => {
+  const s = await startReady({
+    args: ['--etcd-snapshot-schedule-cron', '@every 2s', '--etcd-snapshot-retention', '1', '--etcd-changelog', '--etcd-changelog-period', '200ms'],
+  });
+  const begun = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.includes('begins at revision'));
+  const chainStart = Number(begun.revision);
+  let i = 0;
+  while (!s.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('change log: removed'))) {
+    put(s, `r/${i % 10}`, `R${i++}`);
+    await sealedThrough(s, revision(s));
+    if (i > 400) assert.fail('no segment was removed');
+  }
+  const last = revision(s);
+  await sealedThrough(s, last);
+  assert.equal(await s.stop(), 0, s.raw.slice(-20).join('\n'));
+  const meta = path.join(dbDir(s), '.metadata');
+  const kept = readdirSync(path.join(dbDir(s), 'snapshots')).map((n) =>
+    Number((JSON.parse(readFileSync(path.join(meta, n), 'utf8')) as { revision: string }).revision),
+  );
+  const oldest = Math.min(...kept);
+  const segs = sealed(s);
+  const shown = `kept snapshots at revisions ${kept.join(', ')}; segments ${segs.map((x) => `${x.first}..${x.last}`).join(', ')}; chain from ${chainStart}`;
+  assert.ok((segs[0]?.first ?? 0) > chainStart, `the first segments are gone: ${shown}`);
+  assert.ok((segs[0]?.first ?? Number.POSITIVE_INFINITY) <= oldest + 1, `what the oldest kept snapshot (revision ${oldest}) needs is kept: ${shown}`);
+  let next = segs[0]?.first ?? 0;
+  for (const x of segs) {
+    assert.equal(x.first, next, shown);
+    next = x.last + 1;
+  }
+  assert.equal(next, last + 1, shown);
+});
+
+test('--cluster-reset-restore-to: a bad value, or without --cluster-reset, is refused before anything is made', () => {
+  const dataDir = path.join(tempDir(), 'data');
+  const cfg = path.join(path.dirname(dataDir), 'empty.yaml');
+  writeFileSync(cfg, '');
+  const base = ['server', '--config', cfg, '--data-dir', dataDir];
+  let r = runCli([...base, '--cluster-reset-restore-to=5']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim().split('\n').pop(), 'error: invalid flag use; --cluster-reset required with --cluster-reset-restore-to');
+  r = runCli([...base, '--cluster-reset', '--cluster-reset-restore-to=yesterday']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /error: invalid --cluster-reset-restore-to "yesterday": give an etcd revision/);
+  r = runCli([...base, '--cluster-reset', '--cluster-reset-restore-to=2026-11-30T14:02:00Z', '--token', 'a-long-enough-secret-0001']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /error: no local snapshot in .* was taken before 2026-11-30T14:02:00.000Z; give one with --cluster-reset-restore-path/);
+  assert.equal(existsSync(dataDir), false, 'no data dir was made');
 });
