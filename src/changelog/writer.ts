@@ -51,7 +51,15 @@ export interface ChangeLogWriterOptions {
   requestSnapshot?: () => void;
 }
 
+/** A chain; `failed` once a write of it failed (its queued records are dropped). */
+interface Chain {
+  id: string;
+  cluster: string;
+  failed?: boolean;
+}
+
 interface OpenPart {
+  chain: Chain;
   fh: FileHandle;
   file: string;
   first: number;
@@ -64,7 +72,7 @@ interface OpenPart {
 }
 
 export class ChangeLogWriter {
-  private chain: { id: string; cluster: string } | undefined;
+  private chain: Chain | undefined;
   /** The next revision to log (meaningful while `chain` is set). */
   private next = 0;
   private lastTime = 0;
@@ -176,8 +184,9 @@ export class ChangeLogWriter {
   }
 
   private accept(rs: readonly ChangeRecord[]): void {
+    const chain = this.chain;
     for (const r of rs) {
-      if (!this.chain || r.revision < this.next) continue;
+      if (!chain || r.revision < this.next) continue;
       if (r.revision > this.next) {
         this.log.warn({ expected: this.next, got: r.revision }, 'change log: the watch skipped a revision; watching again from the expected one');
         this.restartWatch();
@@ -189,7 +198,7 @@ export class ChangeLogWriter {
       const line = encodeRecord({ ...r, time });
       this.queued += line.length;
       const rev = r.revision;
-      this.io = this.io.then(() => this.append(rev, time, line)).catch((err: unknown) => this.fail(err));
+      this.io = this.io.then(() => this.append(chain, rev, time, line)).catch((err: unknown) => this.fail(err));
     }
     if (this.queued > HIGH_WATER_BYTES && !this.paused) {
       this.paused = true;
@@ -233,21 +242,22 @@ export class ChangeLogWriter {
     this.enqueueSeal(Date.now());
   }
 
-  private async append(rev: number, time: number, line: Buffer): Promise<void> {
+  private async append(chain: Chain, rev: number, time: number, line: Buffer): Promise<void> {
     try {
-      await this.appendLine(rev, time, line);
+      await this.appendLine(chain, rev, time, line);
     } finally {
       this.queued = Math.max(0, this.queued - line.length);
     }
   }
 
-  private async appendLine(rev: number, time: number, line: Buffer): Promise<void> {
-    const chain = this.chain;
-    if (!chain) return;
+  /** Appends a record of `chain` (taken when it was received: a chain that ended since still gets its records). */
+  private async appendLine(chain: Chain, rev: number, time: number, line: Buffer): Promise<void> {
+    if (chain.failed) return;
+    if (this.part && this.part.chain !== chain) await this.seal(this.part.lastTime);
     if (!this.part) {
       const file = path.join(this.o.dir, partName(chain.id, rev));
       const fh = await createExclusive(file, 0o600);
-      this.part = { fh, file, first: rev, last: rev - 1, records: 0, bytes: 0, firstTime: time, lastTime: time, hash: createHash('sha256') };
+      this.part = { chain, fh, file, first: rev, last: rev - 1, records: 0, bytes: 0, firstTime: time, lastTime: time, hash: createHash('sha256') };
       await this.write(encodeHeader({ chain: chain.id, cluster: chain.cluster, first: rev }));
     }
     await this.write(line);
@@ -287,8 +297,7 @@ export class ChangeLogWriter {
     let off = 0;
     while (off < footer.length) off += (await p.fh.write(footer, off)).bytesWritten;
     await p.fh.close();
-    const chainId = path.basename(p.file).slice(0, 16);
-    const name = segmentName(chainId, p.first, p.last);
+    const name = segmentName(p.chain.id, p.first, p.last);
     await commitFile(p.file, path.join(this.o.dir, name));
     this.part = undefined;
     this.sealedThrough = p.last;
@@ -299,6 +308,8 @@ export class ChangeLogWriter {
     this.log.error({ err: messageOf(err) }, `change log: writing failed, the chain ends here: ${messageOf(err)}; a new chain begins after the next snapshot`);
     const p = this.part;
     this.part = undefined;
+    if (this.chain) this.chain.failed = true;
+    if (p) p.chain.failed = true;
     this.chain = undefined;
     this.queued = 0;
     const w = this.watch;
