@@ -8,8 +8,10 @@
  *   at the segment holding revision `base + 1` (the snapshot's revision + 1), cut at the
  *   target revision. Several chains can hold `base + 1` (a chain broken by compaction and a
  *   new one from a later snapshot hold the same history); the one reaching furthest wins.
- * - `selectRecords`: over the decoded segments, the records of (base, target], checked
- *   contiguous from `base + 1`; a time maps to the last revision seen at or before it.
+ * - `summarize` + `targetRevision`: over the decoded segments, one at a time, the revision to
+ *   end at, checked contiguous from `base + 1`; a time maps to the last revision seen at or
+ *   before it. `recordsBetween` gives a segment's records to replay; `selectRecords` does
+ *   it all in memory.
  * Every refusal is an `integrity` (a gap, a missing segment) or `usage` (a target the
  * snapshot cannot reach) error naming what is missing.
  */
@@ -99,62 +101,93 @@ export function planSegments(names: readonly SegmentName[], base: number, target
   return best.filter((s) => s.first <= target.revision);
 }
 
-/** What to replay: the records of (base, revision], and the revision the restore ends at. */
-export interface Replay {
-  revision: number;
-  records: ChangeRecord[];
+/** What planning keeps of one decoded segment (not its records: a restore holds one segment at a time). */
+export interface SegmentSummary {
+  name: string;
+  first: number;
+  last: number;
+  sealedAt: number;
+  /** Time target: the last revision after the base seen at or before the target time. */
+  lastAtOrBefore?: number;
+  /** Time target: whether a revision after the base was seen after the target time. */
+  seenAfter: boolean;
+  /** When the base revision itself was seen, if this segment holds it. */
+  baseTime?: number;
 }
 
+/** Pure: the summary of a decoded segment for a replay onto `base` towards `target`. */
+export function summarize(seg: Segment, base: number, target: RestoreTo): SegmentSummary {
+  const out: SegmentSummary = { name: seg.name, first: seg.footer.first, last: seg.footer.last, sealedAt: seg.footer.sealedAt, seenAfter: false };
+  for (const r of seg.records) {
+    if (r.revision === base) out.baseTime = r.time;
+    if (r.revision <= base || !('time' in target)) continue;
+    if (r.time <= target.time) out.lastAtOrBefore = r.revision;
+    else out.seenAfter = true;
+  }
+  return out;
+}
+
+const usageAfter = (what: string, t: number): EtcdsnapError =>
+  new EtcdsnapError('usage', `${what}, after the target time ${new Date(t).toISOString()}: restore an older snapshot`);
+
 /**
- * The records of the decoded `segments` (in `planSegments`' order) to replay onto a snapshot
- * at revision `base`, checked contiguous from `base + 1`. `snapshotTime` (ms, when known)
- * must not be after a time target.
+ * Pure: the revision a replay onto a snapshot at `base` ends at, from the summaries of the
+ * segments `planSegments` chose (in its order), checked contiguous from `base + 1`.
+ * `snapshotTime` (ms, when known) must not be after a time target.
  */
-export function selectRecords(segments: readonly Segment[], base: number, target: RestoreTo, snapshotTime?: number): Replay {
+export function targetRevision(sums: readonly SegmentSummary[], base: number, target: RestoreTo, snapshotTime?: number): number {
   let expected = base + 1;
-  const records: ChangeRecord[] = [];
   let coveredUntil = -1;
-  for (const seg of segments) {
-    if (seg.footer.first > expected)
-      throw new EtcdsnapError(
-        'integrity',
-        `the change log has no revisions ${expected}..${seg.footer.first - 1} (segment ${seg.name} starts at ${seg.footer.first})`,
-      );
-    for (const r of seg.records) {
-      if (r.revision < expected) continue;
-      records.push(r);
-      expected = r.revision + 1;
-    }
-    coveredUntil = Math.max(coveredUntil, seg.footer.sealedAt);
+  for (const s of sums) {
+    if (s.first > expected)
+      throw new EtcdsnapError('integrity', `the change log has no revisions ${expected}..${s.first - 1} (segment ${s.name} starts at ${s.first})`);
+    expected = Math.max(expected, s.last + 1);
+    coveredUntil = Math.max(coveredUntil, s.sealedAt);
   }
   if ('revision' in target) {
     if (target.revision < base)
       throw new EtcdsnapError('usage', `the snapshot is at revision ${base}, after the target revision ${target.revision}: restore an older snapshot`);
-    const upTo = records.filter((r) => r.revision <= target.revision);
-    const last = upTo[upTo.length - 1]?.revision ?? base;
-    if (last !== target.revision) throw new EtcdsnapError('integrity', `the change log has no revisions ${last + 1}..${target.revision}`);
-    return { revision: target.revision, records: upTo };
+    if (expected - 1 < target.revision) throw new EtcdsnapError('integrity', `the change log has no revisions ${expected}..${target.revision}`);
+    return target.revision;
   }
   const t = target.time;
-  if (snapshotTime !== undefined && snapshotTime > t)
-    throw new EtcdsnapError(
-      'usage',
-      `the snapshot was taken at ${new Date(snapshotTime).toISOString()}, after the target time ${new Date(t).toISOString()}: restore an older snapshot`,
-    );
-  const atBase = segments.flatMap((seg) => seg.records).find((r) => r.revision === base);
-  if (atBase && atBase.time > t)
-    throw new EtcdsnapError(
-      'usage',
-      `the snapshot holds revision ${base}, seen at ${new Date(atBase.time).toISOString()}, after the target time ${new Date(t).toISOString()}: restore an older snapshot`,
-    );
-  const upTo = records.filter((r) => r.time <= t);
-  const seenAfter = records.length > upTo.length;
-  if (!seenAfter && coveredUntil <= t) {
+  if (snapshotTime !== undefined && snapshotTime > t) throw usageAfter(`the snapshot was taken at ${new Date(snapshotTime).toISOString()}`, t);
+  const baseTime = sums.find((s) => s.baseTime !== undefined)?.baseTime;
+  if (baseTime !== undefined && baseTime > t) throw usageAfter(`the snapshot holds revision ${base}, seen at ${new Date(baseTime).toISOString()}`, t);
+  if (!sums.some((s) => s.seenAfter) && coveredUntil <= t) {
     const until = coveredUntil >= 0 ? `what was seen before ${new Date(coveredUntil).toISOString()}` : 'nothing after the snapshot';
     throw new EtcdsnapError(
       'integrity',
       `the change log covers ${until} (last sealed segment), not the target time ${new Date(t).toISOString()}: revisions seen after it may be missing; restore to a revision or an earlier time`,
     );
   }
-  return { revision: upTo[upTo.length - 1]?.revision ?? base, records: upTo };
+  return Math.max(base, ...sums.map((s) => s.lastAtOrBefore ?? base));
+}
+
+/** Pure: the records of `seg` in (after, upTo], in order. */
+export const recordsBetween = (seg: Segment, after: number, upTo: number): ChangeRecord[] =>
+  seg.records.filter((r) => r.revision > after && r.revision <= upTo);
+
+/** What to replay: the records of (base, revision], and the revision the restore ends at. */
+export interface Replay {
+  revision: number;
+  records: ChangeRecord[];
+}
+
+/** Pure, all in memory (for tests and small logs): `targetRevision` and the records to replay. */
+export function selectRecords(segments: readonly Segment[], base: number, target: RestoreTo, snapshotTime?: number): Replay {
+  const revision = targetRevision(
+    segments.map((seg) => summarize(seg, base, target)),
+    base,
+    target,
+    snapshotTime,
+  );
+  let after = base;
+  const records: ChangeRecord[] = [];
+  for (const seg of segments) {
+    const rs = recordsBetween(seg, after, revision);
+    records.push(...rs);
+    after = rs[rs.length - 1]?.revision ?? after;
+  }
+  return { revision, records };
 }

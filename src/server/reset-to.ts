@@ -4,12 +4,13 @@
  *
  * - `snapshotFor`: without `--cluster-reset-restore-path`, the newest successful local
  *   snapshot taken before the target (by revision, or by time).
- * - `replayInto`: after etcd's restore tool wrote the snapshot into the temp dir and before
- *   anything in the data dir moves, etcd is started on that temp dir on loopback only, the
- *   change log's segments from the snapshot's revision + 1 are read and verified (sha256,
- *   contiguity; changelog/plan.ts), each original revision is written as one transaction
- *   (puts without their lease, deletes), and the result must be at the target revision.
- *   Any failure is thrown with "nothing was changed": the caller removes the temp dir.
+ * - `replayOnto` (run by reset.ts in the restored etcd it started on the temp dir, loopback
+ *   only, before anything in the data dir moves): the change log's segments from the
+ *   snapshot's revision + 1 are chosen and each read and verified (sha256, contiguity;
+ *   changelog/plan.ts) before the first write, then read again and written, one
+ *   transaction per original revision (puts without their lease, deletes); the result must
+ *   be at the target revision. One segment in memory at a time. Any failure is thrown; the
+ *   caller removes the temp dir and says nothing was changed (`replayFailed`).
  * - `moveChangelogAside`: after a successful restore the old history's segments move to
  *   `db/changelog-old-<unix>` (a restored cluster writes a new history from its revision).
  */
@@ -18,7 +19,7 @@ import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { EtcdClient } from '../etcd/client.js';
-import { describeTarget, planSegments, selectRecords, type Replay, type RestoreTo } from '../changelog/plan.js';
+import { describeTarget, planSegments, recordsBetween, summarize, targetRevision, type RestoreTo, type SegmentSummary } from '../changelog/plan.js';
 import { changelogDir, listSegments, readSegment } from '../changelog/segments.js';
 import { LocalStore } from '../store/local.js';
 import { renameDurably } from '../util/durable.js';
@@ -52,33 +53,36 @@ export async function recordTimeOf(cfg: ServerConfig, file: string): Promise<num
   return r ? Date.parse(r.createdAt) : undefined;
 }
 
-/** Reads and verifies the segments that carry `target` past `base` (all before anything is written). */
-export async function planReplay(dbDir: string, base: number, target: RestoreTo, snapshotTime: number | undefined): Promise<Replay> {
-  const dir = changelogDir(dbDir);
-  const run = planSegments(await listSegments(dir), base, target);
-  const segments = [];
-  for (const s of run) segments.push(await readSegment(dir, s.name));
-  return selectRecords(segments, base, target, snapshotTime === undefined ? undefined : snapshotTime + NAME_ROUNDING_MS);
-}
-
 /**
- * Replays `target` onto the restored etcd `client` (at the snapshot's revision): plans, then
- * writes one transaction per revision; resolves with the revision reached (the target's).
+ * Replays `target` onto the restored etcd `client` (at the snapshot's revision): every
+ * segment the plan names is read and verified first (one at a time, only its summary kept),
+ * then read again and written, one transaction per revision. Resolves with the revision
+ * reached (the target's). Memory holds one segment at a time.
  */
 export async function replayOnto(client: EtcdClient, dbDir: string, target: RestoreTo, snapshotTime: number | undefined, logger: Logger): Promise<number> {
+  const dir = changelogDir(dbDir);
   const base = Number((await client.status()).revision);
-  const plan = await planReplay(dbDir, base, target, snapshotTime);
+  const run = planSegments(await listSegments(dir), base, target);
+  const sums: SegmentSummary[] = [];
+  for (const s of run) sums.push(summarize(await readSegment(dir, s.name), base, target));
+  const revision = targetRevision(sums, base, target, snapshotTime === undefined ? undefined : snapshotTime + NAME_ROUNDING_MS);
   logger.info(
-    { from: base, to: plan.revision, revisions: plan.records.length, target: describeTarget(target) },
-    `replaying ${plan.records.length} revisions of the change log onto the snapshot (revision ${base} to ${plan.revision})`,
+    { from: base, to: revision, revisions: revision - base, segments: sums.length, target: describeTarget(target) },
+    `replaying ${revision - base} revisions of the change log onto the snapshot (revision ${base} to ${revision})`,
   );
   const t0 = Date.now();
-  for (const r of plan.records) {
-    const got = await client.applyRevision(r.events);
-    if (got !== r.revision) throw new EtcdsnapError('integrity', `replaying revision ${r.revision} of the change log gave etcd revision ${got}`);
+  let applied = base;
+  for (const s of run) {
+    if (s.first > revision) break;
+    // read and verified again: what is written is what was checked
+    for (const r of recordsBetween(await readSegment(dir, s.name), applied, revision)) {
+      const got = await client.applyRevision(r.events);
+      if (got !== r.revision) throw new EtcdsnapError('integrity', `replaying revision ${r.revision} of the change log gave etcd revision ${got}`);
+      applied = r.revision;
+    }
   }
   const end = Number((await client.status()).revision);
-  if (end !== plan.revision) throw new EtcdsnapError('integrity', `after the replay etcd is at revision ${end}, not ${plan.revision}`);
+  if (applied !== revision || end !== revision) throw new EtcdsnapError('integrity', `after the replay etcd is at revision ${end}, not ${revision}`);
   logger.info({ revision: end, ms: Date.now() - t0 }, `replayed the change log to revision ${end}`);
   return end;
 }
