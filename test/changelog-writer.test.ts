@@ -15,6 +15,7 @@ import type { ChangeRecord } from '../src/model/changelog.js';
 import { decodeSegment, parseSegmentName } from '../src/changelog/format.js';
 import { HIGH_WATER_BYTES, ChangeLogWriter } from '../src/changelog/writer.js';
 import { tempDir, waitUntil } from './helpers/server.js';
+import { useDurableFs } from '../src/util/durable.js';
 
 interface Watch {
   start: number;
@@ -145,5 +146,53 @@ test('writer: a burst past the high-water mark pauses the watch and resumes from
     assert.equal(e.watches.length, 0);
     assert.equal(asked.n, 1);
     await w3.stop();
+  }
+});
+
+test('writer: a segment gets its final name only after its last write and an fsync; the folder is fsynced after the rename', async () => {
+  const calls: string[] = [];
+  const pathOf = new Map<number, string>();
+  const stop = useDurableFs((real) => ({
+    open: async (file, flags, mode) => {
+      const fh = await real.open(file, flags, mode);
+      pathOf.set(fh.fd, file);
+      calls.push(`open ${path.basename(file)}`);
+      return fh;
+    },
+    writeFile: real.writeFile,
+    writev: async (fh, bufs, position) => {
+      const n = await real.writev(fh, bufs, position);
+      calls.push(`write ${path.basename(pathOf.get(fh.fd) ?? '?')}`);
+      return n;
+    },
+    fsync: async (fh) => {
+      await real.fsync(fh);
+      calls.push(`fsync ${path.basename(pathOf.get(fh.fd) ?? '?')}`);
+    },
+    rename: async (from, to) => {
+      await real.rename(from, to);
+      calls.push(`rename ${path.basename(from)} ${path.basename(to)}`);
+    },
+  }));
+  try {
+    const etcd = new FakeEtcd();
+    const dir = path.join(tempDir(), 'changelog');
+    const w = writer(etcd, dir);
+    await w.start();
+    w.onSnapshot(4);
+    await waitUntil(() => etcd.watches.length === 1, 5000, 'the watch');
+    etcd.current.on.records(range(5, 3));
+    await w.stop();
+    const sealedName = readdirSync(dir).find((n) => n.endsWith('.jsonl')) ?? '';
+    const part = `${sealedName.slice(0, 16)}-${sealedName.slice(17, 37)}.part`;
+    const at = (c: string): number => calls.lastIndexOf(c);
+    const renamed = at(`rename ${part} ${sealedName}`);
+    assert.ok(renamed > 0, calls.join('\n'));
+    assert.ok(at(`write ${part}`) < at(`fsync ${part}`), 'the last write before the fsync');
+    assert.ok(at(`fsync ${part}`) < renamed, 'the fsync before the rename');
+    assert.ok(at('fsync changelog') > renamed, 'the folder fsynced after the rename');
+    assert.equal(calls.filter((c) => c === `write ${part}`).length, 5, 'header, three records, seal');
+  } finally {
+    stop();
   }
 });

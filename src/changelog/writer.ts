@@ -30,7 +30,7 @@ import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { ChangeRecord } from '../model/changelog.js';
-import { commitFile, createExclusive } from '../util/durable.js';
+import { commitFile, createExclusive, writeAllAt } from '../util/durable.js';
 import { ensurePrivateDir } from '../util/fs.js';
 import { encodeFooter, encodeHeader, encodeRecord, partName, segmentName } from './format.js';
 import { listSegments, readSegment, removeParts } from './segments.js';
@@ -271,8 +271,7 @@ export class ChangeLogWriter {
   private async write(buf: Buffer): Promise<void> {
     const p = this.part;
     if (!p) return;
-    let off = 0;
-    while (off < buf.length) off += (await p.fh.write(buf, off)).bytesWritten;
+    await writeAllAt(p.fh, buf, p.bytes);
     p.hash.update(buf);
     p.bytes += buf.length;
   }
@@ -294,8 +293,7 @@ export class ChangeLogWriter {
       sealedAt: Math.max(sealedAt, p.lastTime),
       sha256: p.hash.digest('hex'),
     });
-    let off = 0;
-    while (off < footer.length) off += (await p.fh.write(footer, off)).bytesWritten;
+    await writeAllAt(p.fh, footer, p.bytes);
     await p.fh.close();
     const name = segmentName(p.chain.id, p.first, p.last);
     await commitFile(p.file, path.join(this.o.dir, name));
