@@ -11,7 +11,19 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeSegment, parseSegmentName } from '../src/changelog/format.js';
-import { etcdctl, etcdctlFlags, killStarted, runCli, snapshotCli, startReady, tempDir, waitUntil, type Ports, type ServerProcess } from './helpers/server.js';
+import {
+  alive,
+  etcdctl,
+  etcdctlFlags,
+  killStarted,
+  runCli,
+  snapshotCli,
+  startReady,
+  tempDir,
+  waitUntil,
+  type Ports,
+  type ServerProcess,
+} from './helpers/server.js';
 import { reset, RESET_MESSAGE, treeHash } from './helpers/restore.js';
 
 after(() => killStarted());
@@ -188,6 +200,30 @@ test('change log: a compacted resume point ends the chain; a snapshot at once be
   await sealedThrough(s, revision(s));
   const chains = new Set(sealed(s).map((x) => x.chain));
   assert.deepEqual([...chains].sort(), [String(first.chain), String(second.chain)].sort(), 'the old chain and a new one');
+  assert.equal(await s.stop(), 0);
+});
+
+test('change log: etcd killed and restarted by the server under the writer: it watches again with no gap and no overlap', async () => {
+  const s = await startReady({ args: CL_ARGS });
+  const begun = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.includes('begins at revision'));
+  const chainStart = Number(begun.revision);
+  for (let i = 0; i < 10; i++) put(s, `e/${i}`, `E${i}`);
+  const first = s.etcdPid();
+  process.kill(first ?? -1, 'SIGKILL');
+  await waitUntil(() => s.etcdPid() !== undefined && s.etcdPid() !== first && alive(s.etcdPid()), 20_000, 'etcd restart');
+  await waitUntil(() => etcdctl(s, ['endpoint', 'health']).code === 0, 30_000, 'etcd healthy again');
+  for (let i = 10; i < 20; i++) put(s, `e/${i}`, `E${i}`);
+  const last = revision(s);
+  await sealedThrough(s, last);
+  const segs = sealed(s);
+  assert.equal(new Set(segs.map((x) => x.chain)).size, 1, 'one chain');
+  let next = chainStart;
+  for (const x of segs) {
+    assert.equal(x.first, next, `no gap and no overlap at ${x.name}`);
+    next = x.last + 1;
+  }
+  assert.equal(next, last + 1);
+  assert.ok(s.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('change log: the watch ended; watching again')));
   assert.equal(await s.stop(), 0);
 });
 
