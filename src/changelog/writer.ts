@@ -108,7 +108,7 @@ export class ChangeLogWriter {
     }
   }
 
-  /** Resumes the newest chain; answers why it cannot (undefined when it resumed or there is none). */
+  /** Resumes the newest chain; answers why it cannot (undefined when it resumed). */
   private async resume(): Promise<string | undefined> {
     const names = await listSegments(this.o.dir);
     const newest = names.reduce<(typeof names)[number] | undefined>((a, s) => (!a || s.last > a.last ? s : a), undefined);
