@@ -6,7 +6,7 @@
  *   0  src/model/, src/errors.ts   the shared vocabulary: names, records, errors (pure)
  *   1  src/util/, src/log/, src/config/
  *   2  src/etcd/, src/store/, src/retention/, src/inspect/, src/codec/
- *   3  src/snapshot/
+ *   3  src/snapshot/, src/changelog/
  *   4  src/server/
  *   5  src/cli/
  * Type-only imports count (tsPreCompilationDeps), so a type cannot point upward either.
@@ -27,7 +27,7 @@ function layer(name, from, higher) {
 const L0 = ['^src/model/', '^src/errors\\.ts$'];
 const L1 = ['^src/util/', '^src/log/', '^src/config/'];
 const L2 = ['^src/etcd/', '^src/store/', '^src/retention/', '^src/inspect/', '^src/codec/'];
-const L3 = ['^src/snapshot/'];
+const L3 = ['^src/snapshot/', '^src/changelog/'];
 const L4 = ['^src/server/'];
 const L5 = ['^src/cli/'];
 
@@ -44,7 +44,7 @@ module.exports = {
     layer('model', L0, [...L1, ...L2, ...L3, ...L4, ...L5]),
     layer('util-log-config', L1, [...L2, ...L3, ...L4, ...L5]),
     layer('etcd-store-retention', L2, [...L3, ...L4, ...L5]),
-    layer('snapshot', L3, [...L4, ...L5]),
+    layer('snapshot-changelog', L3, [...L4, ...L5]),
     layer('server', L4, L5),
     {
       name: 's3-sdk-only-in-store-s3',

@@ -29,7 +29,7 @@ import {
   S3_TIMEOUT,
 } from './checks.js';
 import type { OptionSpec } from './spec.js';
-import { within } from './values.js';
+import { formatDuration, within } from './values.js';
 
 export { checkChoices, checkValue, findSpec, jsonValue, numberDefault, type OptionSpec, specOf, stringDefault } from './spec.js';
 
@@ -178,6 +178,33 @@ export const SERVER_S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS.map((f) => ({ 
 
 /** `--s3-*` options of etcd-snapshot, with `--etcd-s3-*` aliases. */
 export const CLI_S3_OPTIONS: readonly OptionSpec[] = S3_FIELDS.map((f) => ({ ...f, aliases: [`etcd-${f.key}`] }));
+
+/** The change log and restore to a point (issue 16, docs/point-in-time-restore.md). */
+const CHANGELOG_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'etcd-changelog',
+    env: 'ETCDSNAP_ETCD_CHANGELOG',
+    type: 'boolean',
+    description: 'log every etcd change after each snapshot into <data-dir>/server/db/changelog, for --cluster-reset-restore-to',
+    default: false,
+  },
+  {
+    key: 'etcd-changelog-period',
+    type: 'duration',
+    description: 'seal a change log segment this often (writes newer than the last sealed segment are not restorable yet)',
+    default: 10_000,
+    defaultText: '10s',
+    valueName: 'duration',
+    check: within(100, 3_600_000, formatDuration),
+  },
+  {
+    key: 'cluster-reset-restore-to',
+    type: 'string',
+    description:
+      'with --cluster-reset: restore to this etcd revision or RFC 3339 time, replaying the change log onto the snapshot (--cluster-reset-restore-path, else the newest local snapshot before it)',
+    valueName: 'revision|time',
+  },
+];
 
 export const SERVER_OPTIONS: readonly OptionSpec[] = [
   ...COMMON_OPTIONS,
@@ -365,6 +392,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     valueName: 'durations',
     check: checkRetryDelays,
   },
+  ...CHANGELOG_OPTIONS,
 ];
 
 /** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */

@@ -9,6 +9,7 @@ import { Etcd3 } from 'etcd3';
 import { noop } from 'cockatiel';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { KeyValue } from '../model/key-value.js';
+import type { ChangeEvent, ChangeRecord } from '../model/changelog.js';
 import type { TlsPaths } from './tls.js';
 import { EtcdSnapshotStream } from './snapshot-stream.js';
 
@@ -62,6 +63,37 @@ function revisionError(err: unknown, revision: number | undefined): EtcdsnapErro
 }
 
 const unavailable = (what: string, err: unknown): EtcdsnapError => new EtcdsnapError('unavailable', `etcd ${what} failed: ${messageOf(err)}`, { cause: err });
+
+/** A watch response's events as one record per mod revision, in etcd's order. */
+function groupByRevision(
+  events: ReadonlyArray<{ type: string; kv: { key: Buffer; value: Buffer; create_revision: string; mod_revision: string; version: string; lease: string } }>,
+  time: number,
+): ChangeRecord[] {
+  const out: ChangeRecord[] = [];
+  for (const ev of events) {
+    const revision = Number(ev.kv.mod_revision);
+    let rec = out[out.length - 1];
+    if (rec?.revision !== revision) {
+      rec = { revision, time, events: [] };
+      out.push(rec);
+    }
+    const kv = ev.kv;
+    rec.events.push(
+      ev.type === 'Delete'
+        ? { type: 'delete', key: kv.key }
+        : {
+            type: 'put',
+            key: kv.key,
+            value: kv.value,
+            createRevision: Number(kv.create_revision),
+            modRevision: revision,
+            version: Number(kv.version),
+            lease: String(kv.lease),
+          },
+    );
+  }
+  return out;
+}
 
 export class EtcdClient {
   private constructor(
@@ -239,6 +271,64 @@ export class EtcdClient {
       return r.succeeded;
     } catch (err) {
       throw unavailable(`transaction on ${key.toString('utf8').slice(0, 200)}`, err);
+    }
+  }
+
+  /**
+   * Watches every key from `startRevision` and hands over each watch response's events
+   * grouped into one record per revision (etcd never splits a revision across responses),
+   * stamped with the time they arrived. etcd3's own reconnect is not used: it may resume
+   * past revisions it has not delivered (it takes the header's revision), so the first
+   * disconnect, cancellation (e.g. a compacted start revision) or error ends the watch and
+   * is told to `on.end` once; the caller starts a new watch from its own position.
+   * Nothing is queued here: `on.records` is called synchronously per response.
+   */
+  async watchChanges(startRevision: number, on: { records(rs: ChangeRecord[]): void; end(err: EtcdsnapError): void }): Promise<{ cancel(): Promise<void> }> {
+    let ended = false;
+    let watcher: Awaited<ReturnType<ReturnType<Etcd3['watch']>['create']>> | undefined;
+    const end = (what: string, err: unknown): void => {
+      if (ended) return;
+      ended = true;
+      void watcher?.cancel().catch(() => undefined);
+      on.end(err instanceof EtcdsnapError ? err : unavailable(what, err));
+    };
+    try {
+      watcher = await this.client.watch().prefix('').startRevision(String(startRevision)).create();
+    } catch (err) {
+      throw unavailable('watch', err);
+    }
+    const w = watcher;
+    w.on('data', (res) => {
+      if (ended || res.events.length === 0) return;
+      on.records(groupByRevision(res.events, Date.now()));
+    });
+    w.on('disconnected', (err: unknown) => end('watch (disconnected)', err));
+    w.on('error', (err: unknown) => end('watch', err));
+    return {
+      cancel: async () => {
+        ended = true;
+        await w.cancel().catch(() => undefined);
+      },
+    };
+  }
+
+  /**
+   * Writes one revision's `events` in one transaction with no compare (puts without their
+   * lease); resolves with the revision etcd gave it.
+   */
+  async applyRevision(events: readonly ChangeEvent[], timeoutMs = 30_000): Promise<number> {
+    try {
+      const r = await this.client.kv.txn(
+        {
+          compare: [],
+          success: events.map((e) => (e.type === 'put' ? { request_put: { key: e.key, value: e.value } } : { request_delete_range: { key: e.key } })),
+          failure: [],
+        },
+        { deadline: Date.now() + timeoutMs },
+      );
+      return Number(r.header.revision);
+    } catch (err) {
+      throw unavailable('transaction', err);
     }
   }
 

@@ -43,6 +43,10 @@ export interface ServerConfig {
   /** `--cluster-reset-new-ca`: a fresh-host restore whose snapshot CA cannot be opened makes a new CA. */
   clusterResetNewCa: boolean;
   skipHashCheck: boolean;
+  /** `--cluster-reset-restore-to` as given (changelog/plan.ts `parseRestoreTo` reads it). */
+  restoreTo?: string;
+  /** `--etcd-changelog` and its period (ms). */
+  changelog: { enabled: boolean; periodMs: number };
   debug: boolean;
   logFormat: LogFormat;
   snapshots: {
@@ -151,6 +155,10 @@ export function buildServerConfig(v: Values): ServerConfig {
   if (restorePath !== undefined && restorePath !== '' && !clusterReset) {
     throw configError('invalid flag use; --cluster-reset required with --cluster-reset-restore-path');
   }
+  const restoreTo = v.str('cluster-reset-restore-to');
+  if (restoreTo !== undefined && restoreTo !== '' && !clusterReset) {
+    throw configError('invalid flag use; --cluster-reset required with --cluster-reset-restore-to');
+  }
   const clusterResetNewCa = v.bool('cluster-reset-new-ca');
   if (clusterResetNewCa && (restorePath === undefined || restorePath === '')) {
     throw configError('invalid flag use; --cluster-reset-restore-path required with --cluster-reset-new-ca');
@@ -183,6 +191,8 @@ export function buildServerConfig(v: Values): ServerConfig {
     ...(restorePath !== undefined && restorePath !== '' ? { restorePath } : {}),
     clusterResetNewCa,
     skipHashCheck: v.bool('skip-hash-check'),
+    ...(restoreTo !== undefined && restoreTo !== '' ? { restoreTo } : {}),
+    changelog: { enabled: v.bool('etcd-changelog'), periodMs: v.num('etcd-changelog-period') },
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
     snapshots: {

@@ -52,6 +52,8 @@ import { hexId, readClusterId, recordClusterId, writeRestoreRecord } from './ide
 import { startAndCheck, type ResetStart } from './reset-start.js';
 import { adoptBootstrap } from './reset-ca.js';
 import type { ProgressReporter } from '../util/progress.js';
+import { parseRestoreTo, describeTarget, type RestoreTo } from '../changelog/plan.js';
+import { moveChangelogAside, recordTimeOf, replayFailed, replayOnto, snapshotFor } from './reset-to.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -68,7 +70,22 @@ export interface ResetOptions {
   progress?: ProgressReporter;
 }
 
-export async function runClusterReset(o: ResetOptions): Promise<void> {
+export async function runClusterReset(o0: ResetOptions): Promise<void> {
+  // --cluster-reset-restore-to: checked first; without a restore path, the newest local snapshot before it
+  const target = o0.cfg.restoreTo !== undefined ? parseRestoreTo(o0.cfg.restoreTo) : undefined;
+  let snapshotTime: number | undefined;
+  let o = o0;
+  if (target !== undefined) {
+    if (o0.cfg.restorePath === undefined) {
+      const chosen = await snapshotFor(o0.cfg, target);
+      snapshotTime = chosen.createdAt;
+      o = { ...o0, cfg: { ...o0.cfg, restorePath: chosen.file } };
+      o0.logger.info({ snapshot: chosen.file, target: describeTarget(target) }, `restoring to ${describeTarget(target)} from the snapshot ${chosen.file}`);
+    } else {
+      snapshotTime = await recordTimeOf(o0.cfg, o0.cfg.restorePath);
+    }
+  }
+  const pit = target !== undefined ? { target, ...(snapshotTime !== undefined ? { snapshotTime } : {}) } : undefined;
   const { cfg, logger } = o;
   const p = serverPaths(cfg.dataDir);
   const restoring = cfg.restorePath !== undefined;
@@ -102,7 +119,7 @@ export async function runClusterReset(o: ResetOptions): Promise<void> {
     // a zip goes into a private temp folder under server/db (never beside the zip), removed below
     if (source !== undefined)
       opened = await openSnapshotFile(source, p.dbDir, logger, { ...(await decodeContext(cfg, source)), ...(o.progress ? { progress: o.progress } : {}) });
-    await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file, source);
+    await resetLocked(o, p, etcdBinary, tokenCheck, opened?.file, source, pit);
     failed = false;
   } finally {
     await opened
@@ -150,6 +167,7 @@ async function resetLocked(
   tokenCheck: TokenCheck,
   file: string | undefined,
   source: string | undefined,
+  pit: PointInTime | undefined,
 ): Promise<void> {
   const { cfg, logger } = o;
   const previousClusterId = await readClusterId(p);
@@ -163,8 +181,8 @@ async function resetLocked(
   if (file !== undefined) {
     let restored: Restored;
     try {
-      restored = await restoreLocked(o, p, etcdBinary, tokenCheck, boot, file, hadData, peerURL, (name) =>
-        etcdArgs(cfg, p, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }),
+      restored = await restoreLocked(o, p, etcdBinary, tokenCheck, boot, file, hadData, peerURL, pit, (name, q = p) =>
+        etcdArgs(cfg, q, tlsArgs, { name, initialCluster: `${name}=${peerURL}`, state: 'new' }, { loopbackOnly: true }),
       );
       status = restored.status;
     } catch (err) {
@@ -261,7 +279,8 @@ async function restoreLocked(
   file: string,
   hadData: boolean,
   peerURL: string,
-  argsFor: (name: string) => string[],
+  pit: PointInTime | undefined,
+  argsFor: (name: string, paths?: ServerPaths) => string[],
 ): Promise<Restored> {
   const { cfg, logger } = o;
   const now = Math.floor(Date.now() / 1000);
@@ -269,6 +288,18 @@ async function restoreLocked(
   const clusterToken = `etcdsnap-${randomBytes(16).toString('hex')}`;
   const temp = path.join(p.dbDir, `etcd-restore-${now}`);
   await verifyAndRestore({ file, dataDir: temp, name, peerURL, clusterToken, skipHashCheck: cfg.skipHashCheck, logger });
+  if (pit !== undefined) {
+    // to a point: the change log replayed onto the temp dir, before anything in the data dir moves
+    const tp: ServerPaths = { ...p, etcdDataDir: temp };
+    try {
+      await startAndCheck(startOf(o, tp, etcdBinary, argsFor(name, tp)), async (c) => {
+        await replayOnto(c, p.dbDir, pit.target, pit.snapshotTime, logger);
+      });
+    } catch (err) {
+      await fsp.rm(temp, { recursive: true, force: true });
+      throw replayFailed(err);
+    }
+  }
   // verified and restored: now the old data moves aside and the new takes its place
   const old = path.join(p.dbDir, `etcd-old-${now}`);
   await moveAsidePreviousData(p, hadData ? old : undefined);
@@ -293,10 +324,18 @@ async function restoreLocked(
   }
   try {
     await adoptBootstrap(cfg, p, logger, tokenCheck, boot, sealed);
+    // the restored cluster writes a new history from its revision: the old log is kept aside
+    await moveChangelogAside(p, now, logger);
   } catch (err) {
     throw hadData ? failed(err) : err;
   }
   return { status, member: name, ...(hadData ? { old } : {}) };
+}
+
+/** `--cluster-reset-restore-to`: the target, and the restored snapshot's record time (ms) when known. */
+interface PointInTime {
+  target: RestoreTo;
+  snapshotTime?: number;
 }
 
 /** What `restoreLocked` did: the healthy member's status, its name, the previous data's folder. */

@@ -36,6 +36,7 @@ import { webhookNotifier } from './notify.js';
 import { fanOut } from '../snapshot/events.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
 import { addDashboardRoutes } from './dashboard/routes.js';
+import { startChangeLog, type ChangeLogFeature } from './changelog.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -71,13 +72,26 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     const notifyURL = ctx.cfg.snapshots.notifyWebhook;
     const notifier = notifyURL !== undefined ? webhookNotifier(notifyURL, cfg.settings.nodeName, ctx.logger) : undefined;
     const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
-    const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe);
+    let changelog: ChangeLogFeature | undefined;
+    const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe, (e) => changelog?.observe(e));
     const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
     // does not answer only disables uploads until it does (failures are recorded)
     if (cfg.s3) await service.startReplica(cfg.s3);
+    if (ctx.cfg.changelog.enabled) {
+      changelog = await startChangeLog({
+        etcd: ctx.etcd,
+        dbDir: ctx.paths.dbDir,
+        periodMs: ctx.cfg.changelog.periodMs,
+        snapshotDir: cfg.settings.dir,
+        nodeName: cfg.settings.nodeName,
+        logger: ctx.logger,
+        snapshotNow: () =>
+          service.save({ prefix: cfg.settings.name, encoding: cfg.settings.encoding, retention: 0, scheduled: false, replicas: replicasOf(cfg.s3) }),
+      });
+    }
 
     // the request's name prefix when it gives none: the CLI's --name default
     const defaultPrefix = stringDefault(SNAPSHOT_CLI_OPTIONS, 'name');
@@ -198,6 +212,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       scheduler?.stop();
       await listener?.close();
       await service.drain(timeoutMs);
+      await changelog?.stop();
       await notifier?.drain(NOTIFY_DRAIN_MS);
     });
   };

@@ -9,8 +9,9 @@
  *   or `config`: a folder that is not allowed, a bad prefix) and a learner's skipped save
  *   emit nothing. `seconds` covers the save with its replicas' records and retention; `bytes`
  *   and `createdAt` (the snapshot's timestamp, RFC 3339) come with a success, `snapshot` (its
- *   name) too; `error` (the message, unscrubbed: observers that send it elsewhere scrub it,
- *   log/secrets.ts) with a failure.
+ *   name) and `revision` (etcd's revision just before the snapshot, the change log's start:
+ *   changelog/writer.ts) too; `error` (the message, unscrubbed: observers that send it
+ *   elsewhere scrub it, log/secrets.ts) with a failure.
  * - `upload`: once per replica upload attempt: attempt 1 in the save's pass
  *   (save-replicas.ts `settleReplicas`), then each retry (upload-retries.ts). `final` is
  *   true on a failure after which no further attempt is queued in this process (retries
@@ -30,7 +31,17 @@ import { EtcdsnapError, messageOf } from '../errors.js';
 export type EventResult = 'success' | 'failure';
 
 export type SnapshotEvent =
-  | { kind: 'save'; scheduled: boolean; result: EventResult; seconds: number; bytes?: number; createdAt?: string; snapshot?: string; error?: string }
+  | {
+      kind: 'save';
+      scheduled: boolean;
+      result: EventResult;
+      seconds: number;
+      bytes?: number;
+      createdAt?: string;
+      snapshot?: string;
+      error?: string;
+      revision?: number;
+    }
   | {
       kind: 'upload';
       store: 's3';
@@ -101,7 +112,7 @@ export async function timed<T>(
  */
 export function saveEvent(
   scheduled: boolean,
-  r: { created: ReadonlyArray<{ name?: string; size: number; createdAt: string }> } | undefined,
+  r: { created: ReadonlyArray<{ name?: string; size: number; createdAt: string; revision?: string }> } | undefined,
   seconds: number,
   err?: unknown,
 ): SnapshotEvent | undefined {
@@ -109,8 +120,9 @@ export function saveEvent(
   if (r && !made) return undefined;
   if (err instanceof EtcdsnapError && (err.kind === 'usage' || err.kind === 'config')) return undefined;
   const base = { kind: 'save', scheduled, seconds } as const;
-  if (made) return { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt, ...(made.name !== undefined ? { snapshot: made.name } : {}) };
-  return { ...base, result: 'failure', ...(err !== undefined ? { error: messageOf(err) } : {}) };
+  if (!made) return { ...base, result: 'failure', ...(err !== undefined ? { error: messageOf(err) } : {}) };
+  const ok = { ...base, result: 'success', bytes: made.size, createdAt: made.createdAt, ...(made.name !== undefined ? { snapshot: made.name } : {}) } as const;
+  return made.revision !== undefined ? { ...ok, revision: Number(made.revision) } : ok;
 }
 
 /** Pure: the `prune` event of one store's retention pass (`gone`: the names removed; undefined when it threw); none for a dry run. */

@@ -66,6 +66,12 @@ export function createExclusive(file: string, mode = 0o600): Promise<FileHandle>
   return calls.open(file, 'wx', mode);
 }
 
+/** Writes all of `buf` at `position` of `fh` (short writes continued); for files that grow by appends (the change log's `.part`). */
+export async function writeAllAt(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) done += await calls.writev(fh, [buf.subarray(done)], position + done);
+}
+
 /**
  * Gives the complete file `tmp` its final name: fsync of `tmp` (through a descriptor of its
  * own: fsync applies to the file, whatever descriptor wrote it), rename to `final`, fsync of

@@ -1,0 +1,333 @@
+/**
+ * The change log's writer on one server (docs/point-in-time-restore.md, "The writer").
+ *
+ * Contract:
+ * - A chain begins after a successful snapshot (`onSnapshot(revision)`): every key is watched
+ *   from the snapshot's revision + 1; each revision becomes one record, appended to
+ *   `<chain>-<first>.part` (0600) in the change log folder (0700).
+ * - A segment is sealed every `periodMs` (when it holds records) and at `maxSegmentBytes`:
+ *   footer (format.ts), fsync, rename to `<chain>-<first>-<last>.jsonl`, fsync of the folder.
+ *   Records seen strictly before a segment's `sealedAt` are in it or in an earlier segment.
+ * - Revisions are taken exactly once and in order: a revision below the next expected one is
+ *   skipped (a resumed watch), one above it stops the watch, which starts again from the
+ *   next expected revision.
+ * - Memory is bounded: records go to the file through one queue; past `HIGH_WATER_BYTES`
+ *   queued the watch is cancelled and starts again from the next revision once the queue
+ *   has drained (etcd keeps the history meanwhile).
+ * - `start` resumes from the last sealed revision + 1 (a `.part` left by a crash is removed
+ *   and watched again) when the last segment belongs to this cluster, is not ahead of etcd
+ *   and its next revision is not compacted; otherwise it logs why and asks for a snapshot at
+ *   once (`requestSnapshot`), which begins a new chain. A watch that ends on a compacted
+ *   revision ends the chain the same way.
+ * - A failed write ends the chain (its `.part` removed) and logs why; the next snapshot
+ *   begins a new one.
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log/logger.js';
+import type { EtcdClient } from '../etcd/client.js';
+import { EtcdsnapError, messageOf } from '../errors.js';
+import type { ChangeRecord } from '../model/changelog.js';
+import { commitFile, createExclusive, writeAllAt } from '../util/durable.js';
+import { ensurePrivateDir } from '../util/fs.js';
+import { encodeFooter, encodeHeader, encodeRecord, partName, segmentName } from './format.js';
+import { listSegments, readSegment, removeParts } from './segments.js';
+
+/** Queued bytes past which the watch pauses. */
+export const HIGH_WATER_BYTES = 8 * 1024 * 1024;
+/** Default size at which a segment is sealed before its period ends. */
+export const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
+const RETRY_MS = 1000;
+
+export interface ChangeLogWriterOptions {
+  etcd: EtcdClient;
+  dir: string;
+  periodMs: number;
+  maxSegmentBytes?: number;
+  logger: Logger;
+  /** Asked for a snapshot when the chain broke on compaction (the new chain begins after it). */
+  requestSnapshot?: () => void;
+}
+
+/** A chain; `failed` once a write of it failed (its queued records are dropped). */
+interface Chain {
+  id: string;
+  cluster: string;
+  failed?: boolean;
+}
+
+interface OpenPart {
+  chain: Chain;
+  fh: FileHandle;
+  file: string;
+  first: number;
+  last: number;
+  records: number;
+  bytes: number;
+  firstTime: number;
+  lastTime: number;
+  hash: Hash;
+}
+
+export class ChangeLogWriter {
+  private chain: Chain | undefined;
+  /** The next revision to log (meaningful while `chain` is set). */
+  private next = 0;
+  private lastTime = 0;
+  private part: OpenPart | undefined;
+  private watch: { cancel(): Promise<void> } | undefined;
+  private io: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private paused = false;
+  private starting = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  /** The last revision in a sealed segment (0: none yet in this process). */
+  sealedThrough = 0;
+
+  constructor(private readonly o: ChangeLogWriterOptions) {}
+
+  private get log(): Logger {
+    return this.o.logger;
+  }
+
+  /** Prepares the folder and resumes the last chain when it can (see the module's contract). */
+  async start(): Promise<void> {
+    await ensurePrivateDir(this.o.dir);
+    const parts = await removeParts(this.o.dir);
+    if (parts.length > 0) this.log.info({ files: parts }, 'change log: removed unsealed segments of an earlier run; their revisions are watched again');
+    this.timer = setInterval(() => this.enqueueSeal(Date.now()), this.o.periodMs);
+    this.timer.unref();
+    const why = await this.resume();
+    if (why !== undefined) {
+      this.log.info(`change log: ${why}; a new chain begins after a snapshot taken now`);
+      this.o.requestSnapshot?.();
+    }
+  }
+
+  /** Resumes the newest chain; answers why it cannot (undefined when it resumed). */
+  private async resume(): Promise<string | undefined> {
+    const names = await listSegments(this.o.dir);
+    const newest = names.reduce<(typeof names)[number] | undefined>((a, s) => (!a || s.last > a.last ? s : a), undefined);
+    if (!newest) return 'no earlier segment';
+    let seg: Awaited<ReturnType<typeof readSegment>>;
+    try {
+      seg = await readSegment(this.o.dir, newest.name);
+    } catch (err) {
+      return `cannot resume from ${newest.name}: ${messageOf(err)}`;
+    }
+    const status = await this.o.etcd.status();
+    if (seg.header.cluster !== status.clusterId)
+      return `the last segment ${newest.name} belongs to etcd cluster ${seg.header.cluster}, not to this one (${status.clusterId})`;
+    if (seg.footer.last > Number(status.revision))
+      return `the last segment ${newest.name} ends at revision ${seg.footer.last}, after etcd's ${status.revision}`;
+    if (await this.compacted(seg.footer.last + 1)) return `revision ${seg.footer.last + 1} was compacted while no change log was written`;
+    this.chain = { id: seg.header.chain, cluster: seg.header.cluster };
+    this.next = seg.footer.last + 1;
+    this.lastTime = seg.footer.lastTime;
+    this.sealedThrough = seg.footer.last;
+    this.log.info({ chain: this.chain.id, revision: this.next }, `change log: resuming chain ${this.chain.id} at revision ${this.next}`);
+    await this.startWatch();
+    return undefined;
+  }
+
+  /** A snapshot at `revision` was saved: begins a chain after it unless one runs. */
+  onSnapshot(revision: number): void {
+    if (this.stopped || this.chain || this.starting) return;
+    this.starting = true;
+    void this.begin(revision)
+      .catch((err: unknown) => this.log.error({ err: messageOf(err) }, `change log: could not begin a chain: ${messageOf(err)}`))
+      .finally(() => {
+        this.starting = false;
+      });
+  }
+
+  private async begin(revision: number): Promise<void> {
+    const status = await this.o.etcd.status();
+    this.chain = { id: randomBytes(8).toString('hex'), cluster: status.clusterId };
+    this.next = revision + 1;
+    this.log.info(
+      { chain: this.chain.id, revision: this.next },
+      `change log: chain ${this.chain.id} begins at revision ${this.next}, after the snapshot at revision ${revision}`,
+    );
+    await this.startWatch();
+  }
+
+  private async compacted(revision: number): Promise<boolean> {
+    try {
+      await this.o.etcd.rangePage(Buffer.from([0]), undefined, revision, 1);
+      return false;
+    } catch (err) {
+      return err instanceof EtcdsnapError && err.kind === 'conflict';
+    }
+  }
+
+  private async startWatch(): Promise<void> {
+    if (this.stopped || !this.chain || this.watch) return;
+    try {
+      this.watch = await this.o.etcd.watchChanges(this.next, { records: (rs) => this.accept(rs), end: (err) => this.onEnd(err) });
+    } catch (err) {
+      this.log.warn({ err: messageOf(err) }, 'change log: watch failed; retrying');
+      this.later();
+    }
+  }
+
+  private later(): void {
+    if (this.stopped || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.startWatch();
+    }, RETRY_MS);
+  }
+
+  private accept(rs: readonly ChangeRecord[]): void {
+    const chain = this.chain;
+    for (const r of rs) {
+      if (!chain || r.revision < this.next) continue;
+      if (r.revision > this.next) {
+        this.log.warn({ expected: this.next, got: r.revision }, 'change log: the watch skipped a revision; watching again from the expected one');
+        this.restartWatch();
+        return;
+      }
+      const time = Math.max(r.time, this.lastTime);
+      this.lastTime = time;
+      this.next = r.revision + 1;
+      const line = encodeRecord({ ...r, time });
+      this.queued += line.length;
+      const rev = r.revision;
+      this.io = this.io.then(() => this.append(chain, rev, time, line)).catch((err: unknown) => this.fail(err));
+    }
+    if (this.queued > HIGH_WATER_BYTES && !this.paused) {
+      this.paused = true;
+      this.restartWatch();
+    }
+  }
+
+  /** Stops the watch and starts it again from `next` once the queue has drained. */
+  private restartWatch(): void {
+    const w = this.watch;
+    this.watch = undefined;
+    void (async () => {
+      await w?.cancel();
+      await this.io;
+      this.paused = false;
+      await this.startWatch();
+    })();
+  }
+
+  private onEnd(err: EtcdsnapError): void {
+    this.watch = undefined;
+    if (this.stopped || !this.chain) return;
+    void this.compacted(this.next).then((gone) => {
+      if (!gone || !this.chain) {
+        this.log.warn({ err: err.message }, 'change log: the watch ended; watching again');
+        this.later();
+        return;
+      }
+      this.log.warn(
+        { chain: this.chain.id, revision: this.next },
+        `change log: revision ${this.next} was compacted before it was logged; chain ${this.chain.id} ends at revision ${this.next - 1}, and a new chain begins after a snapshot taken now`,
+      );
+      this.endChain();
+      this.o.requestSnapshot?.();
+    });
+  }
+
+  /** Ends the chain: what was received is sealed, nothing more is watched. */
+  private endChain(): void {
+    this.chain = undefined;
+    this.enqueueSeal(Date.now());
+  }
+
+  private async append(chain: Chain, rev: number, time: number, line: Buffer): Promise<void> {
+    try {
+      await this.appendLine(chain, rev, time, line);
+    } finally {
+      this.queued = Math.max(0, this.queued - line.length);
+    }
+  }
+
+  /** Appends a record of `chain` (taken when it was received: a chain that ended since still gets its records). */
+  private async appendLine(chain: Chain, rev: number, time: number, line: Buffer): Promise<void> {
+    if (chain.failed) return;
+    if (this.part && this.part.chain !== chain) await this.seal(this.part.lastTime);
+    if (!this.part) {
+      const file = path.join(this.o.dir, partName(chain.id, rev));
+      const fh = await createExclusive(file, 0o600);
+      this.part = { chain, fh, file, first: rev, last: rev - 1, records: 0, bytes: 0, firstTime: time, lastTime: time, hash: createHash('sha256') };
+      await this.write(encodeHeader({ chain: chain.id, cluster: chain.cluster, first: rev }));
+    }
+    await this.write(line);
+    const p = this.part;
+    p.last = rev;
+    p.records++;
+    p.lastTime = time;
+    if (p.bytes >= (this.o.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES)) await this.seal(time);
+  }
+
+  private async write(buf: Buffer): Promise<void> {
+    const p = this.part;
+    if (!p) return;
+    await writeAllAt(p.fh, buf, p.bytes);
+    p.hash.update(buf);
+    p.bytes += buf.length;
+  }
+
+  /** Queues the seal of the open segment: records seen before `sealedAt` are in it. */
+  private enqueueSeal(sealedAt: number): void {
+    this.io = this.io.then(() => (this.part ? this.seal(sealedAt) : undefined)).catch((err: unknown) => this.fail(err));
+  }
+
+  private async seal(sealedAt: number): Promise<void> {
+    const p = this.part;
+    if (!p) return;
+    const footer = encodeFooter({
+      first: p.first,
+      last: p.last,
+      records: p.records,
+      firstTime: p.firstTime,
+      lastTime: p.lastTime,
+      sealedAt: Math.max(sealedAt, p.lastTime),
+      sha256: p.hash.digest('hex'),
+    });
+    await writeAllAt(p.fh, footer, p.bytes);
+    await p.fh.close();
+    const name = segmentName(p.chain.id, p.first, p.last);
+    await commitFile(p.file, path.join(this.o.dir, name));
+    this.part = undefined;
+    this.sealedThrough = p.last;
+    this.log.debug({ segment: name, records: p.records }, `change log: sealed ${name}`);
+  }
+
+  private async fail(err: unknown): Promise<void> {
+    this.log.error({ err: messageOf(err) }, `change log: writing failed, the chain ends here: ${messageOf(err)}; a new chain begins after the next snapshot`);
+    const p = this.part;
+    this.part = undefined;
+    if (this.chain) this.chain.failed = true;
+    if (p) p.chain.failed = true;
+    this.chain = undefined;
+    this.queued = 0;
+    const w = this.watch;
+    this.watch = undefined;
+    await w?.cancel();
+    if (p) {
+      await p.fh.close().catch(() => undefined);
+      await fsp.rm(p.file, { force: true });
+    }
+  }
+
+  /** Stops watching and seals what was received. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.retry) clearTimeout(this.retry);
+    const w = this.watch;
+    this.watch = undefined;
+    await w?.cancel();
+    this.enqueueSeal(Date.now());
+    await this.io;
+  }
+}
