@@ -2,17 +2,15 @@
  * The change log's vocabulary (issue 16, docs/point-in-time-restore.md): one record per etcd
  * revision, as etcd committed it, with the events of that revision. Pure types.
  */
+import type { KeyValue } from './key-value.js';
 
-/** A put as etcd's watch reports it; `modRevision` is always the record's revision. */
-export interface PutEvent {
+/**
+ * A put as etcd's watch reports it: the key at its new revision (`KeyValue`, the shape live
+ * ranges and snapshot readers answer too); `modRevision` is always the record's revision,
+ * and `lease` is kept for the record, never restored.
+ */
+export interface PutEvent extends KeyValue {
   type: 'put';
-  key: Buffer;
-  value: Buffer;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  /** The lease ID (decimal, '0' for none); kept for the record, never restored. */
-  lease: string;
 }
 
 export interface DeleteEvent {
