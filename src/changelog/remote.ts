@@ -85,6 +85,12 @@ export async function fetchSegmentObject(
   const got = sha256(body);
   if (got !== want)
     throw new EtcdsnapError('integrity', `change log segment ${where}: sha256 ${got} does not match its record's ${want}: the object is corrupt`);
+  if (splitEncodedName(objectName).encrypted && (identityFile === undefined || identityFile === '')) {
+    throw new EtcdsnapError(
+      'config',
+      `change log segment ${where} is encrypted with age: give --etcd-snapshot-decrypt-identity-file with an identity that opens it`,
+    );
+  }
   const file = path.join(scratch, 'object');
   await fsp.writeFile(file, body, { mode: 0o600 });
   let plain: Buffer;
@@ -96,7 +102,11 @@ export async function fetchSegmentObject(
       await decoded.remove();
     }
   } catch (err) {
-    throw new EtcdsnapError(err instanceof EtcdsnapError ? err.kind : 'integrity', `change log segment ${where}: ${messageOf(err)}`, { cause: err });
+    throw new EtcdsnapError(
+      err instanceof EtcdsnapError ? err.kind : 'integrity',
+      `change log segment ${where}: ${messageOf(err).replace(/; nothing was changed$/, '')}`,
+      { cause: err },
+    );
   } finally {
     await fsp.rm(file, { force: true });
   }

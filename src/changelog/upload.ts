@@ -82,6 +82,7 @@ export class SegmentUploader {
   }
 
   private async upload(name: string): Promise<void> {
+    if (this.remote.has(name)) return; // queued twice (sealed while the start listed the bucket)
     const plain = await fsp.readFile(path.join(this.o.dir, name)).catch(() => undefined);
     if (plain === undefined) return; // pruned meanwhile
     const obj = await encodeSegmentObject(decodeSegment(name, plain), plain, this.o.encoding);
