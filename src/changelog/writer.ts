@@ -49,6 +49,8 @@ export interface ChangeLogWriterOptions {
   logger: Logger;
   /** Asked for a snapshot when the chain broke on compaction (the new chain begins after it). */
   requestSnapshot?: () => void;
+  /** Told the name of each segment once it is sealed (durable); must not throw or block. */
+  onSealed?: (name: string) => void;
 }
 
 /** A chain; `failed` once a write of it failed (its queued records are dropped). */
@@ -300,6 +302,7 @@ export class ChangeLogWriter {
     this.part = undefined;
     this.sealedThrough = p.last;
     this.log.debug({ segment: name, records: p.records }, `change log: sealed ${name}`);
+    this.o.onSealed?.(name);
   }
 
   private async fail(err: unknown): Promise<void> {

@@ -20,8 +20,13 @@ import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { describeTarget, planSegments, recordsBetween, summarize, targetRevision, type RestoreTo, type SegmentSummary } from '../changelog/plan.js';
-import { changelogDir, listSegments, readSegment } from '../changelog/segments.js';
+import { changelogDir } from '../changelog/segments.js';
+import { localSegments, withS3Segments, type SegmentSource } from '../changelog/source.js';
+import { CHANGELOG_PREFIX } from '../changelog/remote.js';
 import { LocalStore } from '../store/local.js';
+import { openObjectStore, openStore } from '../store/factory.js';
+import type { S3Options } from '../snapshot/s3-config.js';
+import type { SnapshotRecord } from '../model/records.js';
 import { renameDurably } from '../util/durable.js';
 import { exists } from '../util/fs.js';
 import type { ServerConfig, ServerPaths } from './config.js';
@@ -29,21 +34,49 @@ import type { ServerConfig, ServerPaths } from './config.js';
 /** Most rounding between a snapshot's real time and the second in its name (Math.round). */
 const NAME_ROUNDING_MS = 500;
 
-/** The local snapshot to restore before replaying to `target`: its path and record time (ms). */
-export async function snapshotFor(cfg: ServerConfig, target: RestoreTo): Promise<{ file: string; createdAt: number }> {
+/**
+ * The snapshot to restore before replaying to `target`: the newest successful one of this
+ * node taken before it, local or (with `s3`) in S3. Answers its path (local) or its name (in
+ * S3 only: the restore downloads it, snapshot/restore-source.ts), and its record time (ms).
+ */
+export async function snapshotFor(cfg: ServerConfig, target: RestoreTo, s3?: S3Options): Promise<{ file: string; createdAt: number }> {
   const store = new LocalStore(cfg.snapshots.dir);
-  const records = await store.list({ nodeName: cfg.nodeName }).catch(() => []);
-  const candidates = records
-    .filter((r) => r.status === 'successful' && r.revision !== undefined && !r.foreignName)
-    .filter((r) => ('revision' in target ? Number(r.revision) <= target.revision : Date.parse(r.createdAt) + NAME_ROUNDING_MS <= target.time))
-    .sort((a, b) => Number(b.revision) - Number(a.revision) || Date.parse(b.createdAt) - Date.parse(a.createdAt));
-  const best = candidates[0];
-  if (!best)
+  const before = (r: SnapshotRecord): boolean =>
+    r.status === 'successful' &&
+    r.revision !== undefined &&
+    !r.foreignName &&
+    ('revision' in target ? Number(r.revision) <= target.revision : Date.parse(r.createdAt) + NAME_ROUNDING_MS <= target.time);
+  const newest = (a: SnapshotRecord, b: SnapshotRecord): number => Number(b.revision) - Number(a.revision) || Date.parse(b.createdAt) - Date.parse(a.createdAt);
+  const local = (await store.list({ nodeName: cfg.nodeName }).catch(() => [])).filter(before).sort(newest)[0];
+  let remote: SnapshotRecord | undefined;
+  if (s3) {
+    const bucket = await openStore({ kind: 's3', settings: s3.settings });
+    try {
+      remote = (await bucket.list({ nodeName: cfg.nodeName, withRecords: true })).filter((r) => r.nodeName === cfg.nodeName && before(r)).sort(newest)[0];
+    } finally {
+      bucket.close();
+    }
+  }
+  if (remote && (!local || newest(remote, local) < 0) && remote.name !== local?.name) return { file: remote.name, createdAt: Date.parse(remote.createdAt) };
+  if (!local)
     throw new EtcdsnapError(
       'usage',
-      `no local snapshot in ${cfg.snapshots.dir} was taken before ${describeTarget(target)}; give one with --cluster-reset-restore-path`,
+      `no local snapshot in ${cfg.snapshots.dir}${s3 ? ` or in S3 (of ${cfg.nodeName})` : ''} was taken before ${describeTarget(target)}; give one with --cluster-reset-restore-path`,
     );
-  return { file: store.filePath(best.name), createdAt: Date.parse(best.createdAt) };
+  return { file: store.filePath(local.name), createdAt: Date.parse(local.createdAt) };
+}
+
+/** The change log a replay reads: the local folder, and the server's S3 when given. */
+export async function openSegmentSource(dbDir: string, s3: S3Options | undefined, identityFile: string | undefined): Promise<SegmentSource> {
+  const dir = changelogDir(dbDir);
+  if (!s3) return localSegments(dir);
+  const store = await openObjectStore(s3.settings, CHANGELOG_PREFIX);
+  try {
+    return await withS3Segments(dir, store, dbDir, identityFile);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
 }
 
 /** The record time (ms) of a snapshot given by path, when it is one of the snapshot dir's. */
@@ -59,12 +92,17 @@ export async function recordTimeOf(cfg: ServerConfig, file: string): Promise<num
  * then read again and written, one transaction per revision. Resolves with the revision
  * reached (the target's). Memory holds one segment at a time.
  */
-export async function replayOnto(client: EtcdClient, dbDir: string, target: RestoreTo, snapshotTime: number | undefined, logger: Logger): Promise<number> {
-  const dir = changelogDir(dbDir);
+export async function replayOnto(
+  client: EtcdClient,
+  source: SegmentSource,
+  target: RestoreTo,
+  snapshotTime: number | undefined,
+  logger: Logger,
+): Promise<number> {
   const base = Number((await client.status()).revision);
-  const run = planSegments(await listSegments(dir), base, target);
+  const run = planSegments(await source.list(), base, target);
   const sums: SegmentSummary[] = [];
-  for (const s of run) sums.push(summarize(await readSegment(dir, s.name), base, target));
+  for (const s of run) sums.push(summarize(await source.read(s.name), base, target));
   const revision = targetRevision(sums, base, target, snapshotTime === undefined ? undefined : snapshotTime + NAME_ROUNDING_MS);
   logger.info(
     { from: base, to: revision, revisions: revision - base, segments: sums.length, target: describeTarget(target) },
@@ -75,7 +113,7 @@ export async function replayOnto(client: EtcdClient, dbDir: string, target: Rest
   for (const s of run) {
     if (s.first > revision) break;
     // read and verified again: what is written is what was checked
-    for (const r of recordsBetween(await readSegment(dir, s.name), applied, revision)) {
+    for (const r of recordsBetween(await source.read(s.name), applied, revision)) {
       const got = await client.applyRevision(r.events);
       if (got !== r.revision) throw new EtcdsnapError('integrity', `replaying revision ${r.revision} of the change log gave etcd revision ${got}`);
       applied = r.revision;

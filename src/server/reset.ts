@@ -53,7 +53,7 @@ import { startAndCheck, type ResetStart } from './reset-start.js';
 import { adoptBootstrap } from './reset-ca.js';
 import type { ProgressReporter } from '../util/progress.js';
 import { parseRestoreTo, describeTarget, type RestoreTo } from '../changelog/plan.js';
-import { moveChangelogAside, recordTimeOf, replayFailed, replayOnto, snapshotFor } from './reset-to.js';
+import { moveChangelogAside, openSegmentSource, recordTimeOf, replayFailed, replayOnto, snapshotFor } from './reset-to.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -77,7 +77,7 @@ export async function runClusterReset(o0: ResetOptions): Promise<void> {
   let o = o0;
   if (target !== undefined) {
     if (o0.cfg.restorePath === undefined) {
-      const chosen = await snapshotFor(o0.cfg, target);
+      const chosen = await snapshotFor(o0.cfg, target, o0.s3);
       snapshotTime = chosen.createdAt;
       o = { ...o0, cfg: { ...o0.cfg, restorePath: chosen.file } };
       o0.logger.info({ snapshot: chosen.file, target: describeTarget(target) }, `restoring to ${describeTarget(target)} from the snapshot ${chosen.file}`);
@@ -292,9 +292,14 @@ async function restoreLocked(
     // to a point: the change log replayed onto the temp dir, before anything in the data dir moves
     const tp: ServerPaths = { ...p, etcdDataDir: temp };
     try {
-      await startAndCheck(startOf(o, tp, etcdBinary, argsFor(name, tp)), async (c) => {
-        await replayOnto(c, p.dbDir, pit.target, pit.snapshotTime, logger);
-      });
+      const source = await openSegmentSource(p.dbDir, o.s3, cfg.snapshots.identityFile);
+      try {
+        await startAndCheck(startOf(o, tp, etcdBinary, argsFor(name, tp)), async (c) => {
+          await replayOnto(c, source, pit.target, pit.snapshotTime, logger);
+        });
+      } finally {
+        await source.close();
+      }
     } catch (err) {
       await fsp.rm(temp, { recursive: true, force: true });
       throw replayFailed(err);

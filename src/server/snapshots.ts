@@ -90,6 +90,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         logger: ctx.logger,
         snapshotNow: () =>
           service.save({ prefix: cfg.settings.name, encoding: cfg.settings.encoding, retention: 0, scheduled: false, replicas: replicasOf(cfg.s3) }),
+        ...(cfg.s3 ? { s3: { settings: cfg.s3.settings, encoding: cfg.settings.encoding, retryDelaysMs: ctx.cfg.snapshots.uploadRetryDelaysMs } } : {}),
       });
     }
 

@@ -7,6 +7,7 @@
 import type { S3Settings } from './s3/settings.js';
 import type { S3SkipReporter } from './s3/records.js';
 import type { SnapshotStore } from './store.js';
+import type { ObjectStore } from './object-store.js';
 import { LocalStore } from './local.js';
 import { MemoryStore } from './memory.js';
 
@@ -21,6 +22,11 @@ export async function openStore(spec: StoreSpec): Promise<SnapshotStore> {
     case 'memory':
       return new MemoryStore(spec.label);
   }
+}
+
+/** The `ObjectStore` of `<folder>/<sub>` in the S3 settings' bucket (loads the SDK). */
+export async function openObjectStore(settings: S3Settings, sub: string): Promise<ObjectStore> {
+  return (await import('./s3/object-store.js')).S3ObjectStore.create(settings, sub);
 }
 
 export type { S3Skip, S3SkipReporter } from './s3/records.js';
