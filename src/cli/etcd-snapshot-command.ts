@@ -4,7 +4,9 @@
  * result. Flags that are not given are not sent, so the server's settings apply. Requests
  * and answers have the types of model/api.ts; `SupervisorClient.snapshot` decodes answers
  * (the shared client and request flags: snapshot-context.ts). The inspection subcommands
- * (status, keys, get, stats, diff, restore-keys) are in inspect-command.ts.
+ * (status, keys, get, stats, diff, restore-keys) are in inspect-command.ts, `changelog ls|status`
+ * in changelog-command.ts. `ls`'s table is followed by the change log's restorable ranges
+ * when the server sends some (changelog-output.ts).
  */
 import { Command, Help, Option } from 'commander';
 import { addOptions } from '../config/resolve.js';
@@ -14,9 +16,10 @@ import { EtcdsnapError, messageOf } from '../errors.js';
 import type { SnapshotRequestBody } from '../model/api.js';
 import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
 import { common, context } from './snapshot-context.js';
+import { changelogCommand } from './changelog-command.js';
 
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
-const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', ...INSPECT_COMMANDS] as const;
+const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'changelog', ...INSPECT_COMMANDS] as const;
 
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -47,7 +50,7 @@ async function save(cmd: Command): Promise<void> {
       const hint = suggestCommand(word);
       throw new EtcdsnapError(
         'usage',
-        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
+        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, changelog, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
       );
     }
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
@@ -76,7 +79,7 @@ async function save(cmd: Command): Promise<void> {
 
 async function list(cmd: Command): Promise<void> {
   // output.ts loads yaml (for -o yaml): only ls needs it, not save's start-up
-  const { parseOutputFormat, renderRecords } = await import('./output.js');
+  const [{ parseOutputFormat, renderRecords }, { withRanges }] = await Promise.all([import('./output.js'), import('./changelog-output.js')]);
   const format = (() => {
     try {
       return parseOutputFormat(cmd.opts<{ output?: string }>().output);
@@ -86,7 +89,8 @@ async function list(cmd: Command): Promise<void> {
   })();
   const ctx = await context(cmd);
   const res = await ctx.client.snapshot(common({ operation: 'list', name: [], details: format !== 'table' }, ctx.values));
-  ctx.out(renderRecords(res.items, format));
+  // the table is k3s's; the change log's ranges follow it (json and yaml: `changelog ls -o json`)
+  ctx.out(format === 'table' ? withRanges(renderRecords(res.items, format), res.changelog) : renderRecords(res.items, format));
   if (res.s3Error) {
     // the local part is printed; the exit code says the list is incomplete
     ctx.warn(`error: ${res.s3Error}\n`);
@@ -132,6 +136,7 @@ export function etcdSnapshotCommand(): Command {
   root.configureHelp({
     // every alias, as k3s lists them (commander shows only the first: `ls|list`)
     subcommandTerm: (c) => {
+      if (c.name() === 'changelog') return 'changelog ls|status [options]';
       const first = c.aliases()[0];
       const shown = first === undefined ? c.name() : `${c.name()}|${first}`;
       return [c.name(), ...c.aliases()].join('|') + help.subcommandTerm(c).slice(shown.length);
@@ -151,6 +156,7 @@ export function etcdSnapshotCommand(): Command {
       new Option('--dry-run', 'print what would be deleted, delete nothing'),
     ),
   );
+  root.addCommand(changelogCommand());
   for (const c of inspectCommands()) root.addCommand(c);
   return root;
 }

@@ -76,6 +76,32 @@ export interface ListResponse {
   items: SnapshotRecord[];
   /** Why S3 could not be listed (`items` then holds the local snapshots only). */
   s3Error?: string;
+  /**
+   * The change log's restorable range per chain (docs/point-in-time-restore.md), when the
+   * list is of the server's own snapshot folder; absent from older servers and for `--dir`.
+   */
+  changelog?: ChainRange[];
+}
+
+/** A point a restore can reach: an etcd revision and its time (RFC 3339). */
+export interface RestorablePoint {
+  revision: number;
+  time: string;
+}
+
+/**
+ * One chain of the change log: the revisions its segments hold without a gap up to its
+ * newest sealed one (`first`..`latest.revision`), and the range a restore to a point can
+ * reach with it: from the oldest kept local snapshot it starts from (`earliest`, absent when
+ * no kept snapshot is at revision `first - 1` or later within the chain) to its last sealed
+ * revision (`latest`, the time the writer saw it).
+ */
+export interface ChainRange {
+  chain: string;
+  first: number;
+  segments: number;
+  earliest?: RestorablePoint & { snapshot: string };
+  latest: RestorablePoint;
 }
 
 export interface DeleteResponse {
@@ -100,27 +126,27 @@ export class ResponseShapeError extends Error {
   override readonly name = 'ResponseShapeError';
 }
 
-type Decoder<T> = (v: unknown, at: string) => T;
+export type Decoder<T> = (v: unknown, at: string) => T;
 
-const fail = (at: string, expected: string): never => {
+export const fail = (at: string, expected: string): never => {
   throw new ResponseShapeError(`${at} is not ${expected}`);
 };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function object(v: unknown, at: string): Record<string, unknown> {
+export function object(v: unknown, at: string): Record<string, unknown> {
   return isObject(v) ? v : fail(at, 'an object');
 }
 
-function str(v: unknown, at: string): string {
+export function str(v: unknown, at: string): string {
   return typeof v === 'string' ? v : fail(at, 'a string');
 }
 
-function optional<T>(d: Decoder<T>): Decoder<T | undefined> {
+export function optional<T>(d: Decoder<T>): Decoder<T | undefined> {
   return (v, at) => (v === undefined ? undefined : d(v, at));
 }
 
-function array<T>(d: Decoder<T>): Decoder<T[]> {
+export function array<T>(d: Decoder<T>): Decoder<T[]> {
   return (v, at) => {
     if (!Array.isArray(v)) return fail(at, 'a list');
     v.forEach((item, i) => {
@@ -159,7 +185,7 @@ const record: Decoder<SnapshotRecord> = (v, at) => {
 const records = array(record);
 
 /** Checks the fields of `o` with `fields`; returns `o` typed. */
-function shaped<T>(fields: { [K in keyof T]-?: Decoder<T[K]> }): Decoder<T> {
+export function shaped<T>(fields: { [K in keyof T]-?: Decoder<T[K]> }): Decoder<T> {
   return (v, at) => {
     const o = object(v, at);
     for (const [key, d] of Object.entries(fields) as Array<[string, Decoder<unknown>]>) d(o[key], `${at}.${key}`);
@@ -167,9 +193,25 @@ function shaped<T>(fields: { [K in keyof T]-?: Decoder<T[K]> }): Decoder<T> {
   };
 }
 
+/** A whole non-negative revision. */
+export const revision: Decoder<number> = (v, at) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail(at, 'a revision'));
+
+const point: Decoder<RestorablePoint> = (v, at) => shaped<RestorablePoint>({ revision, time: str })(v, at);
+
+/** A chain's restorable range, every field checked. */
+export const chainRange: Decoder<ChainRange> = (v, at) => {
+  const o = shaped<Omit<ChainRange, 'earliest'>>({ chain: str, first: revision, segments: revision, latest: point })(v, at);
+  if ((o as { earliest?: unknown }).earliest !== undefined) {
+    const e = (o as { earliest?: unknown }).earliest;
+    point(e, `${at}.earliest`);
+    str(object(e, `${at}.earliest`).snapshot, `${at}.earliest.snapshot`);
+  }
+  return o as ChainRange; // every field was checked above
+};
+
 const DECODERS: { [K in SnapshotOperation]: Decoder<SnapshotResponses[K]> } = {
   save: shaped<SaveResponse>({ created: records, deleted: strings, s3Error: optional(str) }),
-  list: shaped<ListResponse>({ items: records, s3Error: optional(str) }),
+  list: shaped<ListResponse>({ items: records, s3Error: optional(str), changelog: optional(array(chainRange)) }),
   delete: shaped<DeleteResponse>({ deleted: strings, notFound: strings }),
   prune: shaped<PruneResponse>({ deleted: strings }),
 };
@@ -198,8 +240,8 @@ export interface SaveProgress {
 
 export type SaveProgressResponse = { saving: false } | ({ saving: true } & SaveProgress);
 
-const num: Decoder<number> = (v, at) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(at, 'a number'));
-const bool: Decoder<boolean> = (v, at) => (typeof v === 'boolean' ? v : fail(at, 'true or false'));
+export const num: Decoder<number> = (v, at) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(at, 'a number'));
+export const bool: Decoder<boolean> = (v, at) => (typeof v === 'boolean' ? v : fail(at, 'true or false'));
 const phase: Decoder<SaveProgress['phase']> = (v, at) => (v === 'streaming' || v === 'committing' ? v : fail(at, 'streaming or committing'));
 
 /** The answer to `GET /db/snapshot/progress`, typed; a `ResponseShapeError` when it has another shape. */

@@ -18,6 +18,8 @@
  *   a scrape never fails because of etcd, the folder or the record.
  * - `etcdsnap_snapshot_next_scheduled_timestamp_seconds` exists only when `nextRun` is
  *   given (scheduled snapshots enabled).
+ * - Other features add gauges to `registry` and a scrape hook that sets them
+ *   (`addScrapeHook`; the change log's, changelog-routes.ts); a failing hook leaves them as they were.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { EtcdClient } from '../etcd/client.js';
@@ -76,6 +78,7 @@ export class ServerMetrics {
   private readonly restoreTime: Gauge;
   private readonly etcd: Record<'dbSize' | 'dbInUse' | 'hasLeader' | 'isLeader' | 'healthy', Gauge>;
   private restoreRegistered = false;
+  private readonly hooks: Array<() => Promise<void>> = [];
   /** Last success per store (unix seconds), so that an older success never moves it back. */
   private readonly newest = new Map<StoreLabel, number>();
 
@@ -175,6 +178,11 @@ export class ServerMetrics {
     });
   }
 
+  /** Runs `hook` before each scrape renders (it sets gauges it registered; a failure is ignored). */
+  addScrapeHook(hook: () => Promise<void>): void {
+    this.hooks.push(hook);
+  }
+
   /** The observer for `SnapshotService` (see the contract). */
   readonly observe = (e: SnapshotEvent): void => {
     switch (e.kind) {
@@ -222,7 +230,7 @@ export class ServerMetrics {
 
   /** The exposition text (`registry.contentType`), state read first (see the contract). */
   async scrape(): Promise<string> {
-    const [records] = await Promise.all([this.records(), this.readEtcd(), this.readRestore()]);
+    const [records] = await Promise.all([this.records(), this.readEtcd(), this.readRestore(), ...this.hooks.map((h) => h().catch(() => undefined))]);
     const ok = records.filter((r) => r.status === 'successful');
     this.kept.set({ store: 'local' }, ok.length);
     this.kept.set({ store: 's3' }, ok.filter((r) => replicaState(r)?.status === 'successful').length);

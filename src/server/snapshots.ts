@@ -16,6 +16,8 @@
  * `--etcd-s3-upload-retry-delays`. At stop the notifier gets a short bounded time after the
  * service's drain (its last events included).
  * And the web dashboard at `/` (dashboard/routes.ts, docs/dashboard.md), with the server's S3 settings.
+ * And the change log's visibility (changelog-routes.ts): `GET /v1/changelog`, `GET
+ * /v1/changelog/status`, its ranges in the list's answer, and its metrics when it is on.
  */
 import type { Feature } from './feature.js';
 import { addInspectRoutes } from './inspect-routes.js';
@@ -37,6 +39,7 @@ import { fanOut } from '../snapshot/events.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
 import { addDashboardRoutes } from './dashboard/routes.js';
 import { startChangeLog, type ChangeLogFeature } from './changelog.js';
+import { addChangelogMetrics, addChangelogRoutes, restorableRanges, type ChangelogViewOptions } from './changelog-routes.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
 const replicasOf = (s3: S3Options | undefined): S3Options[] => (s3 ? [s3] : []);
@@ -94,6 +97,17 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       });
     }
 
+    const view: ChangelogViewOptions = {
+      etcd: ctx.etcd,
+      dbDir: ctx.paths.dbDir,
+      enabled: ctx.cfg.changelog.enabled,
+      periodMs: ctx.cfg.changelog.periodMs,
+      snapshotDir: cfg.settings.dir,
+      nodeName: cfg.settings.nodeName,
+    };
+    addChangelogRoutes(ctx, view);
+    if (view.enabled) addChangelogMetrics(metrics, view);
+
     // the request's name prefix when it gives none: the CLI's --name default
     const defaultPrefix = stringDefault(SNAPSHOT_CLI_OPTIONS, 'name');
     /** The answer to one request, typed as the CLI decodes it (model/api.ts). */
@@ -115,6 +129,8 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
         }
         case 'list': {
           const res: SnapshotResponses['list'] = await service.list(r.dir, replicasOf(r.s3), r.details ?? false);
+          // the change log's ranges start from the server's own folder's snapshots
+          if (r.dir === undefined || r.dir === cfg.settings.dir) res.changelog = await restorableRanges(view);
           return res;
         }
         case 'delete': {
