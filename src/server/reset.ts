@@ -53,7 +53,7 @@ import { startAndCheck, type ResetStart } from './reset-start.js';
 import { adoptBootstrap } from './reset-ca.js';
 import type { ProgressReporter } from '../util/progress.js';
 import { parseRestoreTo, describeTarget, type RestoreTo } from '../changelog/plan.js';
-import { moveChangelogAside, openSegmentSource, recordTimeOf, replayFailed, replayOnto, snapshotFor } from './reset-to.js';
+import { moveChangelogAside, openSegmentSource, REPLAY_ETCD_ARGS, recordTimeOf, replayFailed, replayOnto, snapshotFor } from './reset-to.js';
 
 export const resetMessage = (dataDir: string): string =>
   `Managed etcd cluster membership has been reset, restart without --cluster-reset flag now. Backup and delete ${dataDir}/server/db on each peer etcd server and rejoin the nodes`;
@@ -294,7 +294,7 @@ async function restoreLocked(
     try {
       const source = await openSegmentSource(p.dbDir, o.s3, cfg.snapshots.identityFile);
       try {
-        await startAndCheck(startOf(o, tp, etcdBinary, argsFor(name, tp)), async (c) => {
+        await startAndCheck(startOf(o, tp, etcdBinary, [...argsFor(name, tp), ...REPLAY_ETCD_ARGS]), async (c) => {
           await replayOnto(c, source, pit.target, pit.snapshotTime, logger);
         });
       } finally {
