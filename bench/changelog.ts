@@ -272,6 +272,8 @@ const onServer = await startServer({ dataDir: path.join(dir, 'on', 'data'), args
 let on: Run;
 let chainFirst: number;
 let snapshotFile: string;
+/** The change log's warnings and errors in the server's log during the run (a paused or restarted watch, a failed write). */
+let clWarnings: string[] = [];
 try {
   await onServer.ready();
   const begun = await onServer.waitFor(msg(/^change log: chain [0-9a-f]{16} begins at revision \d+/), 60_000);
@@ -289,6 +291,9 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
 } finally {
+  clWarnings = onServer.lines
+    .filter((l) => (l.level === 'warn' || l.level === 'error') && typeof l.msg === 'string' && l.msg.startsWith('change log:'))
+    .map((l) => String(l.msg));
   const code = await onServer.stop();
   if (code !== 0) console.log(`warning: the server with the change log exited ${code}`);
 }
@@ -479,6 +484,7 @@ Definitions (per acknowledged put; its ack time is when the client got etcd's an
 
 | measure | value |
 |---|---|
+| the change log's warnings and errors in the server's log during the load | ${clWarnings.length === 0 ? 'none' : `${clWarnings.length}: ${[...new Set(clWarnings)].slice(0, 3).join(' / ')}`} |
 | acknowledged revisions found in the log | **${found} / ${ackCount}** (missing ${missing}); ${logged} records in ${segments} sealed segments, ${chains.size} chain, ${contiguous ? 'contiguous' : 'NOT contiguous'}, revisions ${firstLogged}..${lastLogged}, ${(segmentBytes / 2 ** 20).toFixed(0)} MiB |
 | metric lag, largest scraped (${on.lag.scrapes} scrapes) | ${on.lag.maxLagSeconds.toFixed(1)} s, ${on.lag.maxLagRevisions} revisions |
 | server peak RSS during the load: the larger of VmRSS sampled every 20 ms (${on.peakRss.toFixed(0)} MiB) and VmHWM reset just before the load (${on.hwm.toFixed(0)} MiB) | **${peakRss.toFixed(0)} MiB** (goal < 250 MB: **${rssMet ? 'met' : 'NOT met'}**; without the log ${Math.max(off.peakRss, Number.isFinite(off.hwm) ? off.hwm : 0).toFixed(0)} MiB) |
