@@ -82,11 +82,13 @@ test('codec: every damage is an integrity error naming the segment', () => {
   assert.throws(() => decodeSegment(b.name, b.bytes), /time goes back/);
 });
 
-test('restore-to: revisions and RFC 3339 times', () => {
+test('restore-to: revisions, RFC 3339 times and latest', () => {
   assert.deepEqual(parseRestoreTo('1234'), { revision: 1234 });
+  assert.deepEqual(parseRestoreTo('latest'), { latest: true });
   assert.deepEqual(parseRestoreTo('2026-11-30T14:02:00Z'), { time: Date.UTC(2026, 10, 30, 14, 2, 0) });
   assert.deepEqual(parseRestoreTo('2026-11-30T15:02:00.5+01:00'), { time: Date.UTC(2026, 10, 30, 14, 2, 0, 500) });
-  for (const bad of ['0', '-1', '2026-11-30T14:02:00', 'yesterday', '', '1e5']) assert.throws(() => parseRestoreTo(bad), /invalid --cluster-reset-restore-to/);
+  for (const bad of ['0', '-1', '2026-11-30T14:02:00', 'yesterday', '', '1e5', 'Latest', 'newest'])
+    assert.throws(() => parseRestoreTo(bad), /invalid --cluster-reset-restore-to/);
 });
 
 test('plan: the contiguous run from base + 1, cut at the target; gaps and missing segments named', () => {
@@ -109,6 +111,12 @@ test('plan: the contiguous run from base + 1, cut at the target; gaps and missin
   assert.throws(() => planSegments(segs, 15, { revision: 14 }), /after the target revision 14/);
   const gap = [n(A, 11, 20), n(A, 31, 40)];
   assert.throws(() => planSegments(gap, 12, { revision: 35 }), /no revisions 21..30/);
+  assert.deepEqual(
+    planSegments(gap, 12, { latest: true }).map((s) => s.first),
+    [11],
+    'latest: the run from base + 1 up to the gap',
+  );
+  assert.deepEqual(planSegments(segs, 70, { latest: true }), [], 'latest with nothing after the snapshot: the snapshot alone');
 });
 
 test('select: records of (base, target]; a time maps to the last revision seen at or before it', () => {
@@ -129,6 +137,9 @@ test('select: records of (base, target]; a time maps to the last revision seen a
   assert.throws(() => selectRecords([s1, s2], 14, { time: 1100 }, 1150), /after the target time/);
   assert.throws(() => selectRecords([s2], 14, { revision: 25 }), /no revisions 15..20/);
   assert.throws(() => selectRecords([s1], 14, { revision: 25 }), /no revisions 21..25/);
+  assert.equal(selectRecords([s1, s2], 14, { latest: true }).revision, 30, 'latest: the last revision of the contiguous run');
+  assert.equal(selectRecords([s1], 14, { latest: true }).records.length, 6);
+  assert.equal(selectRecords([], 14, { latest: true }).revision, 14, 'latest with no segment after the snapshot: the snapshot');
 });
 
 test('retention: a segment goes when every kept snapshot is past it', () => {

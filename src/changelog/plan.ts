@@ -3,7 +3,9 @@
  * the target as given, which sealed segments carry the revisions after a snapshot, and which
  * of their records to replay.
  *
- * - `parseRestoreTo`: a revision (digits) or an RFC 3339 time with a zone.
+ * - `parseRestoreTo`: a revision (digits), an RFC 3339 time with a zone, or `latest` (the
+ *   last revision of the contiguous run after the snapshot: after a lost host, the newest
+ *   point the log can give).
  * - `planSegments`: from the segment names alone, the contiguous run of one chain that starts
  *   at the segment holding revision `base + 1` (the snapshot's revision + 1), cut at the
  *   target revision. Several chains can hold `base + 1` (a chain broken by compaction and a
@@ -19,13 +21,15 @@ import { EtcdsnapError } from '../errors.js';
 import type { ChangeRecord } from '../model/changelog.js';
 import type { Segment, SegmentName } from './format.js';
 
-export type RestoreTo = { revision: number } | { time: number };
+/** A revision, a time (ms), or the latest revision the log holds contiguously after the snapshot. */
+export type RestoreTo = { revision: number } | { time: number } | { latest: true };
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** `--cluster-reset-restore-to`: a revision (digits) or an RFC 3339 time with a zone; `usage` otherwise. */
 export function parseRestoreTo(text: string): RestoreTo {
   const t = text.trim();
+  if (t === 'latest') return { latest: true };
   if (/^\d{1,16}$/.test(t)) {
     const revision = Number(t);
     if (Number.isSafeInteger(revision) && revision >= 1) return { revision };
@@ -36,11 +40,12 @@ export function parseRestoreTo(text: string): RestoreTo {
   }
   throw new EtcdsnapError(
     'usage',
-    `invalid --cluster-reset-restore-to ${JSON.stringify(text)}: give an etcd revision (e.g. 1234) or an RFC 3339 time with its zone (e.g. 2026-11-30T14:02:00Z)`,
+    `invalid --cluster-reset-restore-to ${JSON.stringify(text)}: give an etcd revision (e.g. 1234), an RFC 3339 time with its zone (e.g. 2026-11-30T14:02:00Z) or latest`,
   );
 }
 
-export const describeTarget = (t: RestoreTo): string => ('revision' in t ? `revision ${t.revision}` : new Date(t.time).toISOString());
+export const describeTarget = (t: RestoreTo): string =>
+  'revision' in t ? `revision ${t.revision}` : 'time' in t ? new Date(t.time).toISOString() : 'the latest logged revision';
 
 /** The contiguous segments of one chain from `from`, in revision order. */
 function runFrom(byChain: SegmentName[], from: SegmentName): SegmentName[] {
@@ -85,7 +90,7 @@ export function planSegments(names: readonly SegmentName[], base: number, target
     if (!best || (run[run.length - 1]?.last ?? 0) > (best[best.length - 1]?.last ?? 0)) best = run;
   }
   if (!best) {
-    if ('time' in target) return [];
+    if (!('revision' in target)) return [];
     throw new EtcdsnapError('integrity', `no change log segment holds revision ${next}, the first after the snapshot (revision ${base}): ${ranges(names)}`);
   }
   if (!('revision' in target)) return best;
@@ -150,6 +155,7 @@ export function targetRevision(sums: readonly SegmentSummary[], base: number, ta
     if (expected - 1 < target.revision) throw new EtcdsnapError('integrity', `the change log has no revisions ${expected}..${target.revision}`);
     return target.revision;
   }
+  if (!('time' in target)) return expected - 1;
   const t = target.time;
   if (snapshotTime !== undefined && snapshotTime > t) throw usageAfter(`the snapshot was taken at ${new Date(snapshotTime).toISOString()}`, t);
   const baseTime = sums.find((s) => s.baseTime !== undefined)?.baseTime;

@@ -29,8 +29,8 @@ const CHANGELOG_OPTIONS: readonly OptionSpec[] = [
     key: 'cluster-reset-restore-to',
     type: 'string',
     description:
-      'with --cluster-reset: restore to this etcd revision or RFC 3339 time, replaying the change log onto the snapshot (--cluster-reset-restore-path, else the newest local snapshot before it)',
-    valueName: 'revision|time',
+      'with --cluster-reset: restore to this etcd revision, RFC 3339 time or "latest", replaying the change log onto the snapshot (--cluster-reset-restore-path, else the newest snapshot before it, local or with --etcd-s3 in S3)',
+    valueName: 'revision|time|latest',
   },
 ];
 

@@ -3,7 +3,7 @@
  * docs/point-in-time-restore.md), the parts reset.ts calls:
  *
  * - `snapshotFor`: without `--cluster-reset-restore-path`, the newest successful local
- *   snapshot taken before the target (by revision, or by time).
+ *   snapshot taken before the target (by revision, or by time; for `latest`, the newest).
  * - `replayOnto` (run by reset.ts in the restored etcd it started on the temp dir, loopback
  *   only, before anything in the data dir moves): the change log's segments from the
  *   snapshot's revision + 1 are chosen and each read and verified (sha256, contiguity;
@@ -45,7 +45,7 @@ export async function snapshotFor(cfg: ServerConfig, target: RestoreTo, s3?: S3O
     r.status === 'successful' &&
     r.revision !== undefined &&
     !r.foreignName &&
-    ('revision' in target ? Number(r.revision) <= target.revision : Date.parse(r.createdAt) + NAME_ROUNDING_MS <= target.time);
+    ('revision' in target ? Number(r.revision) <= target.revision : 'time' in target ? Date.parse(r.createdAt) + NAME_ROUNDING_MS <= target.time : true);
   const newest = (a: SnapshotRecord, b: SnapshotRecord): number => Number(b.revision) - Number(a.revision) || Date.parse(b.createdAt) - Date.parse(a.createdAt);
   const local = (await store.list({ nodeName: cfg.nodeName }).catch(() => [])).filter(before).sort(newest)[0];
   let remote: SnapshotRecord | undefined;
