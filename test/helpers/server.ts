@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(ROOT, 'bin', 'etcdsnap');
+/** The node flags of bin/etcdsnap's `#!/usr/bin/env -S node ...` line: servers start as an installed one does. */
+export const NODE_FLAGS: readonly string[] = (readFileSync(BIN, 'utf8').split('\n')[0] ?? '').split(/\s+/).slice(3);
 
 /**
  * Test ports come from 20000-32767, below Linux's ephemeral range (32768-60999). A port the
@@ -236,6 +238,7 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
   const cfgFile = path.join(path.dirname(dataDir), `config-${ports.supervisor}.yaml`);
   writeFileSync(cfgFile, opts.config ?? '');
   const args = [
+    ...NODE_FLAGS,
     BIN,
     'server',
     '--config',
