@@ -95,7 +95,11 @@ test('change log: restore to a revision and to a time equals etcdctl get --rev; 
   put(s, 'l/2', 'leased-too', `--lease=${lease}`);
   // 200 more keys on the lease: its expiry is one revision of 202 deletes, more than etcd's
   // default --max-txn-ops (128), which the replay must still apply as one transaction
-  for (const part of [0, 1]) txn(s, Array.from({ length: 100 }, (_, i) => `put l/m${part * 100 + i} v --lease=${lease}`));
+  for (const part of [0, 1])
+    txn(
+      s,
+      Array.from({ length: 100 }, (_, i) => `put l/m${part * 100 + i} v --lease=${lease}`),
+    );
   await waitUntil(() => etcdctl(s, ['get', '--prefix', 'l/', '--keys-only']).stdout.trim() === '', 15_000, 'the lease to expire');
 
   // a crash in the middle: the writer starts again from its last sealed revision
