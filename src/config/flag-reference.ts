@@ -4,7 +4,7 @@
  * Pure: `renderFlagReference()` returns the whole page; `npm run docs:flags` writes it and
  * `test/flag-reference.test.ts` fails when the committed page differs.
  */
-import { INSPECT_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, type OptionSpec } from './schema.js';
+import { AGENT_OPTIONS, INSPECT_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, type OptionSpec } from './schema.js';
 
 /** Markdown table cells must not break the row. */
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -52,6 +52,14 @@ is a YAML list in the config file, and its environment variable is split at comm
 ## etcdsnap server
 
 ${table(SERVER_OPTIONS)}
+
+## etcdsnap agent
+
+Backs up an etcd cluster that etcdsnap does not run ([docs/agent.md](../agent.md)). Its config
+file is \`/etc/etcdsnap/agent.yaml\` (or \`--config\`); the connection flags are etcdctl's, with
+etcdctl's environment variables.
+
+${table(AGENT_OPTIONS)}
 
 ## etcdsnap etcd-snapshot (save, ls, delete, prune)
 
