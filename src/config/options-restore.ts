@@ -43,5 +43,8 @@ export const RESTORE_SOURCE_OPTIONS: readonly OptionSpec[] = [
   ...COMMON_OPTIONS.filter((s) => s.key === 'config' || s.key === 'debug' || s.key === 'quiet'),
   { key: 'dir', aliases: ['etcd-snapshot-dir'], type: 'string', description: 'folder where a bare snapshot name is looked up first', valueName: 'dir' },
   ...ENCRYPTION_OPTIONS.filter((s) => s.key === 'etcd-snapshot-decrypt-identity-file'),
-  ...CLI_S3_OPTIONS,
+  // the S3 flags find the snapshot; retention means nothing here
+  ...CLI_S3_OPTIONS.filter((s) => s.key !== 's3-retention').map((s) =>
+    s.key === 's3' ? { ...s, description: 'look a bare snapshot name up in S3 too (after --dir), downloaded and checked against its record' } : s,
+  ),
 ];
