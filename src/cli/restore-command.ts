@@ -90,7 +90,7 @@ export function restoreCommand(): Command {
   addOptions(c, RESTORE_MEMBER_OPTIONS);
   c.action(async function (this: Command, snapshot: string) {
     const [
-      { parseMemberPlan, restoreMember },
+      { parseMemberPlan, removeRestoreTempSync, restoreMember },
       { resolveValues },
       { createLogger },
       { proxyEnvironment, s3OptionsFromValues },
@@ -121,6 +121,13 @@ export function restoreCommand(): Command {
     const s3 = s3OptionsFromValues(values, '', proxyEnvironment(process.env));
     const identityFile = values.str('etcd-snapshot-decrypt-identity-file');
     const { defaultDataDir } = await import('../config/schema.js');
+    // a signal during the restore removes its temp folders before the process ends (130/143, as a shell reports it)
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        removeRestoreTempSync();
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      });
+    }
     const res = await restoreMember(
       snapshot,
       plan,
@@ -134,8 +141,7 @@ export function restoreCommand(): Command {
       logger,
     );
     // the other members repeat the snapshot flags given here (S3 keys stay in the environment)
-    const extra = this.args.length > 1 ? [] : sourceFlags(this);
-    process.stdout.write(`Verified and restored ${res.source}.\n${procedure(snapshot, plan, extra)}`);
+    process.stdout.write(`Verified and restored ${res.source}.\n${procedure(snapshot, plan, sourceFlags(this))}`);
   });
   return c;
 }

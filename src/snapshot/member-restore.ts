@@ -14,15 +14,16 @@
  *   (restore.ts `verifyAndRestore`: the sha256 trailer check beside etcd's tool) into a
  *   private temp folder beside the data dir, and only then renames that into place (0700).
  *   On any failure the temp folders are removed and the data dir is as it was (absent, or
- *   the empty folder it was): nothing is left behind. The new cluster's identity comes from
+ *   the empty folder it was): nothing is left behind; a signal handler can remove them with
+ *   `removeRestoreTempSync`. The new cluster's identity comes from
  *   `--initial-cluster-token` and the peer URLs, as etcd derives it.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
-import { type InspectSourceContext, openInspectSource } from './inspect-source.js';
+import { type InspectSourceContext, openInspectSource, removeTempFoldersSync } from './inspect-source.js';
 import { resolveRestoreTool, verifyAndRestore } from './restore.js';
 
 export interface MemberPlan {
@@ -104,6 +105,19 @@ async function checkTarget(dir: string): Promise<boolean> {
   return true;
 }
 
+/** The restore's temp data dir while it exists (for `removeRestoreTempSync`). */
+let liveTemp: string | undefined;
+
+/**
+ * Removes, synchronously, what a running restore made (its temp data dir, the snapshot's
+ * decoding folder): for a signal handler that ends the process. The target is never touched.
+ */
+export function removeRestoreTempSync(): void {
+  if (liveTemp !== undefined) rmSync(liveTemp, { recursive: true, force: true });
+  liveTemp = undefined;
+  removeTempFoldersSync();
+}
+
 export interface MemberRestoreResult {
   /** What the snapshot argument resolved to (a path, or where the name was found). */
   source: string;
@@ -121,6 +135,7 @@ export async function restoreMember(
   const parent = path.dirname(plan.dataDir);
   const opened = await openInspectSource(raw, { ...src, tempParent: parent });
   const temp = path.join(parent, `.${path.basename(plan.dataDir)}.restore-${randomBytes(4).toString('hex')}`);
+  liveTemp = temp;
   try {
     await verifyAndRestore({
       file: opened.file,
@@ -143,6 +158,7 @@ export async function restoreMember(
     if (err instanceof EtcdsnapError) throw err;
     throw new EtcdsnapError('environment', `cannot restore into ${plan.dataDir}: ${messageOf(err)}; nothing was written`, { cause: err });
   } finally {
+    liveTemp = undefined;
     await opened.close();
   }
   return { source: opened.label };
