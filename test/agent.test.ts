@@ -110,6 +110,18 @@ test('on-demand and scheduled saves, S3, retention, ls, delete and prune, as for
   assert.match(ls.stdout, new RegExp(`${name}\\s+s3://agent/f1/${name}`));
   assert.equal(ls.stdout.split('\n').filter((l) => /^etcd-snapshot-agent1-\d+\s+s3:/.test(l)).length, 2, `S3 retention:\n${ls.stdout}`);
 
+  // metrics (with the token) and the dashboard page, as on a server
+  const secret =
+    readFileSync(path.join(b.dataDir, 'server', 'token'), 'utf8')
+      .trim()
+      .split('::server:')[1] ?? '';
+  const metrics = await apiRequest(`${b.url}/metrics`, { headers: { authorization: `Bearer ${secret}` } });
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.body, /^etcdsnap_etcd_member_healthy(\{[^}]*\})? 1$/m);
+  assert.match(metrics.body, /^etcdsnap_snapshots(\{[^}]*\})? \d+$/m);
+  assert.equal((await apiRequest(`${b.url}/metrics`)).status, 401, 'the token is needed');
+  assert.equal((await apiRequest(`${b.url}/`)).status, 200, 'the dashboard page');
+
   // delete and prune through the API
   const del = snapshotCli(b, ['delete', name, ...s3CliFlags(swift, 'agent', 'f1')], awsEnv());
   assert.equal(del.code, 0, del.stderr);
