@@ -132,6 +132,11 @@ test('on-demand and scheduled saves, S3, retention, ls, delete and prune, as for
   assert.equal(pruned.code, 0, pruned.stderr);
   assert.equal(files(snapshotDir(b)).filter((n) => n.startsWith('etcd-snapshot-')).length, 1);
   assert.equal(await b.stop(), 0);
+  // no secret in any log line of either agent
+  for (const log of [a.raw, b.raw].map((r) => r.join('\n'))) {
+    assert.equal(log.includes(swift.secretKey), false, 'the S3 secret key is never logged');
+    assert.equal(log.includes(secret), false, "the API token's secret is never logged");
+  }
 });
 
 test('a member down before the save, and a member killed mid-stream: the save streams from another', async () => {
