@@ -20,6 +20,7 @@
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import os from 'node:os';
+import { isIP } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { configError, environmentError, errnoCode, messageOf } from '../errors.js';
 import { EtcdClient } from '../etcd/client.js';
@@ -152,17 +153,20 @@ export async function runAgent(cfg: AgentConfig, logger: Logger, signal: AbortSi
       };
       for (const f of features) await f(ctx);
       ready = true;
+      // where a local CLI reaches the API (any address: loopback)
+      const apiHost = cfg.bindAddress === '0.0.0.0' || cfg.bindAddress === '::' ? '127.0.0.1' : cfg.bindAddress;
+      const supervisorURL = `https://${isIP(apiHost) === 6 ? `[${apiHost}]` : apiHost}:${cfg.supervisorPort}`;
       logger.info(
         {
           endpoints: cfg.etcd.endpoints,
           answering: members?.map((c) => ({ endpoint: c.member.endpoint, leader: c.status.leader === c.status.memberId })),
           clusterId: hexId(first.status.clusterId),
           etcdVersion: first.status.version,
-          supervisor: `https://${cfg.bindAddress}:${cfg.supervisorPort}`,
+          supervisor: supervisorURL,
           tokenFile: p.tokenFile,
           dataDir: cfg.dataDir,
         },
-        `etcd-snapshot works against this agent with: etcdsnap etcd-snapshot ls --etcd-server https://127.0.0.1:${cfg.supervisorPort} --data-dir ${cfg.dataDir}`,
+        `etcd-snapshot works against this agent with: etcdsnap etcd-snapshot ls --etcd-server ${supervisorURL} --data-dir ${cfg.dataDir}`,
       );
       logger.info('etcdsnap agent ready');
       await untilAborted(signal);
