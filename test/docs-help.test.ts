@@ -14,3 +14,12 @@ test('the `etcdsnap server --help` shown in docs/server.md is what the built CLI
   const printed = execFileSync(process.execPath, [BIN, 'server', '--help'], { encoding: 'utf8' }).trim();
   assert.equal(shown, printed, 'docs/server.md has a stale `etcdsnap server --help`: paste the output of `bin/etcdsnap server --help`');
 });
+
+test('the `etcdsnap agent --help` shown in docs/agent.md is what the built CLI prints', () => {
+  const doc = readFileSync(path.join(ROOT, 'docs', 'agent.md'), 'utf8');
+  const start = doc.indexOf('Usage: etcdsnap agent');
+  assert.ok(start >= 0, 'docs/agent.md shows `etcdsnap agent --help`');
+  const shown = doc.slice(start, doc.indexOf('```', start)).trim();
+  const printed = execFileSync(process.execPath, [BIN, 'agent', '--help'], { encoding: 'utf8' }).trim();
+  assert.equal(shown, printed, 'docs/agent.md has a stale `etcdsnap agent --help`: paste the output of `bin/etcdsnap agent --help`');
+});

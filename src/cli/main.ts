@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/** Entry point: `etcdsnap <server|etcd-snapshot> ...`. */
+/** Entry point: `etcdsnap <server|agent|etcd-snapshot> ...`. */
 import { Command } from 'commander';
 import { normalizeBooleanArgs } from '../config/resolve.js';
-import { SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { AGENT_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { reportError } from './exit.js';
 import { serverCommand } from './server-command.js';
+import { agentCommand } from './agent-command.js';
 import { etcdSnapshotCommand } from './etcd-snapshot-command.js';
 
 export const VERSION = '0.1.0';
@@ -17,7 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // The AWS SDK warns on Node < 22 each time a client is built; its documented opt-out is
   // set once here, for the whole process, unless the user set it (S3Store reads no env).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  process.title = sub === 'server' ? 'etcdsnap server' : sub === 'etcd-snapshot' ? 'etcdsnap etcd-snapshot' : 'etcdsnap';
+  process.title = sub === 'server' || sub === 'agent' || sub === 'etcd-snapshot' ? `etcdsnap ${sub}` : 'etcdsnap';
   const program = new Command('etcdsnap')
     .description('etcd member supervisor and snapshot manager, compatible with k3s etcd-snapshot')
     .version(VERSION)
@@ -25,10 +26,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (str, write) => write(str) });
   program.addCommand(serverCommand().exitOverride());
+  program.addCommand(agentCommand().exitOverride());
   program.addCommand(etcdSnapshotCommand());
   const debug = argv.includes('--debug');
   try {
-    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...SNAPSHOT_CLI_OPTIONS]);
+    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS]);
     await program.parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

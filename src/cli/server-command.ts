@@ -2,24 +2,7 @@
 import { Command } from 'commander';
 import { addOptions, resolveValues } from '../config/resolve.js';
 import { SERVER_OPTIONS } from '../config/schema.js';
-import type { Logger } from '../log/logger.js';
-
-/**
- * Last resort for the daemon: an error that nothing handled is a bug. It is logged at error
- * level with its stack, and the server (with its etcd) keeps running, rather than Node ending
- * the process on the first unhandled rejection or uncaught exception.
- */
-function keepRunningOnBugs(logger: Logger): void {
-  const report = (err: unknown, msg: string): void => {
-    try {
-      logger.error({ err }, msg);
-    } catch {
-      /* the log itself failed (stderr gone): nothing else to tell */
-    }
-  };
-  process.on('unhandledRejection', (reason) => report(reason, 'unhandled promise rejection: this is a bug, please report it; the server keeps running'));
-  process.on('uncaughtException', (err) => report(err, 'uncaught exception: this is a bug, please report it; the server keeps running'));
-}
+import { keepRunningOnBugs, stopSignal } from './daemon.js';
 
 export function serverCommand(): Command {
   const cmd = new Command('server').description('Run an etcd member under supervision, with scheduled snapshots');
@@ -62,18 +45,7 @@ export function serverCommand(): Command {
     // a bad recipient, a conflicting compression or a missing zstd stops the start, before etcd runs
     const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
     keepRunningOnBugs(logger);
-    const ac = new AbortController();
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      signals++;
-      if (signals === 1) {
-        logger.info({ signal: sig }, 'signal received, stopping');
-        ac.abort();
-      }
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    await runServer(cfg, logger, ac.signal, [
+    await runServer(cfg, logger, stopSignal(logger), [
       snapshotFeature({
         disabled: cfg.snapshots.disabled,
         schedule: cfg.snapshots.schedule,

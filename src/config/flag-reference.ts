@@ -4,7 +4,15 @@
  * Pure: `renderFlagReference()` returns the whole page; `npm run docs:flags` writes it and
  * `test/flag-reference.test.ts` fails when the committed page differs.
  */
-import { INSPECT_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, type OptionSpec } from './schema.js';
+import {
+  AGENT_OPTIONS,
+  INSPECT_OPTIONS,
+  RESTORE_MEMBER_OPTIONS,
+  RESTORE_SOURCE_OPTIONS,
+  SERVER_OPTIONS,
+  SNAPSHOT_CLI_OPTIONS,
+  type OptionSpec,
+} from './schema.js';
 
 /** Markdown table cells must not break the row. */
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -53,6 +61,14 @@ is a YAML list in the config file, and its environment variable is split at comm
 
 ${table(SERVER_OPTIONS)}
 
+## etcdsnap agent
+
+Backs up an etcd cluster that etcdsnap does not run ([docs/agent.md](../agent.md)). Its config
+file is \`/etc/etcdsnap/agent.yaml\` (or \`--config\`); the connection flags are etcdctl's, with
+etcdctl's environment variables.
+
+${table(AGENT_OPTIONS)}
+
 ## etcdsnap etcd-snapshot (save, ls, delete, prune)
 
 ${table(SNAPSHOT_CLI_OPTIONS)}
@@ -62,5 +78,17 @@ ${table(SNAPSHOT_CLI_OPTIONS)}
 These take the options above plus these ([docs/inspect.md](../inspect.md)):
 
 ${table(INSPECT_OPTIONS)}
+
+## etcdsnap etcd-snapshot restore
+
+A member data dir of a new cluster for etcd that etcdsnap does not run ([docs/agent.md](../agent.md#restore)).
+The member flags are etcdutl's and count only on the command line (never from the environment
+or a config file, where \`data-dir\` and \`name\` mean etcdsnap's):
+
+${table(RESTORE_MEMBER_OPTIONS)}
+
+Finding and opening the snapshot:
+
+${table(RESTORE_SOURCE_OPTIONS)}
 `;
 }

@@ -136,6 +136,8 @@ export interface ResolveOptions {
   warn: (message: string) => void;
   /** Config keys that belong to other commands: skipped without a warning. */
   quietKeys?: ReadonlySet<string>;
+  /** The config file read when `--config` is not given (default `DEFAULT_CONFIG_FILE`; the agent's is its own). */
+  defaultConfigFile?: string;
 }
 
 /** Resolves every spec'd option of `cmd` (after commander parsed argv). */
@@ -188,7 +190,7 @@ export async function resolveValues(cmd: Command, specs: readonly OptionSpec[], 
 
   // 3. config files
   const explicit = values.get('config');
-  const configFiles = await listConfigFiles(typeof explicit === 'string' ? explicit : DEFAULT_CONFIG_FILE, explicit !== undefined);
+  const configFiles = await listConfigFiles(typeof explicit === 'string' ? explicit : (opts.defaultConfigFile ?? DEFAULT_CONFIG_FILE), explicit !== undefined);
   for (const file of configFiles) {
     for (const [key, value] of Object.entries(await readConfigFile(file))) {
       const spec = findSpec(specs, key);

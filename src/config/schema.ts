@@ -11,8 +11,9 @@
  * (`Values.text`/`Values.num` after resolving, `stringDefault`/`numberDefault` elsewhere),
  * never from a literal of its own.
  *
- * The specs live in three files: options-common.ts (common, S3, compression, encryption),
- * options-server.ts (`etcdsnap server`) and here (`etcdsnap etcd-snapshot` and inspection);
+ * The specs live in four files: options-common.ts (common, S3, compression, encryption),
+ * options-server.ts (`etcdsnap server`), options-agent.ts (`etcdsnap agent`), options-restore.ts
+ * (`etcdsnap etcd-snapshot restore`) and here (`etcdsnap etcd-snapshot` and inspection);
  * everything is imported from here.
  */
 import { checkPrefix, RETENTION } from './checks.js';
@@ -23,6 +24,8 @@ import { CLI_S3_OPTIONS, COMMON_OPTIONS, COMPRESSION, ENCRYPTION_OPTIONS, SUPERV
 export { checkChoices, checkValue, findSpec, jsonValue, numberDefault, type OptionSpec, specOf, stringDefault } from './spec.js';
 export { CLI_S3_OPTIONS, COMMON_OPTIONS, DEFAULT_CONFIG_FILE, defaultDataDir, S3_OPTIONS, SERVER_S3_OPTIONS } from './options-common.js';
 export { SERVER_OPTIONS } from './options-server.js';
+export { RESTORE_MEMBER_OPTIONS, RESTORE_SOURCE_OPTIONS } from './options-restore.js';
+export { AGENT_OPTIONS, AGENT_SUPERVISOR_PORT, DEFAULT_AGENT_CONFIG_FILE, defaultAgentDataDir } from './options-agent.js';
 
 /** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */
 export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [

@@ -5,6 +5,7 @@
  * `unavailable` (retryable) or as they are.
  */
 import { promises as fsp } from 'node:fs';
+import { isIP } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { noop } from 'cockatiel';
 import { EtcdsnapError, messageOf } from '../errors.js';
@@ -40,6 +41,12 @@ export interface EtcdClientOptions {
   /** e.g. https://127.0.0.1:2379 */
   endpoint: string;
   tls: Pick<TlsPaths, 'etcdCa' | 'clientCert' | 'clientKey'>;
+  /**
+   * Name the member's certificate must carry: `localhost` by default (etcdsnap's own
+   * certificates carry DNS:localhost); the agent passes the endpoint's host, as etcdctl
+   * checks it. An IP address is checked against the certificate's IP SANs (no SNI is sent).
+   */
+  serverName?: string;
 }
 
 /** A key as a live range returns it (model/key-value.ts; `lease`: decimal ID, '0' for none). */
@@ -100,10 +107,14 @@ export class EtcdClient {
     private readonly client: Etcd3,
     readonly endpoint: string,
     private readonly tlsMaterial: { ca: Buffer; cert: Buffer; key: Buffer },
+    /** The certificate name to check; undefined: the endpoint's IP address. */
+    private readonly serverName: string | undefined,
   ) {}
 
   static async connect(opts: EtcdClientOptions): Promise<EtcdClient> {
     const [ca, cert, key] = await Promise.all([fsp.readFile(opts.tls.etcdCa), fsp.readFile(opts.tls.clientCert), fsp.readFile(opts.tls.clientKey)]);
+    const name = opts.serverName ?? 'localhost';
+    const serverName = isIP(name) === 0 ? name : undefined;
     const client = new Etcd3({
       hosts: [opts.endpoint],
       credentials: { rootCertificate: ca, certChain: cert, privateKey: key },
@@ -111,8 +122,8 @@ export class EtcdClient {
       faultHandling: { host: () => noop, global: noop },
       grpcOptions: {
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
-        // Certificates carry DNS:localhost; naming it avoids TLS SNI with an IP literal.
-        'grpc.ssl_target_name_override': 'localhost',
+        // etcdsnap's certificates carry DNS:localhost; naming it avoids TLS SNI with an IP literal
+        ...(serverName !== undefined ? { 'grpc.ssl_target_name_override': serverName } : {}),
         // HTTP/2's default 64 KiB window stalls the snapshot stream (32 KiB messages) on
         // window updates; 8 MiB made a 270 MiB snapshot stream 1.8x faster here.
         'grpc-node.flow_control_window': 8 * 1024 * 1024,
@@ -121,7 +132,7 @@ export class EtcdClient {
         'grpc.max_reconnect_backoff_ms': 2000,
       },
     });
-    return new EtcdClient(client, opts.endpoint, { ca, cert, key });
+    return new EtcdClient(client, opts.endpoint, { ca, cert, key }, serverName);
   }
 
   /** Status of this endpoint's member. */
@@ -197,7 +208,7 @@ export class EtcdClient {
    * `snapshot-stream.ts` for why not through etcd3).
    */
   async snapshotStream(): Promise<EtcdSnapshotStream> {
-    return EtcdSnapshotStream.open({ endpoint: this.endpoint, ...this.tlsMaterial, servername: 'localhost' });
+    return EtcdSnapshotStream.open({ endpoint: this.endpoint, ...this.tlsMaterial, ...(this.serverName !== undefined ? { servername: this.serverName } : {}) });
   }
 
   /** The value of `key` as UTF-8, or undefined when it is absent. */

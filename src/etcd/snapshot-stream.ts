@@ -149,8 +149,11 @@ export interface SnapshotStreamOptions {
   ca: Buffer;
   cert: Buffer;
   key: Buffer;
-  /** Name the server certificate must carry (etcdsnap's carry DNS:localhost). */
-  servername: string;
+  /**
+   * Name the server certificate must carry (etcdsnap's carry DNS:localhost); undefined: the
+   * endpoint's host (an IP address is checked against the certificate's IP SANs).
+   */
+  servername?: string;
   /** HTTP/2 receive window; the default 64 KiB stalls the stream on window updates. */
   windowBytes?: number;
   /** Time allowed for the TCP, TLS and HTTP/2 handshakes (default 10 s). */
@@ -234,7 +237,7 @@ export class EtcdSnapshotStream extends Readable {
       ca: opts.ca,
       cert: opts.cert,
       key: opts.key,
-      servername: opts.servername,
+      ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
       settings: { initialWindowSize: windowBytes },
     });
     this.session = session;

@@ -69,27 +69,38 @@ export interface TlsMaterial {
  * @param ca the CA to install when the data dir has none (joining server); a new one is
  *           created when this is undefined too.
  * @param hosts names and addresses the server and peer certificates must cover.
+ * @param leaves `all` (the server: supervisor, etcd server, peer and client certificates) or
+ *           `supervisor` (the agent, which runs no etcd: the CA and the supervisor's only).
  */
-export async function ensureTls(dataDir: string, hosts: readonly string[], nodeName: string, ca?: KeyPairPem): Promise<TlsMaterial> {
+export async function ensureTls(
+  dataDir: string,
+  hosts: readonly string[],
+  nodeName: string,
+  ca?: KeyPairPem,
+  leaves: 'all' | 'supervisor' = 'all',
+): Promise<TlsMaterial> {
   const paths = tlsPaths(dataDir);
   await ensurePrivateDir(paths.dir);
-  await ensurePrivateDir(path.dirname(paths.etcdCa));
+  if (leaves === 'all') await ensurePrivateDir(path.dirname(paths.etcdCa));
   let current = await readCa(paths);
   if (!current) {
     current = ca ?? (await (await pki()).createCa(`etcdsnap-ca@${Math.floor(Date.now() / 1000)}`));
     await writeFileAtomic(paths.caKey, current.keyPem, 0o600);
     await writeFileAtomic(paths.caCert, current.certPem, 0o644);
   }
-  if ((await readIfExists(paths.etcdCa)) !== current.certPem) {
+  if (leaves === 'all' && (await readIfExists(paths.etcdCa)) !== current.certPem) {
     await writeFileAtomic(paths.etcdCa, current.certPem, 0o644);
   }
-  const leaves: Array<[string, string, LeafRequest]> = [
+  const wanted: Array<[string, string, LeafRequest]> = [
     [paths.supervisorCert, paths.supervisorKey, { commonName: 'etcdsnap-supervisor', usage: 'server', hosts }],
-    [paths.etcdServerCert, paths.etcdServerKey, { commonName: `etcd-server-${nodeName}`, usage: 'peer', hosts }],
-    [paths.etcdPeerCert, paths.etcdPeerKey, { commonName: `etcd-peer-${nodeName}`, usage: 'peer', hosts }],
-    [paths.clientCert, paths.clientKey, { commonName: 'etcd-client', usage: 'client', hosts: [] }],
   ];
-  for (const [certFile, keyFile, req] of leaves) {
+  if (leaves === 'all')
+    wanted.push(
+      [paths.etcdServerCert, paths.etcdServerKey, { commonName: `etcd-server-${nodeName}`, usage: 'peer', hosts }],
+      [paths.etcdPeerCert, paths.etcdPeerKey, { commonName: `etcd-peer-${nodeName}`, usage: 'peer', hosts }],
+      [paths.clientCert, paths.clientKey, { commonName: 'etcd-client', usage: 'client', hosts: [] }],
+    );
+  for (const [certFile, keyFile, req] of wanted) {
     const existing = await readIfExists(certFile);
     const keyExists = (await readIfExists(keyFile)) !== undefined;
     if (existing !== undefined && keyExists && leafIsCurrent(existing, current.certPem, req.hosts)) {

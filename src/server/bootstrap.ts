@@ -35,7 +35,7 @@ export async function prepareDataDir(cfg: ServerConfig, p: ServerPaths): Promise
  * for scrubbing yet (`checkToken` does, once it is accepted): no message here contains it,
  * and a refused short secret must not mask its characters in the refusal's own message.
  */
-async function givenToken(cfg: ServerConfig): Promise<{ parsed: ParsedToken; text: string } | undefined> {
+async function givenToken(cfg: TokenConfig): Promise<{ parsed: ParsedToken; text: string } | undefined> {
   let text = cfg.token;
   if (cfg.tokenFile !== undefined) {
     try {
@@ -47,6 +47,9 @@ async function givenToken(cfg: ServerConfig): Promise<{ parsed: ParsedToken; tex
   if (text === undefined) return undefined;
   return { parsed: parseToken(text), text: text.trim() };
 }
+
+/** The settings the token check reads (the agent gives only the first three). */
+export type TokenConfig = Pick<ServerConfig, 'dataDir' | 'token' | 'tokenFile' | 'joinURL' | 'restorePath' | 'clusterReset'>;
 
 /** What the token check found; handed to `bootstrap`. */
 export interface TokenCheck {
@@ -69,7 +72,7 @@ export interface TokenCheck {
  * and only warned about otherwise (`weakSecretWarning`). Read-only: a refused token leaves
  * the data dir as it was.
  */
-export async function checkToken(cfg: ServerConfig, p: ServerPaths): Promise<TokenCheck> {
+export async function checkToken(cfg: TokenConfig, p: ServerPaths): Promise<TokenCheck> {
   const givenRaw = await givenToken(cfg);
   const given = givenRaw?.parsed;
   const existingCa = await readCa(tlsPaths(cfg.dataDir));
@@ -129,13 +132,22 @@ export interface Bootstrap {
  */
 export async function bootstrap(cfg: ServerConfig, p: ServerPaths, hosts: readonly string[], check: TokenCheck, clusterCa?: KeyPairPem): Promise<Bootstrap> {
   const tls = await ensureTls(cfg.dataDir, hosts, cfg.nodeName, clusterCa);
+  return { tls, ...(await issueToken(p, tls.caPem, check)), memberName: await memberName(cfg, p) };
+}
+
+/**
+ * The token for `caPem`, with the given or existing secret (else a new one), written to the
+ * token file (0600) when it changed; both registered for scrubbing. Used by `bootstrap` and
+ * by the agent.
+ */
+export async function issueToken(p: ServerPaths, caPem: string, check: TokenCheck): Promise<{ token: string; secret: string }> {
   const secret = check.given?.secret ?? check.existing?.secret ?? newSecret();
   registerSecret(secret);
-  const token = formatToken(tls.caPem, secret);
+  const token = formatToken(caPem, secret);
   registerSecret(token);
   if (check.existingText?.trim() !== token) await writeFileAtomic(p.tokenFile, `${token}\n`, 0o600);
   await fsp.chmod(p.tokenFile, 0o600);
-  return { tls, token, secret, memberName: await memberName(cfg, p) };
+  return { token, secret };
 }
 
 /**

@@ -13,7 +13,7 @@ import { chainRanges, chainRuns, lagOf, rangeOf, readSegments, summarize, type S
 import type { ChainRange } from '../model/api.js';
 import { CHANGELOG_PATH, CHANGELOG_STATUS_PATH, type ChangelogListResponse, type ChangelogStatusResponse } from '../model/changelog-api.js';
 import { LocalStore } from '../store/local.js';
-import type { ServerContext } from './feature.js';
+import type { HostContext } from './feature.js';
 import type { ServerMetrics } from './metrics.js';
 
 export interface ChangelogViewOptions {
@@ -84,7 +84,7 @@ export async function changelogStatus(o: ChangelogViewOptions, timeoutMs = 2000)
   return out;
 }
 
-export function addChangelogRoutes(ctx: ServerContext, o: ChangelogViewOptions): void {
+export function addChangelogRoutes(ctx: HostContext, o: ChangelogViewOptions): void {
   ctx.addRoute({ method: 'GET', path: CHANGELOG_PATH, handle: async () => ({ status: 200, body: await changelogList(o) }) });
   ctx.addRoute({ method: 'GET', path: CHANGELOG_STATUS_PATH, handle: async () => ({ status: 200, body: await changelogStatus(o) }) });
 }

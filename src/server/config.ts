@@ -116,7 +116,7 @@ function parseApiDirs(raw: readonly string[]): string[] {
 }
 
 /** --node-name, or the hostname, which its spec's check must accept too. */
-function nodeNameOf(v: Values): string {
+export function nodeNameOf(v: Values): string {
   const given = v.str('node-name');
   if (given !== undefined) return given;
   const host = os.hostname();
@@ -146,9 +146,6 @@ export function buildServerConfig(v: Values): ServerConfig {
     seen.set(p, flag);
   }
   const etcdArgs = v.list('etcd-arg');
-  const rawSnapshotDir = v.str('etcd-snapshot-dir');
-  const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
-  const apiDirs = parseApiDirs(v.list('etcd-snapshot-api-dir'));
   const joinURL = v.str('server');
   const clusterReset = v.bool('cluster-reset');
   const restorePath = v.str('cluster-reset-restore-path');
@@ -195,24 +192,35 @@ export function buildServerConfig(v: Values): ServerConfig {
     changelog: { enabled: v.bool('etcd-changelog'), periodMs: v.num('etcd-changelog-period') },
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
-    snapshots: {
-      disabled: v.bool('etcd-disable-snapshots'),
-      schedule: parseSchedule(v.text('etcd-snapshot-schedule-cron')),
-      retention: v.num('etcd-snapshot-retention'),
-      dir: snapshotDir ?? path.join(dataDir, 'server', 'db', 'snapshots'),
-      dirIsDefault: snapshotDir === undefined,
-      apiDirs,
-      name: v.text('etcd-snapshot-name'),
-      encodingInput: {
-        compress: v.bool('etcd-snapshot-compress'),
-        ...(v.isSet('etcd-snapshot-compression') ? { compression: v.text('etcd-snapshot-compression') } : {}),
-        recipients: v.list('etcd-snapshot-encrypt-recipient'),
-        ...(nonEmpty(v.str('etcd-snapshot-encrypt-recipients-file')) ? { recipientsFile: v.text('etcd-snapshot-encrypt-recipients-file') } : {}),
-      },
-      ...(nonEmpty(v.str('etcd-snapshot-decrypt-identity-file')) ? { identityFile: v.text('etcd-snapshot-decrypt-identity-file') } : {}),
-      uploadRetryDelaysMs: parseRetryDelays(v.text('etcd-s3-upload-retry-delays')),
-      ...(nonEmpty(v.str('etcd-snapshot-notify-webhook')) ? { notifyWebhook: v.text('etcd-snapshot-notify-webhook') } : {}),
+    snapshots: snapshotConfigOf(v, dataDir),
+  };
+}
+
+/**
+ * The snapshot settings from resolved values (the server's and the agent's: the same option
+ * specs); the default folder is `<dataDir>/server/db/snapshots`.
+ */
+export function snapshotConfigOf(v: Values, dataDir: string): ServerConfig['snapshots'] {
+  const rawSnapshotDir = v.str('etcd-snapshot-dir');
+  const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
+  const apiDirs = parseApiDirs(v.list('etcd-snapshot-api-dir'));
+  return {
+    disabled: v.bool('etcd-disable-snapshots'),
+    schedule: parseSchedule(v.text('etcd-snapshot-schedule-cron')),
+    retention: v.num('etcd-snapshot-retention'),
+    dir: snapshotDir ?? path.join(dataDir, 'server', 'db', 'snapshots'),
+    dirIsDefault: snapshotDir === undefined,
+    apiDirs,
+    name: v.text('etcd-snapshot-name'),
+    encodingInput: {
+      compress: v.bool('etcd-snapshot-compress'),
+      ...(v.isSet('etcd-snapshot-compression') ? { compression: v.text('etcd-snapshot-compression') } : {}),
+      recipients: v.list('etcd-snapshot-encrypt-recipient'),
+      ...(nonEmpty(v.str('etcd-snapshot-encrypt-recipients-file')) ? { recipientsFile: v.text('etcd-snapshot-encrypt-recipients-file') } : {}),
     },
+    ...(nonEmpty(v.str('etcd-snapshot-decrypt-identity-file')) ? { identityFile: v.text('etcd-snapshot-decrypt-identity-file') } : {}),
+    uploadRetryDelaysMs: parseRetryDelays(v.text('etcd-s3-upload-retry-delays')),
+    ...(nonEmpty(v.str('etcd-snapshot-notify-webhook')) ? { notifyWebhook: v.text('etcd-snapshot-notify-webhook') } : {}),
   };
 }
 

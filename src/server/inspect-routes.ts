@@ -28,7 +28,7 @@ import { parseInspectQuery, parseRestoreKeysRequest } from '../snapshot/inspect-
 import { restoreKeys } from '../snapshot/restore-keys.js';
 import { type S3Options, withProxyEnvironment } from '../snapshot/s3-config.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
-import type { ServerContext } from './feature.js';
+import type { HostContext } from './feature.js';
 
 export interface InspectRoutesConfig {
   /** The snapshot folder and whether it is the default one. */
@@ -44,7 +44,7 @@ export interface InspectRoutesConfig {
   identityFile?: string;
 }
 
-export function addInspectRoutes(ctx: ServerContext, cfg: InspectRoutesConfig): void {
+export function addInspectRoutes(ctx: HostContext, cfg: InspectRoutesConfig): void {
   const identity = cfg.identityFile !== undefined ? { identityFile: cfg.identityFile } : {};
   const src: InspectSourceContext = {
     snapshotDir: cfg.dir,

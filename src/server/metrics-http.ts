@@ -16,11 +16,11 @@ import type { AddressInfo } from 'node:net';
 import { environmentError, messageOf } from '../errors.js';
 import { parseHostPort } from '../config/checks.js';
 import type { Logger } from '../log/logger.js';
-import type { ServerContext } from './feature.js';
+import type { HostContext } from './feature.js';
 import type { ServerMetrics } from './metrics.js';
 
 /** Registers the authenticated `GET /metrics` route of the supervisor API. */
-export function addMetricsRoute(ctx: ServerContext, metrics: ServerMetrics): void {
+export function addMetricsRoute(ctx: HostContext, metrics: ServerMetrics): void {
   ctx.addRoute({
     method: 'GET',
     path: '/metrics',

@@ -15,10 +15,11 @@
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { environmentError, messageOf } from '../errors.js';
+import { messageOf } from '../errors.js';
 import { EtcdProcess, killStale, resolveBinary } from '../etcd/process.js';
 import { EtcdClient, type EtcdStatus } from '../etcd/client.js';
-import { SupervisorApi } from './api.js';
+import type { SupervisorApi } from './api.js';
+import { drainHost, sleep, startHostApi, untilAborted } from './host.js';
 import { bootstrap, checkToken, prepareDataDir } from './bootstrap.js';
 import { ETCD_INSTALL_HINT, lockDataDir } from './lock.js';
 import { clusterFeature } from './cluster.js';
@@ -30,18 +31,6 @@ import { refuseStaleData } from './identity.js';
 import { exists } from '../util/fs.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig } from './config.js';
 import type { DrainHook, Feature, ServerContext } from './feature.js';
-
-/** Waits `ms`, or less when `signal` aborts; leaves no listener on `signal` behind. */
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 
 /**
  * Runs the server until `signal` aborts, then stops it cleanly.
@@ -70,35 +59,25 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
     const tls = boot.tls.paths;
 
     let ready = false;
-    api = new SupervisorApi({
+    api = await startHostApi({
       host: cfg.bindAddress,
       port: cfg.supervisorPort,
-      certPem: await fsp.readFile(tls.supervisorCert, 'utf8'),
-      keyPem: await fsp.readFile(tls.supervisorKey, 'utf8'),
+      portFlag: '--supervisor-port',
+      certFile: tls.supervisorCert,
+      keyFile: tls.supervisorKey,
       secret: boot.secret,
+      caPem: boot.tls.caPem,
       logger,
-    });
-    api.route({
-      method: 'GET',
-      path: '/healthz',
-      auth: 'public',
-      handle: async () => {
-        if (!ready || !etcd) return { status: 503, body: 'not ready' };
+      health: async () => {
+        if (!ready || !etcd) return 'not ready';
         try {
           await etcd.status(1500);
-          return { status: 200, body: 'ok' };
+          return undefined;
         } catch {
-          return { status: 503, body: 'etcd is not answering' };
+          return 'etcd is not answering';
         }
       },
     });
-    api.route({ method: 'GET', path: '/cacerts', auth: 'public', handle: () => ({ status: 200, body: boot.tls.caPem }) });
-    try {
-      await api.listen();
-    } catch (err) {
-      await ensurePortFree(cfg.bindAddress, cfg.supervisorPort, '--supervisor-port');
-      throw environmentError(`cannot start the supervisor API on ${cfg.bindAddress}:${cfg.supervisorPort}: ${messageOf(err)}`, err);
-    }
 
     await killStale(p.etcdPidFile, p.etcdDataDir, logger);
     await ensurePortFree(cfg.bindAddress, cfg.etcdClientPort, '--etcd-client-port');
@@ -151,15 +130,10 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
       }
       ready = true;
       for (const line of startupSummary({ cfg, paths: p, tls, member: member.name, etcd: status })) logger.info(line.fields, line.msg);
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) resolve();
-        else signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      await untilAborted(signal);
     }
     logger.info('shutting down');
-    const closing = api.close();
-    await Promise.all(drains.map((d) => d(5000).catch((err: unknown) => logger.warn({ err: messageOf(err) }, 'drain failed'))));
-    void closing;
+    await drainHost(api, drains, logger);
   } finally {
     etcd?.close();
     await etcdProc?.stop();

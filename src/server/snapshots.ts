@@ -1,5 +1,5 @@
 /**
- * The snapshot feature of the server: prepares the folder, serves `POST /db/snapshot`
+ * The snapshot feature of the server and of the agent (a `HostFeature`): prepares the folder, serves `POST /db/snapshot`
  * (save/list/delete/prune), `GET /db/snapshot/progress` (the running save's bytes, model/api.ts
  * `SaveProgressResponse`) and the inspection routes (inspect-routes.ts), runs the cron schedule, and drains a running save at stop.
  * A request's `dir` may name only the configured snapshot dir or a folder of
@@ -19,7 +19,9 @@
  * And the change log's visibility (changelog-routes.ts): `GET /v1/changelog`, `GET
  * /v1/changelog/status`, its ranges in the list's answer, and its metrics when it is on.
  */
-import type { Feature } from './feature.js';
+import type { HostFeature } from './feature.js';
+import { singleMember } from '../etcd/members.js';
+import type { Leadership } from './leadership.js';
 import { addInspectRoutes } from './inspect-routes.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
 import { Scheduler, type Schedule } from './schedule.js';
@@ -55,13 +57,15 @@ export interface SnapshotFeatureConfig {
    * caller), applied to the S3 settings of API requests; absent: requests get no env proxy.
    */
   proxyEnv?: ProxyEnvironment;
+  /** Asked before each scheduled save (leadership.ts); absent: always active (the server). */
+  leadership?: Leadership;
 }
 
 /** How long queued notifications may still be sent at stop, after the service's drain. */
 const NOTIFY_DRAIN_MS = 2000;
 
-export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
-  const feature: Feature = async (ctx) => {
+export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
+  const feature: HostFeature = async (ctx) => {
     // the folders API requests may use: the configured one and --etcd-snapshot-api-dir
     const apiDirs = cfg.settings.apiDirs ?? ctx.cfg.snapshots.apiDirs;
     const metrics = new ServerMetrics({
@@ -77,7 +81,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
     const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
     let changelog: ChangeLogFeature | undefined;
     const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe, (e) => changelog?.observe(e));
-    const service = new SnapshotService(ctx.etcd, { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
+    const service = new SnapshotService(ctx.snapshotSource ?? singleMember(ctx.etcd), { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
@@ -193,6 +197,10 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): Feature {
       scheduler = new Scheduler({
         schedule: cfg.schedule,
         job: async () => {
+          if (cfg.leadership && !(await cfg.leadership.isActive())) {
+            ctx.logger.debug('skipping scheduled snapshot: another agent is active');
+            return;
+          }
           await service.save({
             prefix: cfg.settings.name,
             encoding: cfg.settings.encoding,

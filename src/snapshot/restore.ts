@@ -80,8 +80,10 @@ export interface RestoreTarget {
   dataDir: string;
   /** The new member's name. */
   name: string;
-  /** Its peer URL, the only one of `--initial-cluster`. */
+  /** Its peer URL (`--initial-advertise-peer-urls`). */
   peerURL: string;
+  /** `--initial-cluster`: every member's `name=peerURL`; default this member's only (a cluster reset). */
+  initialCluster?: string;
   /** `--initial-cluster-token`: etcd derives the member and cluster IDs from it and the peer URLs. */
   clusterToken: string;
   /** No sha256 trailer check (a `member/snap/db` copied from a data dir has no trailer); logged. */
@@ -130,7 +132,7 @@ async function restoreWithEtcdTool(t: RestoreTarget, signal: AbortSignal): Promi
     file,
     `--name=${name}`,
     `--data-dir=${dataDir}`,
-    `--initial-cluster=${name}=${peerURL}`,
+    `--initial-cluster=${t.initialCluster ?? `${name}=${peerURL}`}`,
     `--initial-advertise-peer-urls=${peerURL}`,
     // the member and cluster IDs are hashes of the peer URLs and this token: a new token, new IDs
     `--initial-cluster-token=${t.clusterToken}`,

@@ -130,7 +130,7 @@ async function commitReplicas(writes: readonly ReplicaWrite[]): Promise<Array<Er
  * object of a save whose local commit failed. A replica whose commit fails is aborted and
  * reported in `replicaErrors`; the local snapshot is kept.
  */
-export async function saveSnapshot(etcd: EtcdClient, req: SaveRequest): Promise<SaveOutcome> {
+export async function saveSnapshot(etcd: Pick<EtcdClient, 'snapshotStream'>, req: SaveRequest): Promise<SaveOutcome> {
   const started = Date.now();
   const writeOpts = {
     contentType: contentTypeOf(req.fileName),

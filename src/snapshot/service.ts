@@ -16,6 +16,10 @@
  *   `UPLOAD_RETRY_DELAYS_MS` unless injected; upload-retries.ts); `drain` cancels pending
  *   retries and waits for the running operation (aborted after its timeout) before it
  *   closes the replica stores.
+ * - The snapshot is streamed from the source's first candidate member (etcd/members.ts: the
+ *   server's own member; the agent's followers first); a stream that fails (`unavailable`
+ *   or `integrity`: the member went down, hung or sent a bad stream) is discarded and the
+ *   save starts over from the next candidate, under the same name.
  * - A failed save writes a failed record (shown by ls for 24 h) and throws; it never
  *   touches an earlier snapshot.
  * - Retention runs after scheduled saves only (on-demand saves are not pruned, as k3s), and
@@ -28,7 +32,8 @@
  *   a throwing observer is logged and changes nothing.
  */
 import type { Logger } from '../log/logger.js';
-import type { EtcdClient } from '../etcd/client.js';
+import type { SnapshotSource } from '../etcd/members.js';
+import { streamFrom } from './failover.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { LocalStore } from '../store/local.js';
 import type { SnapshotStore } from '../store/store.js';
@@ -120,7 +125,8 @@ export class SnapshotService {
   private progress: SaveProgress | undefined;
 
   constructor(
-    private readonly etcd: EtcdClient,
+    /** The etcd members snapshots are streamed from (etcd/members.ts). */
+    private readonly source: SnapshotSource,
     readonly settings: SnapshotSettings,
     private readonly logger: Logger,
     /** Upload retries; injectable so that tests need not wait the real delays. */
@@ -245,11 +251,13 @@ export class SnapshotService {
     const prefix = assertSafePrefix(opts.prefix);
     const dir = await this.folder(opts.dir);
     const targets = await this.saveTargets(opts);
-    const status = await this.etcd.status();
-    if (status.isLearner) {
+    const candidates = (await this.source.candidates()).filter((c) => !c.status.isLearner);
+    const first = candidates[0];
+    if (first === undefined) {
       this.logger.warn('Unable to take snapshot: not supported for learner');
       return { created: [], deleted: [] };
     }
+    const status = first.status;
     let now = Math.round(Date.now() / 1000);
     let fileName = snapshotFileName(prefix, this.settings.nodeName, now, opts.encoding);
     // two saves in one second would share a name: wait for the next second
@@ -266,6 +274,7 @@ export class SnapshotService {
     const live = targets.flatMap((t) => (t.store ? [t.store] : []));
     let record: SnapshotRecord;
     let replicaErrors: Array<Error | undefined>;
+    let streamedFrom = first.member.endpoint;
     const progress: SaveProgress = {
       name: fileName,
       phase: 'streaming',
@@ -276,18 +285,22 @@ export class SnapshotService {
     };
     this.progress = progress;
     try {
-      ({ record, replicaErrors } = await saveSnapshot(this.etcd, {
-        fileName,
-        encoding: opts.encoding,
-        nodeName: this.settings.nodeName,
-        primary: dir,
-        replicas: live,
-        status,
-        signal: this.abort.signal,
-        onProgress: (bytes, phase) => {
-          progress.bytes = bytes;
-          progress.phase = phase;
-        },
+      ({ record, replicaErrors } = await streamFrom(candidates, this.logger, this.abort.signal, (c) => {
+        streamedFrom = c.member.endpoint;
+        return saveSnapshot(c.member, {
+          fileName,
+          encoding: opts.encoding,
+          nodeName: this.settings.nodeName,
+          primary: dir,
+          replicas: live,
+          status: c.status,
+          signal: this.abort.signal,
+          onProgress: (bytes, phase) => {
+            progress.bytes = bytes;
+            progress.phase = phase;
+            progress.totalBytes = c.status.dbSize;
+          },
+        });
       }));
     } catch (err) {
       this.progress = undefined;
@@ -303,7 +316,10 @@ export class SnapshotService {
     record = outcome.record;
     const created: SnapshotRecord[] = [record, ...outcome.copies];
     await dir.writeRecord(record);
-    log.info({ bytes: record.size, durationMs: record.durationMs, sha256: record.sha256, revision: record.revision }, `Snapshot ${fileName} saved`);
+    log.info(
+      { bytes: record.size, durationMs: record.durationMs, sha256: record.sha256, revision: record.revision, endpoint: streamedFrom },
+      `Snapshot ${fileName} saved`,
+    );
     if (log.isLevelEnabled('debug')) {
       const m = process.memoryUsage();
       log.debug({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory after save');

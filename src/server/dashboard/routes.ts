@@ -20,7 +20,7 @@ import type { SnapshotService } from '../../snapshot/service.js';
 import type { S3Options } from '../../snapshot/s3-config.js';
 import type { SnapshotEncoding } from '../../model/encoding.js';
 import { openStore } from '../../store/factory.js';
-import type { ServerContext } from '../feature.js';
+import type { HostContext } from '../feature.js';
 import { Activity, type DashboardState, lastFailure, rowOf } from './state.js';
 import { PAGE_CSS, PAGE_HTML } from './page.js';
 import { APP_JS } from './app.js';
@@ -38,7 +38,7 @@ export interface DashboardOptions {
 }
 
 /** Registers the dashboard's routes; answers the activity (for scheduled saves' failures). */
-export function addDashboardRoutes(ctx: ServerContext, o: DashboardOptions): Activity {
+export function addDashboardRoutes(ctx: HostContext, o: DashboardOptions): Activity {
   const activity = new Activity();
   const replicas = o.s3 ? [o.s3] : [];
   const asset = (path: string, body: string, contentType: string): void =>

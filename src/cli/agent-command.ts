@@ -1,0 +1,56 @@
+/**
+ * `etcdsnap agent`: resolves AGENT_OPTIONS (config file /etc/etcdsnap/agent.yaml by default),
+ * finds the etcd connection (flags, ETCDCTL_* variables, kubeadm's files), builds the logger
+ * and runs the agent (server/agent.ts) with the server's snapshot feature until a signal.
+ */
+import { Command } from 'commander';
+import { addOptions, resolveValues } from '../config/resolve.js';
+import { AGENT_OPTIONS, DEFAULT_AGENT_CONFIG_FILE } from '../config/schema.js';
+import { keepRunningOnBugs, stopSignal } from './daemon.js';
+
+export function agentCommand(): Command {
+  const cmd = new Command('agent').description(
+    'Take scheduled and on-demand snapshots of an etcd cluster that etcdsnap does not run (kubeadm, external etcd), with the API etcd-snapshot uses',
+  );
+  addOptions(cmd, AGENT_OPTIONS);
+  cmd.action(async () => {
+    const warnings: string[] = [];
+    const [{ createLogger }, { buildAgentConfig, resolveEtcdConnection }, { proxyEnvironment, s3OptionsFromValues }] = await Promise.all([
+      import('../log/logger.js'),
+      import('../server/agent-config.js'),
+      import('../snapshot/s3-config.js'),
+    ]);
+    const values = await resolveValues(cmd, AGENT_OPTIONS, { env: process.env, warn: (m) => warnings.push(m), defaultConfigFile: DEFAULT_AGENT_CONFIG_FILE });
+    const cfg = buildAgentConfig(values, await resolveEtcdConnection(values));
+    const proxyEnv = proxyEnvironment(process.env);
+    const s3 = s3OptionsFromValues(values, 'etcd-', proxyEnv);
+    const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
+    for (const w of warnings) logger.warn(w);
+    const [{ runAgent }, { snapshotFeature }, { resolveEncoding }, { ALWAYS_ACTIVE }] = await Promise.all([
+      import('../server/agent.js'),
+      import('../server/snapshots.js'),
+      import('../snapshot/encode.js'),
+      import('../server/leadership.js'),
+    ]);
+    const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
+    keepRunningOnBugs(logger);
+    await runAgent(cfg, logger, stopSignal(logger), [
+      snapshotFeature({
+        disabled: cfg.snapshots.disabled,
+        schedule: cfg.snapshots.schedule,
+        settings: {
+          dir: cfg.snapshots.dir,
+          dirIsDefault: cfg.snapshots.dirIsDefault,
+          name: cfg.snapshots.name,
+          retention: cfg.snapshots.retention,
+          encoding,
+          nodeName: cfg.nodeName,
+        },
+        ...(s3 ? { s3 } : {}),
+        proxyEnv,
+        leadership: ALWAYS_ACTIVE,
+      }),
+    ]);
+  });
+  return cmd;
+}
