@@ -17,6 +17,7 @@ import type { SnapshotRequestBody } from '../model/api.js';
 import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
 import { common, context } from './snapshot-context.js';
 import { changelogCommand } from './changelog-command.js';
+import { parseRetentionPolicy } from '../model/retention-policy.js';
 
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
 const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'changelog', ...INSPECT_COMMANDS] as const;
@@ -109,15 +110,47 @@ async function del(cmd: Command): Promise<void> {
 }
 
 async function prune(cmd: Command): Promise<void> {
+  const opts = cmd.opts<{ dryRun?: boolean; output?: string }>();
+  const dryRun = opts.dryRun === true;
+  const output = opts.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new EtcdsnapError('usage', `invalid output format: ${output} (prune: table or json)`);
   const ctx = await context(cmd);
-  const dryRun = cmd.opts<{ dryRun?: boolean }>().dryRun === true;
   const prefix = ctx.values.text('name');
+  const policyText = ctx.values.str('snapshot-retention-policy') ?? '';
+  const policy = parseRetentionPolicy(policyText);
+  if (policy) {
+    const counts = ['snapshot-retention', 's3-retention'].filter((k) => ctx.values.isSet(k));
+    if (counts.length > 0) {
+      throw new EtcdsnapError(
+        'usage',
+        `--snapshot-retention-policy replaces ${counts.map((k) => `--${k}`).join(' and ')}: give one (--snapshot-retention-policy '' clears a policy from the config file or environment)`,
+      );
+    }
+  }
+  // no policy and no count given: the server's own setting (its policy, else its count), so
+  // that a policy set on the server alone is never overridden by this command's default
   const retention = ctx.values.num('snapshot-retention');
-  const res = await ctx.client.snapshot(common({ operation: 'prune', name: [prefix], dryRun, retention }, ctx.values));
+  const req = policy ? { retentionPolicy: policyText } : ctx.values.isSet('snapshot-retention') ? { retention } : {};
+  const res = await ctx.client.snapshot(common({ operation: 'prune', name: [prefix], dryRun, ...req }, ctx.values));
+  if (output === 'json') {
+    // a year of decisions is megabytes: wait until stdout took it all, before main exits
+    const text = `${JSON.stringify(res, null, 2)}\n`;
+    await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+    return;
+  }
+  // a policy's dry run shows every decision; count-based output stays k3s's lines
+  if (dryRun && res.policy !== undefined && res.decisions) {
+    const { renderPruneDecisions } = await import('./prune-output.js');
+    const text = renderPruneDecisions(res);
+    await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+    return;
+  }
   for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
   if (res.deleted.length === 0) {
-    const s3 = ctx.values.bool('s3') ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
-    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, retention ${retention}${s3}).\n`);
+    const applied = res.policy ?? (policy ? policyText : undefined);
+    const what = applied !== undefined ? `policy ${applied}` : `retention ${res.retention ?? retention}`;
+    const s3 = ctx.values.bool('s3') && applied === undefined ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
+    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, ${what}${s3}).\n`);
   }
 }
 
@@ -152,9 +185,9 @@ export function etcdSnapshotCommand(): Command {
   );
   root.addCommand(sub('delete', 'Delete given snapshot(s)', del).argument('[names...]', 'snapshot file names').allowExcessArguments(true));
   root.addCommand(
-    sub('prune', 'Remove snapshots that match the name prefix that exceed the configured retention count', prune).addOption(
-      new Option('--dry-run', 'print what would be deleted, delete nothing'),
-    ),
+    sub('prune', 'Remove snapshots that match the name prefix that exceed the configured retention count', prune)
+      .addOption(new Option('--dry-run', 'print what would be deleted (with a policy: every snapshot, kept or not, and why), delete nothing'))
+      .addOption(new Option('-o, --output <format>', 'output format: table or json (every snapshot with its reasons) (default: table)')),
   );
   root.addCommand(changelogCommand());
   for (const c of inspectCommands()) root.addCommand(c);

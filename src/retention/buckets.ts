@@ -12,7 +12,7 @@
  *   count: `daily=7` keeps the newest snapshot of each of the 7 most recent days that have
  *   one, however far back they go.
  * - When a rule still has counts left at the oldest snapshot, that snapshot is kept too
- *   (restic 0.17: the longest history while counts are left).
+ *   (as restic: the longest history while counts are left).
  * - A snapshot is kept when any rule keeps it; `reasons` name every rule that keeps it
  *   (`daily 2026-11-30 (1/7)`, `last (2/3)`), and for a removed one why each rule passed it
  *   over (`daily 2026-11-30 has a newer one`, `daily: all 7 used`).
