@@ -132,26 +132,19 @@ async function prune(cmd: Command): Promise<void> {
   const retention = ctx.values.num('snapshot-retention');
   const req = policy ? { retentionPolicy: policyText } : ctx.values.isSet('snapshot-retention') ? { retention } : {};
   const res = await ctx.client.snapshot(common({ operation: 'prune', name: [prefix], dryRun, ...req }, ctx.values));
-  if (output === 'json') {
-    // a year of decisions is megabytes: wait until stdout took it all, before main exits
-    const text = `${JSON.stringify(res, null, 2)}\n`;
-    await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
-    return;
-  }
+  // a year of decisions is megabytes: all of it is written before main exits (flushed)
+  const flushed = (text: string): Promise<void> => new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+  if (output === 'json') return flushed(`${JSON.stringify(res, null, 2)}\n`);
   // a policy's dry run shows every decision; count-based output stays k3s's lines
   if (dryRun && res.policy !== undefined && res.decisions) {
     const { renderPruneDecisions } = await import('./prune-output.js');
-    const text = renderPruneDecisions(res);
-    await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
-    return;
+    return flushed(renderPruneDecisions(res));
   }
-  for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
-  if (res.deleted.length === 0) {
-    const applied = res.policy ?? (policy ? policyText : undefined);
-    const what = applied !== undefined ? `policy ${applied}` : `retention ${res.retention ?? retention}`;
-    const s3 = ctx.values.bool('s3') && applied === undefined ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
-    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, ${what}${s3}).\n`);
-  }
+  if (res.deleted.length > 0) return flushed(res.deleted.map((n) => (dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`)).join(''));
+  const applied = res.policy ?? (policy ? policyText : undefined);
+  const what = applied !== undefined ? `policy ${applied}` : `retention ${res.retention ?? retention}`;
+  const s3 = ctx.values.bool('s3') && applied === undefined ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
+  ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, ${what}${s3}).\n`);
 }
 
 function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
