@@ -9,6 +9,8 @@ import { formatRetentionPolicy, parseRetentionPolicy, type BucketPolicy } from '
 import { bucketLabels, isoWeek, zoneCalendar } from '../src/retention/calendar.js';
 import { planRetention } from '../src/retention/policy.js';
 import { EtcdsnapError } from '../src/errors.js';
+import { parseSnapshotRequest } from '../src/snapshot/request.js';
+import { renderPruneDecisions } from '../src/cli/prune-output.js';
 
 const NONE: BucketPolicy = { last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0 };
 const policy = (p: Partial<BucketPolicy>): BucketPolicy => ({ ...NONE, ...p });
@@ -296,4 +298,59 @@ test('count-based retention is unchanged without a policy, and says why', () => 
   );
   const off = planRetention([name(ts[0] ?? 0)], { prefix: 'etcd-snapshot', nodeName: 'n1', keep: 0 });
   assert.deepEqual(off.remove, []);
+});
+
+test('the prune request field: parsed by the option spec, exclusive with the count', () => {
+  assert.deepEqual(parseSnapshotRequest({ operation: 'prune', retentionPolicy: 'daily=7,last=1' }).retentionPolicy, policy({ daily: 7, last: 1 }));
+  const none = parseSnapshotRequest({ operation: 'prune', retentionPolicy: '', retention: 3 });
+  assert.equal(none.retentionPolicy, undefined, "'' is no policy");
+  assert.equal(none.retention, 3);
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ operation: 'prune', retentionPolicy: 'daily=7', retention: 2 }, /give "retention" or "retentionPolicy", not both: the policy replaces the count$/],
+    [{ operation: 'prune', retentionPolicy: 'daily=-1' }, /invalid field "retentionPolicy": daily=-1: the count is negative/],
+    [{ operation: 'prune', retentionPolicy: 7 }, /invalid field "retentionPolicy"/],
+  ];
+  for (const [body, re] of cases) assert.throws(() => parseSnapshotRequest(body), re, JSON.stringify(body));
+});
+
+test('the dry-run table: a header with the policy and zone, then one row per snapshot', () => {
+  const res = {
+    deleted: ['p-n-1'],
+    policy: 'daily=1',
+    timeZone: 'UTC',
+    decisions: [
+      {
+        store: 'local' as const,
+        name: 'p-n-2',
+        location: 'file:///s/p-n-2',
+        time: 'x',
+        localTime: '2026-11-30 12:00:00 +00:00',
+        keep: true,
+        reasons: ['daily 2026-11-30 (1/1)'],
+      },
+      {
+        store: 's3' as const,
+        name: 'p-n-1',
+        location: 's3://b/p-n-1',
+        time: 'x',
+        localTime: '2026-11-30 11:00:00 +00:00',
+        keep: false,
+        reasons: ['daily 2026-11-30 has a newer one', 'last: all 1 used'],
+      },
+    ],
+  };
+  assert.equal(
+    renderPruneDecisions(res),
+    [
+      'Policy daily=1 in time zone UTC: 1 kept, 1 would be removed.',
+      'Action Location        Local time                 Reasons',
+      'keep   file:///s/p-n-2 2026-11-30 12:00:00 +00:00 daily 2026-11-30 (1/1)',
+      'remove s3://b/p-n-1    2026-11-30 11:00:00 +00:00 daily 2026-11-30 has a newer one; last: all 1 used',
+      '',
+    ].join('\n'),
+  );
+  assert.equal(
+    renderPruneDecisions({ deleted: [], policy: 'daily=1', timeZone: 'UTC', decisions: [] }),
+    'Policy daily=1 in time zone UTC: 0 kept, 0 would be removed.\nNo snapshots of this prefix on this node.\n',
+  );
 });
