@@ -162,9 +162,9 @@ test('prune with a policy: a faked year goes to exactly the expected set locally
   writeFileSync(path.join(snapDir(s), 'notes.txt'), 'not a snapshot');
   const seedSeconds = (Date.now() - t0) / 1000;
   const expected = sortedNames(names('etcd-snapshot', 'node1', [...oracle(times)]));
-  // the oracle's answer, counted by hand: 3 last + 6 hourly (the 2-hourly tail) overlap; 7 days, 4 weeks,
-  // 12 months and 2 years each add the newest of their bucket
-  assert.ok(expected.length > 20 && expected.length < 40, `expected ${expected.length}`);
+  // a sanity bound on the oracle (at most 3 + 6 + 7 + 4 + 12 + 2 = 34, fewer where rules pick the same
+  // snapshot); the exact sets are checked against it below (25 with this year)
+  assert.ok(expected.length > 20 && expected.length <= 34, `expected ${expected.length}`);
 
   // without blocking this process: the server logs a line per removal into our pipe
   const prune = (extra: string[]): ReturnType<typeof snapshotCliAsync> =>
