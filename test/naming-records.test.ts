@@ -18,7 +18,7 @@ import {
   type SnapshotRecord,
   sortRecords,
 } from '../src/model/records.js';
-import { planRetention } from '../src/retention/policy.js';
+import { planRetention, type RetentionPlan } from '../src/retention/policy.js';
 
 const usage = (re: RegExp) => (e: unknown) => e instanceof EtcdsnapError && e.kind === 'usage' && re.test(e.message);
 
@@ -103,17 +103,19 @@ test('retention: newest first; equal times by name, descending; any input order;
   const a = 'p-n-1700000000';
   const az = 'p-n-1700000000.zip';
   const b = 'p-n-1700000001';
-  const forward = planRetention([a, az, b], { prefix: 'p', nodeName: 'n', keep: 1 });
-  const backward = planRetention([b, az, a], { prefix: 'p', nodeName: 'n', keep: 1 });
+  // the plan's three name lists (its per-snapshot decisions are tested in retention-policy.test.ts)
+  const sets = (p: RetentionPlan): Pick<RetentionPlan, 'keep' | 'remove' | 'ignored'> => ({ keep: p.keep, remove: p.remove, ignored: p.ignored });
+  const forward = sets(planRetention([a, az, b], { prefix: 'p', nodeName: 'n', keep: 1 }));
+  const backward = sets(planRetention([b, az, a], { prefix: 'p', nodeName: 'n', keep: 1 }));
   assert.deepEqual(forward, { keep: [b], remove: [az, a], ignored: [] });
   assert.deepEqual(backward, forward, 'the order of the listing does not matter');
   assert.deepEqual(planRetention([az, a], { prefix: 'p', nodeName: 'n', keep: 5 }).keep, [az, a]);
   assert.deepEqual(planRetention([a, az], { prefix: 'p', nodeName: 'n', keep: 5 }).keep, [az, a]);
-  assert.deepEqual(planRetention([a, a], { prefix: 'p', nodeName: 'n', keep: 1 }), { keep: [a], remove: [a], ignored: [] }, 'duplicates are stable');
-  const all = planRetention([a, b, 'x', az], { prefix: 'p', nodeName: 'n', keep: -1 });
+  assert.deepEqual(sets(planRetention([a, a], { prefix: 'p', nodeName: 'n', keep: 1 })), { keep: [a], remove: [a], ignored: [] }, 'duplicates are stable');
+  const all = sets(planRetention([a, b, 'x', az], { prefix: 'p', nodeName: 'n', keep: -1 }));
   assert.deepEqual(all, { keep: [b, az, a], remove: [], ignored: ['x'] }, 'below 1 keeps all, newest first');
   assert.deepEqual(planRetention([a, b], { prefix: 'p', nodeName: 'n', keep: 0 }).keep, [b, a]);
-  assert.deepEqual(planRetention([], { prefix: 'p', nodeName: 'n', keep: 3 }), { keep: [], remove: [], ignored: [] });
+  assert.deepEqual(sets(planRetention([], { prefix: 'p', nodeName: 'n', keep: 3 })), { keep: [], remove: [], ignored: [] });
 });
 
 const record = (over: Partial<SnapshotRecord> = {}): SnapshotRecord => ({

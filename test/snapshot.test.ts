@@ -218,7 +218,10 @@ test('a prune requested during a save waits for it: it starts after the save has
   const newer = (JSON.parse(saved.body) as { created: Array<{ name: string }> }).created[0]?.name ?? '';
   // the prune saw the new snapshot (a prune beside the save would have seen only the older
   // one and kept it), so it removed the older one
-  assert.deepEqual(JSON.parse(pruned.body), { deleted: older });
+  const prunedBody = JSON.parse(pruned.body) as { deleted: string[]; retention?: number; decisions?: unknown[] };
+  assert.deepEqual(prunedBody.deleted, older);
+  assert.equal(prunedBody.retention, 1, 'the answer names the count it applied');
+  assert.equal(prunedBody.decisions?.length, older.length + 1, 'and every snapshot of the set, kept or not');
   assert.deepEqual(
     files(snapDir(s)).filter((f) => f.startsWith('serial-')),
     [newer],

@@ -19,6 +19,7 @@ import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
 import { common, context } from './snapshot-context.js';
 import { changelogCommand } from './changelog-command.js';
 import { restoreCommand } from './restore-command.js';
+import { parseRetentionPolicy } from '../model/retention-policy.js';
 
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
 const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'changelog', 'restore', ...INSPECT_COMMANDS] as const;
@@ -111,16 +112,41 @@ async function del(cmd: Command): Promise<void> {
 }
 
 async function prune(cmd: Command): Promise<void> {
+  const opts = cmd.opts<{ dryRun?: boolean; output?: string }>();
+  const dryRun = opts.dryRun === true;
+  const output = opts.output ?? 'table';
+  if (output !== 'table' && output !== 'json') throw new EtcdsnapError('usage', `invalid output format: ${output} (prune: table or json)`);
   const ctx = await context(cmd);
-  const dryRun = cmd.opts<{ dryRun?: boolean }>().dryRun === true;
   const prefix = ctx.values.text('name');
-  const retention = ctx.values.num('snapshot-retention');
-  const res = await ctx.client.snapshot(common({ operation: 'prune', name: [prefix], dryRun, retention }, ctx.values));
-  for (const n of res.deleted) ctx.out(dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`);
-  if (res.deleted.length === 0) {
-    const s3 = ctx.values.bool('s3') ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
-    ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, retention ${retention}${s3}).\n`);
+  const policyText = ctx.values.str('snapshot-retention-policy') ?? '';
+  const policy = parseRetentionPolicy(policyText);
+  if (policy) {
+    const counts = ['snapshot-retention', 's3-retention'].filter((k) => ctx.values.isSet(k));
+    if (counts.length > 0) {
+      throw new EtcdsnapError(
+        'usage',
+        `--snapshot-retention-policy replaces ${counts.map((k) => `--${k}`).join(' and ')}: give one (--snapshot-retention-policy '' clears a policy from the config file or environment)`,
+      );
+    }
   }
+  // no policy and no count given: the server's own setting (its policy, else its count), so
+  // that a policy set on the server alone is never overridden by this command's default
+  const retention = ctx.values.num('snapshot-retention');
+  const req = policy ? { retentionPolicy: policyText } : ctx.values.isSet('snapshot-retention') ? { retention } : {};
+  const res = await ctx.client.snapshot(common({ operation: 'prune', name: [prefix], dryRun, ...req }, ctx.values));
+  // a year of decisions is megabytes: all of it is written before main exits (flushed)
+  const flushed = (text: string): Promise<void> => new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+  if (output === 'json') return flushed(`${JSON.stringify(res, null, 2)}\n`);
+  // a policy's dry run shows every decision; count-based output stays k3s's lines
+  if (dryRun && res.policy !== undefined && res.decisions) {
+    const { renderPruneDecisions } = await import('./prune-output.js');
+    return flushed(renderPruneDecisions(res));
+  }
+  if (res.deleted.length > 0) return flushed(res.deleted.map((n) => (dryRun ? `Snapshot ${n} would be deleted.\n` : `Snapshot ${n} deleted.\n`)).join(''));
+  const applied = res.policy ?? (policy ? policyText : undefined);
+  const what = applied !== undefined ? `policy ${applied}` : `retention ${res.retention ?? retention}`;
+  const s3 = ctx.values.bool('s3') && applied === undefined ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
+  ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, ${what}${s3}).\n`);
 }
 
 function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
@@ -154,9 +180,9 @@ export function etcdSnapshotCommand(): Command {
   );
   root.addCommand(sub('delete', 'Delete given snapshot(s)', del).argument('[names...]', 'snapshot file names').allowExcessArguments(true));
   root.addCommand(
-    sub('prune', 'Remove snapshots that match the name prefix that exceed the configured retention count', prune).addOption(
-      new Option('--dry-run', 'print what would be deleted, delete nothing'),
-    ),
+    sub('prune', 'Remove snapshots that match the name prefix that exceed the configured retention count', prune)
+      .addOption(new Option('--dry-run', 'print what would be deleted (with a policy: every snapshot, kept or not, and why), delete nothing'))
+      .addOption(new Option('-o, --output <format>', 'output format: table or json (every snapshot with its reasons) (default: table)')),
   );
   root.addCommand(changelogCommand());
   root.addCommand(restoreCommand());

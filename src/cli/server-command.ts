@@ -54,6 +54,7 @@ export function serverCommand(): Command {
           dirIsDefault: cfg.snapshots.dirIsDefault,
           name: cfg.snapshots.name,
           retention: cfg.snapshots.retention,
+          ...(cfg.snapshots.retentionPolicy ? { retentionPolicy: cfg.snapshots.retentionPolicy } : {}),
           encoding,
           nodeName: cfg.nodeName,
         },

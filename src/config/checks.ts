@@ -6,11 +6,17 @@
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { assertSafePrefix } from '../model/naming.js';
+import { parseRetentionPolicy } from '../model/retention-policy.js';
 import { isRecipientText } from '../model/records.js';
 import { formatDuration, parseDuration, within, type ValueCheck } from './values.js';
 
 /** Retention counts: 0 disables pruning; the bound keeps a request from asking for absurd work. */
 export const RETENTION: ValueCheck = within(0, 100_000);
+
+/** A time-bucket retention policy (`last=3,daily=7,...`, model/retention-policy.ts); '' is none. */
+export const checkRetentionPolicy: ValueCheck = (v) => {
+  parseRetentionPolicy(String(v));
+};
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/i;
 

@@ -97,6 +97,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   fromServer('etcd-disable-snapshots'),
   fromServer('etcd-snapshot-schedule-cron'),
   fromServer('etcd-snapshot-retention'),
+  fromServer('etcd-snapshot-retention-policy'),
   fromServer('etcd-snapshot-dir'),
   fromServer('etcd-snapshot-api-dir'),
   fromServer('etcd-snapshot-name'),

@@ -2,7 +2,18 @@
  * The option specs of `etcdsnap server` (with the change log's). Part of the option schema
  * (schema.ts re-exports `SERVER_OPTIONS`; its contract applies).
  */
-import { checkAbsoluteDirs, checkEtcdArg, checkHostPort, checkIP, checkJoinURL, checkPrefix, checkRetryDelays, checkWebhookURL, RETENTION } from './checks.js';
+import {
+  checkAbsoluteDirs,
+  checkEtcdArg,
+  checkHostPort,
+  checkIP,
+  checkJoinURL,
+  checkPrefix,
+  checkRetentionPolicy,
+  checkRetryDelays,
+  checkWebhookURL,
+  RETENTION,
+} from './checks.js';
 import type { OptionSpec } from './spec.js';
 import { formatDuration, within } from './values.js';
 import { COMMON_OPTIONS, COMPRESSION, ENCRYPTION_OPTIONS, SERVER_S3_OPTIONS, SUPERVISOR_PORT } from './options-common.js';
@@ -126,6 +137,15 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     default: 5,
     valueName: 'n',
     check: RETENTION,
+  },
+  {
+    key: 'etcd-snapshot-retention-policy',
+    env: 'ETCDSNAP_ETCD_SNAPSHOT_RETENTION_POLICY',
+    type: 'string',
+    description:
+      'time-bucket retention of scheduled snapshots, locally and in S3 (e.g. last=3,daily=7,weekly=4,monthly=12; rules last, hourly, daily, weekly, monthly, yearly; buckets in the local time zone, TZ); replaces --etcd-snapshot-retention and --etcd-s3-retention (docs/retention.md)',
+    valueName: 'policy',
+    check: checkRetentionPolicy,
   },
   {
     key: 'etcd-snapshot-dir',

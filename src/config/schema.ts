@@ -16,7 +16,7 @@
  * (`etcdsnap etcd-snapshot restore`) and here (`etcdsnap etcd-snapshot` and inspection);
  * everything is imported from here.
  */
-import { checkPrefix, RETENTION } from './checks.js';
+import { checkPrefix, checkRetentionPolicy, RETENTION } from './checks.js';
 import type { OptionSpec } from './spec.js';
 import { within } from './values.js';
 import { CLI_S3_OPTIONS, COMMON_OPTIONS, COMPRESSION, ENCRYPTION_OPTIONS, SUPERVISOR_PORT } from './options-common.js';
@@ -68,6 +68,16 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     default: 5,
     valueName: 'n',
     check: RETENTION,
+  },
+  {
+    key: 'snapshot-retention-policy',
+    aliases: ['etcd-snapshot-retention-policy'],
+    env: 'ETCDSNAP_ETCD_SNAPSHOT_RETENTION_POLICY',
+    type: 'string',
+    description:
+      'time-bucket retention for prune, locally and in S3 (e.g. last=3,daily=7,weekly=4; docs/retention.md); replaces --snapshot-retention and --s3-retention',
+    valueName: 'policy',
+    check: checkRetentionPolicy,
   },
   // read from a shared config file only to find the local server's port (the server's default)
   { ...SUPERVISOR_PORT, description: 'supervisor port of the local server', hidden: true },

@@ -57,8 +57,14 @@ export interface SnapshotRequestBody {
   compression?: string;
   /** save: more age recipients (`age1...`), added to the server's own. */
   encryptRecipients?: string[];
-  /** prune: snapshots to keep (default: the server's `--etcd-snapshot-retention`). */
+  /** prune: snapshots to keep (neither this nor `retentionPolicy`: the server's policy, else its `--etcd-snapshot-retention`). */
   retention?: number;
+  /**
+   * prune: a time-bucket policy (`--snapshot-retention-policy`, model/retention-policy.ts),
+   * applied to the local folder and `s3` alike; not with `retention`. Neither given: the
+   * server's policy, else its count.
+   */
+  retentionPolicy?: string;
   dryRun?: boolean;
   /** list: read S3 sidecars too (json/yaml output). */
   details?: boolean;
@@ -109,8 +115,31 @@ export interface DeleteResponse {
   notFound: string[];
 }
 
+/** One snapshot of a prune's set: kept or removed, and why (retention/buckets.ts reasons). */
+export interface PruneDecision {
+  store: 'local' | 's3';
+  name: string;
+  /** `file://...` or `s3://bucket/folder/name`. */
+  location: string;
+  /** The time in its name, RFC 3339 (UTC). */
+  time: string;
+  /** The same in the server's zone, as the buckets used it (`2026-11-30 14:05:00 +01:00`). */
+  localTime: string;
+  keep: boolean;
+  reasons: string[];
+}
+
 export interface PruneResponse {
+  /** What was removed (with `dryRun`: what would be). */
   deleted: string[];
+  /** The policy applied (`last=3,daily=7`), absent for count-based retention; absent from older servers. */
+  policy?: string;
+  /** The count applied locally, for count-based retention; absent from older servers. */
+  retention?: number;
+  /** The zone the policy's buckets used (`Europe/Berlin`); with `policy`. */
+  timeZone?: string;
+  /** Every snapshot of the set, each store newest first; absent from older servers. */
+  decisions?: PruneDecision[];
 }
 
 /** The answer to each operation. */
@@ -209,11 +238,21 @@ export const chainRange: Decoder<ChainRange> = (v, at) => {
   return o as ChainRange; // every field was checked above
 };
 
+const storeKind: Decoder<PruneDecision['store']> = (v, at) => (v === 'local' || v === 's3' ? v : fail(at, 'local or s3'));
+const pruneDecision: Decoder<PruneDecision> = (v, at) =>
+  shaped<PruneDecision>({ store: storeKind, name: str, location: str, time: str, localTime: str, keep: bool, reasons: strings })(v, at);
+
 const DECODERS: { [K in SnapshotOperation]: Decoder<SnapshotResponses[K]> } = {
   save: shaped<SaveResponse>({ created: records, deleted: strings, s3Error: optional(str) }),
   list: shaped<ListResponse>({ items: records, s3Error: optional(str), changelog: optional(array(chainRange)) }),
   delete: shaped<DeleteResponse>({ deleted: strings, notFound: strings }),
-  prune: shaped<PruneResponse>({ deleted: strings }),
+  prune: shaped<PruneResponse>({
+    deleted: strings,
+    policy: optional(str),
+    retention: optional(revision),
+    timeZone: optional(str),
+    decisions: optional(array(pruneDecision)),
+  }),
 };
 
 /** The answer `v` to a request of operation `op`, typed; a `ResponseShapeError` when it has another shape. */

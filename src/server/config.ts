@@ -17,6 +17,7 @@ import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
 import { parseSchedule, type Schedule } from './schedule.js';
 import type { EncodingInput } from '../snapshot/encode.js';
 import { messageOf } from '../errors.js';
+import { parseRetentionPolicy, type BucketPolicy } from '../model/retention-policy.js';
 
 export interface ServerConfig {
   dataDir: string;
@@ -53,6 +54,8 @@ export interface ServerConfig {
     disabled: boolean;
     schedule: Schedule;
     retention: number;
+    /** `--etcd-snapshot-retention-policy` (model/retention-policy.ts): replaces `retention` and the S3 count when set. */
+    retentionPolicy?: BucketPolicy;
     dir: string;
     dirIsDefault: boolean;
     /** `--etcd-snapshot-api-dir`: more folders API requests may use (absolute, normalized). */
@@ -204,10 +207,18 @@ export function snapshotConfigOf(v: Values, dataDir: string): ServerConfig['snap
   const rawSnapshotDir = v.str('etcd-snapshot-dir');
   const snapshotDir = rawSnapshotDir === undefined || rawSnapshotDir === '' ? undefined : path.resolve(rawSnapshotDir);
   const apiDirs = parseApiDirs(v.list('etcd-snapshot-api-dir'));
+  const retentionPolicy = parseRetentionPolicy(v.str('etcd-snapshot-retention-policy') ?? '');
+  const counts = ['etcd-snapshot-retention', 'etcd-s3-retention'].filter((k) => v.isSet(k));
+  if (retentionPolicy && counts.length > 0) {
+    throw configError(
+      `--etcd-snapshot-retention-policy replaces ${counts.map((k) => `--${k}`).join(' and ')}: remove ${counts.length > 1 ? 'them' : 'it'} (flag, config key or environment), or the policy`,
+    );
+  }
   return {
     disabled: v.bool('etcd-disable-snapshots'),
     schedule: parseSchedule(v.text('etcd-snapshot-schedule-cron')),
     retention: v.num('etcd-snapshot-retention'),
+    ...(retentionPolicy ? { retentionPolicy } : {}),
     dir: snapshotDir ?? path.join(dataDir, 'server', 'db', 'snapshots'),
     dirIsDefault: snapshotDir === undefined,
     apiDirs,

@@ -41,6 +41,8 @@ import { fanOut } from '../snapshot/events.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
 import { addDashboardRoutes } from './dashboard/routes.js';
 import { startChangeLog, type ChangeLogFeature } from './changelog.js';
+import { formatRetentionPolicy } from '../model/retention-policy.js';
+import { systemTimeZone } from '../retention/calendar.js';
 import { addChangelogMetrics, addChangelogRoutes, restorableRanges, type ChangelogViewOptions } from './changelog-routes.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
@@ -142,13 +144,22 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
           return res;
         }
         case 'prune': {
-          const res: SnapshotResponses['prune'] = await service.prune({
+          // the request's policy or count; neither: the server's policy, else its count
+          const policy = r.retentionPolicy ?? (r.retention === undefined ? cfg.settings.retentionPolicy : undefined);
+          const retention = r.retention ?? cfg.settings.retention;
+          const out = await service.prune({
             prefix: r.name[0] ?? defaultPrefix,
-            retention: r.retention ?? cfg.settings.retention,
+            retention,
+            ...(policy ? { policy } : {}),
             ...(r.dir !== undefined ? { dir: r.dir } : {}),
             dryRun: r.dryRun ?? false,
             replicas: replicasOf(r.s3),
           });
+          const res: SnapshotResponses['prune'] = {
+            deleted: out.deleted,
+            ...(policy ? { policy: formatRetentionPolicy(policy), timeZone: systemTimeZone() } : { retention }),
+            decisions: out.decisions,
+          };
           return res;
         }
       }
@@ -205,6 +216,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
             prefix: cfg.settings.name,
             encoding: cfg.settings.encoding,
             retention: cfg.settings.retention,
+            ...(cfg.settings.retentionPolicy ? { retentionPolicy: cfg.settings.retentionPolicy } : {}),
             scheduled: true,
             replicas: replicasOf(cfg.s3),
           });
@@ -223,7 +235,9 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
         {
           schedule: cfg.schedule.spec,
           nextRun: next?.toISOString(),
-          retention: cfg.settings.retention,
+          ...(cfg.settings.retentionPolicy
+            ? { retentionPolicy: formatRetentionPolicy(cfg.settings.retentionPolicy), timeZone: systemTimeZone() }
+            : { retention: cfg.settings.retention }),
           dir: cfg.settings.dir,
           compression: cfg.settings.encoding.compression,
           encryptedFor: cfg.settings.encoding.recipients.length,

@@ -13,6 +13,7 @@ import { parseS3Request, type S3Options } from './s3-config.js';
 import { parseRecipient } from '../codec/age.js';
 import type { Compression } from '../model/encoding.js';
 import { compressionOf, MAX_RECIPIENTS } from './encode.js';
+import { parseRetentionPolicy, type BucketPolicy } from '../model/retention-policy.js';
 
 export type { SnapshotOperation } from '../model/api.js';
 
@@ -30,6 +31,8 @@ export interface SnapshotRequest {
   /** save: age recipients to add to the server's. */
   recipients?: string[];
   retention?: number;
+  /** prune: the time-bucket policy (never together with `retention`). */
+  retentionPolicy?: BucketPolicy;
   dryRun?: boolean;
   /** list: read S3 sidecars too (json/yaml output). */
   details?: boolean;
@@ -46,6 +49,7 @@ const FIELDS: { readonly [K in keyof SnapshotRequestBody]-?: string | null } = {
   compression: 'snapshot-compression',
   encryptRecipients: 'etcd-snapshot-encrypt-recipient',
   retention: 'snapshot-retention',
+  retentionPolicy: 'snapshot-retention-policy',
   dryRun: null,
   details: null,
   s3: null,
@@ -55,7 +59,7 @@ const isField = (k: string): k is keyof SnapshotRequestBody => Object.hasOwn(FIE
 const isOperation = (v: unknown): v is SnapshotOperation => SNAPSHOT_OPERATIONS.some((op) => op === v);
 
 /** `body[key]` checked by the spec of the option the field carries. */
-function optionField(body: Record<string, unknown>, key: 'compress' | 'retention' | 'compression'): boolean | number | string | undefined {
+function optionField(body: Record<string, unknown>, key: 'compress' | 'retention' | 'retentionPolicy' | 'compression'): boolean | number | string | undefined {
   const v = body[key];
   if (v === undefined) return undefined;
   try {
@@ -130,6 +134,12 @@ export function parseSnapshotRequest(body: Record<string, unknown>): SnapshotReq
   }
   const retention = optionField(body, 'retention');
   if (typeof retention === 'number') req.retention = retention;
+  const policyText = optionField(body, 'retentionPolicy');
+  if (typeof policyText === 'string') {
+    const policy = parseRetentionPolicy(policyText); // checked above: only '' can give none
+    if (policy && req.retention !== undefined) throw bad('give "retention" or "retentionPolicy", not both: the policy replaces the count');
+    if (policy) req.retentionPolicy = policy;
+  }
   const dryRun = optionalBoolean(body, 'dryRun');
   if (dryRun !== undefined) req.dryRun = dryRun;
   const details = optionalBoolean(body, 'details');

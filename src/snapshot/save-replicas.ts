@@ -10,7 +10,8 @@ import type { SnapshotStore } from '../store/store.js';
 import type { SnapshotRecord } from '../model/records.js';
 import type { S3Options } from './s3-config.js';
 import { replicaCopy, withReplicaState } from './replica-state.js';
-import { pruneStore } from './prune.js';
+import { describeKeep, pruneStore, type Keep } from './prune.js';
+import type { BucketPolicy } from '../model/retention-policy.js';
 import { timed, type SnapshotObserver } from './events.js';
 
 /** A replica of a request: its options, and its store unless it could not be built. */
@@ -88,9 +89,10 @@ export async function settleReplicas(
 }
 
 /**
- * Replica retention after a scheduled save: each replica with a retention keeps its newest
- * snapshots of `prefix` on this node. It runs even after a failed upload (the bucket may be
- * full), as k3s; a failure is logged, never thrown. Answers the removed locations.
+ * Replica retention after a scheduled save: each replica keeps, of `prefix` on this node,
+ * what `policy` keeps when given (`--etcd-snapshot-retention-policy`), else its newest
+ * `retention` (none when 0). It runs even after a failed upload (the bucket may be full), as
+ * k3s; a failure is logged, never thrown. Answers the removed locations.
  */
 export async function pruneReplicas(
   targets: readonly ReplicaTarget[],
@@ -98,19 +100,23 @@ export async function pruneReplicas(
   nodeName: string,
   log: Logger,
   emit: SnapshotObserver = () => undefined,
+  policy?: BucketPolicy,
 ): Promise<string[]> {
   const deleted: string[] = [];
   for (const t of targets) {
     const store = t.store;
-    if (!store || t.opts.retention <= 0) continue;
+    if (!store || (policy === undefined && t.opts.retention <= 0)) continue;
+    const keep: Keep = policy ?? t.opts.retention;
     try {
       const gone = await timed(
         emit,
-        () => pruneStore(store, prefix, nodeName, t.opts.retention, false),
-        (g, seconds) => ({ kind: 'prune', store: 's3', result: g ? 'success' : 'failure', seconds, deleted: g?.length ?? 0 }),
+        () => pruneStore(store, prefix, nodeName, keep, false),
+        (g, seconds) => ({ kind: 'prune', store: 's3', result: g ? 'success' : 'failure', seconds, deleted: g?.remove.length ?? 0 }),
       );
-      for (const n of gone) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
-      deleted.push(...gone.map((n) => store.location(n)));
+      if (policy)
+        log.info({ prefix, remove: gone.remove.length }, `Applied snapshot ${describeKeep(keep)} to snapshots stored in ${store.describe()} (this node only)`);
+      for (const n of gone.remove) log.info({ snapshot: n }, `Removing S3 snapshot ${store.location(n)}`);
+      deleted.push(...gone.remove.map((n) => store.location(n)));
     } catch (err) {
       log.warn({ err: messageOf(err) }, 'S3 snapshot retention failed');
     }

@@ -51,7 +51,8 @@ import { ReplicaStores } from './replica-stores.js';
 import { UploadRetries } from './upload-retries.js';
 import { failedUploads } from './replica-state.js';
 import { pruneReplicas, settleReplicas, type ReplicaTarget } from './save-replicas.js';
-import { checkPrune, pruneAll } from './prune.js';
+import { checkPrune, pruneAll, type PruneOutcome } from './prune.js';
+import type { BucketPolicy } from '../model/retention-policy.js';
 import { safeObserver, saveEvent, timed, type SnapshotObserver } from './events.js';
 import type { SaveProgress } from '../model/api.js';
 
@@ -67,6 +68,8 @@ export interface SnapshotSettings {
   /** Prefix of scheduled snapshots (`--etcd-snapshot-name`). */
   name: string;
   retention: number;
+  /** `--etcd-snapshot-retention-policy`: replaces `retention` (and the replicas' counts) when set. */
+  retentionPolicy?: BucketPolicy;
   /** How snapshots are written unless a request says otherwise (encode.ts `mergeEncoding`). */
   encoding: SnapshotEncoding;
   nodeName: string;
@@ -79,6 +82,8 @@ export interface SaveOptions {
   dir?: string;
   /** Keep this many after the save (scheduled saves); 0 = no pruning. */
   retention: number;
+  /** Or keep what this time-bucket policy keeps, locally and in each replica (scheduled saves). */
+  retentionPolicy?: BucketPolicy;
   scheduled: boolean;
   /** Replica stores written in the same pass (and pruned after scheduled saves). */
   replicas: readonly ReplicaOptions[];
@@ -87,6 +92,8 @@ export interface SaveOptions {
 export interface PruneOptions {
   prefix: string;
   retention: number;
+  /** A time-bucket policy: replaces `retention` and the replicas' own counts. */
+  policy?: BucketPolicy;
   dir?: string;
   dryRun: boolean;
   /** Replica stores pruned too, each by its own retention (0: not pruned). */
@@ -324,14 +331,15 @@ export class SnapshotService {
       const m = process.memoryUsage();
       log.debug({ rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }, 'memory after save');
     }
-    const deleted = opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention) : [];
-    if (opts.scheduled) deleted.push(...(await pruneReplicas(targets, prefix, this.settings.nodeName, log, this.emit)));
+    const policy = opts.retentionPolicy;
+    const deleted = policy !== undefined || opts.retention > 0 ? await this.applyRetention(dir, prefix, opts.retention, policy) : [];
+    if (opts.scheduled) deleted.push(...(await pruneReplicas(targets, prefix, this.settings.nodeName, log, this.emit, policy)));
     return outcome.uploadError !== undefined ? { created, deleted, s3Error: outcome.uploadError } : { created, deleted };
   }
 
-  private async applyRetention(dir: LocalStore, prefix: string, keep: number): Promise<string[]> {
+  private async applyRetention(dir: LocalStore, prefix: string, keep: number, policy: BucketPolicy | undefined): Promise<string[]> {
     try {
-      return (await this.doPrune({ prefix, retention: keep, dir: dir.dir, dryRun: false, replicas: [] })).deleted;
+      return (await this.doPrune({ prefix, retention: keep, ...(policy ? { policy } : {}), dir: dir.dir, dryRun: false, replicas: [] })).deleted;
     } catch (err) {
       this.logger.warn({ err: messageOf(err) }, 'snapshot retention failed');
       return [];
@@ -403,21 +411,23 @@ export class SnapshotService {
     return { deleted, notFound: safe.filter((n) => !found.has(n)) };
   }
 
-  /** Keeps the newest `retention` snapshots of `prefix` on this node; deletes the rest. */
-  async prune(opts: PruneOptions): Promise<{ deleted: string[] }> {
+  /**
+   * Keeps the newest `retention` snapshots of `prefix` on this node, or what `policy` keeps;
+   * deletes the rest (none with `dryRun`). Answers what went and every decision (prune.ts).
+   */
+  async prune(opts: PruneOptions): Promise<PruneOutcome> {
     return this.exclusive('prune', () => this.doPrune(opts));
   }
 
-  private async doPrune(opts: PruneOptions): Promise<{ deleted: string[] }> {
+  private async doPrune(opts: PruneOptions): Promise<PruneOutcome> {
     checkPrune(opts); // before the folder is touched
     const d = await this.folder(opts.dir);
-    const deleted = await pruneAll(d, opts, {
+    return pruneAll(d, opts, {
       nodeName: this.settings.nodeName,
       logger: this.logger,
       emit: this.emit,
       replicaStore: (o) => this.replicas.get(o),
     });
-    return { deleted };
   }
 
   /**
