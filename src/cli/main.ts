@@ -38,5 +38,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * Resolves once everything written to `stream` so far has been handed to the OS: a write's
+ * callback runs after the writes before it (nothing to wait for when nothing is queued). Without this, `process.exit` right after a large
+ * output into a pipe cut it short (a prune of hundreds of snapshots printed part of its lines).
+ */
+const flushed = (stream: NodeJS.WriteStream): Promise<void> =>
+  new Promise<void>((resolve) => {
+    if (stream.destroyed || !stream.writable || stream.writableLength === 0) return resolve();
+    stream.once('error', () => resolve()); // EPIPE: the reader is gone, nothing more can be written
+    stream.write('', () => resolve());
+  });
+
 const code = await main(process.argv.slice(2));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(code);
