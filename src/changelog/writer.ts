@@ -36,13 +36,14 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
-import { EtcdsnapError, messageOf } from '../errors.js';
+import { type EtcdsnapError, messageOf } from '../errors.js';
 import type { ChangeRecord } from '../model/changelog.js';
 import { commitFile, createExclusive, renameDurably, writeAllAt } from '../util/durable.js';
 import { ensurePrivateDir } from '../util/fs.js';
 import { encodeFooter, encodeHeader, encodeRecord, partName, segmentName } from './format.js';
-import { listSegments, readSegment, removeParts } from './segments.js';
-import type { SealCommit, SealedRecord } from './progress.js';
+import { removeParts } from './segments.js';
+import type { SealCommit } from './progress.js';
+import { isCompacted, resumePoint } from './resume.js';
 
 /** Queued bytes past which the watch pauses. */
 export const HIGH_WATER_BYTES = 8 * 1024 * 1024;
@@ -125,53 +126,17 @@ export class ChangeLogWriter {
     }
   }
 
-  /** Resumes the newest chain; answers why it cannot (undefined when it resumed). */
+  /** Resumes the newest chain (resume.ts); answers why it cannot (undefined when it resumed). */
   private async resume(): Promise<string | undefined> {
-    const record = await this.o.commit?.read();
-    if (record) return this.resumeFrom(record);
-    const names = await listSegments(this.o.dir);
-    const newest = names.reduce<(typeof names)[number] | undefined>((a, s) => (!a || s.last > a.last ? s : a), undefined);
-    if (!newest) return 'no earlier segment';
-    let seg: Awaited<ReturnType<typeof readSegment>>;
-    try {
-      seg = await readSegment(this.o.dir, newest.name);
-    } catch (err) {
-      return `cannot resume from ${newest.name}: ${messageOf(err)}`;
-    }
-    const status = await this.o.etcd.status();
-    if (seg.header.cluster !== status.clusterId)
-      return `the last segment ${newest.name} belongs to etcd cluster ${seg.header.cluster}, not to this one (${status.clusterId})`;
-    if (seg.footer.last > Number(status.revision))
-      return `the last segment ${newest.name} ends at revision ${seg.footer.last}, after etcd's ${status.revision}`;
-    if (await this.compacted(seg.footer.last + 1)) return `revision ${seg.footer.last + 1} was compacted while no change log was written`;
-    const firstOfChain = names.find((s) => s.chain === seg.header.chain);
-    const since =
-      firstOfChain && firstOfChain.name !== newest.name
-        ? (await readSegment(this.o.dir, firstOfChain.name).catch(() => seg)).footer.firstTime
-        : seg.footer.firstTime;
-    this.chain = { id: seg.header.chain, cluster: seg.header.cluster, since };
-    this.next = seg.footer.last + 1;
-    this.lastTime = seg.footer.lastTime;
-    this.sealedThrough = seg.footer.last;
-    this.log.info({ chain: this.chain.id, revision: this.next }, `change log: resuming chain ${this.chain.id} at revision ${this.next}`);
-    await this.startWatch();
-    return undefined;
-  }
-
-  /** Resumes the chain of etcd's record (see the module's contract); answers why it cannot. */
-  private async resumeFrom(r: SealedRecord): Promise<string | undefined> {
-    const status = await this.o.etcd.status();
-    if (r.cluster !== status.clusterId)
-      return `the last sealed segment (etcd's record) belongs to etcd cluster ${r.cluster}, not to this one (${status.clusterId})`;
-    if (r.last > Number(status.revision)) return `the last sealed segment (etcd's record) ends at revision ${r.last}, after etcd's ${status.revision}`;
-    if (await this.compacted(r.last + 1)) return `revision ${r.last + 1} was compacted while no change log was written`;
-    this.chain = { id: r.chain, cluster: r.cluster, since: r.since };
-    this.next = r.last + 1;
-    this.lastTime = r.lastTime;
-    this.sealedThrough = r.last;
+    const p = await resumePoint(this.o.etcd, this.o.dir, this.o.commit);
+    if ('why' in p) return p.why;
+    this.chain = { id: p.chain, cluster: p.cluster, since: p.since };
+    this.next = p.next;
+    this.lastTime = p.lastTime;
+    this.sealedThrough = p.next - 1;
     this.log.info(
-      { chain: r.chain, revision: this.next, from: r.node },
-      `change log: resuming chain ${r.chain} at revision ${this.next}, after the segment ${r.node} sealed last`,
+      { chain: p.chain, revision: p.next, ...(p.from !== undefined ? { from: p.from } : {}) },
+      `change log: resuming chain ${p.chain} at revision ${p.next}${p.from !== undefined ? ` (etcd's record, committed by ${p.from})` : ''}`,
     );
     await this.startWatch();
     return undefined;
@@ -221,13 +186,8 @@ export class ChangeLogWriter {
     await this.startWatch();
   }
 
-  private async compacted(revision: number): Promise<boolean> {
-    try {
-      await this.o.etcd.rangePage(Buffer.from([0]), undefined, revision, 1);
-      return false;
-    } catch (err) {
-      return err instanceof EtcdsnapError && err.kind === 'conflict';
-    }
+  private compacted(revision: number): Promise<boolean> {
+    return isCompacted(this.o.etcd, revision);
   }
 
   private async startWatch(): Promise<void> {
