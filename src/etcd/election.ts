@@ -66,14 +66,19 @@ export interface Holder {
   lease: string;
   createRevision: number;
   modRevision: number;
+  /** etcd's revision when it was read (a watch for its change starts after it). */
+  readAt: number;
 }
 
 const RETRY_MS = 1000;
 
 /** The holder of election key `key` (undefined: nobody leads). */
 export async function electionHolder(etcd: EtcdClient, key: string): Promise<Holder | undefined> {
-  const kv = (await etcd.rangePage(Buffer.from(key), undefined, undefined, 1, 5000)).kvs[0];
-  return kv ? { value: kv.value.toString('utf8'), lease: kv.lease, createRevision: kv.createRevision, modRevision: kv.modRevision } : undefined;
+  const page = await etcd.rangePage(Buffer.from(key), undefined, undefined, 1, 5000);
+  const kv = page.kvs[0];
+  return kv
+    ? { value: kv.value.toString('utf8'), lease: kv.lease, createRevision: kv.createRevision, modRevision: kv.modRevision, readAt: page.revision }
+    : undefined;
 }
 
 interface Running extends Term {
@@ -234,13 +239,18 @@ export class Election {
     return Number(r.TTL) < 0;
   }
 
-  /** Waits until the key changes after `h` (a watch), `ttlSeconds` at most, or stop. */
+  /**
+   * Waits until the key changes after it was read (a watch from the read's revision + 1:
+   * never a compacted one), `ttlSeconds` at most, or stop; a watch that fails waits a second
+   * more, so a broken watch never spins.
+   */
   private async waitForChange(h: Holder): Promise<void> {
     const w = await this.raw
       .watch()
       .key(this.o.key)
-      .startRevision(String(h.modRevision + 1))
+      .startRevision(String(h.readAt + 1))
       .create();
+    let failed = false;
     try {
       await new Promise<void>((resolve) => {
         const done = (): void => {
@@ -248,18 +258,23 @@ export class Election {
           this.wake = undefined;
           resolve();
         };
+        const fail = (): void => {
+          failed = true;
+          done();
+        };
         const t = setTimeout(done, this.o.ttlSeconds * 1000);
         this.wake = done;
         w.on('data', (res) => {
           if (res.events.length > 0) done();
         });
-        w.on('disconnected', done);
-        w.on('error', done);
+        w.on('disconnected', fail);
+        w.on('error', fail);
         if (this.stopped) done();
       });
     } finally {
       await w.cancel().catch(() => undefined);
     }
+    if (failed) await this.sleep(RETRY_MS);
   }
 
   private sleep(ms: number | undefined): Promise<void> {
