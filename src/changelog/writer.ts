@@ -26,8 +26,10 @@
  *   as above), and from the local segments only when etcd has no record (an older version's
  *   log). A seal is committed before its rename: footer, fsync, `commit` (a txn fenced by
  *   the election), and only then the rename and `onSealed`. A commit that fails or cannot
- *   be made removes the `.part`, stops the writer and tells `onFenced(why)`: the next
- *   leader resumes from the record, so nothing is logged twice and nothing is skipped.
+ *   be made stops the writer and tells `onFenced(why)`: the next leader resumes from the
+ *   record, so nothing is logged twice and nothing is skipped. A refused commit removes the
+ *   `.part`; one whose outcome is unknown leaves it sealed, and `start` completes it when
+ *   etcd's record is its range (progress.ts `completeCommittedParts`), else removes it.
  * - `abort()` (leadership lost) stops at once: nothing more is sealed, the `.part` removed.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
@@ -42,7 +44,7 @@ import { commitFile, createExclusive, renameDurably, writeAllAt } from '../util/
 import { ensurePrivateDir } from '../util/fs.js';
 import { encodeFooter, encodeHeader, encodeRecord, partName, segmentName } from './format.js';
 import { removeParts } from './segments.js';
-import type { SealCommit } from './progress.js';
+import { completeCommittedParts, type SealCommit } from './progress.js';
 import { isCompacted, resumePoint } from './resume.js';
 
 /** Queued bytes past which the watch pauses. */
@@ -115,6 +117,13 @@ export class ChangeLogWriter {
   /** Prepares the folder and resumes the last chain when it can (see the module's contract). */
   async start(): Promise<void> {
     await ensurePrivateDir(this.o.dir);
+    if (this.o.commit) {
+      // a seal whose commit's outcome was unknown (etcd did not answer) or a crash between commit and rename
+      for (const name of await completeCommittedParts(this.o.dir, await this.o.commit.read())) {
+        this.log.info({ segment: name }, `change log: completed ${name}: etcd's record shows its commit`);
+        this.o.onSealed?.(name);
+      }
+    }
     const parts = await removeParts(this.o.dir);
     if (parts.length > 0) this.log.info({ files: parts }, 'change log: removed unsealed segments of an earlier run; their revisions are watched again');
     this.timer = setInterval(() => this.enqueueSeal(Date.now()), this.o.periodMs);
@@ -325,11 +334,11 @@ export class ChangeLogWriter {
       await p.fh.sync();
       await p.fh.close();
       const rec = { cluster: p.chain.cluster, chain: p.chain.id, first: p.first, last: p.last, lastTime: p.lastTime, sealedAt: at, since: p.chain.since };
-      const why = await this.o.commit.commit(rec).then(
-        (ok) => (ok ? undefined : 'another server writes the change log now (the commit was fenced)'),
-        (err: unknown) => `the commit of ${name} to etcd failed: ${messageOf(err)}`,
+      const outcome = await this.o.commit.commit(rec).then(
+        (ok) => (ok ? undefined : { why: 'another server writes the change log now (the commit was fenced)', known: true }),
+        (err: unknown) => ({ why: `the commit of ${name} to etcd failed: ${messageOf(err)}`, known: false }),
       );
-      if (why !== undefined) return this.fenced(p, why);
+      if (outcome !== undefined) return this.fenced(p, outcome.why, outcome.known);
       await renameDurably(p.file, path.join(this.o.dir, name));
     } else {
       await p.fh.close();
@@ -342,12 +351,19 @@ export class ChangeLogWriter {
   }
 
   /** A commit was fenced or failed: the `.part` goes, the writer stops, `onFenced` is told. */
-  private async fenced(p: OpenPart, why: string): Promise<void> {
+  /**
+   * A commit was refused (`known`: the `.part` is removed) or its outcome is unknown (etcd did
+   * not answer: the sealed `.part` stays, and the next start, of a term or of the server,
+   * completes it when etcd's record shows its commit, else removes it).
+   */
+  private async fenced(p: OpenPart, why: string, known: boolean): Promise<void> {
     this.part = undefined;
-    await fsp.rm(p.file, { force: true });
+    if (known) await fsp.rm(p.file, { force: true });
     this.log.warn(
       { segment: p.file, first: p.first, last: p.last },
-      `change log: this server stops writing: ${why}; the segment's revisions are left to the next writer`,
+      known
+        ? `change log: this server stops writing: ${why}; the segment's revisions are left to the next writer`
+        : `change log: this server stops writing: ${why}; the sealed segment stays until etcd's record says whether it was committed`,
     );
     await this.halt();
     this.o.onFenced?.(why);
