@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodeFooter, encodeHeader, encodeRecord, segmentName } from '../src/changelog/format.js';
 import { fetchSegmentObject } from '../src/changelog/remote.js';
-import { SegmentUploader } from '../src/changelog/upload.js';
+import { s3Unneeded, SegmentUploader } from '../src/changelog/upload.js';
 import { createLogger } from '../src/log/logger.js';
 import { EtcdsnapError } from '../src/errors.js';
 import type { ObjectStore, StoredObject } from '../src/store/object-store.js';
@@ -117,17 +117,31 @@ test('uploader: retried after a failure, then left for the next start; objects r
     await assert.rejects(fetchSegmentObject(store, `${s2}.gz`, scratch, undefined), /sha256 .* does not match its record's/);
     rmSync(scratch, { recursive: true, force: true });
 
-    // retention: what local retention removed, and our chain's objects below its first local segment; never chain B
+    // retention (on the writer): of the current chain (A, begun at 5000), the objects at or below
+    // every kept snapshot taken since it began; other chains once every kept snapshot is newer
     const other = `${segmentName(B, 1, 2)}.gz`;
     store.objects.set(other, { body: Buffer.from('x'), metadata: {} });
-    rmSync(path.join(dir, s1));
-    u.prune([]);
+    const current = { chain: A, since: 5000 };
+    u.prune([], [], current);
     await u.idle();
-    assert.deepEqual([...store.objects.keys()].sort(), [`${s2}.gz`, other].sort());
-    rmSync(path.join(dir, s2));
-    u.prune([s2]);
+    assert.equal(store.objects.size, 3, 'no kept snapshot: nothing is removed');
+    u.prune(
+      [],
+      [
+        { revision: 2, createdAt: 4000 },
+        { revision: 4, createdAt: 6000 },
+      ],
+      current,
+    );
     await u.idle();
-    assert.deepEqual([...store.objects.keys()], [other]);
+    assert.deepEqual([...store.objects.keys()].sort(), [`${s2}.gz`, other].sort(), "chain A up to 4; B kept: a snapshot older than A's start may need it");
+    u.prune([], [{ revision: 6, createdAt: 7000 }], current);
+    await u.idle();
+    assert.deepEqual([...store.objects.keys()], [`${s2}.gz`], 's2 holds 7, after the snapshot at 6; B is no longer needed');
+    u.prune([s2], [{ revision: 6, createdAt: 7000 }], current);
+    await u.idle();
+    assert.deepEqual([...store.objects.keys()], [], 'what local retention removed');
+    assert.deepEqual(s3Unneeded([`${s2}.gz`, 'not-a-segment'], [], [{ revision: 9, createdAt: 1 }], { chain: B, since: 0 }), [`${s2}.gz`]);
     await u.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -79,7 +79,9 @@ test('change log visibility: ls shows the range and it moves; changelog ls|statu
   assert.equal(m1[4], snap.name);
   assert.equal(Number(m1[2]), Number(snap.revision));
   assert.equal(m1[3], snap.createdAt);
-  assert.equal(Number(m1[5]), r1, 'latest = the last sealed revision');
+  // the writer commits each seal with a put of its record in etcd, a revision the next seal holds:
+  // the latest sealed revision moves on every period, also with no other write
+  assert.ok(Number(m1[5]) >= r1, 'latest = the last sealed revision');
 
   // the range moves after new sealed segments
   ok(etcdctl(s, ['put', 'app/config', 'v2']));
@@ -88,7 +90,7 @@ test('change log visibility: ls shows the range and it moves; changelog ls|statu
   assert.ok(r2 > r1);
   const m2 = RANGE.exec(ok(snapshotCli(s, ['ls'])));
   assert.ok(m2);
-  assert.equal(Number(m2[5]), r2, 'latest moved');
+  assert.ok(Number(m2[5]) >= r2, 'latest moved');
   assert.equal(m2[2], m1[2], 'earliest stays the snapshot');
   assert.ok(Date.parse(m2[6] ?? '') >= Date.parse(m1[6] ?? ''));
 
@@ -99,12 +101,12 @@ test('change log visibility: ls shows the range and it moves; changelog ls|statu
   assert.ok(sealed.length >= 2, 'one segment per period with writes');
   for (let i = 1; i < sealed.length; i++) assert.equal(sealed[i]?.first, (sealed[i - 1]?.last ?? 0) + 1, 'contiguous');
   assert.equal(sealed[0]?.first, Number(snap.revision) + 1);
-  assert.equal(sealed[sealed.length - 1]?.last, r2);
+  assert.ok((sealed[sealed.length - 1]?.last ?? 0) >= r2);
   for (const x of sealed) {
     assert.ok(x.size > 0 && x.records !== undefined && x.sealedAt !== undefined && x.firstTime !== undefined && x.lastTime !== undefined);
   }
   assert.equal(l.chains.length, 1);
-  assert.deepEqual(l.chains[0]?.latest.revision, r2);
+  assert.ok((l.chains[0]?.latest.revision ?? 0) >= r2);
   assert.equal(l.chains[0]?.earliest?.snapshot, snap.name);
   const table = ok(changelogCli(s, ['ls'])).split('\n');
   assert.match(table[0] ?? '', /^Chain +First +Last +First seen +Last seen +Size +Sealed$/);
@@ -120,33 +122,33 @@ test('change log visibility: ls shows the range and it moves; changelog ls|statu
   const st = status(s);
   assert.equal(st.enabled, true);
   assert.equal(st.periodMs, 1000);
-  assert.deepEqual(st.writer, { node: 'node1', elected: false });
-  assert.equal(st.etcdRevision, r2);
-  assert.equal(st.lastSealed?.revision, r2);
-  assert.deepEqual(st.lag, { revisions: 0, seconds: 0 });
+  assert.deepEqual(st.writer, { node: 'node1', elected: true });
+  assert.ok((st.lastSealed?.revision ?? 0) >= r2);
+  assert.ok((st.etcdRevision ?? 0) > (st.lastSealed?.revision ?? 0), "the record's put is after the last seal");
+  assert.deepEqual(st.lag, { revisions: 0, seconds: 0 }, "idle: nothing but the record's own put after the last seal");
   assert.equal(st.segments, sealed.length);
   assert.equal(st.chains, 1);
   const text = ok(changelogCli(s, ['status']));
   assert.match(text, /^Change log: +on, sealed every 1s, in \S+changelog$/m);
-  assert.match(text, /^Writer: +node1 \(this server; no writer election yet: every server with --etcd-changelog writes its own log\)$/m);
-  assert.match(text, new RegExp(`^Last sealed: +revision ${r2} \\(seen \\S+\\), sealed \\S+, in [0-9a-f]{16}-\\d{20}-\\d{20}\\.jsonl$`, 'm'));
-  assert.match(text, new RegExp(`^etcd revision: +${r2}$`, 'm'));
+  assert.match(text, /^Writer: +node1 \(elected through etcd\)$/m);
+  assert.match(text, /^Last sealed: +revision \d+ \(seen \S+\), sealed \S+, in [0-9a-f]{16}-\d{20}-\d{20}\.jsonl$/m);
+  assert.match(text, /^etcd revision: +\d+$/m);
   assert.match(text, /^Lag: +0 revisions, 0\.0 s behind etcd$/m);
 
   // metrics: the sealed revision, its time, the segments, the lag; they move with new seals
   let m = await scrape(s);
   promtoolMetrics(m);
-  assert.equal(sample(m, 'etcdsnap_changelog_last_sealed_revision'), r2);
-  assert.equal(sample(m, 'etcdsnap_changelog_segments'), sealed.length);
+  assert.ok((sample(m, 'etcdsnap_changelog_last_sealed_revision') ?? 0) >= r2);
+  assert.ok((sample(m, 'etcdsnap_changelog_segments') ?? 0) >= sealed.length);
   assert.equal(sample(m, 'etcdsnap_changelog_lag_revisions'), 0);
   assert.equal(sample(m, 'etcdsnap_changelog_lag_seconds'), 0);
   const t2 = sample(m, 'etcdsnap_changelog_last_sealed_timestamp_seconds') ?? 0;
-  assert.equal(t2, Date.parse(st.lastSealed?.sealedAt ?? '') / 1000);
+  assert.ok(t2 >= Date.parse(st.lastSealed?.sealedAt ?? '') / 1000);
   ok(etcdctl(s, ['put', 'app/config', 'v3']));
   const r3 = await allSealed(s);
   m = await scrape(s);
   promtoolMetrics(m);
-  assert.equal(sample(m, 'etcdsnap_changelog_last_sealed_revision'), r3);
+  assert.ok((sample(m, 'etcdsnap_changelog_last_sealed_revision') ?? 0) >= r3);
   assert.ok((sample(m, 'etcdsnap_changelog_last_sealed_timestamp_seconds') ?? 0) > t2);
   assert.ok((sample(m, 'etcdsnap_changelog_segments') ?? 0) > sealed.length);
 

@@ -2,7 +2,9 @@
  * The change log writer (changelog/writer.ts) against a stand-in for etcd's watch: the
  * bounded queue (a burst past the high-water mark cancels the watch, which starts again
  * from the next revision once the queue drained), skipped overlaps, a skipped revision,
- * sealing, and resuming (or not) from the folder. Real etcd runs in changelog.test.ts.
+ * sealing, and resuming (or not) from the folder; with a commit point in memory (a commit
+ * whose answer was lost cannot be produced with a real etcd): a refused commit, and a lost
+ * answer completed by the next start. Real etcd runs in changelog.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +16,7 @@ import { createLogger } from '../src/log/logger.js';
 import type { ChangeRecord } from '../src/model/changelog.js';
 import { decodeSegment, parseSegmentName } from '../src/changelog/format.js';
 import { HIGH_WATER_BYTES, ChangeLogWriter } from '../src/changelog/writer.js';
+import type { SealCommit, SealedRecord } from '../src/changelog/progress.js';
 import { tempDir, waitUntil } from './helpers/server.js';
 import { useDurableFs } from '../src/util/durable.js';
 
@@ -195,4 +198,62 @@ test('writer: a segment gets its final name only after its last write and an fsy
   } finally {
     stop();
   }
+});
+
+/** A commit point in memory; `fail` makes the next commits reject after recording (etcd applied it, the answer was lost) or refuse. */
+class MemoryCommit implements SealCommit {
+  record: SealedRecord | undefined;
+  mode: 'ok' | 'lost-answer' | 'refuse' = 'ok';
+  async read(): Promise<SealedRecord | undefined> {
+    return this.record;
+  }
+  async commit(r: Omit<SealedRecord, 'node'>): Promise<boolean> {
+    if (this.mode === 'refuse') return false;
+    this.record = { ...r, node: 'n1' };
+    if (this.mode === 'lost-answer') throw new EtcdsnapError('unavailable', 'etcd transaction failed: deadline exceeded');
+    return true;
+  }
+}
+
+test('writer with a commit point: a refused commit removes the .part; one whose answer was lost is completed by the next start; the next writer resumes from the record', async () => {
+  const dir = tempDir();
+  const etcd = new FakeEtcd();
+  const commit = new MemoryCommit();
+  const fenced: string[] = [];
+  const make = (): ChangeLogWriter =>
+    new ChangeLogWriter({ etcd: etcd as unknown as EtcdClient, dir, periodMs: 60_000, logger, commit, onFenced: (why) => fenced.push(why) });
+  let w = make();
+  await w.start();
+  w.onSnapshot(10);
+  await waitUntil(() => etcd.watches.length === 1, 5000, 'the watch');
+  assert.equal(commit.record?.last, 10, "the chain's beginning is committed");
+  assert.equal(commit.record?.first, 11);
+  etcd.current.on.records(range(11, 3));
+  commit.mode = 'lost-answer';
+  await w.stop();
+  assert.equal(fenced.length, 1);
+  assert.match(fenced[0] ?? '', /^the commit of [0-9a-f]{16}-\d{20}-\d{20}\.jsonl to etcd failed: /);
+  assert.deepEqual(segments(dir), [], 'not renamed: the outcome was unknown');
+  assert.equal(readdirSync(dir).filter((n) => n.endsWith('.part')).length, 1, 'the sealed .part stays');
+
+  // the next writer: etcd's record is the .part's range, so it is completed; resumed after it
+  commit.mode = 'ok';
+  w = make();
+  await w.start();
+  assert.deepEqual(
+    segments(dir).map((x) => [x.first, x.last]),
+    [[11, 13]],
+  );
+  await waitUntil(() => etcd.watches.length === 2, 5000, 'the resumed watch');
+  assert.equal(etcd.current.start, 14);
+  etcd.current.on.records(range(14, 2));
+  commit.mode = 'refuse';
+  await w.stop();
+  assert.equal(fenced.length, 2);
+  assert.equal(readdirSync(dir).filter((n) => n.endsWith('.part')).length, 0, 'a refused commit removes the .part');
+  assert.deepEqual(
+    segments(dir).map((x) => [x.first, x.last]),
+    [[11, 13]],
+  );
+  assert.equal(commit.record?.last, 13);
 });

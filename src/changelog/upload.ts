@@ -4,9 +4,9 @@
  * the uploads run one at a time on their own queue, each failure retried after the delays of
  * `--etcd-s3-upload-retry-delays` (bounded; `RetryQueue`), then logged as an error and left
  * for the next start: `start()` lists the bucket's segments and uploads every local one that
- * is not there (the local segment is the source). `prune(removed)` deletes from S3 what local
- * retention removed, and the objects of this node's chains (the chains of the local
- * segments) older than the first local segment of their chain (a delete that failed before).
+ * is not there (the local segment is the source). `prune(removed, kept, current)` is called
+ * on the cluster's writer only (segments of one chain come from every server that held the
+ * lease) and deletes the objects `s3Unneeded` names.
  */
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
@@ -17,7 +17,38 @@ import type { ObjectStore } from '../store/object-store.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
 import { decodeSegment, parseSegmentName } from './format.js';
 import { encodeSegmentObject, segmentOfObject } from './remote.js';
-import { listSegments } from './segments.js';
+import { listSegments, type KeptSnapshot } from './segments.js';
+
+/** The chain the writer writes, and when it began (the snapshot it began after was taken then). */
+export interface CurrentChain {
+  chain: string;
+  since: number;
+}
+
+/**
+ * Pure: the S3 segment objects (by object name) no kept snapshot of the writer needs:
+ * - those whose segment local retention just removed (`removed`);
+ * - of the current chain, those whose last revision is at or below the revision of every
+ *   kept snapshot taken since the chain began (a restore from any of them starts after it);
+ * - of any other chain (an older one, a broken one, another etcd cluster's), all, once every
+ *   kept snapshot was taken since the current chain began (none of them can use another chain).
+ * With no kept snapshot, nothing.
+ */
+export function s3Unneeded(objects: readonly string[], removed: readonly string[], kept: readonly KeptSnapshot[], current: CurrentChain): string[] {
+  if (kept.length === 0) return [];
+  const gone = new Set(removed);
+  const ofChain = kept.filter((k) => k.createdAt >= current.since);
+  const floor = ofChain.length > 0 ? Math.min(...ofChain.map((k) => k.revision)) : undefined;
+  const othersUnneeded = ofChain.length === kept.length;
+  return objects.filter((o) => {
+    const seg = segmentOfObject(o);
+    const parsed = seg !== undefined ? parseSegmentName(seg) : undefined;
+    if (seg === undefined || !parsed) return false;
+    if (gone.has(seg)) return true;
+    if (parsed.chain === current.chain) return floor !== undefined && parsed.last <= floor;
+    return othersUnneeded;
+  });
+}
 
 export interface SegmentUploaderOptions {
   store: ObjectStore;
@@ -91,21 +122,15 @@ export class SegmentUploader {
     this.o.logger.debug({ segment: name, location: this.o.store.location(obj.name) }, `change log: uploaded ${name}`);
   }
 
-  /** Deletes from S3 the segments local retention removed, and older ones of this node's chains. */
-  prune(removed: readonly string[]): void {
+  /** Deletes from S3 the objects `s3Unneeded` names (call it on the writer only). */
+  prune(removed: readonly string[], kept: readonly KeptSnapshot[], current: CurrentChain): void {
     this.run(async () => {
-      const local = await listSegments(this.o.dir);
-      const firstOf = new Map<string, number>();
-      for (const s of local) firstOf.set(s.chain, Math.min(firstOf.get(s.chain) ?? s.first, s.first));
-      const gone = new Set(removed);
-      const names: string[] = [];
-      for (const o of await this.o.store.list()) {
-        const seg = segmentOfObject(o.name);
-        const parsed = seg !== undefined ? parseSegmentName(seg) : undefined;
-        if (seg === undefined || !parsed) continue;
-        const first = firstOf.get(parsed.chain);
-        if (gone.has(seg) || (first !== undefined && parsed.last < first)) names.push(o.name);
-      }
+      const names = s3Unneeded(
+        (await this.o.store.list()).map((o) => o.name),
+        removed,
+        kept,
+        current,
+      );
       if (names.length === 0) return;
       await this.o.store.delete(names);
       for (const n of names) {

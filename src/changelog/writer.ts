@@ -21,6 +21,16 @@
  *   revision ends the chain the same way.
  * - A failed write ends the chain (its `.part` removed) and logs why; the next snapshot
  *   begins a new one.
+ * - With `commit` (the cluster's commit point in etcd, progress.ts; one writer per cluster):
+ *   `start` resumes from etcd's record (its chain, last + 1, cluster and compaction checked
+ *   as above), and from the local segments only when etcd has no record (an older version's
+ *   log). A seal is committed before its rename: footer, fsync, `commit` (a txn fenced by
+ *   the election), and only then the rename and `onSealed`. A commit that fails or cannot
+ *   be made stops the writer and tells `onFenced(why)`: the next leader resumes from the
+ *   record, so nothing is logged twice and nothing is skipped. A refused commit removes the
+ *   `.part`; one whose outcome is unknown leaves it sealed, and `start` completes it when
+ *   etcd's record is its range (progress.ts `completeCommittedParts`), else removes it.
+ * - `abort()` (leadership lost) stops at once: nothing more is sealed, the `.part` removed.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
@@ -28,12 +38,14 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
-import { EtcdsnapError, messageOf } from '../errors.js';
+import { type EtcdsnapError, messageOf } from '../errors.js';
 import type { ChangeRecord } from '../model/changelog.js';
-import { commitFile, createExclusive, writeAllAt } from '../util/durable.js';
+import { commitFile, createExclusive, renameDurably, writeAllAt } from '../util/durable.js';
 import { ensurePrivateDir } from '../util/fs.js';
 import { encodeFooter, encodeHeader, encodeRecord, partName, segmentName } from './format.js';
-import { listSegments, readSegment, removeParts } from './segments.js';
+import { removeParts } from './segments.js';
+import { completeCommittedParts, type SealCommit } from './progress.js';
+import { isCompacted, resumePoint } from './resume.js';
 
 /** Queued bytes past which the watch pauses. */
 export const HIGH_WATER_BYTES = 8 * 1024 * 1024;
@@ -51,12 +63,18 @@ export interface ChangeLogWriterOptions {
   requestSnapshot?: () => void;
   /** Told the name of each segment once it is sealed (durable); must not throw or block. */
   onSealed?: (name: string) => void;
+  /** The cluster's commit point (progress.ts): seals are committed there before their rename. */
+  commit?: SealCommit;
+  /** Told once when a commit was fenced or failed (the writer has stopped). */
+  onFenced?: (why: string) => void;
 }
 
 /** A chain; `failed` once a write of it failed (its queued records are dropped). */
 interface Chain {
   id: string;
   cluster: string;
+  /** When the chain began (ms; for the record). */
+  since: number;
   failed?: boolean;
 }
 
@@ -99,6 +117,13 @@ export class ChangeLogWriter {
   /** Prepares the folder and resumes the last chain when it can (see the module's contract). */
   async start(): Promise<void> {
     await ensurePrivateDir(this.o.dir);
+    if (this.o.commit) {
+      // a seal whose commit's outcome was unknown (etcd did not answer) or a crash between commit and rename
+      for (const name of await completeCommittedParts(this.o.dir, await this.o.commit.read())) {
+        this.log.info({ segment: name }, `change log: completed ${name}: etcd's record shows its commit`);
+        this.o.onSealed?.(name);
+      }
+    }
     const parts = await removeParts(this.o.dir);
     if (parts.length > 0) this.log.info({ files: parts }, 'change log: removed unsealed segments of an earlier run; their revisions are watched again');
     this.timer = setInterval(() => this.enqueueSeal(Date.now()), this.o.periodMs);
@@ -110,46 +135,58 @@ export class ChangeLogWriter {
     }
   }
 
-  /** Resumes the newest chain; answers why it cannot (undefined when it resumed). */
+  /** Resumes the newest chain (resume.ts); answers why it cannot (undefined when it resumed). */
   private async resume(): Promise<string | undefined> {
-    const names = await listSegments(this.o.dir);
-    const newest = names.reduce<(typeof names)[number] | undefined>((a, s) => (!a || s.last > a.last ? s : a), undefined);
-    if (!newest) return 'no earlier segment';
-    let seg: Awaited<ReturnType<typeof readSegment>>;
-    try {
-      seg = await readSegment(this.o.dir, newest.name);
-    } catch (err) {
-      return `cannot resume from ${newest.name}: ${messageOf(err)}`;
-    }
-    const status = await this.o.etcd.status();
-    if (seg.header.cluster !== status.clusterId)
-      return `the last segment ${newest.name} belongs to etcd cluster ${seg.header.cluster}, not to this one (${status.clusterId})`;
-    if (seg.footer.last > Number(status.revision))
-      return `the last segment ${newest.name} ends at revision ${seg.footer.last}, after etcd's ${status.revision}`;
-    if (await this.compacted(seg.footer.last + 1)) return `revision ${seg.footer.last + 1} was compacted while no change log was written`;
-    this.chain = { id: seg.header.chain, cluster: seg.header.cluster };
-    this.next = seg.footer.last + 1;
-    this.lastTime = seg.footer.lastTime;
-    this.sealedThrough = seg.footer.last;
-    this.log.info({ chain: this.chain.id, revision: this.next }, `change log: resuming chain ${this.chain.id} at revision ${this.next}`);
+    const p = await resumePoint(this.o.etcd, this.o.dir, this.o.commit);
+    if ('why' in p) return p.why;
+    this.chain = { id: p.chain, cluster: p.cluster, since: p.since };
+    this.next = p.next;
+    this.lastTime = p.lastTime;
+    this.sealedThrough = p.next - 1;
+    this.log.info(
+      { chain: p.chain, revision: p.next, ...(p.from !== undefined ? { from: p.from } : {}) },
+      `change log: resuming chain ${p.chain} at revision ${p.next}${p.from !== undefined ? ` (etcd's record, committed by ${p.from})` : ''}`,
+    );
     await this.startWatch();
     return undefined;
   }
 
+  /** The chain being written and when it began (undefined: none now). */
+  current(): { chain: string; since: number } | undefined {
+    return this.chain && !this.chain.failed ? { chain: this.chain.id, since: this.chain.since } : undefined;
+  }
+
   /** A snapshot at `revision` was saved: begins a chain after it unless one runs. */
-  onSnapshot(revision: number): void {
+  onSnapshot(revision: number, takenAt = Date.now()): void {
     if (this.stopped || this.chain || this.starting) return;
     this.starting = true;
-    void this.begin(revision)
+    void this.begin(revision, takenAt)
       .catch((err: unknown) => this.log.error({ err: messageOf(err) }, `change log: could not begin a chain: ${messageOf(err)}`))
       .finally(() => {
         this.starting = false;
       });
   }
 
-  private async begin(revision: number): Promise<void> {
+  private async begin(revision: number, takenAt: number): Promise<void> {
     const status = await this.o.etcd.status();
-    this.chain = { id: randomBytes(8).toString('hex'), cluster: status.clusterId };
+    if (this.stopped) return;
+    const chain = { id: randomBytes(8).toString('hex'), cluster: status.clusterId, since: takenAt };
+    if (this.o.commit) {
+      // the chain's beginning is committed too (an empty range: resume at revision + 1), so
+      // a writer that stops before its first seal is resumed, not restarted after a snapshot
+      const begun = { cluster: chain.cluster, chain: chain.id, first: revision + 1, last: revision, lastTime: takenAt, sealedAt: takenAt, since: takenAt };
+      const why = await this.o.commit.commit(begun).then(
+        (ok) => (ok ? undefined : 'another server writes the change log now (the commit was fenced)'),
+        (err: unknown) => `the commit of chain ${chain.id}'s beginning to etcd failed: ${messageOf(err)}`,
+      );
+      if (why !== undefined) {
+        this.log.warn(`change log: this server stops writing: ${why}`);
+        await this.halt();
+        this.o.onFenced?.(why);
+        return;
+      }
+    }
+    this.chain = chain;
     this.next = revision + 1;
     this.log.info(
       { chain: this.chain.id, revision: this.next },
@@ -158,13 +195,8 @@ export class ChangeLogWriter {
     await this.startWatch();
   }
 
-  private async compacted(revision: number): Promise<boolean> {
-    try {
-      await this.o.etcd.rangePage(Buffer.from([0]), undefined, revision, 1);
-      return false;
-    } catch (err) {
-      return err instanceof EtcdsnapError && err.kind === 'conflict';
-    }
+  private compacted(revision: number): Promise<boolean> {
+    return isCompacted(this.o.etcd, revision);
   }
 
   private async startWatch(): Promise<void> {
@@ -286,23 +318,83 @@ export class ChangeLogWriter {
   private async seal(sealedAt: number): Promise<void> {
     const p = this.part;
     if (!p) return;
+    const at = Math.max(sealedAt, p.lastTime);
     const footer = encodeFooter({
       first: p.first,
       last: p.last,
       records: p.records,
       firstTime: p.firstTime,
       lastTime: p.lastTime,
-      sealedAt: Math.max(sealedAt, p.lastTime),
+      sealedAt: at,
       sha256: p.hash.digest('hex'),
     });
     await writeAllAt(p.fh, footer, p.bytes);
-    await p.fh.close();
     const name = segmentName(p.chain.id, p.first, p.last);
-    await commitFile(p.file, path.join(this.o.dir, name));
+    if (this.o.commit) {
+      await p.fh.sync();
+      await p.fh.close();
+      const rec = { cluster: p.chain.cluster, chain: p.chain.id, first: p.first, last: p.last, lastTime: p.lastTime, sealedAt: at, since: p.chain.since };
+      const outcome = await this.o.commit.commit(rec).then(
+        (ok) => (ok ? undefined : { why: 'another server writes the change log now (the commit was fenced)', known: true }),
+        (err: unknown) => ({ why: `the commit of ${name} to etcd failed: ${messageOf(err)}`, known: false }),
+      );
+      if (outcome !== undefined) return this.fenced(p, outcome.why, outcome.known);
+      await renameDurably(p.file, path.join(this.o.dir, name));
+    } else {
+      await p.fh.close();
+      await commitFile(p.file, path.join(this.o.dir, name));
+    }
     this.part = undefined;
     this.sealedThrough = p.last;
     this.log.debug({ segment: name, records: p.records }, `change log: sealed ${name}`);
     this.o.onSealed?.(name);
+  }
+
+  /** A commit was fenced or failed: the `.part` goes, the writer stops, `onFenced` is told. */
+  /**
+   * A commit was refused (`known`: the `.part` is removed) or its outcome is unknown (etcd did
+   * not answer: the sealed `.part` stays, and the next start, of a term or of the server,
+   * completes it when etcd's record shows its commit, else removes it).
+   */
+  private async fenced(p: OpenPart, why: string, known: boolean): Promise<void> {
+    this.part = undefined;
+    if (known) await fsp.rm(p.file, { force: true });
+    this.log.warn(
+      { segment: p.file, first: p.first, last: p.last },
+      known
+        ? `change log: this server stops writing: ${why}; the segment's revisions are left to the next writer`
+        : `change log: this server stops writing: ${why}; the sealed segment stays until etcd's record says whether it was committed`,
+    );
+    await this.halt();
+    this.o.onFenced?.(why);
+  }
+
+  /** Stops everything without sealing: the chain ends, queued records are dropped, the watch cancelled. */
+  private async halt(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.retry) clearTimeout(this.retry);
+    if (this.chain) this.chain.failed = true;
+    this.chain = undefined;
+    const w = this.watch;
+    this.watch = undefined;
+    await w?.cancel();
+  }
+
+  /**
+   * Leadership was lost: stops at once without sealing; the open `.part` is removed (its
+   * revisions belong to the next writer).
+   */
+  async abort(): Promise<void> {
+    if (this.part) this.part.chain.failed = true;
+    await this.halt();
+    await this.io.catch(() => undefined);
+    const p = this.part;
+    this.part = undefined;
+    if (p) {
+      await p.fh.close().catch(() => undefined);
+      await fsp.rm(p.file, { force: true });
+    }
   }
 
   private async fail(err: unknown): Promise<void> {

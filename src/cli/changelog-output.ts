@@ -49,7 +49,9 @@ export function renderChangelogStatus(s: ChangelogStatusResponse, json: boolean)
     [
       'Writer:',
       s.writer
-        ? `${s.writer.node} (this server; ${s.writer.elected ? 'elected' : 'no writer election yet: every server with --etcd-changelog writes its own log'})`
+        ? s.writer.elected
+          ? `${s.writer.node} (elected through etcd)`
+          : 'none elected now (a server with --etcd-changelog takes over within the lease TTL)'
         : 'none',
     ],
     ['Segments:', `${plural(s.segments, 'sealed', 'sealed')} in ${plural(s.chains, 'chain', 'chains')}${s.open ? ', 1 being written' : ''}`],

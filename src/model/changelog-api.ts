@@ -55,8 +55,9 @@ export interface ChangelogStatusResponse {
   periodMs?: number;
   dir: string;
   /**
-   * The server that writes the log: this one when enabled. No election yet (issue 16):
-   * `elected: false` says that every server with `--etcd-changelog` writes its own log.
+   * With the log on: the server elected through etcd to write the cluster's log (`node`, its
+   * node name) and whether one is elected now (`elected: false`, `node: ''`: none holds the
+   * lease, as between a writer's death and its successor's election).
    */
   writer?: { node: string; elected: boolean };
   /** Sealed segments and chains in the folder, and whether a segment is being written. */

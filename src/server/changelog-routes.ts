@@ -3,10 +3,15 @@
  * routes `GET /v1/changelog` (segments and each chain's range) and `GET /v1/changelog/status`
  * (on or off, the writer, the last sealed revision, etcd's revision, the lag), the ranges
  * added to the snapshot list's answer, and the change log's metrics (docs/metrics.md).
- * Everything is read from the folder (changelog/state.ts) and etcd's status; the writer
+ * Everything is read from the folder (changelog/state.ts) and etcd (its status, the
+ * writer's election key and the cluster's seal record, changelog/progress.ts); the writer
  * is not asked, so the routes answer the same with the log off (old segments are shown).
+ * The lag is measured from the cluster's record when etcd has one (the last seal of any
+ * server), not counting the record's own put, else from the local folder.
  */
 import type { EtcdClient } from '../etcd/client.js';
+import { electionHolder } from '../etcd/election.js';
+import { readSealedRecord, WRITER_KEY } from '../changelog/progress.js';
 import { Gauge } from 'prom-client';
 import { changelogDir } from '../changelog/segments.js';
 import { chainRanges, chainRuns, lagOf, rangeOf, readSegments, summarize, type SnapshotPoint } from '../changelog/state.js';
@@ -66,10 +71,20 @@ async function etcdRevision(etcd: EtcdClient, timeoutMs: number): Promise<number
 
 export async function changelogStatus(o: ChangelogViewOptions, timeoutMs = 2000): Promise<ChangelogStatusResponse> {
   const dir = changelogDir(o.dbDir);
-  const [sum, rev] = await Promise.all([summarize(dir), etcdRevision(o.etcd, timeoutMs)]);
+  const [sum, rev, holder, record] = await Promise.all([
+    summarize(dir),
+    etcdRevision(o.etcd, timeoutMs),
+    o.enabled ? electionHolder(o.etcd, WRITER_KEY).catch(() => undefined) : undefined,
+    o.enabled
+      ? readSealedRecord(o.etcd).then(
+          (r) => r.record,
+          () => undefined,
+        )
+      : undefined,
+  ]);
   const out: ChangelogStatusResponse = {
     enabled: o.enabled,
-    ...(o.enabled ? { periodMs: o.periodMs, writer: { node: o.nodeName, elected: false } } : {}),
+    ...(o.enabled ? { periodMs: o.periodMs, writer: { node: holder?.value ?? '', elected: holder !== undefined && holder.lease !== '0' } } : {}),
     dir,
     segments: sum.segments,
     chains: sum.chains,
@@ -80,7 +95,9 @@ export async function changelogStatus(o: ChangelogViewOptions, timeoutMs = 2000)
     out.lastSealed = last;
   }
   if (rev !== undefined) out.etcdRevision = rev;
-  if (o.enabled && rev !== undefined && sum.lastSealed) out.lag = lagOf(rev, sum.lastSealed, Date.now());
+  if (o.enabled && rev !== undefined && record && record.last >= (sum.lastSealed?.revision ?? 0) && record.last <= rev)
+    out.lag = lagOf(Math.max(record.last, rev - 1), { revision: record.last, sealedAtMs: record.sealedAt }, Date.now());
+  else if (o.enabled && rev !== undefined && sum.lastSealed) out.lag = lagOf(rev, sum.lastSealed, Date.now());
   return out;
 }
 

@@ -120,8 +120,11 @@ export interface HaCluster {
   join(i: number): Promise<ServerProcess>;
 }
 
-/** Starts S1, then S2 and S3 joining it; every server is ready and a voting member. */
-export async function startHa(): Promise<HaCluster> {
+/**
+ * Starts S1, then S2 and S3 joining it; every server is ready and a voting member. `extra`
+ * args and env are given to every server (and to later starts through `startS1` and `join`).
+ */
+export async function startHa(extra: { args?: string[]; env?: Record<string, string> } = {}): Promise<HaCluster> {
   const root = tempDir();
   const dirs = ['s1', 's2', 's3'].map((n) => path.join(root, n));
   const ports = [await freePorts(), await freePorts(), await freePorts()];
@@ -131,7 +134,13 @@ export async function startHa(): Promise<HaCluster> {
     return v;
   };
   const startS1 = (): Promise<ServerProcess> =>
-    startReady({ dataDir: at(dirs, 0), ports: at(ports, 0), nodeName: 'server-1', args: ['--cluster-init', '--etcd-disable-snapshots'] });
+    startReady({
+      dataDir: at(dirs, 0),
+      ports: at(ports, 0),
+      nodeName: 'server-1',
+      args: ['--cluster-init', '--etcd-disable-snapshots', ...(extra.args ?? [])],
+      env: extra.env ?? {},
+    });
   const s1 = await startS1();
   const token = s1.token();
   const join = (i: number): Promise<ServerProcess> =>
@@ -139,8 +148,8 @@ export async function startHa(): Promise<HaCluster> {
       dataDir: at(dirs, i),
       ports: at(ports, i),
       nodeName: `server-${i + 1}`,
-      args: ['--server', s1.url, '--etcd-disable-snapshots'],
-      env: { ETCDSNAP_TOKEN: token },
+      args: ['--server', s1.url, '--etcd-disable-snapshots', ...(extra.args ?? [])],
+      env: { ...extra.env, ETCDSNAP_TOKEN: token },
     });
   const s2 = await join(1);
   const s3 = await join(2);
