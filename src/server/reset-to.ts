@@ -130,10 +130,11 @@ export async function replayOnto(
  * Extra etcd flags for the loopback etcd a change log is replayed onto: one revision is one
  * transaction, and one revision can hold more operations than etcd's default limit of 128
  * per transaction (a lease that expires deletes every key attached to it in one revision;
- * Kubernetes puts many events on one lease), or a request larger than the default 1.5 MiB.
- * The original etcd committed the revision, so the replay must accept it whole.
+ * Kubernetes puts many events on one lease), or a request larger than the default 1.5 MiB
+ * (10 MiB: etcd warns above that). The original etcd committed the revision, so the replay
+ * must accept it whole.
  */
-export const REPLAY_ETCD_ARGS: readonly string[] = ['--max-txn-ops=1000000', `--max-request-bytes=${64 * 1024 * 1024}`];
+export const REPLAY_ETCD_ARGS: readonly string[] = ['--max-txn-ops=1000000', `--max-request-bytes=${10 * 1024 * 1024}`];
 
 export const replayFailed = (err: unknown): EtcdsnapError =>
   new EtcdsnapError(err instanceof EtcdsnapError ? err.kind : 'environment', `refusing to restore to a point: ${messageOf(err)}; nothing was changed`, {
