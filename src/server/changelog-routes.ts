@@ -109,7 +109,8 @@ export function addChangelogRoutes(ctx: HostContext, o: ChangelogViewOptions): v
 /**
  * The change log's gauges (with the log on), read before each scrape: the last sealed
  * revision and its seal time, the lag behind etcd in seconds and revisions, the sealed
- * segments. Before the first seal the sealed gauges and the lag are 0.
+ * segments. Before the first seal the sealed gauges are 0 and the lag runs from the chain's
+ * beginning (etcd's record); before any chain began it is 0.
  */
 export function addChangelogMetrics(metrics: ServerMetrics, o: ChangelogViewOptions): void {
   const registers = [metrics.registry];
