@@ -270,6 +270,17 @@ test('the scheduled retention pass applies the server policy locally and in S3 (
   const savedLine = await s.waitFor((l) => typeof l.msg === 'string' && /^Snapshot etcd-snapshot-node1-\d+ saved$/.test(l.msg), 120_000);
   const first = /(etcd-snapshot-node1-\d+)/.exec(String(savedLine.msg))?.[1] ?? '';
   await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('Applied snapshot retention policy') && l.msg.includes('s3://ret2'), 240_000);
+  // the dashboard shows the policy, not the (unused) counts
+  const secret = s.token().split('::server:')[1] ?? '';
+  const login = await apiRequest(`${s.url}/ui/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-etcdsnap-csrf': 'login', origin: s.url },
+    body: JSON.stringify({ token: secret }),
+  });
+  assert.equal(login.status, 200, login.body);
+  const cookie = /__Host-etcdsnap-session=[^;]+/.exec(login.headers['set-cookie']?.join(';') ?? '')?.[0] ?? '';
+  const ui = await apiRequest(`${s.url}/ui/state`, { headers: { cookie } });
+  assert.equal((JSON.parse(ui.body) as { schedule: { retentionPolicy?: string } }).schedule.retentionPolicy, POLICY);
   await s.stop();
 
   // the first pass: what it removed, from the log between its markers

@@ -199,7 +199,12 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
       ...(cfg.s3 ? { s3: cfg.s3 } : {}),
       savePrefix: defaultPrefix,
       encoding: cfg.settings.encoding,
-      schedule: { enabled: !cfg.disabled, spec: cfg.schedule.spec, retention: cfg.settings.retention },
+      schedule: {
+        enabled: !cfg.disabled,
+        spec: cfg.schedule.spec,
+        retention: cfg.settings.retention,
+        ...(cfg.settings.retentionPolicy ? { retentionPolicy: formatRetentionPolicy(cfg.settings.retentionPolicy) } : {}),
+      },
       nextRun: () => scheduler?.nextRun(),
     });
     if (cfg.disabled) {

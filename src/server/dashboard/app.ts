@@ -78,7 +78,7 @@ export const APP_JS = `'use strict';
     var sc = s.schedule;
     add('Schedule', sc.enabled ? sc.spec : 'disabled');
     if (sc.enabled) add('Next run', sc.nextRun ? when(sc.nextRun) : 'never');
-    add('Retention', String(sc.retention) + ' local' + (sc.s3Retention !== undefined ? ', ' + sc.s3Retention + ' in S3' : ''));
+    add('Retention', sc.retentionPolicy !== undefined ? 'policy ' + sc.retentionPolicy + ' (local and S3)' : String(sc.retention) + ' local' + (sc.s3Retention !== undefined ? ', ' + sc.s3Retention + ' in S3' : ''));
     if (sc.s3) add('S3', sc.s3);
     var lf = $('last-failure');
     if (s.lastFailure) {

@@ -32,7 +32,7 @@ export interface DashboardOptions {
   /** Prefix and encoding of a save started from the dashboard (as `etcd-snapshot save`'s defaults). */
   savePrefix: string;
   encoding: SnapshotEncoding;
-  schedule: { enabled: boolean; spec: string; retention: number };
+  schedule: { enabled: boolean; spec: string; retention: number; retentionPolicy?: string };
   /** The scheduler's next run (null: none; undefined: no scheduler). */
   nextRun(): Date | null | undefined;
 }

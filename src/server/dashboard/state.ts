@@ -36,6 +36,8 @@ export interface DashboardSchedule {
   /** RFC 3339; absent when disabled or the schedule never fires again. */
   nextRun?: string;
   retention: number;
+  /** The time-bucket policy (`--etcd-snapshot-retention-policy`), when set: it replaces both counts. */
+  retentionPolicy?: string;
   /** S3 retention, when the server has S3 settings. */
   s3Retention?: number;
   /** Where S3 copies go (`s3://bucket/folder at endpoint`), when configured. */
