@@ -42,6 +42,8 @@ export class EtcdCluster {
     readonly tls: ClusterTls,
     readonly specs: MemberSpec[],
     readonly token: string,
+    /** More etcd flags for every member (e.g. `--quota-backend-bytes=...` for a benchmark). */
+    readonly etcdArgs: readonly string[] = [],
   ) {
     this.members = specs.map(() => undefined);
   }
@@ -81,6 +83,7 @@ export class EtcdCluster {
       '--logger=zap',
       '--log-outputs=stderr',
       '--log-level=warn',
+      ...this.etcdArgs,
     ];
     const child = spawn('etcd', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
     const log: string[] = [];
@@ -181,12 +184,12 @@ export async function memberSpecs(dir: string, certs: Array<{ cert: string; key:
   return out;
 }
 
-/** A new healthy cluster of `size` members (m1, m2, ...). */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/** A new healthy cluster of `size` members (m1, m2, ...), with `etcdArgs` added to each member's flags. */
+export async function startEtcdCluster(size = 3, etcdArgs: readonly string[] = []): Promise<EtcdCluster> {
   const dir = tempDir('etcdsnap-cluster-');
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
   const { tls, members } = await makeClusterTls(path.join(dir, 'pki'), names);
-  const cluster = new EtcdCluster(dir, tls, await memberSpecs(dir, members, names), 'test-cluster');
+  const cluster = new EtcdCluster(dir, tls, await memberSpecs(dir, members, names), 'test-cluster', etcdArgs);
   for (let i = 0; i < size; i++) cluster.start(i);
   await cluster.healthy();
   return cluster;
