@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createCa, issueLeaf } from '../../src/etcd/pki.js';
-import { BIN, cleanEnv, freePort, type LogLine, ServerProcess, tempDir } from './server.js';
+import { BIN, cleanEnv, freePort, type LogLine, NODE_FLAGS, ServerProcess, tempDir } from './server.js';
 
 export interface ClusterTls {
   ca: string;
@@ -206,6 +206,7 @@ export async function startAgent(
   const cfg = path.join(path.dirname(dataDir), `config-${port}.yaml`);
   writeFileSync(cfg, '');
   const args = [
+    ...NODE_FLAGS,
     BIN,
     'agent',
     '--config',
