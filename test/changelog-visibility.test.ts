@@ -126,7 +126,8 @@ test('change log visibility: ls shows the range and it moves; changelog ls|statu
   assert.ok((st.lastSealed?.revision ?? 0) >= r2);
   assert.ok((st.etcdRevision ?? 0) > (st.lastSealed?.revision ?? 0), "the record's put is after the last seal");
   assert.deepEqual(st.lag, { revisions: 0, seconds: 0 }, "idle: nothing but the record's own put after the last seal");
-  assert.equal(st.segments, sealed.length);
+  // the record's put after each seal makes a new segment every period: one more may be sealed by now
+  assert.ok(st.segments >= sealed.length && st.segments <= sealed.length + 2, `${st.segments} sealed segments, ${sealed.length} listed just before`);
   assert.equal(st.chains, 1);
   const text = ok(changelogCli(s, ['status']));
   assert.match(text, /^Change log: +on, sealed every 1s, in \S+changelog$/m);
