@@ -205,27 +205,33 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
     if (cfg.disabled) {
       ctx.logger.info('scheduled etcd snapshots are disabled (--etcd-disable-snapshots)');
     } else {
+      /** The scheduled save of `tick`, when the leadership says this process takes it. */
+      const scheduledSave = async (tick: Date): Promise<void> => {
+        if (cfg.leadership && !(await cfg.leadership.isActive(tick))) {
+          ctx.logger.debug({ tick: tick.toISOString() }, 'skipping scheduled snapshot: another agent takes it');
+          return;
+        }
+        await service.save({
+          prefix: cfg.settings.name,
+          encoding: cfg.settings.encoding,
+          retention: cfg.settings.retention,
+          ...(cfg.settings.retentionPolicy ? { retentionPolicy: cfg.settings.retentionPolicy } : {}),
+          scheduled: true,
+          replicas: replicasOf(cfg.s3),
+        });
+      };
+      const onError = (err: unknown): void => {
+        ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`);
+        dashboard.noteFailure('scheduled save', messageOf(err));
+      };
+      cfg.leadership?.onMissedTick?.((tick) => {
+        scheduledSave(tick).catch(onError);
+      });
       scheduler = new Scheduler({
         schedule: cfg.schedule,
-        job: async () => {
-          if (cfg.leadership && !(await cfg.leadership.isActive())) {
-            ctx.logger.debug('skipping scheduled snapshot: another agent is active');
-            return;
-          }
-          await service.save({
-            prefix: cfg.settings.name,
-            encoding: cfg.settings.encoding,
-            retention: cfg.settings.retention,
-            ...(cfg.settings.retentionPolicy ? { retentionPolicy: cfg.settings.retentionPolicy } : {}),
-            scheduled: true,
-            replicas: replicasOf(cfg.s3),
-          });
-        },
+        job: scheduledSave,
         onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),
-        onError: (err) => {
-          ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`);
-          dashboard.noteFailure('scheduled save', messageOf(err));
-        },
+        onError,
       });
       scheduler.start();
       const s = scheduler;
