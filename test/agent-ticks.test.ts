@@ -28,7 +28,7 @@ test('missedTick: the newest tick in (marker, now], within the look-back, else n
     ['one missed (the handover)', { tick: T, node: 'a' }, T + 5000, 30_000, T + 4000],
     ['a tick exactly now', { tick: T, node: 'a' }, T + 4000, 30_000, T + 4000],
     ['several missed: only the newest', { tick: T, node: 'a' }, T + 13_000, 30_000, T + 12_000],
-    ['no marker (new group): the newest within the look-back', undefined, T + 1000, 30_000, T],
+    ['no marker (a new group): none', undefined, T + 1000, 30_000, undefined],
     ['missed, but longer ago than the look-back: none', { tick: T, node: 'a' }, T + 101_000, 500, undefined],
     ['group down for long: none older than the look-back', { tick: T - 1_000_000, node: 'a' }, T + 1000, 500, undefined],
     ['the marker ahead of now (clock skew): none', { tick: T + 8000, node: 'a' }, T + 5000, 30_000, undefined],

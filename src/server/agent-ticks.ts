@@ -11,7 +11,8 @@
  * - `missedTick`: an agent that becomes active takes at most one missed tick: the newest
  *   tick in (marker, now], looked for no further back than `lookbackMs` (a tick that fell
  *   during a handover, not every tick of a group that was down: as cron's "run once if
- *   missed", and as the server, which never replays ticks missed while down).
+ *   missed", and as the server, which never replays ticks missed while down); none without
+ *   a marker (a new group has missed nothing: no snapshot at its first start).
  */
 import type { Schedule } from './schedule.js';
 
@@ -46,10 +47,11 @@ export function shouldClaim(tick: number, marker: TickMarker | undefined): boole
 
 /**
  * The newest tick of `schedule` in (marker, now], not older than `now - lookbackMs`;
- * undefined when there is none (nothing missed).
+ * undefined when there is none or no marker (nothing missed).
  */
 export function missedTick(schedule: Schedule, marker: TickMarker | undefined, now: number, lookbackMs: number): number | undefined {
-  const from = Math.max(marker?.tick ?? Number.NEGATIVE_INFINITY, now - lookbackMs - 1);
+  if (marker === undefined) return undefined;
+  const from = Math.max(marker.tick, now - lookbackMs - 1);
   let latest: number | undefined;
   let t = schedule.next(new Date(from));
   // bounded: a schedule has at most one tick a second (`@every` needs 1s at least)

@@ -4,7 +4,7 @@
  * skips the tick (logged at debug level). On-demand saves (`etcd-snapshot save` against one
  * agent's API) are never asked: the caller chose that agent, and each request makes one.
  *
- * The server is always active (`ALWAYS_ACTIVE`). The agent's implementation
+ * The server passes none (it is always active). The agent's implementation
  * (agent-election.ts) holds an etcd-lease term and claims each tick exactly once per
  * agent group; it also takes a tick missed while no agent was active, through the
  * function the snapshot feature hands to `onMissedTick`.
@@ -22,6 +22,3 @@ export interface Leadership {
    */
   onMissedTick?(take: (tick: Date) => void): void;
 }
-
-/** The server's: always active, nothing missed. */
-export const ALWAYS_ACTIVE: Leadership = { isActive: () => true };
