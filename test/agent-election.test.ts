@@ -5,7 +5,8 @@
  * each scheduled tick is taken exactly once across both agents; an on-demand save against
  * either agent makes exactly one snapshot (not elected); SIGKILL of the active agent hands
  * over within the TTL plus a bound, and the ticks around the handover are each taken
- * exactly once (no gap, no double), counted both by claims and by snapshot files.
+ * exactly once (no gap, no double), counted both by claims and by snapshot files. The
+ * election's status route and the `etcdsnap_agent_active` gauge show the active agent.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -84,6 +85,10 @@ test('two agents: one snapshot per tick, on-demand saves once, SIGKILL of the ac
     };
   const firstName = first === a1 ? 'a1' : 'a2';
   assert.deepEqual([(await status(first)).active, (await status(standby)).active, (await status(standby)).holder], [true, false, firstName]);
+
+  const activeGauge = async (a: ServerProcess): Promise<string | undefined> =>
+    /^etcdsnap_agent_active (\d)$/m.exec((await apiRequest(`${a.url}/metrics`, { headers: { authorization: `Bearer ${secret(a)}` } })).body)?.[1];
+  assert.deepEqual([await activeGauge(first), await activeGauge(standby)], ['1', '0'], 'etcdsnap_agent_active');
 
   // (b) on demand, against either agent: exactly one snapshot each, not elected
   for (const a of [first, standby]) {

@@ -19,7 +19,8 @@
  *   scheduled save (`onMissedTick`), which claims it like any tick.
  * - Logged: "this agent is now the active one", "standing by, <node> is active" (when the
  *   holder this agent saw changes), each claim, a lost term. `GET /v1/agent/election`
- *   (token) answers `AgentElectionStatus`.
+ *   (token) answers `AgentElectionStatus`; the gauge `etcdsnap_agent_active` is 1 while
+ *   this agent holds a term (`activeNow`).
  * - The election runs from the feature's start (`feature()`, after the snapshot feature)
  *   until the drain, where the active agent resigns (its lease revoked: another takes over
  *   at once).
@@ -77,6 +78,10 @@ export class AgentLeadership implements Leadership {
     this.take = take;
   }
 
+  activeNow(): boolean {
+    return this.term !== undefined && !this.term.signal.aborted;
+  }
+
   async isActive(tick: Date): Promise<boolean> {
     const term = this.term;
     const etcd = this.etcd;
@@ -131,7 +136,7 @@ export class AgentLeadership implements Leadership {
 
   /** What `GET /v1/agent/election` answers. */
   async status(): Promise<AgentElectionStatus> {
-    const out: AgentElectionStatus = { group: this.o.group, node: this.o.nodeName, active: this.term !== undefined && !this.term.signal.aborted };
+    const out: AgentElectionStatus = { group: this.o.group, node: this.o.nodeName, active: this.activeNow() };
     if (!this.etcd) return out;
     const holder = await electionHolder(this.etcd, this.keys.active);
     const { marker } = await this.readMarker(this.etcd);

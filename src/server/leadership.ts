@@ -21,4 +21,6 @@ export interface Leadership {
    * first); called once by the snapshot feature at start. Absent: nothing is ever missed.
    */
   onMissedTick?(take: (tick: Date) => void): void;
+  /** Whether this process is the active one now (the `etcdsnap_agent_active` gauge); absent: no gauge. */
+  activeNow?(): boolean;
 }
