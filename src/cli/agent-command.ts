@@ -1,7 +1,9 @@
 /**
  * `etcdsnap agent`: resolves AGENT_OPTIONS (config file /etc/etcdsnap/agent.yaml by default),
  * finds the etcd connection (flags, ETCDCTL_* variables, kubeadm's files), builds the logger
- * and runs the agent (server/agent.ts) with the server's snapshot feature until a signal.
+ * and runs the agent (server/agent.ts) with the server's snapshot feature until a signal;
+ * with scheduled snapshots on, the election of the agent group (server/agent-election.ts)
+ * decides which agent takes them.
  */
 import { Command } from 'commander';
 import { addOptions, resolveValues } from '../config/resolve.js';
@@ -26,12 +28,22 @@ export function agentCommand(): Command {
     const s3 = s3OptionsFromValues(values, 'etcd-', proxyEnv);
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
-    const [{ runAgent }, { snapshotFeature }, { resolveEncoding }, { ALWAYS_ACTIVE }] = await Promise.all([
+    const [{ runAgent }, { snapshotFeature }, { resolveEncoding }, { AgentLeadership }] = await Promise.all([
       import('../server/agent.js'),
       import('../server/snapshots.js'),
       import('../snapshot/encode.js'),
-      import('../server/leadership.js'),
+      import('../server/agent-election.js'),
     ]);
+    // scheduled snapshots: the agents of a group elect the one that takes them
+    const leadership = cfg.snapshots.disabled
+      ? undefined
+      : new AgentLeadership({
+          group: cfg.election.name,
+          nodeName: cfg.nodeName,
+          ttlSeconds: cfg.election.ttlSeconds,
+          schedule: cfg.snapshots.schedule,
+          logger,
+        });
     const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
     keepRunningOnBugs(logger);
     await runAgent(cfg, logger, stopSignal(logger), [
@@ -48,8 +60,9 @@ export function agentCommand(): Command {
         },
         ...(s3 ? { s3 } : {}),
         proxyEnv,
-        leadership: ALWAYS_ACTIVE,
+        ...(leadership ? { leadership } : {}),
       }),
+      ...(leadership ? [leadership.feature()] : []),
     ]);
   });
   return cmd;

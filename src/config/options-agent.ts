@@ -8,7 +8,7 @@ import path from 'node:path';
 import os from 'node:os';
 import type { OptionSpec } from './spec.js';
 import { specOf } from './spec.js';
-import type { ValueCheck } from './values.js';
+import { formatDuration, within, type ValueCheck } from './values.js';
 import { SERVER_OPTIONS } from './options-server.js';
 import { SERVER_S3_OPTIONS } from './options-common.js';
 
@@ -39,6 +39,33 @@ const checkEndpoints: ValueCheck = (v) => {
     }
   }
 };
+
+/** An election name: one path segment of an etcd key. */
+const checkElectionName: ValueCheck = (v) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(String(v))) throw new Error(`"${String(v)}" is not a name of letters, digits, ".", "_" and "-" (at most 63)`);
+};
+
+/** Several agents of one group elect the active one (docs/agent.md "Several agents"). */
+const ELECTION_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'election-name',
+    type: 'string',
+    description:
+      'agent group: the agents with the same name (same schedule and snapshot storage) elect one active agent through etcd keys /etcdsnap/agent/<name>/, which takes each scheduled snapshot once',
+    default: 'default',
+    valueName: 'name',
+    check: checkElectionName,
+  },
+  {
+    key: 'election-ttl',
+    type: 'duration',
+    description: "lease TTL of the active agent's election key: another agent takes over at most this long after the active one died (whole seconds)",
+    default: 10_000,
+    defaultText: '10s',
+    valueName: 'duration',
+    check: within(2000, 300_000, formatDuration),
+  },
+];
 
 const fromServer = (key: string, over: Partial<OptionSpec> = {}): OptionSpec => ({ ...specOf(SERVER_OPTIONS, key), ...over });
 
@@ -87,7 +114,9 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     description: "the agent's own folder for state (token, TLS, records, snapshots); not etcd's data dir and not a server's",
     defaultText: '/var/lib/etcdsnap/agent, or ~/.etcdsnap/agent when not root',
   }),
-  fromServer('node-name', { description: 'node name in snapshot names (etcd-snapshot-<node>-<unix>) and records' }),
+  fromServer('node-name', {
+    description: 'node name in snapshot names (etcd-snapshot-<node>-<unix>) and records, and this agent in the election: unique per agent of a group',
+  }),
   ...ETCD_CONNECTION_OPTIONS,
   fromServer('token', { description: "secret of the agent's API, for etcd-snapshot --etcd-token (generated when not given)" }),
   fromServer('token-file'),
@@ -96,6 +125,7 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   fromServer('metrics-listen-address'),
   fromServer('etcd-disable-snapshots'),
   fromServer('etcd-snapshot-schedule-cron'),
+  ...ELECTION_OPTIONS,
   fromServer('etcd-snapshot-retention'),
   fromServer('etcd-snapshot-retention-policy'),
   fromServer('etcd-snapshot-dir'),

@@ -12,6 +12,9 @@
  * kubeadm issues for probes), else apiserver-etcd-client.{crt,key}; the pair is taken only
  * when neither --cert nor --key is given. Anything still missing is one config error saying
  * what to give.
+ *
+ * The schedule's `@every` ticks fall on multiples of the duration since the Unix epoch (not
+ * from the start, as the server's), so that the agents of a group agree on each tick.
  */
 import path from 'node:path';
 import { configError } from '../errors.js';
@@ -21,6 +24,7 @@ import type { LogFormat } from '../log/logger.js';
 import { exists } from '../util/fs.js';
 import { nodeNameOf, snapshotConfigOf } from './config.js';
 import type { HostConfig } from './feature.js';
+import { parseSchedule } from './schedule.js';
 
 /** The TLS files of the etcd client, etcdctl's names. */
 export interface EtcdConnection {
@@ -41,6 +45,8 @@ export interface AgentConfig extends HostConfig {
   etcd: EtcdConnection;
   debug: boolean;
   logFormat: LogFormat;
+  /** The agent group's election (`--election-name`, `--election-ttl` in whole seconds), agent-election.ts. */
+  election: { name: string; ttlSeconds: number };
 }
 
 /** kubeadm's files under `root` (default `/`). */
@@ -107,6 +113,7 @@ export function buildAgentConfig(v: Values, etcd: EtcdConnection): AgentConfig {
   const tokenFile = v.str('token-file');
   if (token !== undefined && tokenFile !== undefined) throw configError('--token and --token-file are both set; use only one');
   const metrics = v.str('metrics-listen-address');
+  const snapshots = snapshotConfigOf(v, dataDir);
   return {
     dataDir,
     nodeName: nodeNameOf(v),
@@ -120,6 +127,8 @@ export function buildAgentConfig(v: Values, etcd: EtcdConnection): AgentConfig {
     changelog: { enabled: false, periodMs: numberDefault(SERVER_OPTIONS, 'etcd-changelog-period') },
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
-    snapshots: snapshotConfigOf(v, dataDir),
+    election: { name: v.text('election-name'), ttlSeconds: Math.ceil(v.num('election-ttl') / 1000) },
+    // the agents of a group agree on each tick's time: `@every` falls on multiples of its duration
+    snapshots: { ...snapshots, schedule: parseSchedule(snapshots.schedule.spec, { epochAligned: true }) },
   };
 }

@@ -4,9 +4,13 @@
  * optional `CRON_TZ=<zone> ` (or `TZ=<zone> `) prefix. Cron fields use croner in strict
  * 5-part mode; times are system local time unless a zone is given.
  *
- * `Scheduler` fires a job at each tick after a random delay (0-5 s, at most half the
- * interval), skips a tick while the previous run is still going, and never replays ticks
- * missed while the process was down.
+ * `@every <d>` ticks start from the process's start (as robfig/cron), or, with
+ * `epochAligned` (the agent, whose agents of one group must agree on each tick's time),
+ * fall on the multiples of `d` since the Unix epoch.
+ *
+ * `Scheduler` fires a job at each tick (told the tick's scheduled time) after a random
+ * delay (0-5 s, at most half the interval), skips a tick while the previous run is still
+ * going, and never replays ticks missed while the process was down.
  */
 import { Cron } from 'croner';
 import { configError, messageOf } from '../errors.js';
@@ -18,7 +22,7 @@ export interface Schedule {
   next(from: Date): Date | null;
 }
 
-export function parseSchedule(spec: string): Schedule {
+export function parseSchedule(spec: string, opts: { epochAligned?: boolean } = {}): Schedule {
   const original = spec;
   let rest = spec.trim();
   let timezone: string | undefined;
@@ -46,6 +50,7 @@ export function parseSchedule(spec: string): Schedule {
       fail(messageOf(err));
     }
     if (ms < 1000) fail('@every needs a duration of at least 1s');
+    if (opts.epochAligned) return { spec: original, next: (from) => new Date((Math.floor(from.getTime() / ms) + 1) * ms) };
     return { spec: original, next: (from) => new Date(Math.floor(from.getTime() / 1000) * 1000 + ms) };
   }
   if (rest.startsWith('@')) {
@@ -73,8 +78,8 @@ export function parseSchedule(spec: string): Schedule {
 
 export interface SchedulerOptions {
   schedule: Schedule;
-  /** The job; a tick that comes while it still runs is skipped. */
-  job: () => Promise<void>;
+  /** The job, told the tick's scheduled time; a tick that comes while it still runs is skipped. */
+  job: (tick: Date) => Promise<void>;
   onSkip?: (tick: Date) => void;
   onError?: (err: unknown) => void;
   /** Upper bound of the random delay before each run (default 5 s). */
@@ -141,7 +146,7 @@ export class Scheduler {
     this.running = (async () => {
       await new Promise((r) => setTimeout(r, jitter));
       if (this.stopped) return;
-      await this.opts.job();
+      await this.opts.job(tick);
     })()
       .catch((err: unknown) => this.opts.onError?.(err))
       .finally(() => {

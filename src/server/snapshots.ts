@@ -11,6 +11,7 @@
  * have the types of model/api.ts (`SnapshotResponses`), which the CLI decodes.
  * It also serves the metrics (metrics.ts, metrics-http.ts): `GET /metrics` with the token,
  * and without it on `--metrics-listen-address` when set; the service reports to them, and
+ * and `etcdsnap_agent_active` when the leadership tells (the agent's election),
  * to the webhook notifier of `--etcd-snapshot-notify-webhook` (notify.ts) when set, through
  * one observer (events.ts `fanOut`). Failed uploads are retried after the delays of
  * `--etcd-s3-upload-retry-delays`. At stop the notifier gets a short bounded time after the
@@ -19,6 +20,7 @@
  * And the change log's visibility (changelog-routes.ts): `GET /v1/changelog`, `GET
  * /v1/changelog/status`, its ranges in the list's answer, and its metrics when it is on.
  */
+import { Gauge } from 'prom-client';
 import type { HostFeature } from './feature.js';
 import { singleMember } from '../etcd/members.js';
 import type { Leadership } from './leadership.js';
@@ -78,6 +80,17 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
       quotaBytes: quotaBackendBytes(ctx.cfg.etcdArgs),
     });
     await metrics.start();
+    const leadership = cfg.leadership;
+    if (leadership?.activeNow) {
+      const active = new Gauge({
+        name: 'etcdsnap_agent_active',
+        help: 'Whether this agent is the active one of its group, which takes the scheduled snapshots (1) or stands by (0).',
+        registers: [metrics.registry],
+      });
+      metrics.addScrapeHook(async () => {
+        active.set(leadership.activeNow?.() ? 1 : 0);
+      });
+    }
     const notifyURL = ctx.cfg.snapshots.notifyWebhook;
     const notifier = notifyURL !== undefined ? webhookNotifier(notifyURL, cfg.settings.nodeName, ctx.logger) : undefined;
     const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
@@ -210,27 +223,33 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
     if (cfg.disabled) {
       ctx.logger.info('scheduled etcd snapshots are disabled (--etcd-disable-snapshots)');
     } else {
+      /** The scheduled save of `tick`, when the leadership says this process takes it. */
+      const scheduledSave = async (tick: Date): Promise<void> => {
+        if (cfg.leadership && !(await cfg.leadership.isActive(tick))) {
+          ctx.logger.debug({ tick: tick.toISOString() }, 'skipping scheduled snapshot: another agent takes it');
+          return;
+        }
+        await service.save({
+          prefix: cfg.settings.name,
+          encoding: cfg.settings.encoding,
+          retention: cfg.settings.retention,
+          ...(cfg.settings.retentionPolicy ? { retentionPolicy: cfg.settings.retentionPolicy } : {}),
+          scheduled: true,
+          replicas: replicasOf(cfg.s3),
+        });
+      };
+      const onError = (err: unknown): void => {
+        ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`);
+        dashboard.noteFailure('scheduled save', messageOf(err));
+      };
+      cfg.leadership?.onMissedTick?.((tick) => {
+        scheduledSave(tick).catch(onError);
+      });
       scheduler = new Scheduler({
         schedule: cfg.schedule,
-        job: async () => {
-          if (cfg.leadership && !(await cfg.leadership.isActive())) {
-            ctx.logger.debug('skipping scheduled snapshot: another agent is active');
-            return;
-          }
-          await service.save({
-            prefix: cfg.settings.name,
-            encoding: cfg.settings.encoding,
-            retention: cfg.settings.retention,
-            ...(cfg.settings.retentionPolicy ? { retentionPolicy: cfg.settings.retentionPolicy } : {}),
-            scheduled: true,
-            replicas: replicasOf(cfg.s3),
-          });
-        },
+        job: scheduledSave,
         onSkip: (tick) => ctx.logger.warn({ tick: tick.toISOString() }, 'skipping scheduled snapshot: the previous one is still running'),
-        onError: (err) => {
-          ctx.logger.error({ err: messageOf(err) }, `scheduled snapshot failed: ${messageOf(err)}`);
-          dashboard.noteFailure('scheduled save', messageOf(err));
-        },
+        onError,
       });
       scheduler.start();
       const s = scheduler;
