@@ -13,6 +13,8 @@ import { Command } from 'commander';
 import { addOptions, resolveValues } from '../src/config/resolve.js';
 import { AGENT_OPTIONS } from '../src/config/schema.js';
 import { buildAgentConfig, resolveEtcdConnection } from '../src/server/agent-config.js';
+import { snapshotSettingsOf } from '../src/server/snapshots.js';
+import { parseRetentionPolicy } from '../src/model/retention-policy.js';
 import { orderCandidates, type SnapshotCandidate } from '../src/etcd/members.js';
 import type { EtcdStatus } from '../src/etcd/client.js';
 import { parseMemberPlan } from '../src/snapshot/member-restore.js';
@@ -72,6 +74,15 @@ test("the agent's defaults: its own data dir, port 9347, no change log, the serv
   assert.equal(cfg.changelog.enabled, false);
   assert.equal(cfg.snapshots.dir, path.join(cfg.dataDir, 'server', 'db', 'snapshots'));
   assert.equal(cfg.snapshots.name, 'etcd-snapshot');
+});
+
+test("the agent's retention policy reaches its snapshot service, as the server's does", async () => {
+  const v = await values(['--node-name', 'n1', '--etcd-snapshot-retention-policy', 'last=2,daily=7']);
+  const cfg = buildAgentConfig(v, { endpoints: ['https://a:1'], cacert: '/c', cert: '/c', key: '/k', fromKubeadm: [] });
+  const settings = snapshotSettingsOf(cfg.snapshots, { compression: 'none', recipients: [] }, cfg.nodeName);
+  assert.deepEqual(settings.retentionPolicy, parseRetentionPolicy('last=2,daily=7'));
+  assert.equal(settings.nodeName, 'n1');
+  assert.equal(settings.dir, cfg.snapshots.dir);
 });
 
 test('members: followers in --endpoints order, then the leader; learners never', () => {

@@ -28,7 +28,7 @@ export function agentCommand(): Command {
     const s3 = s3OptionsFromValues(values, 'etcd-', proxyEnv);
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
-    const [{ runAgent }, { snapshotFeature }, { resolveEncoding }, { AgentLeadership }] = await Promise.all([
+    const [{ runAgent }, { snapshotFeature, snapshotSettingsOf }, { resolveEncoding }, { AgentLeadership }] = await Promise.all([
       import('../server/agent.js'),
       import('../server/snapshots.js'),
       import('../snapshot/encode.js'),
@@ -50,14 +50,7 @@ export function agentCommand(): Command {
       snapshotFeature({
         disabled: cfg.snapshots.disabled,
         schedule: cfg.snapshots.schedule,
-        settings: {
-          dir: cfg.snapshots.dir,
-          dirIsDefault: cfg.snapshots.dirIsDefault,
-          name: cfg.snapshots.name,
-          retention: cfg.snapshots.retention,
-          encoding,
-          nodeName: cfg.nodeName,
-        },
+        settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
         ...(s3 ? { s3 } : {}),
         proxyEnv,
         ...(leadership ? { leadership } : {}),

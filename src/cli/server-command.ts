@@ -37,7 +37,7 @@ export function serverCommand(): Command {
       });
       return;
     }
-    const [{ runServer }, { snapshotFeature }, { resolveEncoding }] = await Promise.all([
+    const [{ runServer }, { snapshotFeature, snapshotSettingsOf }, { resolveEncoding }] = await Promise.all([
       import('../server/server.js'),
       import('../server/snapshots.js'),
       import('../snapshot/encode.js'),
@@ -49,15 +49,7 @@ export function serverCommand(): Command {
       snapshotFeature({
         disabled: cfg.snapshots.disabled,
         schedule: cfg.snapshots.schedule,
-        settings: {
-          dir: cfg.snapshots.dir,
-          dirIsDefault: cfg.snapshots.dirIsDefault,
-          name: cfg.snapshots.name,
-          retention: cfg.snapshots.retention,
-          ...(cfg.snapshots.retentionPolicy ? { retentionPolicy: cfg.snapshots.retentionPolicy } : {}),
-          encoding,
-          nodeName: cfg.nodeName,
-        },
+        settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
         ...(s3 ? { s3 } : {}),
         proxyEnv,
       }),

@@ -45,6 +45,8 @@ import { addDashboardRoutes } from './dashboard/routes.js';
 import { startChangeLog, type ChangeLogFeature } from './changelog.js';
 import { formatRetentionPolicy } from '../model/retention-policy.js';
 import { systemTimeZone } from '../retention/calendar.js';
+import type { SnapshotEncoding } from '../model/encoding.js';
+import type { ServerConfig } from './config.js';
 import { addChangelogMetrics, addChangelogRoutes, restorableRanges, type ChangelogViewOptions } from './changelog-routes.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
@@ -63,6 +65,23 @@ export interface SnapshotFeatureConfig {
   proxyEnv?: ProxyEnvironment;
   /** Asked before each scheduled save (leadership.ts); absent: always active (the server). */
   leadership?: Leadership;
+}
+
+/**
+ * The snapshot service's settings from the resolved snapshot options: the one mapping the
+ * server and the agent share, so a setting added to one reaches both (`encoding` is resolved
+ * by the caller, asynchronously, before anything starts).
+ */
+export function snapshotSettingsOf(snapshots: ServerConfig['snapshots'], encoding: SnapshotEncoding, nodeName: string): SnapshotSettings {
+  return {
+    dir: snapshots.dir,
+    dirIsDefault: snapshots.dirIsDefault,
+    name: snapshots.name,
+    retention: snapshots.retention,
+    ...(snapshots.retentionPolicy ? { retentionPolicy: snapshots.retentionPolicy } : {}),
+    encoding,
+    nodeName,
+  };
 }
 
 /** How long queued notifications may still be sent at stop, after the service's drain. */
