@@ -11,6 +11,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { NO_NOTIFIER, serviceNotifier, statusLine, systemdNotifySender, validNotifySocket } from '../src/util/sd-notify.js';
 import { childEnv, ETCD_PREFIXES, ETCD_TOOL_PREFIXES } from '../src/util/child-env.js';
+import { daemonNotifier } from '../src/cli/daemon.js';
+import type { Logger } from '../src/log/logger.js';
 import { NotifyListener } from './helpers/notify-listener.js';
 import { tempDir } from './helpers/server.js';
 
@@ -136,4 +138,15 @@ test('the sender gets PATH and NOTIFY_SOCKET only; children we start never get N
   for (const prefixes of [ETCD_PREFIXES, ETCD_TOOL_PREFIXES, []]) {
     assert.equal(childEnv({ NOTIFY_SOCKET: '/run/systemd/notify', PATH: '/bin' }, prefixes).NOTIFY_SOCKET, undefined);
   }
+});
+
+test('the daemons take NOTIFY_SOCKET out of their environment once their notifier has it', () => {
+  const warnings: string[] = [];
+  const logger = { warn: (m: string) => warnings.push(m) } as unknown as Logger;
+  const env: NodeJS.ProcessEnv = { NOTIFY_SOCKET: '/run/systemd/notify', PATH: '/bin' };
+  const n = daemonNotifier(env, logger);
+  assert.equal(n.enabled, true);
+  assert.deepEqual(env, { PATH: '/bin' });
+  assert.equal(daemonNotifier({ NOTIFY_SOCKET: 'bad' }, logger).enabled, false);
+  assert.match(warnings.join('\n'), /NOTIFY_SOCKET=bad/);
 });
