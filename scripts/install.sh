@@ -3,7 +3,8 @@
 #   scripts/install.sh          Debian's etcd-server/etcd-client (when etcd/etcdctl are not on PATH), zstd, npm deps, build
 #   scripts/install.sh --test   the same plus what the tests need (unzip, zip, age, python3, a loopback OpenStack
 #                               Swift with the s3api middleware for the S3 tests, s3cmd for the S3 benchmarks,
-#                               promtool, chromium for the dashboard's browser test)
+#                               promtool, chromium for the dashboard's browser test, systemd for
+#                               systemd-analyze and systemd-notify)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
   # the dashboard test drives Debian's chromium headless through playwright-core (test/dashboard.test.ts)
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  # the systemd tests run systemd-analyze verify on the generated units and send readiness with
+  # systemd-notify (test/systemd-*.test.ts); the package starts nothing in a container
+  { command -v systemd-analyze >/dev/null 2>&1 && command -v systemd-notify >/dev/null 2>&1; } || need+=(systemd)
 fi
 
 if ((${#need[@]})); then

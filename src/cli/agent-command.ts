@@ -8,7 +8,7 @@
 import { Command } from 'commander';
 import { addOptions, resolveValues } from '../config/resolve.js';
 import { AGENT_OPTIONS, DEFAULT_AGENT_CONFIG_FILE } from '../config/schema.js';
-import { keepRunningOnBugs, stopSignal } from './daemon.js';
+import { daemonNotifier, keepRunningOnBugs, stopSignal } from './daemon.js';
 
 export function agentCommand(): Command {
   const cmd = new Command('agent').description(
@@ -46,17 +46,23 @@ export function agentCommand(): Command {
         });
     const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
     keepRunningOnBugs(logger);
-    await runAgent(cfg, logger, stopSignal(logger), [
-      snapshotFeature({
-        disabled: cfg.snapshots.disabled,
-        schedule: cfg.snapshots.schedule,
-        settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
-        ...(s3 ? { s3 } : {}),
-        proxyEnv,
-        ...(leadership ? { leadership } : {}),
-      }),
-      ...(leadership ? [leadership.feature()] : []),
-    ]);
+    await runAgent(
+      cfg,
+      logger,
+      stopSignal(logger),
+      [
+        snapshotFeature({
+          disabled: cfg.snapshots.disabled,
+          schedule: cfg.snapshots.schedule,
+          settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
+          ...(s3 ? { s3 } : {}),
+          proxyEnv,
+          ...(leadership ? { leadership } : {}),
+        }),
+        ...(leadership ? [leadership.feature()] : []),
+      ],
+      daemonNotifier(process.env, logger),
+    );
   });
   return cmd;
 }

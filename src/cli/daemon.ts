@@ -1,5 +1,9 @@
-/** What the long-running commands (`server`, `agent`) share: the last-resort error handlers and the stop signal. */
+/**
+ * What the long-running commands (`server`, `agent`) share: the last-resort error handlers,
+ * the stop signal and the systemd notifier.
+ */
 import type { Logger } from '../log/logger.js';
+import { serviceNotifier, type ServiceNotifier } from '../util/sd-notify.js';
 
 /**
  * Last resort for the daemon: an error that nothing handled is a bug. It is logged at error
@@ -32,4 +36,15 @@ export function stopSignal(logger: Logger): AbortSignal {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   return ac.signal;
+}
+
+/**
+ * The notifier for systemd's `Type=notify` (util/sd-notify.ts), from NOTIFY_SOCKET, which is
+ * then removed from `env` (as sd_notify's unset_environment does) so that no child we start
+ * (etcd, etcdutl, zstd) could notify in our name; a failed send is a warning in the log.
+ */
+export function daemonNotifier(env: NodeJS.ProcessEnv, logger: Logger): ServiceNotifier {
+  const notifier = serviceNotifier(env, { onError: (m) => logger.warn(m) });
+  delete env.NOTIFY_SOCKET;
+  return notifier;
 }

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-/** Entry point: `etcdsnap <server|agent|etcd-snapshot> ...`. */
+/** Entry point: `etcdsnap <server|agent|etcd-snapshot|install-service> ...`. */
 import { Command } from 'commander';
 import { normalizeBooleanArgs } from '../config/resolve.js';
-import { AGENT_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { AGENT_OPTIONS, INSTALL_SERVICE_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { reportError } from './exit.js';
 import { serverCommand } from './server-command.js';
 import { agentCommand } from './agent-command.js';
 import { etcdSnapshotCommand } from './etcd-snapshot-command.js';
+import { installServiceCommand } from './install-service-command.js';
 
 export const VERSION = '0.1.0';
 
@@ -28,9 +29,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   program.addCommand(serverCommand().exitOverride());
   program.addCommand(agentCommand().exitOverride());
   program.addCommand(etcdSnapshotCommand());
+  program.addCommand(installServiceCommand().exitOverride());
   const debug = argv.includes('--debug');
   try {
-    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS]);
+    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...INSTALL_SERVICE_OPTIONS]);
     await program.parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { addOptions, resolveValues } from '../config/resolve.js';
 import { SERVER_OPTIONS } from '../config/schema.js';
-import { keepRunningOnBugs, stopSignal } from './daemon.js';
+import { daemonNotifier, keepRunningOnBugs, stopSignal } from './daemon.js';
 
 export function serverCommand(): Command {
   const cmd = new Command('server').description('Run an etcd member under supervision, with scheduled snapshots');
@@ -45,15 +45,21 @@ export function serverCommand(): Command {
     // a bad recipient, a conflicting compression or a missing zstd stops the start, before etcd runs
     const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
     keepRunningOnBugs(logger);
-    await runServer(cfg, logger, stopSignal(logger), [
-      snapshotFeature({
-        disabled: cfg.snapshots.disabled,
-        schedule: cfg.snapshots.schedule,
-        settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
-        ...(s3 ? { s3 } : {}),
-        proxyEnv,
-      }),
-    ]);
+    await runServer(
+      cfg,
+      logger,
+      stopSignal(logger),
+      [
+        snapshotFeature({
+          disabled: cfg.snapshots.disabled,
+          schedule: cfg.snapshots.schedule,
+          settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
+          ...(s3 ? { s3 } : {}),
+          proxyEnv,
+        }),
+      ],
+      daemonNotifier(process.env, logger),
+    );
   });
   return cmd;
 }

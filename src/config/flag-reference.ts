@@ -7,6 +7,7 @@
 import {
   AGENT_OPTIONS,
   INSPECT_OPTIONS,
+  INSTALL_SERVICE_OPTIONS,
   RESTORE_MEMBER_OPTIONS,
   RESTORE_SOURCE_OPTIONS,
   SERVER_OPTIONS,
@@ -90,5 +91,12 @@ ${table(RESTORE_MEMBER_OPTIONS)}
 Finding and opening the snapshot:
 
 ${table(RESTORE_SOURCE_OPTIONS)}
+
+## etcdsnap install-service
+
+Writes the systemd unit and the secrets file ([docs/systemd.md](../systemd.md)). Its options
+count only on the command line:
+
+${table(INSTALL_SERVICE_OPTIONS)}
 `;
 }

@@ -11,10 +11,10 @@
  * (`Values.text`/`Values.num` after resolving, `stringDefault`/`numberDefault` elsewhere),
  * never from a literal of its own.
  *
- * The specs live in four files: options-common.ts (common, S3, compression, encryption),
+ * The specs live in these files: options-common.ts (common, S3, compression, encryption),
  * options-server.ts (`etcdsnap server`), options-agent.ts (`etcdsnap agent`), options-restore.ts
- * (`etcdsnap etcd-snapshot restore`) and here (`etcdsnap etcd-snapshot` and inspection);
- * everything is imported from here.
+ * (`etcdsnap etcd-snapshot restore`), options-install.ts (`etcdsnap install-service`) and here
+ * (`etcdsnap etcd-snapshot` and inspection); everything is imported from here.
  */
 import { checkPrefix, checkRetentionPolicy, RETENTION } from './checks.js';
 import type { OptionSpec } from './spec.js';
@@ -26,6 +26,7 @@ export { CLI_S3_OPTIONS, COMMON_OPTIONS, DEFAULT_CONFIG_FILE, defaultDataDir, S3
 export { SERVER_OPTIONS } from './options-server.js';
 export { RESTORE_MEMBER_OPTIONS, RESTORE_SOURCE_OPTIONS } from './options-restore.js';
 export { AGENT_OPTIONS, AGENT_SUPERVISOR_PORT, DEFAULT_AGENT_CONFIG_FILE, defaultAgentDataDir } from './options-agent.js';
+export { DEFAULT_UNIT_DIR, INSTALL_SERVICE_OPTIONS } from './options-install.js';
 
 /** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */
 export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [

@@ -17,6 +17,8 @@
  * Snapshots stream from the member `ClusterSource` (etcd/members.ts) picks, followers
  * first; scheduled ones are taken only while `leadership` says this agent is active.
  * Order at stop: API refuses new work → drain (bounded) → clients closed → lock removed.
+ * Under systemd (`Type=notify`, docs/systemd.md) `notify` gets STATUS= lines, READY=1 right
+ * after "etcdsnap agent ready" and STOPPING=1 as soon as `signal` aborts, flushed before return.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import os from 'node:os';
@@ -36,6 +38,7 @@ import { assertUnlocked, lockDataDir } from './lock.js';
 import { ensurePortFree } from './preflight.js';
 import { parseHostPort } from '../config/checks.js';
 import { hexId } from './identity.js';
+import { NO_NOTIFIER, type ServiceNotifier } from '../util/sd-notify.js';
 
 /** Reads each TLS file once, so that a wrong path is one line naming the flag. */
 async function checkTlsFiles(cfg: AgentConfig): Promise<void> {
@@ -72,9 +75,29 @@ async function waitForMembers(source: ClusterSource, logger: Logger, signal: Abo
 /**
  * Runs the agent until `signal` aborts, then stops it cleanly.
  * @param features started in order once a member answers (the snapshot feature).
+ * @param notify the service manager's readiness protocol (none by default).
  */
-export async function runAgent(cfg: AgentConfig, logger: Logger, signal: AbortSignal, features: readonly HostFeature[]): Promise<void> {
+export async function runAgent(
+  cfg: AgentConfig,
+  logger: Logger,
+  signal: AbortSignal,
+  features: readonly HostFeature[],
+  notify: ServiceNotifier = NO_NOTIFIER,
+): Promise<void> {
+  const onStop = (): void => notify.stopping('stopping: draining the API');
+  if (signal.aborted) onStop();
+  else signal.addEventListener('abort', onStop, { once: true });
+  try {
+    await serveAgent(cfg, logger, signal, features, notify);
+  } finally {
+    signal.removeEventListener('abort', onStop);
+    await notify.flush();
+  }
+}
+
+async function serveAgent(cfg: AgentConfig, logger: Logger, signal: AbortSignal, features: readonly HostFeature[], notify: ServiceNotifier): Promise<void> {
   const p = serverPaths(cfg.dataDir);
+  notify.status('starting: checks');
   const tokenCheck = await checkToken(
     {
       dataDir: cfg.dataDir,
@@ -137,6 +160,7 @@ export async function runAgent(cfg: AgentConfig, logger: Logger, signal: AbortSi
     });
     if (cfg.etcd.fromKubeadm.length > 0)
       logger.info({ flags: cfg.etcd.fromKubeadm }, `using kubeadm's ${cfg.etcd.fromKubeadm.join(', ')} (/etc/kubernetes/pki)`);
+    notify.status(`waiting for an etcd member to answer (${cfg.etcd.endpoints.join(', ')})`);
     const members = await waitForMembers(source, logger, signal);
     const first = members?.[0];
     const firstClient = clients.find((c) => c.endpoint === first?.member.endpoint);
@@ -169,6 +193,7 @@ export async function runAgent(cfg: AgentConfig, logger: Logger, signal: AbortSi
         `etcd-snapshot works against this agent with: etcdsnap etcd-snapshot ls --etcd-server ${supervisorURL} --data-dir ${cfg.dataDir}`,
       );
       logger.info('etcdsnap agent ready');
+      notify.ready(`ready: etcd ${first.status.version} at ${first.member.endpoint}, API on ${cfg.bindAddress}:${cfg.supervisorPort}`);
       await untilAborted(signal);
     }
     logger.info('shutting down');

@@ -11,6 +11,9 @@
  * (absent if it did not exist).
  * Order at stop: not ready, API refuses new work → in-flight work drains (bounded) → etcd
  * stopped (SIGTERM, then SIGKILL) → lock removed.
+ * Under systemd (`Type=notify`, docs/systemd.md) `notify` gets STATUS= lines at each step,
+ * READY=1 right after the "etcdsnap server ready" line (etcd answers, the API serves), and
+ * STOPPING=1 as soon as `signal` aborts; the messages are flushed before this returns.
  */
 import path from 'node:path';
 import { promises as fsp } from 'node:fs';
@@ -31,13 +34,34 @@ import { refuseStaleData } from './identity.js';
 import { exists } from '../util/fs.js';
 import { certHosts, etcdArgs, serverPaths, type ServerConfig } from './config.js';
 import type { DrainHook, Feature, ServerContext } from './feature.js';
+import { NO_NOTIFIER, type ServiceNotifier } from '../util/sd-notify.js';
 
 /**
  * Runs the server until `signal` aborts, then stops it cleanly.
  * @param features started in order once etcd is ready (snapshots, S3, ...).
+ * @param notify the service manager's readiness protocol (none by default).
  */
-export async function runServer(cfg: ServerConfig, logger: Logger, signal: AbortSignal, features: readonly Feature[] = []): Promise<void> {
+export async function runServer(
+  cfg: ServerConfig,
+  logger: Logger,
+  signal: AbortSignal,
+  features: readonly Feature[] = [],
+  notify: ServiceNotifier = NO_NOTIFIER,
+): Promise<void> {
+  const onStop = (): void => notify.stopping('stopping: draining the API, then etcd');
+  if (signal.aborted) onStop();
+  else signal.addEventListener('abort', onStop, { once: true });
+  try {
+    await serve(cfg, logger, signal, features, notify);
+  } finally {
+    signal.removeEventListener('abort', onStop);
+    await notify.flush();
+  }
+}
+
+async function serve(cfg: ServerConfig, logger: Logger, signal: AbortSignal, features: readonly Feature[], notify: ServiceNotifier): Promise<void> {
   const p = serverPaths(cfg.dataDir);
+  notify.status('starting: checks');
   const etcdBinary = await resolveBinary(cfg.etcdBinary, '--etcd-binary', ETCD_INSTALL_HINT);
   const tokenCheck = await checkToken(cfg, p);
   await preflightServer(cfg, p, features);
@@ -45,6 +69,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
   // dir): a new member gets the cluster CA from a server of it; a server whose etcd data
   // predates a restore of that cluster refuses before etcd starts
   const joining = cfg.joinURL !== undefined && !(await exists(path.join(p.etcdDataDir, 'member')));
+  if (joining) notify.status(`joining the cluster of ${cfg.joinURL ?? ''}`);
   const seed = joining && cfg.joinURL !== undefined ? await JoinSession.open(cfg, cfg.joinURL, tokenCheck, logger) : undefined;
   if (!joining) await refuseStaleData(cfg, p, tokenCheck, logger);
   await prepareDataDir(cfg, p);
@@ -99,7 +124,9 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
       pidFile: p.etcdPidFile,
       logger,
     });
+    notify.status(`starting etcd (member ${member.name})`);
     await etcdProc.start();
+    notify.status('waiting for etcd to answer');
     etcd = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${cfg.etcdClientPort}`, tls });
 
     let status: EtcdStatus | undefined;
@@ -112,7 +139,10 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         await sleep(250, signal);
       }
     }
-    if (seed && !signal.aborted) await seed.promote(signal);
+    if (seed && !signal.aborted) {
+      notify.status('etcd answers; waiting for promotion from learner to voting member');
+      await seed.promote(signal);
+    }
     if (!signal.aborted && status) {
       const ctx: ServerContext = {
         cfg,
@@ -123,6 +153,7 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
         addRoute: (r) => api?.route(r),
         onDrain: (h) => drains.push(h),
       };
+      notify.status(`etcd ${status.version} answers; starting snapshots and API routes`);
       for (const f of [clusterFeature(tls), bootstrapDataFeature(tls, boot.secret), ...features]) await f(ctx);
       if (await exists(p.resetFlag)) {
         await fsp.rm(p.resetFlag, { force: true });
@@ -130,12 +161,14 @@ export async function runServer(cfg: ServerConfig, logger: Logger, signal: Abort
       }
       ready = true;
       for (const line of startupSummary({ cfg, paths: p, tls, member: member.name, etcd: status })) logger.info(line.fields, line.msg);
+      notify.ready(`ready: etcd ${status.version}, member ${member.name}, API on ${cfg.bindAddress}:${cfg.supervisorPort}`);
       await untilAborted(signal);
     }
     logger.info('shutting down');
     await drainHost(api, drains, logger);
   } finally {
     etcd?.close();
+    if (etcdProc) notify.status('stopping etcd');
     await etcdProc?.stop();
     await unlock();
   }
