@@ -134,7 +134,8 @@ test('change log: restore to a revision and to a time equals etcdctl get --rev; 
     assert.equal(d.records.length, x.last - x.first + 1);
     assert.equal(statSync(path.join(clDir(s), x.name)).mode & 0o777, 0o600);
   }
-  assert.equal(next, last + 1, 'every revision up to the last one is logged');
+  // the writer's own record put after each seal keeps adding revisions: the log may already be past `last`
+  assert.ok(next >= last + 1, `every revision up to the last one (${last}) is logged: the segments end at ${next - 1}`);
   // the writer's own record puts (one per seal) are revisions too: the time maps to the last
   // revision seen at or before it, which may be such a put after targetRev
   const seenBy = Math.max(
@@ -239,7 +240,7 @@ test('change log: etcd killed and restarted by the server under the writer: it w
     assert.equal(x.first, next, `no gap and no overlap at ${x.name}`);
     next = x.last + 1;
   }
-  assert.equal(next, last + 1);
+  assert.ok(next >= last + 1, `every revision up to ${last} is logged (the writer's record puts may add more): the segments end at ${next - 1}`);
   assert.ok(s.lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith('change log: the watch ended; watching again')));
   assert.equal(await s.stop(), 0);
 });
