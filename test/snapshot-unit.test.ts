@@ -10,7 +10,8 @@ import { parseSchedule, Scheduler } from '../src/server/schedule.js';
 import { TrailerVerifier } from '../src/snapshot/verify.js';
 import { PLAIN } from '../src/model/encoding.js';
 import { parseSnapshotRequest } from '../src/snapshot/request.js';
-import { parseOutputFormat, renderRecords, table } from '../src/cli/output.js';
+import { parseOutputFormat, renderRecords } from '../src/cli/output.js';
+import { table } from '../src/cli/table.js';
 
 test('snapshot names follow k3s: <name>-<node>-<unix seconds>[.zip]', () => {
   assert.equal(snapshotFileName('etcd-snapshot', 'node-1', 1700000000, PLAIN), 'etcd-snapshot-node-1-1700000000');

@@ -5,7 +5,7 @@
  */
 import type { ChainRange } from '../model/api.js';
 import type { ChangelogListResponse, ChangelogStatusResponse } from '../model/changelog-api.js';
-import { table } from './output.js';
+import { table } from './table.js';
 
 /** One line per chain: the range a restore to a point can reach, or why it cannot. */
 export function renderRanges(chains: readonly ChainRange[]): string {

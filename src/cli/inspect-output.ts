@@ -5,7 +5,7 @@
 import type { DiffSummary, KeyChange } from '../inspect/diff.js';
 import type { SnapshotStats, StatsCounts } from '../inspect/stats.js';
 import { type InspectStatus, keyText, type RestoreKeysResponse } from '../model/inspect.js';
-import { table } from './output.js';
+import { table } from './table.js';
 
 /** Bytes as Go's humanize.Bytes (SI: 1000-based, `2.1 MB`), as etcdctl prints TOTAL SIZE. */
 export function humanBytes(n: number): string {

@@ -17,7 +17,6 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { configError, environmentError, errnoCode, messageOf, usageError } from '../errors.js';
 import { addOptions } from '../config/resolve.js';
 import { checkValue, DEFAULT_AGENT_CONFIG_FILE, DEFAULT_CONFIG_FILE, DEFAULT_UNIT_DIR, INSTALL_SERVICE_OPTIONS, specOf } from '../config/schema.js';
@@ -54,6 +53,7 @@ async function configuredPaths(kind: 'server' | 'agent', configFile: string): Pr
   }
   let doc: unknown;
   try {
+    const { parse: parseYaml } = await import('yaml'); // loaded only here: the CLI's other commands do without it
     doc = parseYaml(text, { version: '1.1' });
   } catch (err) {
     throw configError(`config file ${configFile}: ${messageOf(err)}`, err);

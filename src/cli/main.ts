@@ -4,12 +4,28 @@ import { Command } from 'commander';
 import { normalizeBooleanArgs } from '../config/resolve.js';
 import { AGENT_OPTIONS, INSTALL_SERVICE_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { reportError } from './exit.js';
-import { serverCommand } from './server-command.js';
-import { agentCommand } from './agent-command.js';
-import { etcdSnapshotCommand } from './etcd-snapshot-command.js';
-import { installServiceCommand } from './install-service-command.js';
 
 export const VERSION = '0.1.0';
+
+/**
+ * Each top-level command's module, loaded only when the command line names it (all of them for
+ * `--help`, a typo's suggestion or no command): a short command such as `etcd-snapshot save`
+ * then pays for its own modules, not the daemons' or install-service's (yaml among them).
+ * Measured in BENCHMARKS.md (CLI start-up).
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  server: async () => (await import('./server-command.js')).serverCommand().exitOverride(),
+  agent: async () => (await import('./agent-command.js')).agentCommand().exitOverride(),
+  'etcd-snapshot': async () => (await import('./etcd-snapshot-command.js')).etcdSnapshotCommand(),
+  'install-service': async () => (await import('./install-service-command.js')).installServiceCommand().exitOverride(),
+};
+
+/** The commands to build for `argv`: the one it names, or every one when it names none of them. */
+function commandsFor(argv: readonly string[]): Array<() => Promise<Command>> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const named = first !== undefined && Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  return named !== undefined ? [named] : Object.values(COMMANDS);
+}
 
 export async function main(argv: readonly string[]): Promise<number> {
   // Hide the command line (it may hold --token or S3 keys) from `ps`. bin/etcdsnap already did
@@ -26,12 +42,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .exitOverride()
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (str, write) => write(str) });
-  program.addCommand(serverCommand().exitOverride());
-  program.addCommand(agentCommand().exitOverride());
-  program.addCommand(etcdSnapshotCommand());
-  program.addCommand(installServiceCommand().exitOverride());
   const debug = argv.includes('--debug');
   try {
+    for (const cmd of await Promise.all(commandsFor(argv).map((load) => load()))) program.addCommand(cmd);
     const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...INSTALL_SERVICE_OPTIONS]);
     await program.parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

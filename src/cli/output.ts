@@ -1,6 +1,7 @@
 /** User-facing renderings of snapshot records: k3s's table, JSON and YAML. */
 import YAML from 'yaml';
 import type { SnapshotRecord } from '../model/records.js';
+import { table } from './table.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
@@ -9,24 +10,6 @@ export function parseOutputFormat(raw: string | undefined): OutputFormat {
   if (v === '' || v === 'table') return 'table';
   if (v === 'json' || v === 'yaml') return v;
   throw new Error(`invalid output format: ${v}`);
-}
-
-/** Columns padded like Go's tabwriter with padding 1; no trailing blanks when the last cell is empty. */
-export function table(rows: readonly (readonly string[])[]): string {
-  const widths: number[] = [];
-  for (const r of rows) {
-    r.forEach((c, i) => {
-      widths[i] = Math.max(widths[i] ?? 0, c.length);
-    });
-  }
-  return `${rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 1)))
-        .join('')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
 }
 
 /** The table's Note for a snapshot whose name is not etcdsnap's (`foreignName`). */

@@ -5,7 +5,7 @@
  * buckets used. Pure.
  */
 import type { PruneResponse } from '../model/api.js';
-import { table } from './output.js';
+import { table } from './table.js';
 
 export function renderPruneDecisions(res: PruneResponse): string {
   const decisions = res.decisions ?? [];
