@@ -208,3 +208,15 @@ test('bad connection flags refuse the start with one line and leave no data dir'
     assert.equal(existsSync(dir), false, `no data dir after: ${args.join(' ')}`);
   }
 });
+
+test("a second agent on a running agent's data dir is refused, naming the agent that holds it", async () => {
+  const a = await agent();
+  const env = { ETCDCTL_ENDPOINTS: cluster.endpoints.join(','), ETCDCTL_CACERT: cluster.tls.ca, ETCDCTL_CERT: cluster.tls.cert, ETCDCTL_KEY: cluster.tls.key };
+  const r = runCli(['agent', '--data-dir', a.dataDir, '--supervisor-port', '1'], env);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`^error: another etcdsnap agent \\(pid ${a.child.pid}\\) is using ${a.dataDir}; stop it first or choose another --data-dir$`, 'm'),
+  );
+  assert.equal(await a.stop(), 0);
+});

@@ -18,7 +18,9 @@ export async function assertUnlocked(p: ServerPaths): Promise<void> {
   if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) {
     const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (cmdline.includes('etcdsnap')) {
-      throw environmentError(`another etcdsnap server (pid ${pid}) is using ${path.dirname(p.serverDir)}; stop it first or choose another --data-dir`);
+      // the process title (cli/main.ts) says which daemon holds it: `etcdsnap server` or `etcdsnap agent`
+      const kind = /etcdsnap (server|agent)/.exec(cmdline.replaceAll('\0', ' '))?.[1] ?? 'process';
+      throw environmentError(`another etcdsnap ${kind} (pid ${pid}) is using ${path.dirname(p.serverDir)}; stop it first or choose another --data-dir`);
     }
   }
 }
