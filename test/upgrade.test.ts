@@ -13,12 +13,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, killStarted, snapshotCli, startReady, tempDir, freePorts, type Ports, type ServerProcess } from './helpers/server.js';
-import { resetAsync, RESET_MESSAGE } from './helpers/restore.js';
+import { assertRefused, reset, resetAsync, RESET_MESSAGE, treeHash } from './helpers/restore.js';
 import { buildRelease, etcdClientOf, Writer } from './helpers/upgrade.js';
 import { RECORD_FORMAT_VERSION } from '../src/model/format-version.js';
+import { NEWER_RECORD_NOTE } from '../src/cli/output.js';
 
 after(() => killStarted());
 
@@ -165,6 +166,11 @@ test(`rolling upgrade ${PREVIOUS} -> this tree: quorum and writes kept, schedule
   const ls = snapshotCli(at(0), ['ls']);
   assert.equal(ls.code, 0, ls.stderr);
   for (const line of ls.stdout.trimEnd().split('\n')) t.diagnostic(`ls: ${line}`);
+  t.diagnostic(
+    `server-1 sidecars (name formatVersion): ${sidecars(at(0))
+      .map((c) => `${c.name} ${c.formatVersion ?? '-'}`)
+      .join(', ')}`,
+  );
   assert.match(ls.stdout, new RegExp(`^${oldSnap.name} +file://`, 'm'));
   assert.match(ls.stdout, new RegExp(`^${newSnap.name} +file://`, 'm'));
   assert.doesNotMatch(ls.stdout, /Note/, 'no record is from a newer etcdsnap');
@@ -185,4 +191,29 @@ test(`rolling upgrade ${PREVIOUS} -> this tree: quorum and writes kept, schedule
   }
   assert.equal(await at(0).stop(), 0);
   t.diagnostic(`total ${Math.round((Date.now() - t0) / 1000)} s`);
+});
+
+test('a record a newer etcdsnap wrote: ls lists its snapshot with a note, a cluster reset from it is refused in one line and changes nothing', async () => {
+  const s = await startReady({ args: ['--etcd-disable-snapshots'] });
+  const saved = snapshotCli(s, ['save']);
+  assert.equal(saved.code, 0, saved.stderr);
+  const name = /^Snapshot (\S+) saved\./.exec(saved.stdout)?.[1] ?? '';
+  const side = path.join(s.dataDir, 'server', 'db', '.metadata', name);
+  const record = JSON.parse(readFileSync(side, 'utf8')) as Record<string, unknown>;
+  assert.equal(record.formatVersion, RECORD_FORMAT_VERSION);
+  writeFileSync(side, JSON.stringify({ ...record, formatVersion: RECORD_FORMAT_VERSION + 1 }));
+  const ls = snapshotCli(s, ['ls']);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.match(ls.stdout, new RegExp(`^${name} +file://\\S+ +\\d+ +\\S+ +${NEWER_RECORD_NOTE}$`, 'm'));
+  assert.equal(await s.stop(), 0);
+  const before = treeHash(s.dataDir);
+  const file = path.join(s.dataDir, 'server', 'db', 'snapshots', name);
+  assertRefused(
+    reset(s.dataDir, s.ports, [`--cluster-reset-restore-path=${file}`]),
+    new RegExp(
+      `^error: the record of file://${file} was written by a newer etcdsnap \\(snapshot record format ${RECORD_FORMAT_VERSION + 1}; this etcdsnap reads up to ${RECORD_FORMAT_VERSION}\\): upgrade etcdsnap on this node$`,
+    ),
+    'reset from a newer record',
+  );
+  assert.equal(treeHash(s.dataDir), before, 'the data dir is untouched');
 });
