@@ -31,7 +31,8 @@ test('bootstrap data: the CA sealed with the secret opens only with it; altered 
   data[0] = (data[0] ?? 0) ^ 1;
   assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, data: data.toString('base64') }), 'secret1'), { ok: false, reason: 'wrong-secret' });
   assert.deepEqual(await openBootstrap('not json', 'secret1'), { ok: false, reason: 'malformed' });
-  assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, v: 99 }), 'secret1'), { ok: false, reason: 'malformed' });
+  // a newer version is not guessed at: refused as sealed by a newer etcdsnap (format-version.test.ts)
+  assert.equal(((await openBootstrap(JSON.stringify({ ...o, v: 99 }), 'secret1')) as { reason?: string }).reason, 'newer');
   // the CA hash in clear must be the sealed CA's
   assert.equal(sealedCaHash(sealed), caHash(ca.certPem));
   assert.deepEqual(await openBootstrap(JSON.stringify({ ...o, ca: 'ab'.repeat(32) }), 'secret1'), { ok: false, reason: 'malformed' });

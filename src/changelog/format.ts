@@ -19,9 +19,10 @@
 import { createHash } from 'node:crypto';
 import { EtcdsnapError } from '../errors.js';
 import type { ChangeEvent, ChangeRecord } from '../model/changelog.js';
+import { checkFormatVersion, FORMATS } from '../model/format-version.js';
 
 export const FORMAT = 'etcdsnap-changelog';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = FORMATS.changelog.version;
 /** The longest line a segment may hold (one revision's events, base64): 64 MiB. */
 export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 /** Extension of a sealed segment; a segment being written ends in `.part`. */
@@ -125,7 +126,10 @@ function parseLine(text: string, fail: Fail, what: string): Record<string, unkno
 
 function decodeHeader(o: Record<string, unknown>, fail: Fail): SegmentHeader {
   if (o.format !== FORMAT) return fail('the first line is not a change log header');
-  if (o.version !== FORMAT_VERSION) return fail(`format version ${JSON.stringify(o.version)} is not supported (expected ${FORMAT_VERSION})`);
+  // every version up to ours is read (model/format-version.ts); a newer one names the fix
+  const verdict = checkFormatVersion('changelog', o.version ?? null, 'it');
+  if (!verdict.ok)
+    return fail(verdict.reason === 'newer' ? verdict.message : `format version ${JSON.stringify(o.version)} is not supported (expected ${FORMAT_VERSION})`);
   if (typeof o.chain !== 'string' || !CHAIN.test(o.chain)) return fail('the header has no valid chain id');
   if (typeof o.cluster !== 'string' || !/^\d{1,20}$/.test(o.cluster)) return fail('the header has no valid cluster id');
   if (!isRev(o.first)) return fail('the header has no valid first revision');

@@ -14,20 +14,24 @@ export function parseOutputFormat(raw: string | undefined): OutputFormat {
 
 /** The table's Note for a snapshot whose name is not etcdsnap's (`foreignName`). */
 export const FOREIGN_NAME_NOTE = 'foreign name';
+/** The table's Note for a snapshot whose record a newer etcdsnap wrote (`newerRecord`; JSON and YAML give the whole reason). */
+export const NEWER_RECORD_NOTE = 'record from a newer etcdsnap: upgrade this node';
 
 /**
  * JSON and YAML print the records as they are (`foreignName: true` marks a snapshot whose
  * name is not etcdsnap's scheme). The table has k3s's four columns, plus a last column
- * `Note` only when some row has one (`foreign name`), so the first four stay where k3s
- * has them.
+ * `Note` only when some row has one (`foreign name`, or NEWER_RECORD_NOTE for a record a
+ * newer etcdsnap wrote), so the first four stay where k3s has them.
  */
 export function renderRecords(records: readonly SnapshotRecord[], format: OutputFormat): string {
   if (format === 'json') return `${JSON.stringify(records, null, 2)}\n`;
   if (format === 'yaml') return YAML.stringify(records);
-  const noted = records.some((r) => r.foreignName === true);
+  const noteOf = (r: SnapshotRecord): string =>
+    [r.foreignName === true ? FOREIGN_NAME_NOTE : '', r.newerRecord !== undefined ? NEWER_RECORD_NOTE : ''].filter((n) => n !== '').join('; ');
+  const noted = records.some((r) => noteOf(r) !== '');
   const row = (r: SnapshotRecord): string[] => {
     const cells = [r.name, r.status === 'failed' ? `(failed: ${r.message ?? ''})` : r.location, String(r.size), r.createdAt];
-    return noted ? [...cells, r.foreignName === true ? FOREIGN_NAME_NOTE : ''] : cells;
+    return noted ? [...cells, noteOf(r)] : cells;
   };
   return table([noted ? ['Name', 'Location', 'Size', 'Created', 'Note'] : ['Name', 'Location', 'Size', 'Created'], ...records.map(row)]);
 }

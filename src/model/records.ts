@@ -1,7 +1,14 @@
 /**
  * Snapshot records: what ls shows and what the JSON sidecar at
  * `<snapshot-dir>/../.metadata/<file>` (k3s's place) holds. Pure types and helpers.
+ *
+ * A sidecar carries `formatVersion` (format-version.ts; k3s ignores unknown fields, and a
+ * sidecar without it is version 1, what 0.1.0 wrote). `sidecarText` writes it; `parseRecord`
+ * and `recordFromBucketSidecar` read every version up to RECORD_FORMAT_VERSION and throw the
+ * one-line `environment` error of format-version.ts for a newer one (a store's listing shows
+ * such a snapshot with `newerRecord` instead of failing).
  */
+import { assertReadable, checkFormatVersion, RECORD_FORMAT_VERSION } from './format-version.js';
 import { type Compression, isCompression, type SnapshotEncoding, splitEncodedName } from './encoding.js';
 import { isSafeName, parseSnapshotName } from './naming.js';
 
@@ -47,6 +54,12 @@ export interface SnapshotRecord {
    * selects such a file; `delete` takes it by name.
    */
   foreignName?: boolean;
+  /**
+   * Set only by a store's listing, never read from a sidecar: the sidecar was written by a
+   * newer etcdsnap (the one-line reason). The entry then holds only what the store itself
+   * knows (name, location, size, created time); restoring or downloading it is refused.
+   */
+  newerRecord?: string;
 }
 
 export interface SnapshotEncryption {
@@ -163,6 +176,7 @@ const FIELD_CHECKS: { [K in keyof SnapshotRecord]-?: (v: unknown) => SnapshotRec
   durationMs: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined),
   s3: (v) => parseCopyState(v),
   foreignName: (v) => (v === true ? true : undefined),
+  newerRecord: () => undefined,
 };
 
 /**
@@ -181,6 +195,24 @@ function checkFields(o: Record<string, unknown>): { kept: Partial<SnapshotRecord
   return { kept: kept as Partial<SnapshotRecord>, invalid };
 }
 
+/** The text of a sidecar for `record`: its fields and `formatVersion` (RECORD_FORMAT_VERSION), pretty JSON with a final newline. */
+export function sidecarText(record: SnapshotRecord): string {
+  const { newerRecord: _listingOnly, ...fields } = record;
+  return `${JSON.stringify({ ...fields, formatVersion: RECORD_FORMAT_VERSION }, null, 2)}\n`;
+}
+
+/**
+ * Whether the sidecar object `o` is of a format this etcdsnap reads: true for versions up to
+ * RECORD_FORMAT_VERSION (absent: 1), false for a malformed version; throws the
+ * `environment` error for a newer one. `where` names the sidecar's snapshot for the message.
+ */
+function readableVersion(o: Record<string, unknown>, where: string): boolean {
+  const verdict = checkFormatVersion('record', o.formatVersion, `the record of ${where}`);
+  if (!verdict.ok && verdict.reason === 'invalid') return false;
+  assertReadable(verdict);
+  return true;
+}
+
 function parseObject(text: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(text);
@@ -194,11 +226,12 @@ function parseObject(text: string): Record<string, unknown> | undefined {
  * Parses a local sidecar (one this program wrote). Returns undefined unless it is a JSON
  * object with a valid `name`, `createdAt` and `status`. Only known fields are kept, each only
  * when it has the right type and shape (a bad optional field is dropped, not trusted); text
- * fields never carry control characters.
+ * fields never carry control characters. A sidecar of a newer format throws (see above);
+ * `where` names its snapshot in that message.
  */
-export function parseRecord(text: string): SnapshotRecord | undefined {
+export function parseRecord(text: string, where = 'a snapshot'): SnapshotRecord | undefined {
   const o = parseObject(text);
-  if (!o) return undefined;
+  if (!o || !readableVersion(o, where)) return undefined;
   const { kept } = checkFields(o);
   if (kept.name === undefined || kept.createdAt === undefined || kept.status === undefined) return undefined;
   // fields in their usual order (ls -o yaml/json shows them so); defaults only for missing ones
@@ -223,11 +256,12 @@ export type BucketRecordFacts = Pick<SnapshotRecord, 'name' | 'location' | 'crea
  * of a restore without a matching identity; the format itself is read from the bytes) are
  * kept, each only when well-formed. `invalid` lists the
  * fields the sidecar had in a bad shape (a caller checking a hash refuses when `sha256` is
- * among them). Undefined when the text is not a JSON object.
+ * among them). Undefined when the text is not a JSON object or its `formatVersion` is
+ * malformed; a newer format throws (see above).
  */
 export function recordFromBucketSidecar(text: string, facts: BucketRecordFacts): { record: SnapshotRecord; invalid: string[] } | undefined {
   const o = parseObject(text);
-  if (!o) return undefined;
+  if (!o || !readableVersion(o, facts.location)) return undefined;
   const { kept, invalid } = checkFields(o);
   const record: SnapshotRecord = { ...facts, nodeName: kept.nodeName ?? '', status: 'successful' };
   if (kept.sha256 !== undefined) record.sha256 = kept.sha256;

@@ -4,6 +4,10 @@
  * `/cacerts`, its sha256 compared with the token, and only then trusted. A bare secret
  * uses `${data-dir}/server/tls/server-ca.crt` instead.
  *
+ * Every request declares this etcdsnap's API version (`Etcdsnap-Api-Version`); an answer from
+ * a server with a newer API version is refused (`environment`, one line: upgrade this node)
+ * before it is read; a server without the header (0.1.0) is version 1.
+ *
  * Answers of `POST /db/snapshot` are decoded in one place, `snapshot()`, into the types of
  * model/api.ts; an answer of another shape is one EtcdsnapError line, never a cast.
  */
@@ -14,6 +18,7 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { caHash, parseToken } from '../etcd/token.js';
 import { registerSecret } from '../log/secrets.js';
 import { numberDefault, SERVER_OPTIONS } from '../config/schema.js';
+import { API_VERSION, API_VERSION_HEADER, assertReadable, checkFormatVersion, headerVersion } from '../model/format-version.js';
 import { decodeSnapshotResponse, ResponseShapeError, type SnapshotOperation, type SnapshotRequestBody, type SnapshotResponses } from '../model/api.js';
 
 export interface ClientOptions {
@@ -29,6 +34,8 @@ export interface ClientOptions {
 interface HttpResult {
   status: number;
   body: string;
+  /** The server's API version header (absent from servers before 0.2.0: version 1). */
+  apiVersion?: string | string[];
 }
 
 function request(url: URL, opts: https.RequestOptions, body: string | undefined, timeoutMs: number): Promise<HttpResult> {
@@ -36,7 +43,7 @@ function request(url: URL, opts: https.RequestOptions, body: string | undefined,
     const req = https.request(url, { ...opts, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), apiVersion: res.headers[API_VERSION_HEADER] }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })));
@@ -168,7 +175,10 @@ export class SupervisorClient {
   }
 
   private async send(method: string, pathname: string, text: string | undefined): Promise<unknown> {
-    const headers: Record<string, string | number> = { authorization: `Basic ${Buffer.from(`server:${this.secret}`).toString('base64')}` };
+    const headers: Record<string, string | number> = {
+      authorization: `Basic ${Buffer.from(`server:${this.secret}`).toString('base64')}`,
+      [API_VERSION_HEADER]: API_VERSION,
+    };
     if (text !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(text);
@@ -178,6 +188,8 @@ export class SupervisorClient {
       this.base,
       this.serverFlag,
     );
+    // a server whose API is newer than ours: its answers may mean something else
+    assertReadable(checkFormatVersion('api', headerVersion(r.apiVersion), `the server at ${this.base.origin}`));
     let parsed: unknown;
     try {
       parsed = JSON.parse(r.body);

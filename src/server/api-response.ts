@@ -8,11 +8,14 @@
  *   that allows only the API's own origin (`default-src 'self'`, no inline script or style,
  *   no framing, no form posts elsewhere): the dashboard's pages (docs/dashboard.md) run under
  *   it, and a JSON answer opened as a page can run nothing.
+ * - Every answer also carries `Etcdsnap-Api-Version` (model/format-version.ts API_VERSION):
+ *   a client refuses a server whose API is newer than its own.
  * - A stream or download is written with the client's backpressure and stopped when the
  *   client goes away; nothing holds a whole file in memory.
  */
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { API_VERSION, API_VERSION_HEADER } from '../model/format-version.js';
 
 export interface ApiResponse {
   status: number;
@@ -57,13 +60,16 @@ export const SECURITY_HEADERS: Readonly<OutgoingHttpHeaders> = {
   'content-security-policy': "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
 };
 
+/** What every answer carries: the security headers and the API version. */
+export const ANSWER_HEADERS: Readonly<OutgoingHttpHeaders> = { ...SECURITY_HEADERS, [API_VERSION_HEADER]: String(API_VERSION) };
+
 export function send(res: ServerResponse, status: number, body: unknown, headers: OutgoingHttpHeaders = {}): void {
   if (res.headersSent || res.destroyed) return;
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, {
     'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
     ...headers,
-    ...SECURITY_HEADERS,
+    ...ANSWER_HEADERS,
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
@@ -110,7 +116,7 @@ export async function sendDownload(res: ServerResponse, out: DownloadResponse, s
     'content-type': 'application/octet-stream',
     'content-disposition': disposition(fileName),
     ...(size !== undefined ? { 'content-length': size } : {}),
-    ...SECURITY_HEADERS,
+    ...ANSWER_HEADERS,
   });
   try {
     for await (const chunk of stream) {

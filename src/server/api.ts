@@ -17,6 +17,8 @@
  *     token) is checked like a `token` route's secret, through the same throttle; on success
  *     a new session is passed to the handler and its cookie set with a 2xx answer.
  *   A handler ends its session with `req.session.end()`; the answer then clears the cookie.
+ * - A request declaring a newer API version (`Etcdsnap-Api-Version`, model/format-version.ts)
+ *   than this server's is a 400 saying to upgrade the server; no header is version 1.
  * - Only origin-form targets (`/path?query`) are accepted (request-target.ts); any other
  *   target is a 400 and the connection is closed.
  * - Public routes take no body: a request to one with a body (Content-Length > 0 or any
@@ -47,7 +49,8 @@ import { ConnectionGuard, maxConnectionsFor, softFdLimit } from './connection-gu
 import { LoginThrottle, sourceKey, type LoginThrottleSettings } from './login-throttle.js';
 import { parseRequestTarget, type RequestTarget } from './request-target.js';
 import { BodyError, readJsonBody } from './json-body.js';
-import { type AnyResponse, type StreamResponse, drainOrClose, SECURITY_HEADERS, refuse, send, sendDownload } from './api-response.js';
+import { API_VERSION_HEADER, checkFormatVersion, headerVersion } from '../model/format-version.js';
+import { type AnyResponse, type StreamResponse, ANSWER_HEADERS, drainOrClose, refuse, send, sendDownload } from './api-response.js';
 import { CLEARED_COOKIE, checkSessionRequest, SessionStore, sessionId, type SessionSettings } from './session.js';
 
 export { MAX_BODY_BYTES } from './json-body.js';
@@ -220,6 +223,9 @@ export class SupervisorApi {
     const method = req.method ?? 'GET';
     const target = parseRequestTarget(req.url);
     if (!target) return refuse(res, 400, 'bad request target: expected a path such as /healthz');
+    // a client declaring a newer API than ours (absent: 1) is told to use a matching etcdsnap
+    const declared = checkFormatVersion('api', headerVersion(req.headers[API_VERSION_HEADER]), `the request to ${target.path.slice(0, 200)}`);
+    if (!declared.ok) return refuse(res, 400, declared.reason === 'newer' ? apiTooNew(declared.message) : declared.message);
     const candidates = this.routes.filter((r) => r.path === target.path);
     const route = candidates.find((r) => r.method === method);
     if (route?.auth === 'public') {
@@ -329,7 +335,7 @@ export class SupervisorApi {
       await it.return?.(); // the client went away while the first value was read
       return;
     }
-    res.writeHead(out.status, { 'content-type': 'application/x-ndjson', ...SECURITY_HEADERS });
+    res.writeHead(out.status, { 'content-type': 'application/x-ndjson', ...ANSWER_HEADERS });
     try {
       while (next.done !== true && !signal.aborted) {
         if (!res.write(`${JSON.stringify(next.value)}\n`)) await drainOrClose(res);
@@ -382,6 +388,10 @@ export class SupervisorApi {
 }
 
 /** True when the request announces a body: Content-Length other than 0, or any Transfer-Encoding. */
+/** The refusal of a request from a newer client: the server is the one to upgrade. */
+const apiTooNew = (message: string): string =>
+  message.replace(/upgrade etcdsnap on this node$/, 'upgrade this etcdsnap server (or use an etcdsnap of its version)');
+
 function hasBody(req: IncomingMessage): boolean {
   const len = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');

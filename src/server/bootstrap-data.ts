@@ -24,6 +24,7 @@ import type { EtcdClient } from '../etcd/client.js';
 import { caHash, secretStrength } from '../etcd/token.js';
 import { messageOf } from '../errors.js';
 import type { Feature } from './feature.js';
+import { checkFormatVersion, FORMATS } from '../model/format-version.js';
 
 /** The etcd key (outside Kubernetes' /registry; k3s uses /bootstrap/<hash>). */
 export const BOOTSTRAP_KEY = '/etcdsnap/bootstrap';
@@ -36,7 +37,8 @@ export interface KdfParams {
   p: number;
 }
 
-const VERSION = 2;
+/** The sealed format this etcdsnap writes (model/format-version.ts); newer texts are refused as `newer`. */
+const VERSION = FORMATS.bootstrap.version;
 /** What `sealBootstrap` uses now (OWASP password storage guidance for scrypt). */
 export const CURRENT_KDF: KdfParams = { name: 'scrypt', N: 1 << 17, r: 8, p: 1 };
 /** The fixed parameters of version 1 texts. */
@@ -139,7 +141,7 @@ export function needsReseal(text: string): boolean {
   return k.N * k.r < CURRENT_KDF.N * CURRENT_KDF.r || k.N * k.r * k.p < CURRENT_KDF.N * CURRENT_KDF.r * CURRENT_KDF.p;
 }
 
-export type Opened = { ok: true; ca: KeyPairPem } | { ok: false; reason: 'wrong-secret' | 'malformed' };
+export type Opened = { ok: true; ca: KeyPairPem } | { ok: false; reason: 'wrong-secret' | 'malformed' } | { ok: false; reason: 'newer'; message: string };
 
 /** Decodes base64 that must be exactly `bytes` long (undefined otherwise). */
 function exactBytes(b64: string, bytes: number): Buffer | undefined {
@@ -151,10 +153,15 @@ function exactBytes(b64: string, bytes: number): Buffer | undefined {
  * Opens what `sealBootstrap` made (version 2) or its predecessor (version 1); never
  * rejects. `malformed`: not a sealed text, KDF parameters outside KDF_LIMITS, a salt, IV
  * or tag of the wrong size, or contents that do not match the CA hash in clear.
- * `wrong-secret`: GCM authentication failed (another secret, or altered bytes).
+ * `wrong-secret`: GCM authentication failed (another secret, or altered bytes). `newer`: a
+ * version above VERSION, sealed by a newer etcdsnap (`message`: the one line saying so).
  */
 export async function openBootstrap(text: string, secret: string): Promise<Opened> {
   const s = parseSealed(text);
+  if (typeof s?.v === 'number') {
+    const verdict = checkFormatVersion('bootstrap', s.v, "the snapshot's bootstrap data");
+    if (!verdict.ok && verdict.reason === 'newer') return { ok: false, reason: 'newer', message: verdict.message };
+  }
   if (!s || typeof s.ca !== 'string' || typeof s.salt !== 'string' || typeof s.iv !== 'string' || typeof s.tag !== 'string' || typeof s.data !== 'string') {
     return { ok: false, reason: 'malformed' };
   }

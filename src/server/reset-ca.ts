@@ -58,6 +58,8 @@ export async function adoptBootstrap(
     if (cfg.clusterResetNewCa) logger.info("--cluster-reset-new-ca was not needed: the token opens the snapshot's cluster CA, which is kept");
     return;
   }
+  // sealed by a newer etcdsnap: this node must be upgraded first, whatever the flags
+  if (opened?.ok === false && opened.reason === 'newer') throw new EtcdsnapError('environment', `${opened.message}; nothing was kept`);
   const why =
     sealed === undefined
       ? 'the snapshot holds no etcdsnap bootstrap data (it was taken by etcdctl or another tool, or before etcdsnap stored it), so its cluster CA cannot be restored'

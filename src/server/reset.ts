@@ -138,7 +138,11 @@ export async function runClusterReset(o0: ResetOptions): Promise<void> {
 async function decodeContext(cfg: ServerConfig, source: string): Promise<DecodeContext> {
   const ctx: DecodeContext = cfg.snapshots.identityFile !== undefined ? { identityFile: cfg.snapshots.identityFile } : {};
   if (path.dirname(source) !== path.resolve(cfg.snapshots.dir)) return ctx;
-  const record = await new LocalStore(cfg.snapshots.dir).readRecord(path.basename(source)).catch(() => undefined);
+  // a record from a newer etcdsnap refuses the restore (upgrade this node); any other problem only loses the hint
+  const record = await new LocalStore(cfg.snapshots.dir).readRecord(path.basename(source)).catch((err: unknown) => {
+    if (err instanceof EtcdsnapError && err.kind === 'environment') throw err;
+    return undefined;
+  });
   return record?.encryption ? { ...ctx, madeFor: record.encryption.recipients } : ctx;
 }
 

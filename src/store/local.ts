@@ -25,7 +25,7 @@ import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { ensurePrivateDir, foreignLinkOwner } from '../util/fs.js';
 import { BatchedFileWriter, commitFile, createExclusive, isAtomicTemp, writeFileAtomic } from '../util/durable.js';
 import { assertSafeName, parseSnapshotName, PART_EXT } from '../model/naming.js';
-import { compressionFromName, createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, type SnapshotRecord } from '../model/records.js';
+import { compressionFromName, createdAtFromName, FAILED_RECORD_TTL_MS, parseRecord, sidecarText, type SnapshotRecord } from '../model/records.js';
 import { isCandidateName, snapshotKind } from './snapshot-kind.js';
 import { assertStoreName, type IncompleteFilter, type ListOptions, type SnapshotSink, type SnapshotStore, type StoreStat, type WriteOptions } from './store.js';
 
@@ -240,15 +240,29 @@ export class LocalStore implements SnapshotStore {
   async writeRecord(record: SnapshotRecord): Promise<void> {
     assertStoreName(record.name);
     await ensurePrivateDir(this.metadataDir);
-    await writeFileAtomic(this.sidecarPath(record.name), `${JSON.stringify(record, null, 2)}\n`, 0o600);
+    await writeFileAtomic(this.sidecarPath(record.name), sidecarText(record), 0o600);
   }
 
+  /** The sidecar's record; undefined when there is none or it cannot be read; throws for one of a newer format (records.ts). */
   async readRecord(name: string): Promise<SnapshotRecord | undefined> {
     assertStoreName(name);
+    let text: string;
     try {
-      return parseRecord(await fsp.readFile(this.sidecarPath(name), 'utf8'));
+      text = await fsp.readFile(this.sidecarPath(name), 'utf8');
     } catch {
       return undefined;
+    }
+    return parseRecord(text, this.location(name));
+  }
+
+  /** `readRecord` for the listing: a record of a newer format is the reason, shown as `newerRecord`. */
+  private async listedRecord(name: string): Promise<{ rec?: SnapshotRecord; newer?: string }> {
+    try {
+      const rec = await this.readRecord(name);
+      return rec ? { rec } : {};
+    } catch (err) {
+      if (err instanceof EtcdsnapError && err.kind === 'environment') return { newer: err.message };
+      throw err;
     }
   }
 
@@ -277,7 +291,7 @@ export class LocalStore implements SnapshotStore {
       const kind = await snapshotKind(this.dir, name, st);
       if (kind === undefined) continue;
       seen.add(name);
-      const rec = await this.readRecord(name);
+      const { rec, newer } = await this.listedRecord(name);
       const { foreignName: _fromSidecar, ...kept } = rec?.status === 'successful' ? rec : ({} as Partial<SnapshotRecord>);
       out.push({
         ...kept,
@@ -289,12 +303,13 @@ export class LocalStore implements SnapshotStore {
         ...compressionFromName(name),
         status: 'successful',
         ...(kind === 'foreign' ? { foreignName: true } : {}),
+        ...(newer !== undefined ? { newerRecord: newer } : {}),
       });
     }
     const sidecars = await fsp.readdir(this.metadataDir).catch(() => [] as string[]);
     for (const name of sidecars) {
       if (seen.has(name) || !parseSnapshotName(name) || !isCandidateName(name)) continue;
-      const rec = await this.readRecord(name);
+      const { rec } = await this.listedRecord(name);
       if (rec?.status !== 'failed' || rec.location.startsWith('s3://')) continue;
       if (now.getTime() - Date.parse(rec.createdAt) > FAILED_RECORD_TTL_MS) {
         await fsp.rm(this.sidecarPath(name), { force: true });

@@ -229,6 +229,8 @@ export interface StartOptions {
   nodeName?: string;
   /** Soft and hard limit of open files for the server (and its etcd), set with `ulimit -n`. */
   fdLimit?: number;
+  /** The etcdsnap to run: this tree's bin/etcdsnap by default (upgrade.test.ts: a release's). */
+  bin?: string;
 }
 
 /** Starts `etcdsnap server` with JSON logs; does not wait for readiness. */
@@ -239,7 +241,7 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
   writeFileSync(cfgFile, opts.config ?? '');
   const args = [
     ...NODE_FLAGS,
-    BIN,
+    opts.bin ?? BIN,
     'server',
     '--config',
     cfgFile,

@@ -20,7 +20,14 @@ import type { S3Store } from './store.js';
 import type { S3ObjectInfo } from './list.js';
 import { planRetention } from '../../retention/policy.js';
 import { isSafeName, isSafeSnapshotName, parseSnapshotName } from '../../model/naming.js';
-import { compressionFromName, createdAtFromName, recordFromBucketSidecar, type BucketRecordFacts, type SnapshotRecord } from '../../model/records.js';
+import {
+  compressionFromName,
+  createdAtFromName,
+  recordFromBucketSidecar,
+  sidecarText,
+  type BucketRecordFacts,
+  type SnapshotRecord,
+} from '../../model/records.js';
 
 /** Largest sidecar read from S3; a bigger one is not read (listing) or refused (download). */
 export const MAX_SIDECAR_BYTES = 64 * 1024;
@@ -161,7 +168,14 @@ export async function listS3Records(store: S3Store, withSidecars: boolean, onSki
       return base;
     }
     if (text === undefined) return base;
-    const side = recordFromBucketSidecar(text, facts);
+    let side: ReturnType<typeof recordFromBucketSidecar>;
+    try {
+      side = recordFromBucketSidecar(text, facts);
+    } catch (err) {
+      // a sidecar of a newer format: listed with what the bucket says, and the reason
+      if (err instanceof EtcdsnapError && err.kind === 'environment') return { ...base, newerRecord: err.message };
+      throw err;
+    }
     if (!side) skipOnce(store, store.metadataKey(o.name), 'sidecar ignored: not a JSON object', onSkip);
     return side?.record ?? base;
   });
@@ -170,7 +184,7 @@ export async function listS3Records(store: S3Store, withSidecars: boolean, onSki
 /** Uploads the sidecar of a snapshot now in S3. */
 export async function putSidecar(store: S3Store, record: SnapshotRecord): Promise<void> {
   const { s3: _s3, ...rest } = record;
-  await store.putText(store.metadataKey(record.name), `${JSON.stringify({ ...rest, location: store.location(record.name) }, null, 2)}\n`, 'application/json');
+  await store.putText(store.metadataKey(record.name), sidecarText({ ...rest, location: store.location(record.name) }), 'application/json');
 }
 
 /** Deletes snapshots and their sidecars; returns the names that existed. */
@@ -238,7 +252,7 @@ export async function abortStaleUploads(store: S3Store, nodeName: string, onSkip
  * The record of `name` from its sidecar, for a download: undefined when there is none. The
  * name, location, status, size (0: unknown) and created time are ours, never the sidecar's.
  * Refused (`integrity`): a sidecar larger than MAX_SIDECAR_BYTES, one that is not a record,
- * one whose sha256 is malformed.
+ * one whose sha256 is malformed; (`environment`) one written by a newer etcdsnap.
  */
 export async function readBucketRecord(store: S3Store, name: string): Promise<SnapshotRecord | undefined> {
   const text = await readSidecar(store, name);
