@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-/** Entry point: `etcdsnap <server|agent|etcd-snapshot|install-service> ...`. */
+/** Entry point: `etcdsnap <server|agent|etcd-snapshot|install-service|uninstall> ...`. */
 import { Command } from 'commander';
 import { normalizeBooleanArgs } from '../config/resolve.js';
-import { AGENT_OPTIONS, INSTALL_SERVICE_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { AGENT_OPTIONS, INSTALL_SERVICE_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, UNINSTALL_OPTIONS } from '../config/schema.js';
 import { reportError } from './exit.js';
 import { serverCommand } from './server-command.js';
 import { agentCommand } from './agent-command.js';
 import { etcdSnapshotCommand } from './etcd-snapshot-command.js';
 import { installServiceCommand } from './install-service-command.js';
-
-export const VERSION = '0.1.0';
+import { uninstallCommand } from './uninstall-command.js';
+import { versionLine } from './version.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
   // Hide the command line (it may hold --token or S3 keys) from `ps`. bin/etcdsnap already did
@@ -22,7 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.title = sub === 'server' || sub === 'agent' || sub === 'etcd-snapshot' ? `etcdsnap ${sub}` : 'etcdsnap';
   const program = new Command('etcdsnap')
     .description('etcd member supervisor and snapshot manager, compatible with k3s etcd-snapshot')
-    .version(VERSION)
+    .version(versionLine(), '-V, --version', 'print the version and the commit it was built from')
     .exitOverride()
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (str, write) => write(str) });
@@ -30,9 +30,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   program.addCommand(agentCommand().exitOverride());
   program.addCommand(etcdSnapshotCommand());
   program.addCommand(installServiceCommand().exitOverride());
+  program.addCommand(uninstallCommand().exitOverride());
   const debug = argv.includes('--debug');
   try {
-    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...INSTALL_SERVICE_OPTIONS]);
+    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...INSTALL_SERVICE_OPTIONS, ...UNINSTALL_OPTIONS]);
     await program.parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
