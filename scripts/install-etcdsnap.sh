@@ -15,14 +15,33 @@
 # apt-get and systemctl (images, tests); npm's own npm_config_prefix picks where npm installs.
 set -euo pipefail
 
+# Another apt-get or dpkg (unattended-upgrades, cloud-init) may hold apt's locks: wait for
+# them, at most this long (as scripts/install.sh does).
 APT_LOCK_WAIT=300
+
+# `apt-get update`, retried while another process holds the package lists lock (apt's
+# DPkg::Lock::Timeout covers the dpkg lock, not that one), for at most APT_LOCK_WAIT s.
+apt_update() {
+  local deadline=$((SECONDS + APT_LOCK_WAIT)) out said=0
+  until out=$(apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" update -qq 2>&1); do
+    if ! grep -qiE 'could not get lock|unable to lock' <<<"$out" || ((SECONDS >= deadline)); then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
+    if ((said == 0)); then
+      echo "another apt-get or dpkg holds apt's package lists lock; waiting for it" >&2
+      said=1
+    fi
+    sleep 5
+  done
+}
 root="${ETCDSNAP_ROOT:-}"
 tgz=""
 kind=server
 for a in "$@"; do
   case "$a" in
     --agent) kind=agent ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "error: unknown option $a (only --agent)" >&2; exit 2 ;;
     *) tgz="$a" ;;
   esac
@@ -58,7 +77,7 @@ if ((${#need[@]})); then
     echo "ETCDSNAP_ROOT is set: not installing the missing Debian packages ${need[*]}"
   else
     echo "installing Debian packages: ${need[*]}"
-    apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" update -qq
+    apt_update
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # Debian's etcd-server enables a system etcd on 2379/2380, which would hold etcdsnap's ports.
     ((systemd_runs)) && { systemctl disable --now etcd >/dev/null 2>&1 || true; }
