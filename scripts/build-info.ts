@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 
@@ -20,6 +20,9 @@ export function commitOf(dir: string): string {
   return `${head.stdout.trim()}${dirty ? '-dirty' : ''}`;
 }
 
-const out = path.join(root, 'dist', 'build-info.json');
-mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ commit: commitOf(root) })}\n`);
+// run as a script (not imported, as test/version.test.ts does): write the file
+if (process.argv[1] !== undefined && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url) {
+  const out = path.join(root, 'dist', 'build-info.json');
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ commit: commitOf(root) })}\n`);
+}

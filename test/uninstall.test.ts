@@ -6,14 +6,17 @@
  * units go and the config and data dirs stay, and it says so; with --purge they go too, the
  * outside snapshot dir stays and is named; a live etcdsnap holding a data dir's lock stops it
  * before anything is removed. The program itself (a checkout here) is left in place, and said
- * so: removing a global npm install is checked end to end in test/package.test.ts.
+ * so: removing a global npm install is checked end to end in test/package.test.ts. The test
+ * machines run no systemd, so the systemctl calls are checked through `uninstall`'s command
+ * runner (recorded, in order, against the files): the units stopped before they are removed,
+ * npm last.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { npmPrefixOf } from '../src/cli/uninstall-command.js';
+import { npmPrefixOf, uninstall } from '../src/cli/uninstall-command.js';
 import { ROOT, runCli, tempDir } from './helpers/server.js';
 
 /** A temp system tree as an install leaves it; returns its root. */
@@ -110,4 +113,45 @@ test('uninstall: --root must be absolute; npmPrefixOf finds the prefix of a glob
   assert.equal(npmPrefixOf('/tmp/p/lib/node_modules/etcdsnap'), '/tmp/p');
   assert.equal(npmPrefixOf('/work/etcdsnap'), undefined);
   assert.equal(npmPrefixOf('/srv/node_modules/etcdsnap'), undefined, 'a local (not global) install is not removed with npm -g');
+});
+
+test('uninstall under systemd: disable --now before the unit files go, daemon-reload and reset-failed after, npm uninstall -g last', async () => {
+  const root = installedTree();
+  const calls: string[] = [];
+  const lines: string[] = [];
+  await uninstall({
+    root,
+    purge: false,
+    systemd: true,
+    packageDir: '/opt/node/lib/node_modules/etcdsnap',
+    run: async (cmd, args) => {
+      calls.push(`${cmd} ${args.join(' ')} [unit file ${existsSync(at(root, 'etc/systemd/system/etcdsnap.service')) ? 'present' : 'gone'}]`);
+      return { code: 0, stderr: '' };
+    },
+    out: (line) => lines.push(line),
+  });
+  assert.deepEqual(calls, [
+    'systemctl disable --now etcdsnap.service etcdsnap-agent.service [unit file present]',
+    'systemctl daemon-reload [unit file gone]',
+    'systemctl reset-failed etcdsnap.service etcdsnap-agent.service [unit file gone]',
+    'npm uninstall --global --prefix /opt/node --loglevel=error --no-audit --no-fund etcdsnap [unit file gone]',
+  ]);
+  assert.equal(lines[0], 'stopped and disabled etcdsnap.service, etcdsnap-agent.service');
+  assert.equal(lines.at(-1), 'removed the program (npm uninstall -g --prefix /opt/node etcdsnap)');
+  assert.equal(existsSync(at(root, 'srv/etcdsnap/server/token')), true);
+
+  const failing = installedTree();
+  await assert.rejects(
+    uninstall({
+      root: failing,
+      purge: true,
+      systemd: true,
+      packageDir: '/opt/node/lib/node_modules/etcdsnap',
+      run: async () => ({ code: 1, stderr: 'Failed to disable unit: Access denied\n' }),
+      out: () => {},
+    }),
+    /^EtcdsnapError: systemctl disable --now etcdsnap.service etcdsnap-agent.service failed: Failed to disable unit: Access denied$/,
+  );
+  assert.equal(existsSync(at(failing, 'srv/etcdsnap/server/token')), true, 'a failed stop removes nothing');
+  assert.equal(existsSync(at(failing, 'etc/systemd/system/etcdsnap.service')), true);
 });
