@@ -6,7 +6,7 @@
 #
 # 1. Debian's etcd-server, etcd-client, zstd and util-linux when missing (Debian's own etcd
 #    service, which would hold ports 2379/2380, is disabled).
-# 2. npm install -g <tarball> --offline: the tarball bundles every npm dependency.
+# 2. npm install -g <tarball> --offline --ignore-scripts: the tarball bundles every npm dependency.
 # 3. etcdsnap install-service: the unit, /etc/etcdsnap/etcdsnap.env (secrets, 0600) and
 #    /etc/etcdsnap/config.yaml (settings, 0600) when missing; existing ones are kept.
 # 4. systemctl enable etcdsnap and (re)start it, when systemd runs; else it says so.
@@ -87,7 +87,9 @@ else
 fi
 
 echo "installing $tgz (npm install -g --offline)"
-npm install --global --offline --no-audit --no-fund --loglevel=error "$tgz"
+# --ignore-scripts: no bundled dependency needs an install script (protobufjs's postinstall only
+# checks its dependents' version ranges), so none runs as root.
+npm install --global --offline --ignore-scripts --no-audit --no-fund --loglevel=error "$tgz"
 bin="$(npm prefix --global)/bin/etcdsnap"
 [ -x "$bin" ] || { echo "error: npm did not install $bin" >&2; exit 1; }
 "$bin" --version
