@@ -40,10 +40,10 @@ export interface InstallServiceInput {
 /** Where this program's bin/etcdsnap is (dist/cli/ or src/cli/ → ../../bin). */
 export const ownBin = (): string => fileURLToPath(new URL('../../bin/etcdsnap', import.meta.url));
 
-const DATA_DIRS = { server: '/var/lib/etcdsnap', agent: '/var/lib/etcdsnap/agent' } as const;
+export const DATA_DIRS = { server: '/var/lib/etcdsnap', agent: '/var/lib/etcdsnap/agent' } as const;
 
 /** The folders the config file says the service writes (data dir first), or the default data dir. */
-async function configuredPaths(kind: 'server' | 'agent', configFile: string): Promise<{ paths: string[]; exists: boolean }> {
+export async function configuredPaths(kind: 'server' | 'agent', configFile: string): Promise<{ paths: string[]; exists: boolean }> {
   let text: string;
   try {
     text = await fsp.readFile(configFile, 'utf8');

@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-/** Entry point: `etcdsnap <server|agent|etcd-snapshot|install-service> ...`. */
+/** Entry point: `etcdsnap <server|agent|etcd-snapshot|install-service|uninstall> ...`. */
 import { Command } from 'commander';
 import { normalizeBooleanArgs } from '../config/resolve.js';
-import { AGENT_OPTIONS, INSTALL_SERVICE_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
+import { AGENT_OPTIONS, INSTALL_SERVICE_OPTIONS, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS, UNINSTALL_OPTIONS } from '../config/schema.js';
 import { reportError } from './exit.js';
-
-export const VERSION = '0.1.0';
+import { versionLine } from './version.js';
 
 /**
  * Each top-level command's module, loaded only when the command line names it (all of them for
@@ -18,6 +17,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
   agent: async () => (await import('./agent-command.js')).agentCommand().exitOverride(),
   'etcd-snapshot': async () => (await import('./etcd-snapshot-command.js')).etcdSnapshotCommand(),
   'install-service': async () => (await import('./install-service-command.js')).installServiceCommand().exitOverride(),
+  uninstall: async () => (await import('./uninstall-command.js')).uninstallCommand().exitOverride(),
 };
 
 /** The commands to build for `argv`: the one it names, or every one when it names none of them. */
@@ -38,14 +38,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.title = sub === 'server' || sub === 'agent' || sub === 'etcd-snapshot' ? `etcdsnap ${sub}` : 'etcdsnap';
   const program = new Command('etcdsnap')
     .description('etcd member supervisor and snapshot manager, compatible with k3s etcd-snapshot')
-    .version(VERSION)
+    .version(versionLine(), '-V, --version', 'print the version and the commit it was built from')
     .exitOverride()
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (str, write) => write(str) });
   const debug = argv.includes('--debug');
   try {
     for (const cmd of await Promise.all(commandsFor(argv).map((load) => load()))) program.addCommand(cmd);
-    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...INSTALL_SERVICE_OPTIONS]);
+    const args = normalizeBooleanArgs(argv, [...SERVER_OPTIONS, ...AGENT_OPTIONS, ...SNAPSHOT_CLI_OPTIONS, ...INSTALL_SERVICE_OPTIONS, ...UNINSTALL_OPTIONS]);
     await program.parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {

@@ -12,6 +12,7 @@ import {
   RESTORE_SOURCE_OPTIONS,
   SERVER_OPTIONS,
   SNAPSHOT_CLI_OPTIONS,
+  UNINSTALL_OPTIONS,
   type OptionSpec,
 } from './schema.js';
 
@@ -98,5 +99,13 @@ Writes the systemd unit and the secrets file ([docs/systemd.md](../systemd.md)).
 count only on the command line:
 
 ${table(INSTALL_SERVICE_OPTIONS)}
+
+## etcdsnap uninstall
+
+Stops and removes the services and the program; keeps the config and the data dir unless
+\`--purge\` ([docs/install.md](../install.md#uninstall)). Its options count only on the command
+line:
+
+${table(UNINSTALL_OPTIONS)}
 `;
 }

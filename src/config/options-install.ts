@@ -39,3 +39,22 @@ export const INSTALL_SERVICE_OPTIONS: readonly OptionSpec[] = [
   },
   { key: 'dry-run', type: 'boolean', description: 'print the unit and what would be done; write nothing' },
 ];
+
+/**
+ * The option specs of `etcdsnap uninstall` (docs/install.md, "Uninstall"), read from the command
+ * line only, like install-service's.
+ */
+export const UNINSTALL_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'purge',
+    type: 'boolean',
+    description: 'also remove /etc/etcdsnap (config and secrets) and the data dirs (/var/lib/etcdsnap: etcd data, certificates, token, local snapshots)',
+  },
+  {
+    key: 'root',
+    type: 'string',
+    description: 'folder the system paths are under (an image being built, a test); systemctl is not run',
+    default: '/',
+    valueName: 'dir',
+  },
+];

@@ -26,7 +26,7 @@ export { CLI_S3_OPTIONS, COMMON_OPTIONS, DEFAULT_CONFIG_FILE, defaultDataDir, S3
 export { SERVER_OPTIONS } from './options-server.js';
 export { RESTORE_MEMBER_OPTIONS, RESTORE_SOURCE_OPTIONS } from './options-restore.js';
 export { AGENT_OPTIONS, AGENT_SUPERVISOR_PORT, DEFAULT_AGENT_CONFIG_FILE, defaultAgentDataDir } from './options-agent.js';
-export { DEFAULT_UNIT_DIR, INSTALL_SERVICE_OPTIONS } from './options-install.js';
+export { DEFAULT_UNIT_DIR, INSTALL_SERVICE_OPTIONS, UNINSTALL_OPTIONS } from './options-install.js';
 
 /** Options of `etcdsnap etcd-snapshot` and its subcommands (k3s's names and aliases). */
 export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
