@@ -34,7 +34,13 @@ function loaded(args: string[]): Promise<{ modules: string[]; stdout: string; st
   });
 }
 
-const DAEMON_MODULES = ['dist/cli/server-command.js', 'dist/cli/agent-command.js', 'dist/cli/install-service-command.js', 'dist/cli/uninstall-command.js', 'dist/cli/daemon.js'];
+const DAEMON_MODULES = [
+  'dist/cli/server-command.js',
+  'dist/cli/agent-command.js',
+  'dist/cli/install-service-command.js',
+  'dist/cli/uninstall-command.js',
+  'dist/cli/daemon.js',
+];
 
 test('etcd-snapshot save and ls load neither the daemons, install-service nor yaml', async () => {
   for (const args of [
@@ -56,7 +62,8 @@ test('server --help loads the server command only; --help and a typo still know 
   assert.ok(!server.modules.includes('dist/cli/agent-command.js'), 'server loaded agent');
 
   const help = await loaded(['--help']);
-  for (const name of ['server', 'agent', 'etcd-snapshot', 'install-service', 'uninstall']) assert.match(help.stdout, new RegExp(`^  ${name} \\[options\\]`, 'm'));
+  for (const name of ['server', 'agent', 'etcd-snapshot', 'install-service', 'uninstall'])
+    assert.match(help.stdout, new RegExp(`^  ${name} \\[options\\]`, 'm'));
 
   const typo = await loaded(['etcd-snapshto', 'ls']);
   assert.match(typo.stderr, /unknown command 'etcd-snapshto'/);
