@@ -187,6 +187,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     description:
       'restore drill schedule in cron syntax (as --etcd-snapshot-schedule-cron): restore the newest snapshot into a throwaway etcd and check it (docs/drills.md); empty: no scheduled drills',
     default: '',
+    defaultText: 'off',
     valueName: 'spec',
   },
   {
@@ -203,7 +204,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     type: 'string',
     secret: true,
     description:
-      'POST a JSON event (Slack-compatible "text") to this http(s) URL when a snapshot save fails, an S3 upload still fails after its retries, and when each recovers (docs/notifications.md)',
+      'POST a JSON event (Slack-compatible "text") to this http(s) URL when a snapshot save fails, an S3 upload still fails after its retries, when each recovers, and with the result of each restore drill (docs/notifications.md)',
     valueName: 'url',
     check: checkWebhookURL,
   },

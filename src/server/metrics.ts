@@ -107,7 +107,10 @@ export class ServerMetrics {
       buckets: SAVE_BUCKETS,
       registers,
     });
-    this.drillLast = g('etcdsnap_drill_last_result', 'Result of the last restore drill in this process: 1 passed, 0 failed (absent before the first).');
+    this.drillLast = g(
+      'etcdsnap_drill_last_result',
+      'Result of the last restore drill in this process: 1 passed, 0 failed or none yet (etcdsnap_drill_last_timestamp_seconds is 0 until the first).',
+    );
     this.drillLastTime = g('etcdsnap_drill_last_timestamp_seconds', 'Time (unix seconds) the last restore drill in this process ended.');
     this.drillLastSuccess = g('etcdsnap_drill_last_success_timestamp_seconds', 'Time (unix seconds) the last passed restore drill in this process ended.');
     this.uploadAttempts = new Counter({
