@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DRILL_DISK_MARGIN, drillCell, drillDiskNeed, newestDrillable, sampleIndexes } from '../src/snapshot/drill-plan.js';
+import { DRILL_DISK_MARGIN, drillCell, drillDiskNeed, newestDrillable, sampleIndexes, servedRevision } from '../src/snapshot/drill-plan.js';
 import { parseDrillResult, parseRecord, recordFromBucketSidecar, type SnapshotRecord } from '../src/model/records.js';
 import { parseDrillRequest } from '../src/server/drills.js';
 import { renderRecords } from '../src/cli/output.js';
@@ -49,6 +49,12 @@ test('drillDiskNeed: download, decoded file and restored member, plus the margin
   assert.equal(drillDiskNeed(100, undefined, false, true), 200 + DRILL_DISK_MARGIN);
   assert.equal(drillDiskNeed(100, 1000, true, true), 100 + 1000 + 1000 + DRILL_DISK_MARGIN);
   assert.equal(drillDiskNeed(100, undefined, true, false), 1000 + 1000 + DRILL_DISK_MARGIN);
+});
+
+test("servedRevision: the file's revision, at least 1 (etcd starts counting at 1)", () => {
+  assert.equal(servedRevision(0), 1);
+  assert.equal(servedRevision(1), 1);
+  assert.equal(servedRevision(42), 42);
 });
 
 test('sampleIndexes: up to n indexes spread from the first to the last, ascending and distinct', () => {

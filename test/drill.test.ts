@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import { startSwift, s3CliFlags, s3ServerFlags, swiftSettings, type Swift } from './helpers/swift.js';
 import { apiRequest, etcdctl, killStarted, snapshotCli, startReady, type ServerProcess } from './helpers/server.js';
 import { S3Store } from '../src/store/s3.js';
+import { agentReady, startAgent, startEtcdCluster } from './helpers/etcd-cluster.js';
 
 let swift: Swift;
 before(async () => {
@@ -191,4 +192,21 @@ test('an S3 copy replaced in the bucket, by another valid snapshot or by garbage
     store.destroy();
   }
   await s.stop();
+});
+
+test('an agent drills too, with the etcdctl variables of the cluster it backs up in its environment (they never reach the drill)', async () => {
+  const cluster = await startEtcdCluster(1);
+  const a = await startAgent(cluster, { args: ['--etcd-disable-snapshots'] });
+  try {
+    await agentReady(a);
+    const r = snapshotCli(a, ['save']);
+    assert.equal(r.code, 0, r.stderr);
+    const d = snapshotCli(a, ['drill']);
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    assert.match(d.stdout, /^Drill of on-demand-agent1-\d+ \(local\) passed in [\d.]+s: revision \d+, \d+ keys\.\n$/);
+    assert.deepEqual(readdirSync(drillsDir(a)), []);
+  } finally {
+    await a.stop();
+    await cluster.stopAll();
+  }
 });

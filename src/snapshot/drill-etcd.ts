@@ -10,7 +10,9 @@
  *   even on SIGKILL; its pid is written to `<dir>/etcd.pid` so a later start's sweep
  *   (drill.ts `sweepDrills`) kills a survivor (checked against its command line).
  * - `stop()` sends SIGTERM, then SIGKILL after 5 s; it never restarts the process.
- * - etcd and etcdctl get a minimal environment (`childEnv`), never ours.
+ * - etcd and etcdctl get a minimal environment (`childEnv`: PATH and locale), never ours, and
+ *   not even the user's `ETCD_*`/`ETCDCTL_*` (an `ETCDCTL_CACERT` or `ETCD_CERT_FILE` meant
+ *   for the live cluster would turn TLS on for the drill's sockets): only the flags here count.
  * - `ctl` runs `etcdctl` against the client socket from the drill's folder, bounded by the
  *   given signal; a non-zero exit rejects with its last output line.
  */
@@ -19,7 +21,7 @@ import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { EtcdsnapError } from '../errors.js';
 import { resolveBinary } from '../etcd/process.js';
-import { childEnv, ETCD_PREFIXES, ETCD_TOOL_PREFIXES } from '../util/child-env.js';
+import { childEnv } from '../util/child-env.js';
 
 /** The client and peer URLs of a drill's etcd (socket files in its working folder). */
 export const DRILL_CLIENT_URL = 'unix://client.sock:0';
@@ -74,7 +76,7 @@ export class DrillEtcd {
     ];
     const usePdeath = await hasSetpriv();
     const [cmd, argv] = usePdeath ? [SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
-    const child = spawn(cmd, argv, { cwd: dir, env: childEnv(process.env, ETCD_PREFIXES), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, argv, { cwd: dir, env: childEnv(process.env, []), stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
       child.once('error', (err) => reject(new EtcdsnapError('environment', `cannot start ${bin}: ${err.message}`, { cause: err })));
@@ -118,7 +120,7 @@ export async function ctl(dir: string, args: readonly string[], signal: AbortSig
   return new Promise((resolve, reject) => {
     const child = spawn(bin, [`--endpoints=${DRILL_CLIENT_URL}`, '--command-timeout=5s', ...args], {
       cwd: dir,
-      env: childEnv(process.env, ETCD_TOOL_PREFIXES, { ETCDCTL_API: '3' }),
+      env: childEnv(process.env, [], { ETCDCTL_API: '3' }),
       stdio: ['ignore', 'pipe', 'pipe'],
       signal,
     });

@@ -72,3 +72,12 @@ export function drillCell(d: DrillResult | undefined): string {
   if (d === undefined) return '';
   return `${d.status === 'passed' ? 'passed' : 'FAILED'} ${d.at}`;
 }
+
+/**
+ * The revision a restored member serves for a snapshot whose file says `fileRevision`: the
+ * same, except that etcd's revisions start at 1, so an empty keyspace (0 in the file) is
+ * served as 1.
+ */
+export function servedRevision(fileRevision: number): number {
+  return Math.max(1, fileRevision);
+}

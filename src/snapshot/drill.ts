@@ -34,7 +34,7 @@ import { LocalStore } from '../store/local.js';
 import { openStore } from '../store/factory.js';
 import { assertStoreName } from '../store/store.js';
 import { ensurePrivateDir } from '../util/fs.js';
-import { type DrillFrom, drillDiskNeed, newestDrillable, sampleIndexes } from './drill-plan.js';
+import { type DrillFrom, drillDiskNeed, newestDrillable, sampleIndexes, servedRevision } from './drill-plan.js';
 import { ctl, DRILL_MEMBER, DRILL_PEER_URL, DRILL_PID_FILE, DrillEtcd } from './drill-etcd.js';
 import { openInspectSource } from './inspect-source.js';
 import { verifyAndRestore } from './restore.js';
@@ -202,8 +202,8 @@ export async function runDrill(name: string | undefined, from: DrillFrom, ctx: D
         };
         const revision = String(count.header?.revision ?? '');
         const keys = Number(count.count ?? 0);
-        if (revision !== String(status.revision))
-          throw new EtcdsnapError('integrity', `the restored member serves revision ${revision}, the snapshot holds ${status.revision}`);
+        const want = String(servedRevision(status.revision));
+        if (revision !== want) throw new EtcdsnapError('integrity', `the restored member serves revision ${revision}, the snapshot holds ${want}`);
         if (keys !== status.liveKeys) throw new EtcdsnapError('integrity', `the restored member serves ${keys} keys, the snapshot holds ${status.liveKeys}`);
         for (const e of expect) {
           const k = argKey(e.key);
