@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { startSwift, s3CliFlags, s3ServerFlags, swiftSettings, type Swift } from './helpers/swift.js';
 import { apiRequest, etcdctl, killStarted, snapshotCli, startReady, type ServerProcess } from './helpers/server.js';
@@ -208,5 +210,39 @@ test('an agent drills too, with the etcdctl variables of the cluster it backs up
   } finally {
     await a.stop();
     await cluster.stopAll();
+  }
+});
+
+test('--etcd-snapshot-drill-schedule drills the newest snapshot on its own and posts the result to the webhook', async () => {
+  const bodies: string[] = [];
+  let arrived: () => void = () => undefined;
+  const posted = new Promise<void>((resolve) => {
+    arrived = resolve;
+  });
+  const hook = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200).end();
+      arrived();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  try {
+    const s = await startReady({ args: ['--etcd-snapshot-drill-schedule', '@every 2s'], env: { ETCDSNAP_SNAPSHOT_NOTIFY_WEBHOOK: url } });
+    const name = saved(s);
+    const done = await s.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('restore drill of ') && / (passed|failed)/.test(l.msg), 60_000);
+    assert.equal(done.msg, `restore drill of ${name} passed`);
+    await posted;
+    const n = JSON.parse(bodies[0] ?? '{}') as { event?: string; snapshot?: string; scheduled?: boolean; store?: string };
+    assert.deepEqual([n.event, n.snapshot, n.scheduled, n.store], ['drill-passed', name, true, 'local']);
+    const rec = lsJson(s).find((r) => r.name === name);
+    assert.equal(rec?.drill?.status, 'passed');
+    await s.stop();
+  } finally {
+    hook.closeAllConnections();
+    await new Promise<void>((resolve) => hook.close(() => resolve()));
   }
 });
