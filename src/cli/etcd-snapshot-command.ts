@@ -4,7 +4,8 @@
  * result. Flags that are not given are not sent, so the server's settings apply. Requests
  * and answers have the types of model/api.ts; `SupervisorClient.snapshot` decodes answers
  * (the shared client and request flags: snapshot-context.ts). The inspection subcommands
- * (status, keys, get, stats, diff, restore-keys) are in inspect-command.ts, `changelog ls|status`
+ * (status, keys, get, stats, diff, restore-keys) are in inspect-command.ts, `drill` (a restore
+ * drill, docs/drills.md) in drill-command.ts, `changelog ls|status`
  * in changelog-command.ts, `restore` (a member data dir for etcd etcdsnap does not run) in
  * restore-command.ts. `ls`'s table is followed by the change log's restorable ranges
  * when the server sends some (changelog-output.ts).
@@ -19,10 +20,11 @@ import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
 import { common, context } from './snapshot-context.js';
 import { changelogCommand } from './changelog-command.js';
 import { restoreCommand } from './restore-command.js';
+import { drillCommand } from './drill-command.js';
 import { parseRetentionPolicy } from '../model/retention-policy.js';
 
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
-const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'changelog', 'restore', ...INSPECT_COMMANDS] as const;
+const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'drill', 'changelog', 'restore', ...INSPECT_COMMANDS] as const;
 
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -53,7 +55,7 @@ async function save(cmd: Command): Promise<void> {
       const hint = suggestCommand(word);
       throw new EtcdsnapError(
         'usage',
-        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, changelog, restore, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
+        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, drill, changelog, restore, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
       );
     }
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
@@ -184,6 +186,7 @@ export function etcdSnapshotCommand(): Command {
       .addOption(new Option('--dry-run', 'print what would be deleted (with a policy: every snapshot, kept or not, and why), delete nothing'))
       .addOption(new Option('-o, --output <format>', 'output format: table or json (every snapshot with its reasons) (default: table)')),
   );
+  root.addCommand(drillCommand());
   root.addCommand(changelogCommand());
   root.addCommand(restoreCommand());
   for (const c of inspectCommands()) root.addCommand(c);

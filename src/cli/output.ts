@@ -2,6 +2,7 @@
 import YAML from 'yaml';
 import type { SnapshotRecord } from '../model/records.js';
 import { table } from './table.js';
+import { drillCell } from '../snapshot/drill-plan.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
@@ -21,7 +22,9 @@ export const NEWER_RECORD_NOTE = 'record from a newer etcdsnap: upgrade this nod
  * JSON and YAML print the records as they are (`foreignName: true` marks a snapshot whose
  * name is not etcdsnap's scheme). The table has k3s's four columns, plus a last column
  * `Note` only when some row has one (`foreign name`, or NEWER_RECORD_NOTE for a record a
- * newer etcdsnap wrote), so the first four stay where k3s has them.
+ * newer etcdsnap wrote), so the first four stay where k3s has them. A `Drill` column (the
+ * last restore drill: `passed <time>`, `FAILED <time>`, docs/drills.md) follows them, only
+ * when some row was drilled; the Note comes last.
  */
 export function renderRecords(records: readonly SnapshotRecord[], format: OutputFormat): string {
   if (format === 'json') return `${JSON.stringify(records, null, 2)}\n`;
@@ -29,9 +32,12 @@ export function renderRecords(records: readonly SnapshotRecord[], format: Output
   const noteOf = (r: SnapshotRecord): string =>
     [r.foreignName === true ? FOREIGN_NAME_NOTE : '', r.newerRecord !== undefined ? NEWER_RECORD_NOTE : ''].filter((n) => n !== '').join('; ');
   const noted = records.some((r) => noteOf(r) !== '');
+  const drilled = records.some((r) => r.drill !== undefined);
   const row = (r: SnapshotRecord): string[] => {
     const cells = [r.name, r.status === 'failed' ? `(failed: ${r.message ?? ''})` : r.location, String(r.size), r.createdAt];
+    if (drilled) cells.push(drillCell(r.drill));
     return noted ? [...cells, noteOf(r)] : cells;
   };
-  return table([noted ? ['Name', 'Location', 'Size', 'Created', 'Note'] : ['Name', 'Location', 'Size', 'Created'], ...records.map(row)]);
+  const head = ['Name', 'Location', 'Size', 'Created', ...(drilled ? ['Drill'] : []), ...(noted ? ['Note'] : [])];
+  return table([head, ...records.map(row)]);
 }

@@ -56,6 +56,7 @@ export function serverCommand(): Command {
           settings: snapshotSettingsOf(cfg.snapshots, encoding, cfg.nodeName),
           ...(s3 ? { s3 } : {}),
           proxyEnv,
+          etcdBinary: cfg.etcdBinary,
         }),
       ],
       daemonNotifier(process.env, logger),

@@ -181,12 +181,30 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
   COMPRESSION,
   ...ENCRYPTION_OPTIONS,
   {
+    key: 'etcd-snapshot-drill-schedule',
+    env: 'ETCDSNAP_ETCD_SNAPSHOT_DRILL_SCHEDULE',
+    type: 'string',
+    description:
+      'restore drill schedule in cron syntax (as --etcd-snapshot-schedule-cron): restore the newest snapshot into a throwaway etcd and check it (docs/drills.md); empty: no scheduled drills',
+    default: '',
+    defaultText: 'off',
+    valueName: 'spec',
+  },
+  {
+    key: 'etcd-snapshot-drill-timeout',
+    type: 'duration',
+    description: 'longest time one restore drill may take; a drill that runs longer fails and is cleaned up',
+    default: 600_000,
+    defaultText: '10m',
+    valueName: 'duration',
+  },
+  {
     key: 'etcd-snapshot-notify-webhook',
     env: 'ETCDSNAP_SNAPSHOT_NOTIFY_WEBHOOK',
     type: 'string',
     secret: true,
     description:
-      'POST a JSON event (Slack-compatible "text") to this http(s) URL when a snapshot save fails, an S3 upload still fails after its retries, and when each recovers (docs/notifications.md)',
+      'POST a JSON event (Slack-compatible "text") to this http(s) URL when a snapshot save fails, an S3 upload still fails after its retries, when each recovers, and with the result of each restore drill (docs/notifications.md)',
     valueName: 'url',
     check: checkWebhookURL,
   },

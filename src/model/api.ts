@@ -13,7 +13,7 @@
  *   given, now typed, or throws a `ResponseShapeError` naming the first field that is
  *   wrong, so no caller casts a response.
  */
-import type { SnapshotRecord, SnapshotStatus } from './records.js';
+import type { DrillResult, SnapshotRecord, SnapshotStatus } from './records.js';
 
 export type SnapshotOperation = 'save' | 'list' | 'delete' | 'prune';
 
@@ -203,6 +203,7 @@ const record: Decoder<SnapshotRecord> = (v, at) => {
   for (const key of ['sha256', 'message', 'etcdVersion', 'revision', 'dbSha256'] as const) optional(str)(o[key], `${at}.${key}`);
   for (const key of ['dbSize', 'durationMs'] as const) if (o[key] !== undefined && typeof o[key] !== 'number') fail(`${at}.${key}`, 'a number');
   if (o.foreignName !== undefined && typeof o.foreignName !== 'boolean') fail(`${at}.foreignName`, 'true or false');
+  if (o.drill !== undefined) drillResult(o.drill, `${at}.drill`);
   if (o.s3 !== undefined) {
     const c = object(o.s3, `${at}.s3`);
     str(c.location, `${at}.s3.location`);
@@ -212,6 +213,39 @@ const record: Decoder<SnapshotRecord> = (v, at) => {
 };
 
 const records = array(record);
+
+/** `POST /v1/snapshots/drill`'s body (docs/drills.md): a snapshot name (default: the newest) and where to read it. */
+export interface DrillRequestBody {
+  name?: string;
+  /** `auto` (default): the snapshot folder, then S3; `local` or `s3`: only there. */
+  from?: 'auto' | 'local' | 's3';
+}
+
+/** The answer: the snapshot drilled, the store it came from, and the result written to its record. */
+export interface DrillResponse {
+  snapshot: string;
+  store: 'local' | 's3';
+  result: DrillResult;
+}
+
+const drillResult: Decoder<DrillResult> = (v, at) => {
+  const o = object(v, at);
+  if (o.status !== 'passed' && o.status !== 'failed') fail(`${at}.status`, 'passed or failed');
+  str(o.at, `${at}.at`);
+  if (typeof o.durationMs !== 'number') fail(`${at}.durationMs`, 'a number');
+  for (const key of ['message', 'revision'] as const) optional(str)(o[key], `${at}.${key}`);
+  if (o.keys !== undefined && typeof o.keys !== 'number') fail(`${at}.keys`, 'a number');
+  return o as unknown as DrillResult; // every field was checked above
+};
+
+/** The answer to a drill request, typed; a `ResponseShapeError` when it has another shape. */
+export function decodeDrillResponse(v: unknown): DrillResponse {
+  const o = object(v, 'the answer');
+  str(o.snapshot, 'the answer.snapshot');
+  if (o.store !== 'local' && o.store !== 's3') fail('the answer.store', 'local or s3');
+  drillResult(o.result, 'the answer.result');
+  return o as unknown as DrillResponse; // every field was checked above
+}
 
 /** Checks the fields of `o` with `fields`; returns `o` typed. */
 export function shaped<T>(fields: { [K in keyof T]-?: Decoder<T[K]> }): Decoder<T> {

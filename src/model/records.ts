@@ -60,6 +60,27 @@ export interface SnapshotRecord {
    * knows (name, location, size, created time); restoring or downloading it is refused.
    */
   newerRecord?: string;
+  /** The last restore drill of this snapshot (snapshot/drill.ts); absent when never drilled. */
+  drill?: DrillResult;
+}
+
+/** The outcome of a restore drill (docs/drills.md). */
+export type DrillStatus = 'passed' | 'failed';
+
+export interface DrillResult {
+  status: DrillStatus;
+  /** RFC 3339: when the drill started. */
+  at: string;
+  /** How long it took, in milliseconds. */
+  durationMs: number;
+  /** Where the drilled bytes came from. */
+  source?: 'local' | 's3';
+  /** What failed (a failed drill), cut to MAX_MESSAGE_CHARS. */
+  message?: string;
+  /** The revision the restored member served (a passed drill). */
+  revision?: string;
+  /** The number of keys the restored member served (a passed drill). */
+  keys?: number;
 }
 
 export interface SnapshotEncryption {
@@ -148,6 +169,18 @@ function parseCopyState(v: unknown): S3CopyState | undefined {
   return out;
 }
 
+/** A drill result with every field checked (a bad required field drops it whole; a bad optional one is dropped). */
+export function parseDrillResult(v: unknown): DrillResult | undefined {
+  if (!isObject(v) || (v.status !== 'passed' && v.status !== 'failed') || !isTime(v.at)) return undefined;
+  if (typeof v.durationMs !== 'number' || !Number.isFinite(v.durationMs) || v.durationMs < 0) return undefined;
+  const out: DrillResult = { status: v.status, at: v.at, durationMs: v.durationMs };
+  if (v.source === 'local' || v.source === 's3') out.source = v.source;
+  if (typeof v.message === 'string') out.message = cleanMessage(v.message);
+  if (typeof v.revision === 'string' && /^\d{1,20}$/.test(v.revision)) out.revision = v.revision;
+  if (isCount(v.keys)) out.keys = v.keys;
+  return out;
+}
+
 function parseEncryption(v: unknown): SnapshotEncryption | undefined {
   if (!isObject(v) || v.format !== 'age' || !Array.isArray(v.recipients)) return undefined;
   const r: unknown[] = v.recipients;
@@ -177,6 +210,7 @@ const FIELD_CHECKS: { [K in keyof SnapshotRecord]-?: (v: unknown) => SnapshotRec
   s3: (v) => parseCopyState(v),
   foreignName: (v) => (v === true ? true : undefined),
   newerRecord: () => undefined,
+  drill: (v) => parseDrillResult(v),
 };
 
 /**
@@ -252,7 +286,7 @@ export type BucketRecordFacts = Pick<SnapshotRecord, 'name' | 'location' | 'crea
  * written it). `facts` (name, location, created time, size, compression) are ours and
  * always win; the status is `successful` (the object exists); `message` and `s3` are never
  * taken. From the sidecar only `nodeName`, `sha256`, `etcdVersion`, `revision`, `dbSize`,
- * `dbSha256`, `durationMs` and `encryption` (which recipients: shown, and named in the error
+ * `dbSha256`, `durationMs`, `drill` (the last drill of that copy, shown by ls) and `encryption` (which recipients: shown, and named in the error
  * of a restore without a matching identity; the format itself is read from the bytes) are
  * kept, each only when well-formed. `invalid` lists the
  * fields the sidecar had in a bad shape (a caller checking a hash refuses when `sha256` is
@@ -271,5 +305,6 @@ export function recordFromBucketSidecar(text: string, facts: BucketRecordFacts):
   if (kept.dbSha256 !== undefined) record.dbSha256 = kept.dbSha256;
   if (kept.durationMs !== undefined) record.durationMs = kept.durationMs;
   if (kept.encryption !== undefined) record.encryption = kept.encryption;
+  if (kept.drill !== undefined) record.drill = kept.drill;
   return { record, invalid };
 }

@@ -129,6 +129,12 @@ export function buildAgentConfig(v: Values, etcd: EtcdConnection): AgentConfig {
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',
     election: { name: v.text('election-name'), ttlSeconds: Math.ceil(v.num('election-ttl') / 1000) },
     // the agents of a group agree on each tick's time: `@every` falls on multiples of its duration
-    snapshots: { ...snapshots, schedule: parseSchedule(snapshots.schedule.spec, { epochAligned: true }) },
+    snapshots: {
+      ...snapshots,
+      schedule: parseSchedule(snapshots.schedule.spec, { epochAligned: true }),
+      ...(snapshots.drillSchedule
+        ? { drillSchedule: parseSchedule(snapshots.drillSchedule.spec, { epochAligned: true, flag: '--etcd-snapshot-drill-schedule', what: 'drill' }) }
+        : {}),
+    },
   };
 }

@@ -69,6 +69,10 @@ export interface ServerConfig {
     uploadRetryDelaysMs: number[];
     /** `--etcd-snapshot-notify-webhook` (a secret: never logged; server/notify.ts). */
     notifyWebhook?: string;
+    /** `--etcd-snapshot-drill-schedule`: scheduled restore drills (docs/drills.md); absent: none. */
+    drillSchedule?: Schedule;
+    /** `--etcd-snapshot-drill-timeout` in ms. */
+    drillTimeoutMs: number;
   };
 }
 
@@ -232,6 +236,10 @@ export function snapshotConfigOf(v: Values, dataDir: string): ServerConfig['snap
     ...(nonEmpty(v.str('etcd-snapshot-decrypt-identity-file')) ? { identityFile: v.text('etcd-snapshot-decrypt-identity-file') } : {}),
     uploadRetryDelaysMs: parseRetryDelays(v.text('etcd-s3-upload-retry-delays')),
     ...(nonEmpty(v.str('etcd-snapshot-notify-webhook')) ? { notifyWebhook: v.text('etcd-snapshot-notify-webhook') } : {}),
+    ...(nonEmpty(v.str('etcd-snapshot-drill-schedule'))
+      ? { drillSchedule: parseSchedule(v.text('etcd-snapshot-drill-schedule'), { flag: '--etcd-snapshot-drill-schedule', what: 'drill' }) }
+      : {}),
+    drillTimeoutMs: v.num('etcd-snapshot-drill-timeout'),
   };
 }
 

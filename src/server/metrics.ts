@@ -76,6 +76,10 @@ export class ServerMetrics {
   private readonly lastSize: Gauge<'store'>;
   private readonly kept: Gauge<'store'>;
   private readonly restoreTime: Gauge;
+  private readonly drillDuration: Histogram<'result'>;
+  private readonly drillLast: Gauge;
+  private readonly drillLastTime: Gauge;
+  private readonly drillLastSuccess: Gauge;
   private readonly etcd: Record<'dbSize' | 'dbInUse' | 'hasLeader' | 'isLeader' | 'healthy', Gauge>;
   private restoreRegistered = false;
   private readonly hooks: Array<() => Promise<void>> = [];
@@ -96,6 +100,19 @@ export class ServerMetrics {
       buckets: SAVE_BUCKETS,
       registers,
     });
+    this.drillDuration = new Histogram({
+      name: 'etcdsnap_drill_duration_seconds',
+      help: 'Duration of restore drills (docs/drills.md), by result (success: passed, failure: failed).',
+      labelNames: ['result'],
+      buckets: SAVE_BUCKETS,
+      registers,
+    });
+    this.drillLast = g(
+      'etcdsnap_drill_last_result',
+      'Result of the last restore drill in this process: 1 passed, 0 failed or none yet (etcdsnap_drill_last_timestamp_seconds is 0 until the first).',
+    );
+    this.drillLastTime = g('etcdsnap_drill_last_timestamp_seconds', 'Time (unix seconds) the last restore drill in this process ended.');
+    this.drillLastSuccess = g('etcdsnap_drill_last_success_timestamp_seconds', 'Time (unix seconds) the last passed restore drill in this process ended.');
     this.uploadAttempts = new Counter({
       name: 'etcdsnap_snapshot_upload_attempts_total',
       help: 'Snapshot upload attempts to a replica store (the first in the save, then retries), by store and result.',
@@ -200,6 +217,14 @@ export class ServerMetrics {
         this.pruneDuration.observe({ store: e.store, result: e.result }, e.seconds);
         this.pruned.inc({ store: e.store }, e.deleted);
         return;
+      case 'drill': {
+        const now = Date.now() / 1000;
+        this.drillDuration.observe({ result: e.result }, e.seconds);
+        this.drillLast.set(e.result === 'success' ? 1 : 0);
+        this.drillLastTime.set(now);
+        if (e.result === 'success') this.drillLastSuccess.set(now);
+        return;
+      }
     }
   };
 

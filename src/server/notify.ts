@@ -10,7 +10,9 @@
  *   failing; further failures while failing send nothing (they are counted). The first
  *   success of that kind while failing (any save; any upload attempt) sends
  *   `save-recovered` / `upload-recovered` once, with the count and the outage's start, and
- *   makes it ok. Everything else sends nothing. The state starts ok in each process.
+ *   makes it ok. Every restore drill (a `drill` event) sends `drill-failed` or `drill-passed`
+ *   (drills are opt-in and rare: each result is news). Everything else sends nothing. The
+ *   state starts ok in each process.
  * - No secret in a message: errors are scrubbed (log/secrets.ts `scrubSecrets`: the token,
  *   S3 keys once registered), credentials in any URL they hold are masked, and they are cut
  *   to one line of at most `MAX_ERROR_CHARS`. Messages carry no settings (an error text may
@@ -34,7 +36,7 @@ import { parseWebhookURL } from '../config/checks.js';
 import { configError, messageOf } from '../errors.js';
 import type { SnapshotEvent, SnapshotObserver } from '../snapshot/events.js';
 
-export type NotificationEvent = 'save-failed' | 'upload-failed' | 'save-recovered' | 'upload-recovered';
+export type NotificationEvent = 'save-failed' | 'upload-failed' | 'save-recovered' | 'upload-recovered' | 'drill-failed' | 'drill-passed';
 
 /** The JSON body POSTed for one notification. */
 export interface Notification {
@@ -47,8 +49,8 @@ export interface Notification {
   snapshot?: string;
   /** Only with `save-*`: whether the save was scheduled (else on demand). */
   scheduled?: boolean;
-  /** Only with `upload-*`: the replica store. */
-  store?: 's3';
+  /** With `upload-*`: the replica store; with `drill-*`: where the drilled bytes came from. */
+  store?: 's3' | 'local';
   /** The failure, scrubbed, one line. */
   error?: string;
   /** upload-failed: the attempts made; upload-recovered: the attempt that succeeded. */
@@ -107,6 +109,24 @@ export interface PolicyContext {
  */
 export function notificationFor(state: NotifyState, e: SnapshotEvent, ctx: PolicyContext): { state: NotifyState; notification?: Notification } {
   if (e.kind === 'prune') return { state };
+  if (e.kind === 'drill') {
+    const error = e.error !== undefined ? cleanError(e.error, ctx.scrub) : undefined;
+    const passed = e.result === 'success';
+    const text = `etcdsnap ${ctx.node}: restore drill of ${e.snapshot} (${e.store}) ${passed ? 'passed' : `failed${error !== undefined ? `: ${error}` : ''}`}`;
+    return {
+      state,
+      notification: {
+        event: passed ? 'drill-passed' : 'drill-failed',
+        node: ctx.node,
+        time: ctx.time.toISOString(),
+        snapshot: e.snapshot,
+        scheduled: e.scheduled,
+        store: e.store,
+        ...(error !== undefined ? { error } : {}),
+        text: slackEscape(text),
+      },
+    };
+  }
   const kind = e.kind;
   const track = state[kind];
   const time = ctx.time.toISOString();

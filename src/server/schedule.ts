@@ -22,7 +22,7 @@ export interface Schedule {
   next(from: Date): Date | null;
 }
 
-export function parseSchedule(spec: string, opts: { epochAligned?: boolean } = {}): Schedule {
+export function parseSchedule(spec: string, opts: { epochAligned?: boolean; flag?: string; what?: string } = {}): Schedule {
   const original = spec;
   let rest = spec.trim();
   let timezone: string | undefined;
@@ -32,7 +32,7 @@ export function parseSchedule(spec: string, opts: { epochAligned?: boolean } = {
     rest = (tz[2] ?? '').trim();
   }
   const fail = (why: string): never => {
-    throw configError(`invalid snapshot schedule "${original}" (--etcd-snapshot-schedule-cron): ${why}`);
+    throw configError(`invalid ${opts.what ?? 'snapshot'} schedule "${original}" (${opts.flag ?? '--etcd-snapshot-schedule-cron'}): ${why}`);
   };
   if (timezone !== undefined) {
     try {

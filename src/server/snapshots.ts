@@ -16,6 +16,7 @@
  * one observer (events.ts `fanOut`). Failed uploads are retried after the delays of
  * `--etcd-s3-upload-retry-delays`. At stop the notifier gets a short bounded time after the
  * service's drain (its last events included).
+ * And restore drills (drills.ts, docs/drills.md): `POST /v1/snapshots/drill` and `--etcd-snapshot-drill-schedule`.
  * And the web dashboard at `/` (dashboard/routes.ts, docs/dashboard.md), with the server's S3 settings.
  * And the change log's visibility (changelog-routes.ts): `GET /v1/changelog`, `GET
  * /v1/changelog/status`, its ranges in the list's answer, and its metrics when it is on.
@@ -47,6 +48,7 @@ import { formatRetentionPolicy } from '../model/retention-policy.js';
 import { systemTimeZone } from '../retention/calendar.js';
 import type { SnapshotEncoding } from '../model/encoding.js';
 import type { ServerConfig } from './config.js';
+import { startDrills } from './drills.js';
 import { addChangelogMetrics, addChangelogRoutes, restorableRanges, type ChangelogViewOptions } from './changelog-routes.js';
 
 /** The replica stores of a request or of the server: its S3 settings, if any (one at most, as k3s). */
@@ -63,6 +65,8 @@ export interface SnapshotFeatureConfig {
    * caller), applied to the S3 settings of API requests; absent: requests get no env proxy.
    */
   proxyEnv?: ProxyEnvironment;
+  /** The etcd executable restore drills run (the server's `--etcd-binary`; default `etcd` on PATH). */
+  etcdBinary?: string;
   /** Asked before each scheduled save (leadership.ts); absent: always active (the server). */
   leadership?: Leadership;
 }
@@ -134,6 +138,16 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
         ...(cfg.s3 ? { s3: { settings: cfg.s3.settings, encoding: cfg.settings.encoding, retryDelaysMs: ctx.cfg.snapshots.uploadRetryDelaysMs } } : {}),
       });
     }
+
+    const drills = await startDrills(ctx, {
+      snapshotDir: cfg.settings.dir,
+      snapshotDirIsDefault: cfg.settings.dirIsDefault,
+      ...(cfg.s3 ? { s3: cfg.s3 } : {}),
+      nodeName: cfg.settings.nodeName,
+      etcdBinary: cfg.etcdBinary ?? 'etcd',
+      observer,
+      ...(cfg.leadership ? { leadership: cfg.leadership } : {}),
+    });
 
     const view: ChangelogViewOptions = {
       etcd: ctx.etcd,
@@ -292,6 +306,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
     const listener = ctx.cfg.metricsListenAddress !== undefined ? await startMetricsListener(ctx.cfg.metricsListenAddress, metrics, ctx.logger) : undefined;
     ctx.onDrain(async (timeoutMs) => {
       scheduler?.stop();
+      await drills.stop();
       await listener?.close();
       await service.drain(timeoutMs);
       await changelog?.stop();

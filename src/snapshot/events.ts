@@ -21,6 +21,9 @@
  * - `prune`: once per retention pass over one store that was not a dry run: local (after a
  *   scheduled save or a prune request) and each replica (`s3`). `deleted` counts the
  *   snapshots removed (0 on failure).
+ * - `drill`: once per restore drill that ran (snapshot/drill.ts, server/drills.ts), passed
+ *   (`success`) or failed (`failure`, with `error`); a drill refused before it started (no
+ *   snapshot, a bad name) emits nothing.
  * - An observer must not throw; `safeObserver` wraps it so that a throwing observer is
  *   logged and can never fail a save, an upload or a prune. `fanOut` tells several
  *   observers (metrics, notifications), each wrapped, in the order given.
@@ -54,7 +57,18 @@ export type SnapshotEvent =
       snapshot?: string;
       error?: string;
     }
-  | { kind: 'prune'; store: 'local' | 's3'; result: EventResult; seconds: number; deleted: number };
+  | { kind: 'prune'; store: 'local' | 's3'; result: EventResult; seconds: number; deleted: number }
+  | {
+      kind: 'drill';
+      scheduled: boolean;
+      result: EventResult;
+      seconds: number;
+      /** The snapshot drilled and the store its bytes came from. */
+      snapshot: string;
+      store: 'local' | 's3';
+      /** What failed (unscrubbed), with a failure. */
+      error?: string;
+    };
 
 /** Receives snapshot events; must not throw (see the module's contract). */
 export type SnapshotObserver = (e: SnapshotEvent) => void;
