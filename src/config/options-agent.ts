@@ -137,6 +137,8 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   fromServer('etcd-snapshot-encrypt-recipients-file'),
   fromServer('etcd-snapshot-decrypt-identity-file'),
   fromServer('etcd-snapshot-notify-webhook'),
+  fromServer('etcd-defrag-schedule'),
+  fromServer('etcd-quota-warning-ratio'),
   ...SERVER_S3_OPTIONS,
   fromServer('etcd-s3-upload-retry-delays'),
 ];

@@ -22,7 +22,7 @@
  */
 import { Gauge } from 'prom-client';
 import type { HostFeature } from './feature.js';
-import { singleMember } from '../etcd/members.js';
+import { singleMember, type SnapshotSource } from '../etcd/members.js';
 import type { Leadership } from './leadership.js';
 import { addInspectRoutes } from './inspect-routes.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
@@ -65,6 +65,10 @@ export interface SnapshotFeatureConfig {
   proxyEnv?: ProxyEnvironment;
   /** Asked before each scheduled save (leadership.ts); absent: always active (the server). */
   leadership?: Leadership;
+  /** Wraps the snapshot source (upkeep.ts: saves announce their streams to defragmentation). */
+  wrapSource?: (source: SnapshotSource) => SnapshotSource;
+  /** Told the metrics once built, to add gauges (upkeep.ts). */
+  onMetrics?: (metrics: ServerMetrics) => void;
 }
 
 /**
@@ -99,6 +103,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
       quotaBytes: quotaBackendBytes(ctx.cfg.etcdArgs),
     });
     await metrics.start();
+    cfg.onMetrics?.(metrics);
     const leadership = cfg.leadership;
     if (leadership?.activeNow) {
       const active = new Gauge({
@@ -115,7 +120,8 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
     const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
     let changelog: ChangeLogFeature | undefined;
     const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe, (e) => changelog?.observe(e));
-    const service = new SnapshotService(ctx.snapshotSource ?? singleMember(ctx.etcd), { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
+    const source = ctx.snapshotSource ?? singleMember(ctx.etcd);
+    const service = new SnapshotService(cfg.wrapSource ? cfg.wrapSource(source) : source, { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that

@@ -1,0 +1,137 @@
+/**
+ * Keeps snapshot streams and defragmentations of the same etcd member apart, across every
+ * server and agent of the cluster (docs/upkeep.md "Saves and defragmentation"): a member
+ * being defragmented blocks its reads, and a defragmentation started under a running
+ * snapshot stream would block the member until the stream ends.
+ *
+ * Contract (markers in etcd, each on a lease that dies with its process):
+ * - A save, before it streams from member M, puts `/etcdsnap/upkeep/streaming/<M>/<node>`
+ *   (lease kept alive while the stream lasts, revoked when it closes), then waits while
+ *   `/etcdsnap/upkeep/defragmenting/<M>` exists (a defragmentation is short).
+ * - A defragmentation of M (`exclusive`) puts `/etcdsnap/upkeep/defragmenting/<M>`, then
+ *   looks for streaming markers of M; when there is one it removes its own marker, waits
+ *   until the streams of M end, and tries again. A save never waits for a defragmentation
+ *   that waits for it: the defragmentation always yields.
+ * - etcd refusing the markers (NOSPACE refuses leases and puts) never stops a save nor a
+ *   defragmentation (both are what recovers from NOSPACE): they go on without their
+ *   marker, with a debug line; the other side's markers are still read.
+ * - Until `bind` is called (the upkeep feature's start), the guard lets everything through.
+ */
+import type { Etcd3, Lease } from 'etcd3';
+import type { Logger } from '../log/logger.js';
+import type { EtcdClient } from '../etcd/client.js';
+import type { SnapshotCandidate, SnapshotSource } from '../etcd/members.js';
+import { messageOf } from '../errors.js';
+import { hexId } from './identity.js';
+import { sleep } from './host.js';
+
+export const STREAMING_PREFIX = '/etcdsnap/upkeep/streaming/';
+export const DEFRAG_PREFIX = '/etcdsnap/upkeep/defragmenting/';
+const LEASE_TTL_S = 15;
+const POLL_MS = 250;
+
+export class SaveGuard {
+  private etcd: Etcd3 | undefined;
+  private node = '';
+  private logger: Logger | undefined;
+
+  bind(etcd: EtcdClient, node: string, logger: Logger): void {
+    this.etcd = etcd.kv;
+    this.node = node;
+    this.logger = logger;
+  }
+
+  /** `source` whose members announce their snapshot streams (see the contract). */
+  wrap(source: SnapshotSource): SnapshotSource {
+    return {
+      candidates: async () => (await source.candidates()).map((c) => this.guarded(c)),
+    };
+  }
+
+  private guarded(c: SnapshotCandidate): SnapshotCandidate {
+    const m = c.member;
+    const member = hexId(c.status.memberId);
+    return {
+      status: c.status,
+      member: {
+        endpoint: m.endpoint,
+        status: (t) => m.status(t),
+        snapshotStream: async () => {
+          const release = await this.announceStream(member);
+          try {
+            const s = await m.snapshotStream();
+            s.once('close', release);
+            return s;
+          } catch (err) {
+            release();
+            throw err;
+          }
+        },
+      },
+    };
+  }
+
+  /** Puts a marker on a fresh lease; resolves with its release, or undefined when etcd refused. */
+  private async mark(key: string): Promise<(() => void) | undefined> {
+    const etcd = this.etcd;
+    if (!etcd) return undefined;
+    let lease: Lease | undefined;
+    try {
+      lease = etcd.lease(LEASE_TTL_S);
+      lease.on('lost', () => undefined);
+      await lease.put(key).value(this.node);
+      const l = lease;
+      return () => void l.revoke().catch(() => undefined);
+    } catch (err) {
+      lease?.release();
+      this.logger?.debug({ key, err: messageOf(err) }, 'upkeep marker not written (etcd refused it); going on without it');
+      return undefined;
+    }
+  }
+
+  private async exists(prefix: string): Promise<string[]> {
+    const etcd = this.etcd;
+    if (!etcd) return [];
+    const kvs = await etcd.getAll().prefix(prefix).strings();
+    return Object.keys(kvs);
+  }
+
+  /** The save side: marker, then wait while member `member` is being defragmented. */
+  private async announceStream(member: string): Promise<() => void> {
+    const release = (await this.mark(`${STREAMING_PREFIX}${member}/${this.node}`)) ?? (() => undefined);
+    try {
+      let logged = false;
+      while ((await this.exists(`${DEFRAG_PREFIX}${member}`)).length > 0) {
+        if (!logged) this.logger?.info({ member }, `snapshot waits for the defragmentation of etcd member ${member} to finish`);
+        logged = true;
+        await sleep(POLL_MS);
+      }
+    } catch (err) {
+      this.logger?.debug({ err: messageOf(err) }, 'could not read the defragmentation marker; streaming anyway');
+    }
+    return release;
+  }
+
+  /**
+   * The defragmentation side: runs `fn` while no snapshot streams from member `member`
+   * (hex ID), waiting for running streams (`onWait` told once with the nodes streaming).
+   */
+  async exclusive<T>(member: string, fn: () => Promise<T>, onWait?: (nodes: string[]) => void): Promise<T> {
+    let told = false;
+    for (;;) {
+      const release = await this.mark(`${DEFRAG_PREFIX}${member}`);
+      const streams = await this.exists(`${STREAMING_PREFIX}${member}/`);
+      if (streams.length === 0) {
+        try {
+          return await fn();
+        } finally {
+          release?.();
+        }
+      }
+      release?.();
+      if (!told) onWait?.(streams.map((k) => k.slice(`${STREAMING_PREFIX}${member}/`.length)));
+      told = true;
+      while ((await this.exists(`${STREAMING_PREFIX}${member}/`)).length > 0) await sleep(POLL_MS);
+    }
+  }
+}
