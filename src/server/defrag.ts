@@ -100,7 +100,7 @@ export class DefragRunner {
     try {
       lease = await this.lock();
       if (tick && !(await this.claimTick(tick))) return undefined;
-      return await this.all();
+      return await this.all(tick);
     } finally {
       this.running = false;
       if (lease) await lease.revoke().catch(() => undefined);
@@ -140,13 +140,16 @@ export class DefragRunner {
     return true;
   }
 
-  private async all(): Promise<DefragResponse> {
+  private async all(tick: Date | undefined): Promise<DefragResponse> {
     const log = this.o.logger;
     const voters = (await this.o.etcd.members()).filter((m) => !m.isLearner);
     const remaining = voters.map((m) => ({ id: hexId(m.id), name: m.name }));
     const results: DefragMemberResult[] = [];
     const started = Date.now();
-    log.info({ members: remaining.length }, `defragmenting ${remaining.length} etcd members one at a time, followers first, the leader last`);
+    log.info(
+      { members: remaining.length, ...(tick ? { tick: tick.toISOString() } : {}) },
+      `defragmenting ${remaining.length} etcd members one at a time, followers first, the leader last`,
+    );
     while (remaining.length > 0) {
       const { clients, errors } = await this.o.members.reach(voters);
       let leader: string | undefined;

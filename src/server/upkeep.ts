@@ -165,13 +165,15 @@ export class Upkeep {
       scheduler = new Scheduler({
         schedule: this.cfg.defragSchedule,
         job: async (t) => {
-          await defrag(t);
+          try {
+            await defrag(t);
+          } catch (err) {
+            if (!(err instanceof EtcdsnapError && err.kind === 'conflict')) throw err;
+            logger.info({ tick: t.toISOString() }, `skipping scheduled defragmentation: ${err.message}`);
+          }
         },
         onSkip: (t) => logger.warn({ tick: t.toISOString() }, 'skipping scheduled defragmentation: the previous one is still running'),
-        onError: (err) => {
-          if (err instanceof EtcdsnapError && err.kind === 'conflict') logger.info(`skipping scheduled defragmentation: ${err.message}`);
-          else logger.error({ err: messageOf(err) }, `scheduled defragmentation failed: ${messageOf(err)}`);
-        },
+        onError: (err) => logger.error({ err: messageOf(err) }, `scheduled defragmentation failed: ${messageOf(err)}`),
       });
       scheduler.start();
       logger.info(
