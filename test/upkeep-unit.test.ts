@@ -84,6 +84,16 @@ test('quota watcher: one error per NOSPACE occurrence, naming the members and th
     step(nospace).map((l) => l.event),
     ['nospace'],
   );
+  // over the ratio and NOSPACE at the same look: the error only, and no warning later while over
+  const both = quotaStep(INITIAL_QUOTA_STATE, { dbSize: 16 * 1024 * 1024, alarms: nospace }, opts);
+  assert.deepEqual(
+    both.lines.map((l) => l.event),
+    ['nospace'],
+  );
+  assert.deepEqual(
+    quotaStep(both.state, { dbSize: 16 * 1024 * 1024, alarms: [] }, opts).lines.map((l) => l.event),
+    ['nospace-cleared'],
+  );
   // another alarm kind is not NOSPACE
   assert.deepEqual(quotaStep(INITIAL_QUOTA_STATE, { alarms: [{ memberId: '1', alarm: 'CORRUPT' }] }, opts).lines, []);
 });

@@ -4,7 +4,8 @@
  *   order (member name, then ID), the leader last; asked again before each member, so a
  *   leader that changed during the run is still taken last.
  * - `quotaStep`: what the quota watcher says after one look at etcd: one warning when the
- *   database size reaches `ratio` of the quota (again only after it went back under), one
+ *   database size reaches `ratio` of the quota (again only after it went back under; none
+ *   when NOSPACE is already raised, its error says more), one
  *   error per NOSPACE alarm occurrence (again only after it was disarmed), and an info line
  *   when each ends.
  * - the texts of those lines, with the commands that fix a NOSPACE alarm.
@@ -82,7 +83,9 @@ export function quotaStep(
   let { warned, nospace } = state;
   if (obs.dbSize !== undefined && opts.ratio > 0) {
     const over = obs.dbSize >= opts.ratio * opts.quota;
-    if (over && !warned) lines.push({ level: 'warn', event: 'quota-warning', msg: quotaWarning(obs.dbSize, opts.quota) });
+    // at NOSPACE the alarm's error says it all: no warning beside it
+    const raised = obs.alarms?.some((a) => a.alarm === 'NOSPACE') ?? state.nospace;
+    if (over && !warned && !raised) lines.push({ level: 'warn', event: 'quota-warning', msg: quotaWarning(obs.dbSize, opts.quota) });
     if (!over && warned)
       lines.push({
         level: 'info',

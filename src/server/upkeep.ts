@@ -234,7 +234,11 @@ export class Upkeep {
       path: DISARM_PATH,
       handle: async () => {
         const disarmed = await disarmAlarms(etcd);
-        if (disarmed.length > 0) ctx.logger.info({ alarms: disarmed }, `disarmed ${disarmed.length} etcd alarm(s): ${disarmed.map((a) => a.alarm).join(', ')}`);
+        if (disarmed.length > 0)
+          ctx.logger.info(
+            { alarms: disarmed.map((a) => ({ memberId: hexId(a.memberId), alarm: a.alarm })) },
+            `disarmed ${disarmed.length} etcd alarm(s): ${disarmed.map((a) => a.alarm).join(', ')}`,
+          );
         this.alarms = await listAlarms(etcd).catch(() => this.alarms);
         return { status: 200, body: await answer(disarmed) };
       },
