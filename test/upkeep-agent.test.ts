@@ -62,7 +62,9 @@ test('the agent compacts and defragments the cluster it backs up: followers firs
     run.stdout,
   );
   const afterSizes = await Promise.all(clients.map(async (x) => (await x.status()).dbSize));
-  afterSizes.forEach((a, i) => assert.ok(a < (before[i] ?? 0) / 4, `member ${i + 1}: ${before[i]} -> ${a}`));
+  afterSizes.forEach((a, i) => {
+    assert.ok(a < (before[i] ?? 0) / 4, `member ${i + 1}: ${before[i]} -> ${a}`);
+  });
 
   const alarms = snapshotCli(agent, ['alarm', 'list']);
   assert.equal(alarms.code, 0, alarms.stderr);

@@ -101,7 +101,9 @@ test('three servers: defrag one member at a time, followers first, the leader la
   );
   for (const l of logged) assert.ok(Number(l.reclaimedBytes) > 10 * 1024 * 1024, JSON.stringify(l));
   const afterSizes = await Promise.all(clients.map(async (c) => (await c.status()).dbSize));
-  afterSizes.forEach((a, i) => assert.ok(a < (before[i] ?? 0) / 4, `member ${i + 1}: ${before[i]} -> ${a}`));
+  afterSizes.forEach((a, i) => {
+    assert.ok(a < (before[i] ?? 0) / 4, `member ${i + 1}: ${before[i]} -> ${a}`);
+  });
 
   // the cluster's lock: held by someone else, the run is refused naming the holder
   const lockLease = leasedPut(ha.s1, '/etcdsnap/upkeep/defrag/lock', 'server-x');
