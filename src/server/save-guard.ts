@@ -12,9 +12,10 @@
  *   looks for streaming markers of M; when there is one it removes its own marker, waits
  *   until the streams of M end, and tries again. A save never waits for a defragmentation
  *   that waits for it: the defragmentation always yields.
- * - etcd refusing the markers (NOSPACE refuses leases and puts) never stops a save nor a
- *   defragmentation (both are what recovers from NOSPACE): they go on without their
- *   marker, with a debug line; the other side's markers are still read.
+ * - etcd refusing the markers (NOSPACE refuses leases and puts) or not answering within 2 s
+ *   (the host's member is down or hung) never stops a save nor a defragmentation (both are
+ *   what recovers from NOSPACE, and the save fails over to another member): they go on
+ *   without their marker, with a debug line; the other side's markers are still read.
  * - Until `bind` is called (the upkeep feature's start), the guard lets everything through.
  */
 import type { Etcd3, Lease } from 'etcd3';
@@ -29,6 +30,8 @@ export const STREAMING_PREFIX = '/etcdsnap/upkeep/streaming/';
 export const DEFRAG_PREFIX = '/etcdsnap/upkeep/defragmenting/';
 const LEASE_TTL_S = 15;
 const POLL_MS = 250;
+/** How long a save or a defragmentation waits for etcd to answer about markers before going on without. */
+const TIMEOUT_MS = 2000;
 
 export class SaveGuard {
   private etcd: Etcd3 | undefined;
@@ -71,28 +74,48 @@ export class SaveGuard {
     };
   }
 
-  /** Puts a marker on a fresh lease; resolves with its release, or undefined when etcd refused. */
+  /**
+   * Puts a marker on a fresh lease; resolves with its release, or undefined when etcd
+   * refused or did not answer within `TIMEOUT_MS` (a late lease is revoked when it comes).
+   */
   private async mark(key: string): Promise<(() => void) | undefined> {
     const etcd = this.etcd;
     if (!etcd) return undefined;
-    let lease: Lease | undefined;
+    const lease: Lease = etcd.lease(LEASE_TTL_S);
+    lease.on('lost', () => undefined);
+    const revoke = (): void => void lease.revoke().catch(() => lease.release());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), TIMEOUT_MS);
+    });
+    const put = lease
+      .put(key)
+      .value(this.node)
+      .exec()
+      .then(() => 'ok' as const);
     try {
-      lease = etcd.lease(LEASE_TTL_S);
-      lease.on('lost', () => undefined);
-      await lease.put(key).value(this.node);
-      const l = lease;
-      return () => void l.revoke().catch(() => undefined);
+      const r = await Promise.race([put, timedOut]);
+      if (r === 'ok') return revoke;
+      void put.then(revoke, () => lease.release());
+      this.logger?.debug({ key }, 'upkeep marker not written (etcd did not answer); going on without it');
+      return undefined;
     } catch (err) {
-      lease?.release();
+      lease.release();
       this.logger?.debug({ key, err: messageOf(err) }, 'upkeep marker not written (etcd refused it); going on without it');
       return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   private async exists(prefix: string): Promise<string[]> {
     const etcd = this.etcd;
     if (!etcd) return [];
-    const kvs = await etcd.getAll().prefix(prefix).strings();
+    const kvs = await etcd
+      .getAll()
+      .prefix(prefix)
+      .options({ deadline: Date.now() + TIMEOUT_MS })
+      .strings();
     return Object.keys(kvs);
   }
 
