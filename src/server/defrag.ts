@@ -31,6 +31,17 @@ import { formatBytes, nextToDefrag } from './upkeep-plan.js';
 export const LOCK_KEY = '/etcdsnap/upkeep/defrag/lock';
 export const LAST_TICK_KEY = '/etcdsnap/upkeep/defrag/last-tick';
 const LOCK_TTL_S = 15;
+/** How long taking the lock may take before the run gives up (`unavailable`). */
+const LOCK_TIMEOUT_MS = 10_000;
+
+/** `p`, or a rejection naming `what` after `ms` (etcd3's lease grant takes no deadline). */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from etcd in ${ms / 1000}s`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
 
 /** Clients of the cluster's members by member ID (hex), connected once and kept. */
 export class MemberClients {
@@ -112,8 +123,12 @@ export class DefragRunner {
     const lease = raw.lease(LOCK_TTL_S);
     lease.on('lost', () => undefined);
     try {
-      const id = await lease.grant();
-      const r = await raw.if(LOCK_KEY, 'Create', '==', 0).then(raw.put(LOCK_KEY).value(this.o.nodeName).lease(id)).commit();
+      const id = await withTimeout(lease.grant(), LOCK_TIMEOUT_MS, 'lease grant');
+      const r = await raw
+        .if(LOCK_KEY, 'Create', '==', 0)
+        .then(raw.put(LOCK_KEY).value(this.o.nodeName).lease(id))
+        .options({ deadline: Date.now() + LOCK_TIMEOUT_MS })
+        .commit();
       if (r.succeeded) return lease;
       await lease.revoke().catch(() => undefined);
       const holder = await this.o.etcd.getValue(LOCK_KEY).catch(() => undefined);
