@@ -4,14 +4,18 @@
  * writes. The warning at 80% of the quota is logged before the NOSPACE alarm; the alarm gives
  * exactly one error naming the commands; `etcd-snapshot alarm list` and the metrics show
  * it; the documented steps (`etcd-snapshot compact`, `defrag`, `alarm disarm`) make writes
- * succeed again, and the watcher says the alarm is gone and the size is back under.
+ * succeed again, and the watcher says the alarm is gone and the size is back under. The
+ * webhook of `--etcd-snapshot-notify-webhook` gets etcd-quota-warning, etcd-nospace and
+ * etcd-nospace-cleared, once each, in that order.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { EtcdClient } from '../src/etcd/client.js';
 import { tlsPaths } from '../src/etcd/tls.js';
-import { apiRequest, killStarted, snapshotCli, startReady, type LogLine } from './helpers/server.js';
+import { apiRequest, killStarted, snapshotCli, startReady, waitUntil, type LogLine } from './helpers/server.js';
 
 after(() => killStarted());
 
@@ -19,7 +23,21 @@ const QUOTA = 16 * 1024 * 1024;
 const event = (name: string) => (l: LogLine) => l.event === name;
 
 test('a small quota: warning, then one NOSPACE error; compact, defrag and disarm bring writes back', async () => {
-  const s = await startReady({ args: ['--etcd-disable-snapshots', '--etcd-arg', `quota-backend-bytes=${QUOTA}`] });
+  const received: Array<{ event: string; node: string; text: string }> = [];
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      received.push(JSON.parse(body) as { event: string; node: string; text: string });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  after(() => hook.close());
+  const webhook = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const s = await startReady({
+    args: ['--etcd-disable-snapshots', '--etcd-arg', `quota-backend-bytes=${QUOTA}`, '--etcd-snapshot-notify-webhook', webhook],
+  });
   const etcd = await EtcdClient.connect({ endpoint: `https://127.0.0.1:${s.ports.client}`, tls: tlsPaths(s.dataDir) });
   after(() => etcd.close());
   const value = randomBytes(256 * 1024);
@@ -83,5 +101,13 @@ test('a small quota: warning, then one NOSPACE error; compact, defrag and disarm
   await s.waitFor(event('quota-ok'), 30_000);
   assert.equal(s.lines.filter((l) => l.event === 'nospace').length, 1, 'one error per alarm occurrence');
   assert.equal(s.lines.filter((l) => l.event === 'quota-warning').length, 1);
+  await waitUntil(() => received.length >= 3, 30_000, 'three webhook messages');
+  assert.deepEqual(
+    received.map((m) => m.event),
+    ['etcd-quota-warning', 'etcd-nospace', 'etcd-nospace-cleared'],
+  );
+  // the log line, with Slack's escaping
+  assert.equal(received[1]?.text, `etcdsnap node1: ${String(error.msg).replace(/</g, '&lt;').replace(/>/g, '&gt;')}`);
+  assert.equal(received[1]?.node, 'node1');
   await s.stop();
 });

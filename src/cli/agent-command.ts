@@ -83,7 +83,7 @@ export function agentCommand(): Command {
           proxyEnv,
           ...(leadership ? { leadership } : {}),
           wrapSource: (source) => upkeep.guard.wrap(source),
-          onMetrics: upkeep.addMetrics,
+          attach: upkeep.attach,
         }),
         ...(leadership ? [leadership.feature()] : []),
       ],

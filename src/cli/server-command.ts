@@ -77,7 +77,7 @@ export function serverCommand(): Command {
           ...(s3 ? { s3 } : {}),
           proxyEnv,
           wrapSource: (source) => upkeep.guard.wrap(source),
-          onMetrics: upkeep.addMetrics,
+          attach: upkeep.attach,
         }),
       ],
       daemonNotifier(process.env, logger),

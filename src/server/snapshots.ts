@@ -38,7 +38,7 @@ import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
 import { quotaBackendBytes, ServerMetrics } from './metrics.js';
 import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
-import { webhookNotifier } from './notify.js';
+import { type SnapshotNotifier, webhookNotifier } from './notify.js';
 import { fanOut } from '../snapshot/events.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
 import { addDashboardRoutes } from './dashboard/routes.js';
@@ -67,8 +67,8 @@ export interface SnapshotFeatureConfig {
   leadership?: Leadership;
   /** Wraps the snapshot source (upkeep.ts: saves announce their streams to defragmentation). */
   wrapSource?: (source: SnapshotSource) => SnapshotSource;
-  /** Told the metrics once built, to add gauges (upkeep.ts). */
-  onMetrics?: (metrics: ServerMetrics) => void;
+  /** Told the metrics and the webhook notifier (when set) once built, to add gauges and send events (upkeep.ts). */
+  attach?: (parts: { metrics: ServerMetrics; notifier?: SnapshotNotifier }) => void;
 }
 
 /**
@@ -103,7 +103,6 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
       quotaBytes: quotaBackendBytes(ctx.cfg.etcdArgs),
     });
     await metrics.start();
-    cfg.onMetrics?.(metrics);
     const leadership = cfg.leadership;
     if (leadership?.activeNow) {
       const active = new Gauge({
@@ -117,6 +116,7 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
     }
     const notifyURL = ctx.cfg.snapshots.notifyWebhook;
     const notifier = notifyURL !== undefined ? webhookNotifier(notifyURL, cfg.settings.nodeName, ctx.logger) : undefined;
+    cfg.attach?.({ metrics, ...(notifier ? { notifier } : {}) });
     const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
     let changelog: ChangeLogFeature | undefined;
     const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe, (e) => changelog?.observe(e));

@@ -8,7 +8,10 @@
  *   list) and logs by upkeep-plan.ts `quotaStep`: one warning at `--etcd-quota-warning-ratio`
  *   of the quota, one error per NOSPACE occurrence with the commands that fix it;
  * - serves the token routes of model/upkeep-api.ts (defrag, compact, alarms, disarm);
- * - adds gauges to the snapshot feature's metrics (`addMetrics`):
+ * - sends the watcher's warning, NOSPACE and cleared lines to the webhook of
+ *   `--etcd-snapshot-notify-webhook` (notify.ts: `etcd-quota-warning`, `etcd-nospace`,
+ *   `etcd-nospace-cleared`), when set;
+ * - adds gauges to the snapshot feature's metrics (`attach`):
  *   `etcdsnap_etcd_alarm_active{alarm}`, `etcdsnap_etcd_defrag_reclaimed_bytes_total`,
  *   `etcdsnap_etcd_defrag_last_timestamp_seconds` (database size, in use and quota are
  *   the snapshot feature's own).
@@ -23,6 +26,7 @@ import { DefragRunner, MemberClients } from './defrag.js';
 import type { HostContext, HostFeature } from './feature.js';
 import { hexId } from './identity.js';
 import type { ServerMetrics } from './metrics.js';
+import type { SnapshotNotifier } from './notify.js';
 import { SaveGuard } from './save-guard.js';
 import { parseSchedule, type Schedule, Scheduler } from './schedule.js';
 import { INITIAL_QUOTA_STATE, parseWarningRatio, quotaStep, type QuotaState } from './upkeep-plan.js';
@@ -73,8 +77,15 @@ export class Upkeep {
 
   constructor(private readonly cfg: UpkeepConfig) {}
 
-  /** Registers the upkeep gauges on the snapshot feature's metrics. */
-  readonly addMetrics = (m: ServerMetrics): void => {
+  private notifier: SnapshotNotifier | undefined;
+
+  /** The snapshot feature's metrics and notifier: the upkeep gauges, and the watcher's events to the webhook. */
+  readonly attach = (parts: { metrics: ServerMetrics; notifier?: SnapshotNotifier }): void => {
+    this.notifier = parts.notifier;
+    this.addMetrics(parts.metrics);
+  };
+
+  private addMetrics(m: ServerMetrics): void {
     const registers = [m.registry];
     const active = new Gauge({
       name: 'etcdsnap_etcd_alarm_active',
@@ -100,7 +111,7 @@ export class Upkeep {
       counted = this.reclaimed.total;
       if (this.reclaimed.lastAt > 0) last.set(this.reclaimed.lastAt / 1000);
     });
-  };
+  }
 
   feature(): HostFeature {
     return (ctx) => this.start(ctx);
@@ -142,7 +153,10 @@ export class Upkeep {
         },
       );
       state = step.state;
-      for (const l of step.lines) logger[l.level]({ event: l.event, dbSize: status?.dbSize, quota: this.cfg.quotaBytes }, l.msg);
+      for (const l of step.lines) {
+        logger[l.level]({ event: l.event, dbSize: status?.dbSize, quota: this.cfg.quotaBytes }, l.msg);
+        if (l.event !== 'quota-ok') this.notifier?.notifyUpkeep(`etcd-${l.event}`, l.msg);
+      }
     };
     let looking = false;
     const tick = (): void => {
