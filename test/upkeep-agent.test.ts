@@ -2,7 +2,8 @@
  * etcd upkeep on `etcdsnap agent` (issue 18, docs/upkeep.md), real etcd: a three-member
  * cluster that etcdsnap does not run, reached through `--endpoints`. `etcd-snapshot compact`
  * and `defrag` against the agent take every member, followers first (by name) and the
- * leader last, each database shrinking; `alarm list` says there is none.
+ * leader last, each database shrinking; `alarm list` says there is none, with the quota of
+ * `--etcd-quota-backend-bytes`.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +22,7 @@ after(async () => {
 test('the agent compacts and defragments the cluster it backs up: followers first, the leader last, every db shrinks', async () => {
   cluster = await startEtcdCluster(3);
   const c = cluster;
-  agent = await startAgent(c, { args: ['--etcd-disable-snapshots'] });
+  agent = await startAgent(c, { args: ['--etcd-disable-snapshots', '--etcd-quota-backend-bytes', String(32 * 1024 * 1024)] });
   await agentReady(agent);
   const tls = { etcdCa: c.tls.ca, clientCert: c.tls.cert, clientKey: c.tls.key };
   const clients = await Promise.all(c.endpoints.map((endpoint) => EtcdClient.connect({ endpoint, tls, serverName: '127.0.0.1' })));
@@ -68,6 +69,6 @@ test('the agent compacts and defragments the cluster it backs up: followers firs
 
   const alarms = snapshotCli(agent, ['alarm', 'list']);
   assert.equal(alarms.code, 0, alarms.stderr);
-  assert.match(alarms.stdout, /^No alarms\.\nDatabase size \d+\.\d [KM]iB \(\d+\.\d [KM]iB in use\) of quota 2\.0 GiB \(0%\)\.\n$/);
+  assert.match(alarms.stdout, /^No alarms\.\nDatabase size \d+\.\d [KM]iB \(\d+\.\d [KM]iB in use\) of quota 32\.0 MiB \(\d+%\)\.\n$/);
   assert.equal(await agent.stop(), 0);
 });

@@ -45,7 +45,7 @@ export function agentCommand(): Command {
       import('../server/metrics.js'),
       import('../etcd/client.js'),
     ]);
-    // etcd upkeep: the members reached through --endpoints, with etcdctl's TLS files (etcd's default quota)
+    // etcd upkeep: the members reached through --endpoints, with etcdctl's TLS files; the quota of --etcd-quota-backend-bytes
     const upkeep = new Upkeep({
       ...upkeepSettingsOf(values),
       quotaBytes: quotaBackendBytes(cfg.etcdArgs),
