@@ -94,6 +94,8 @@ test('three servers: defrag one member at a time, followers first, the leader la
   );
   assert.match(lines[3] ?? '', /^Defragmented 3 of 3 members, reclaimed \d+\.\d MiB\.$/);
   // the log of the server that ran it: one line per member, sizes from that member
+  // (the server logs before it answers, but its log may reach us after the answer)
+  await ha.s2.waitFor(msg(/^defragmentation done: 3 of 3 members/));
   const logged = ha.s2.lines.filter(msg(/^defragmented etcd member /));
   assert.deepEqual(
     logged.map((l) => l.member),
@@ -122,6 +124,7 @@ test('three servers: defrag one member at a time, followers first, the leader la
   assert.equal(etcdctl(ha.s1, ['lease', 'revoke', streamLease]).code, 0);
   const done = await waiting;
   assert.equal(done.code, 0, done.stderr);
+  await ha.s3.waitFor(msg(/^defragmentation done: 3 of 3 members/));
   assert.equal(ha.s3.lines.filter(msg(/^defragmented etcd member /)).length, 3);
 
   // a save from S1's member waits while that member is marked as being defragmented
