@@ -5,9 +5,10 @@
  * snapshot stream would block the member until the stream ends.
  *
  * Contract (markers in etcd, each on a lease that dies with its process):
- * - A save, before it streams from member M, puts `/etcdsnap/upkeep/streaming/<M>/<node>`
- *   (lease kept alive while the stream lasts, revoked when it closes), then waits while
- *   `/etcdsnap/upkeep/defragmenting/<M>` exists (a defragmentation is short).
+ * - A save, before it streams from member M (before it reads the status it records, for
+ *   its first member), puts `/etcdsnap/upkeep/streaming/<M>/<node>` (lease kept alive
+ *   while the stream lasts, revoked when it closes, or after a minute when it never opens),
+ *   then waits while `/etcdsnap/upkeep/defragmenting/<M>` exists (a defragmentation is short).
  * - A defragmentation of M (`exclusive`) puts `/etcdsnap/upkeep/defragmenting/<M>`, then
  *   looks for streaming markers of M; when there is one it removes its own marker, waits
  *   until the streams of M end, and tries again. A save never waits for a defragmentation
@@ -32,6 +33,18 @@ const LEASE_TTL_S = 15;
 const POLL_MS = 250;
 /** How long a save or a defragmentation waits for etcd to answer about markers before going on without. */
 const TIMEOUT_MS = 2000;
+/** How long a save's marker waits for its stream to open before it is removed. */
+const UNUSED_MARKER_MS = 60_000;
+
+/** `fn`, run at most once. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
 
 export class SaveGuard {
   private etcd: Etcd3 | undefined;
@@ -44,14 +57,42 @@ export class SaveGuard {
     this.logger = logger;
   }
 
-  /** `source` whose members announce their snapshot streams (see the contract). */
+  /**
+   * `source` whose members announce their snapshot streams (see the contract). The first
+   * candidate's marker is written before the statuses the save records are read (the
+   * candidates are asked again after it), so that the record's revision includes the
+   * marker's own write and matches the snapshot; a failover candidate is marked when its
+   * stream opens (its status is from before, as any failover's).
+   */
   wrap(source: SnapshotSource): SnapshotSource {
     return {
-      candidates: async () => (await source.candidates()).map((c) => this.guarded(c)),
+      candidates: async () => {
+        const before = await source.candidates();
+        const first = before[0];
+        if (!first || !this.etcd) return before;
+        const id = hexId(first.status.memberId);
+        const release = once(await this.announceStream(id));
+        let fresh: SnapshotCandidate[];
+        try {
+          fresh = await source.candidates();
+        } catch (err) {
+          release();
+          throw err;
+        }
+        // a marker whose stream never opens (the save failed before) goes after a while
+        const unused = setTimeout(release, UNUSED_MARKER_MS);
+        unused.unref();
+        const held = (): (() => void) => {
+          clearTimeout(unused);
+          return release;
+        };
+        if (!fresh.some((c) => hexId(c.status.memberId) === id)) release();
+        return fresh.map((c) => this.guarded(c, hexId(c.status.memberId) === id ? held : undefined));
+      },
     };
   }
 
-  private guarded(c: SnapshotCandidate): SnapshotCandidate {
+  private guarded(c: SnapshotCandidate, held: (() => () => void) | undefined): SnapshotCandidate {
     const m = c.member;
     const member = hexId(c.status.memberId);
     return {
@@ -60,7 +101,7 @@ export class SaveGuard {
         endpoint: m.endpoint,
         status: (t) => m.status(t),
         snapshotStream: async () => {
-          const release = await this.announceStream(member);
+          const release = held ? held() : once(await this.announceStream(member));
           try {
             const s = await m.snapshotStream();
             s.once('close', release);
