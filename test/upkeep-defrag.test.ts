@@ -5,8 +5,8 @@
  *   and the leader last; every member's database shrinks (its own status before and after),
  *   and a writer putting keys through S1's member all along has no failed write;
  * - a defragmentation is refused while another holds the cluster's lock, naming the holder;
- * - a defragmentation waits for a snapshot streaming from the member (its marker), and a
- *   save waits for the defragmentation of its member;
+ * - a defragmentation waits for a snapshot streaming from the member (its marker; a marker
+ *   no lease holds is dead and removed), and a save waits for the defragmentation of its member;
  * - with `--etcd-defrag-schedule @every 20s` on all three, each tick is taken by one server only.
  */
 import { test, after } from 'node:test';
@@ -118,6 +118,9 @@ test('three servers: defrag one member at a time, followers first, the leader la
   const firstFollower = members.find((m) => m.name === followerNames[0]);
   assert.ok(firstFollower);
   const streamLease = leasedPut(ha.s1, `/etcdsnap/upkeep/streaming/${hex(firstFollower.id)}/node-y`, 'node-y');
+  // and a marker that no lease holds (as restore-keys or a change log replay would put one back): dead
+  const ghost = `/etcdsnap/upkeep/streaming/${hex(firstFollower.id)}/ghost`;
+  assert.equal(etcdctl(ha.s1, ['put', ghost, 'ghost']).code, 0);
   const waiting = snapshotCliAsync(ha.s3, ['defrag']);
   await ha.s3.waitFor(msg(/^defragmentation of etcd member \S+ waits for the snapshot streaming from it \(node-y\)$/), 60_000);
   assert.equal(ha.s3.lines.filter(msg(/^defragmented etcd member /)).length, 0);
@@ -125,6 +128,8 @@ test('three servers: defrag one member at a time, followers first, the leader la
   const done = await waiting;
   assert.equal(done.code, 0, done.stderr);
   await ha.s3.waitFor(msg(/^defragmentation done: 3 of 3 members/));
+  assert.ok(ha.s3.lines.some((l) => l.key === ghost && msg(/^removing the stale upkeep marker /)(l)));
+  assert.equal(etcdctl(ha.s1, ['get', ghost, '--keys-only']).stdout.trim(), '');
   assert.equal(ha.s3.lines.filter(msg(/^defragmented etcd member /)).length, 3);
 
   // a save from S1's member waits while that member is marked as being defragmented

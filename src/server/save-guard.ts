@@ -149,15 +149,34 @@ export class SaveGuard {
     }
   }
 
+  /**
+   * The live markers under `prefix`. A marker no live lease holds (lease 0, as a key put
+   * back by restore-keys or a change log replay; or a lease etcd no longer knows) is dead:
+   * left out, and deleted if unchanged.
+   */
   private async exists(prefix: string): Promise<string[]> {
     const etcd = this.etcd;
     if (!etcd) return [];
-    const kvs = await etcd
-      .getAll()
-      .prefix(prefix)
-      .options({ deadline: Date.now() + TIMEOUT_MS })
-      .strings();
-    return Object.keys(kvs);
+    const deadline = (): { deadline: number } => ({ deadline: Date.now() + TIMEOUT_MS });
+    const r = await etcd.getAll().prefix(prefix).options(deadline()).exec();
+    const live: string[] = [];
+    for (const kv of r.kvs) {
+      const key = kv.key.toString('utf8');
+      const lease = String(kv.lease);
+      const alive = lease !== '0' && Number((await etcd.leaseClient.leaseTimeToLive({ ID: lease }, deadline())).TTL) > 0;
+      if (alive) {
+        live.push(key);
+        continue;
+      }
+      this.logger?.info({ key }, `removing the stale upkeep marker ${key} (no live lease holds it)`);
+      await etcd
+        .if(key, 'Mod', '==', kv.mod_revision)
+        .then(etcd.delete().key(key))
+        .options(deadline())
+        .commit()
+        .catch(() => undefined);
+    }
+    return live;
   }
 
   /** The save side: marker, then wait while member `member` is being defragmented. */
