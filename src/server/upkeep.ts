@@ -75,9 +75,10 @@ export class Upkeep {
   private alarms: EtcdAlarm[] = [];
   private readonly reclaimed = { total: 0, lastAt: 0 };
 
-  constructor(private readonly cfg: UpkeepConfig) {}
-
+  /** The webhook of `--etcd-snapshot-notify-webhook`, when set (`attach`). */
   private notifier: SnapshotNotifier | undefined;
+
+  constructor(private readonly cfg: UpkeepConfig) {}
 
   /** The snapshot feature's metrics and notifier: the upkeep gauges, and the watcher's events to the webhook. */
   readonly attach = (parts: { metrics: ServerMetrics; notifier?: SnapshotNotifier }): void => {
