@@ -62,7 +62,7 @@ test('a mistyped subcommand is an unknown command with a suggestion; save with a
   assert.equal(oneError(runCli(['etcd-snapshot', 'purne'])), "error: unknown command 'purne' for etcd-snapshot; did you mean prune?");
   assert.equal(
     oneError(runCli(['etcd-snapshot', 'backup'])),
-    "error: unknown command 'backup' for etcd-snapshot; use save, ls (list, l), delete, prune, drill, changelog, restore, status, keys, get, stats, diff or restore-keys",
+    "error: unknown command 'backup' for etcd-snapshot; use save, ls (list, l), delete, prune, drill, changelog, restore, defrag, compact, alarm, status, keys, get, stats, diff or restore-keys",
   );
   assert.equal(oneError(runCli(['etcd-snapshot', 'save', 'extra'])), 'error: save does not take arguments (got extra); use --name for the snapshot name');
 

@@ -28,12 +28,35 @@ export function agentCommand(): Command {
     const s3 = s3OptionsFromValues(values, 'etcd-', proxyEnv);
     const logger = createLogger({ format: cfg.logFormat, debug: cfg.debug });
     for (const w of warnings) logger.warn(w);
-    const [{ runAgent }, { snapshotFeature, snapshotSettingsOf }, { resolveEncoding }, { AgentLeadership }] = await Promise.all([
+    const [
+      { runAgent },
+      { snapshotFeature, snapshotSettingsOf },
+      { resolveEncoding },
+      { AgentLeadership },
+      { Upkeep, upkeepSettingsOf },
+      { quotaBackendBytes },
+      { EtcdClient },
+    ] = await Promise.all([
       import('../server/agent.js'),
       import('../server/snapshots.js'),
       import('../snapshot/encode.js'),
       import('../server/agent-election.js'),
+      import('../server/upkeep.js'),
+      import('../server/metrics.js'),
+      import('../etcd/client.js'),
     ]);
+    // etcd upkeep: the members reached through --endpoints, with etcdctl's TLS files; the quota of --etcd-quota-backend-bytes
+    const upkeep = new Upkeep({
+      ...upkeepSettingsOf(values),
+      quotaBytes: quotaBackendBytes(cfg.etcdArgs),
+      endpointsOf: () => cfg.etcd.endpoints,
+      connect: (endpoint) =>
+        EtcdClient.connect({
+          endpoint,
+          tls: { etcdCa: cfg.etcd.cacert, clientCert: cfg.etcd.cert, clientKey: cfg.etcd.key },
+          serverName: new URL(endpoint).hostname.replace(/^\[|\]$/g, ''),
+        }),
+    });
     // scheduled snapshots: the agents of a group elect the one that takes them
     const leadership = cfg.snapshots.disabled
       ? undefined
@@ -51,6 +74,7 @@ export function agentCommand(): Command {
       logger,
       stopSignal(logger),
       [
+        upkeep.feature(),
         snapshotFeature({
           disabled: cfg.snapshots.disabled,
           schedule: cfg.snapshots.schedule,
@@ -58,6 +82,8 @@ export function agentCommand(): Command {
           ...(s3 ? { s3 } : {}),
           proxyEnv,
           ...(leadership ? { leadership } : {}),
+          wrapSource: (source) => upkeep.guard.wrap(source),
+          attach: upkeep.attach,
         }),
         ...(leadership ? [leadership.feature()] : []),
       ],

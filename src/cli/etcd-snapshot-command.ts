@@ -7,7 +7,7 @@
  * (status, keys, get, stats, diff, restore-keys) are in inspect-command.ts, `drill` (a restore
  * drill, docs/drills.md) in drill-command.ts, `changelog ls|status`
  * in changelog-command.ts, `restore` (a member data dir for etcd etcdsnap does not run) in
- * restore-command.ts. `ls`'s table is followed by the change log's restorable ranges
+ * restore-command.ts, `defrag`, `compact` and `alarm list|disarm` in upkeep-command.ts. `ls`'s table is followed by the change log's restorable ranges
  * when the server sends some (changelog-output.ts).
  */
 import { Command, Help, Option } from 'commander';
@@ -21,10 +21,11 @@ import { common, context } from './snapshot-context.js';
 import { changelogCommand } from './changelog-command.js';
 import { restoreCommand } from './restore-command.js';
 import { drillCommand } from './drill-command.js';
+import { upkeepCommands } from './upkeep-command.js';
 import { parseRetentionPolicy } from '../model/retention-policy.js';
 
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
-const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'drill', 'changelog', 'restore', ...INSPECT_COMMANDS] as const;
+const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'drill', 'changelog', 'restore', 'defrag', 'compact', 'alarm', ...INSPECT_COMMANDS] as const;
 
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -55,7 +56,7 @@ async function save(cmd: Command): Promise<void> {
       const hint = suggestCommand(word);
       throw new EtcdsnapError(
         'usage',
-        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, drill, changelog, restore, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
+        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, drill, changelog, restore, defrag, compact, alarm, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
       );
     }
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
@@ -167,6 +168,7 @@ export function etcdSnapshotCommand(): Command {
     // every alias, as k3s lists them (commander shows only the first: `ls|list`)
     subcommandTerm: (c) => {
       if (c.name() === 'changelog') return 'changelog ls|status [options]';
+      if (c.name() === 'alarm') return 'alarm list|disarm [options]';
       const first = c.aliases()[0];
       const shown = first === undefined ? c.name() : `${c.name()}|${first}`;
       return [c.name(), ...c.aliases()].join('|') + help.subcommandTerm(c).slice(shown.length);
@@ -189,6 +191,7 @@ export function etcdSnapshotCommand(): Command {
   root.addCommand(drillCommand());
   root.addCommand(changelogCommand());
   root.addCommand(restoreCommand());
+  for (const c of upkeepCommands()) root.addCommand(c);
   for (const c of inspectCommands()) root.addCommand(c);
   return root;
 }

@@ -37,11 +37,30 @@ export function serverCommand(): Command {
       });
       return;
     }
-    const [{ runServer }, { snapshotFeature, snapshotSettingsOf }, { resolveEncoding }] = await Promise.all([
+    const [
+      { runServer },
+      { snapshotFeature, snapshotSettingsOf },
+      { resolveEncoding },
+      { Upkeep, upkeepSettingsOf },
+      { quotaBackendBytes },
+      { EtcdClient },
+      { tlsPaths },
+    ] = await Promise.all([
       import('../server/server.js'),
       import('../server/snapshots.js'),
       import('../snapshot/encode.js'),
+      import('../server/upkeep.js'),
+      import('../server/metrics.js'),
+      import('../etcd/client.js'),
+      import('../etcd/tls.js'),
     ]);
+    // etcd upkeep: every member at its client URL, with this server's client certificate
+    const upkeep = new Upkeep({
+      ...upkeepSettingsOf(values),
+      quotaBytes: quotaBackendBytes(cfg.etcdArgs),
+      endpointsOf: (members) => members.flatMap((m) => m.clientURLs.slice(0, 1)),
+      connect: (endpoint) => EtcdClient.connect({ endpoint, tls: tlsPaths(cfg.dataDir) }),
+    });
     // a bad recipient, a conflicting compression or a missing zstd stops the start, before etcd runs
     const encoding = await resolveEncoding(cfg.snapshots.encodingInput);
     keepRunningOnBugs(logger);
@@ -50,6 +69,7 @@ export function serverCommand(): Command {
       logger,
       stopSignal(logger),
       [
+        upkeep.feature(),
         snapshotFeature({
           disabled: cfg.snapshots.disabled,
           schedule: cfg.snapshots.schedule,
@@ -57,6 +77,8 @@ export function serverCommand(): Command {
           ...(s3 ? { s3 } : {}),
           proxyEnv,
           etcdBinary: cfg.etcdBinary,
+          wrapSource: (source) => upkeep.guard.wrap(source),
+          attach: upkeep.attach,
         }),
       ],
       daemonNotifier(process.env, logger),

@@ -148,3 +148,10 @@ export function parseWebhookURL(text: string): URL | undefined {
 export const checkWebhookURL: ValueCheck = (v) => {
   parseWebhookURL(String(v));
 };
+
+/** A warning ratio (`--etcd-quota-warning-ratio`) as a number in [0, 1) (0: off); throws a message completing "invalid value: ". */
+export function parseWarningRatio(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 1) throw new Error(`"${text}" is not a ratio from 0 (off) to below 1, e.g. 0.8`);
+  return n;
+}

@@ -139,6 +139,16 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   fromServer('etcd-snapshot-notify-webhook'),
   fromServer('etcd-snapshot-drill-schedule'),
   fromServer('etcd-snapshot-drill-timeout'),
+  fromServer('etcd-defrag-schedule'),
+  fromServer('etcd-quota-warning-ratio'),
+  {
+    key: 'etcd-quota-backend-bytes',
+    env: 'ETCDSNAP_ETCD_QUOTA_BACKEND_BYTES',
+    type: 'count',
+    description: "the etcd cluster's --quota-backend-bytes, for the quota warning and metrics (docs/upkeep.md); 0: etcd's default 2 GiB",
+    default: 0,
+    valueName: 'bytes',
+  },
   ...SERVER_S3_OPTIONS,
   fromServer('etcd-s3-upload-retry-delays'),
 ];

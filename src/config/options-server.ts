@@ -12,6 +12,7 @@ import {
   checkRetentionPolicy,
   checkRetryDelays,
   checkWebhookURL,
+  parseWarningRatio,
   RETENTION,
 } from './checks.js';
 import type { OptionSpec } from './spec.js';
@@ -42,6 +43,30 @@ const CHANGELOG_OPTIONS: readonly OptionSpec[] = [
     description:
       'with --cluster-reset: restore to this etcd revision, RFC 3339 time or "latest", replaying the change log onto the snapshot (--cluster-reset-restore-path, else the newest snapshot before it, local or with --etcd-s3 in S3)',
     valueName: 'revision|time|latest',
+  },
+];
+
+/** etcd upkeep: defragmentation and the quota watch (issue 18, docs/upkeep.md). */
+export const UPKEEP_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'etcd-defrag-schedule',
+    env: 'ETCDSNAP_ETCD_DEFRAG_SCHEDULE',
+    type: 'string',
+    description:
+      'defragment every etcd member on this cron schedule (as --etcd-snapshot-schedule-cron), one at a time, followers first, the leader last; empty: never',
+    default: '',
+    valueName: 'spec',
+  },
+  {
+    key: 'etcd-quota-warning-ratio',
+    env: 'ETCDSNAP_ETCD_QUOTA_WARNING_RATIO',
+    type: 'string',
+    description: "warn once when etcd's database size reaches this share of its quota (quota-backend-bytes); 0: never",
+    default: '0.8',
+    valueName: 'ratio',
+    check: (v) => {
+      parseWarningRatio(String(v));
+    },
   },
 ];
 
@@ -208,6 +233,7 @@ export const SERVER_OPTIONS: readonly OptionSpec[] = [
     valueName: 'url',
     check: checkWebhookURL,
   },
+  ...UPKEEP_OPTIONS,
   {
     key: 'cluster-init',
     env: 'ETCDSNAP_CLUSTER_INIT',

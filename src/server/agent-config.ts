@@ -1,7 +1,8 @@
 /**
  * The agent's typed configuration (`etcdsnap agent`, docs/agent.md), from resolved values of
  * AGENT_OPTIONS. The snapshot settings are the server's (`snapshotConfigOf`); the fields a
- * server needs for its own etcd member get neutral values (`etcdArgs` empty: etcd's default
+ * server needs for its own etcd member get neutral values (`etcdArgs` holds only the quota of
+ * `--etcd-quota-backend-bytes`, else nothing: etcd's default
  * backend quota in the metrics; no change log).
  *
  * etcd connection (`resolveEtcdConnection`, reads the file system only to find kubeadm's
@@ -123,7 +124,8 @@ export function buildAgentConfig(v: Values, etcd: EtcdConnection): AgentConfig {
     supervisorPort: v.num('supervisor-port'),
     ...(metrics !== undefined && metrics !== '' ? { metricsListenAddress: metrics } : {}),
     etcd,
-    etcdArgs: [],
+    // etcd's quota as the server's --etcd-arg would give it (metrics, upkeep); none: etcd's default
+    etcdArgs: v.num('etcd-quota-backend-bytes') > 0 ? [`quota-backend-bytes=${v.num('etcd-quota-backend-bytes')}`] : [],
     changelog: { enabled: false, periodMs: numberDefault(SERVER_OPTIONS, 'etcd-changelog-period') },
     debug: v.bool('debug'),
     logFormat: v.str('log-format') === 'json' ? 'json' : 'text',

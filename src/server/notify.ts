@@ -36,7 +36,17 @@ import { parseWebhookURL } from '../config/checks.js';
 import { configError, messageOf } from '../errors.js';
 import type { SnapshotEvent, SnapshotObserver } from '../snapshot/events.js';
 
-export type NotificationEvent = 'save-failed' | 'upload-failed' | 'save-recovered' | 'upload-recovered' | 'drill-failed' | 'drill-passed';
+export type NotificationEvent =
+  | 'save-failed'
+  | 'upload-failed'
+  | 'save-recovered'
+  | 'upload-recovered'
+  | 'drill-failed'
+  | 'drill-passed'
+  /** etcd upkeep's quota watcher (upkeep.ts, docs/upkeep.md): sent as its log lines are logged. */
+  | 'etcd-quota-warning'
+  | 'etcd-nospace'
+  | 'etcd-nospace-cleared';
 
 /** The JSON body POSTed for one notification. */
 export interface Notification {
@@ -398,6 +408,11 @@ export class SnapshotNotifier {
     this.state = r.state;
     if (r.notification) this.sender.send(r.notification);
   };
+
+  /** Sends an upkeep event (`text`: its log line, which holds no secret); never throws, never waits. */
+  notifyUpkeep(event: 'etcd-quota-warning' | 'etcd-nospace' | 'etcd-nospace-cleared', text: string): void {
+    this.sender.send({ event, node: this.node, time: this.now().toISOString(), text: slackEscape(`etcdsnap ${this.node}: ${text}`) });
+  }
 
   drain(timeoutMs: number): Promise<void> {
     return this.sender.drain(timeoutMs);

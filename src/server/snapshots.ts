@@ -23,7 +23,7 @@
  */
 import { Gauge } from 'prom-client';
 import type { HostFeature } from './feature.js';
-import { singleMember } from '../etcd/members.js';
+import { singleMember, type SnapshotSource } from '../etcd/members.js';
 import type { Leadership } from './leadership.js';
 import { addInspectRoutes } from './inspect-routes.js';
 import { SnapshotService, type SnapshotSettings } from '../snapshot/service.js';
@@ -39,7 +39,7 @@ import { openStore } from '../store/factory.js';
 import type { ProxyEnvironment } from '../store/s3/settings.js';
 import { quotaBackendBytes, ServerMetrics } from './metrics.js';
 import { addMetricsRoute, startMetricsListener } from './metrics-http.js';
-import { webhookNotifier } from './notify.js';
+import { type SnapshotNotifier, webhookNotifier } from './notify.js';
 import { fanOut } from '../snapshot/events.js';
 import { RetryQueue } from '../snapshot/retry-queue.js';
 import { addDashboardRoutes } from './dashboard/routes.js';
@@ -69,6 +69,10 @@ export interface SnapshotFeatureConfig {
   etcdBinary?: string;
   /** Asked before each scheduled save (leadership.ts); absent: always active (the server). */
   leadership?: Leadership;
+  /** Wraps the snapshot source (upkeep.ts: saves announce their streams to defragmentation). */
+  wrapSource?: (source: SnapshotSource) => SnapshotSource;
+  /** Told the metrics and the webhook notifier (when set) once built, to add gauges and send events (upkeep.ts). */
+  attach?: (parts: { metrics: ServerMetrics; notifier?: SnapshotNotifier }) => void;
 }
 
 /**
@@ -116,10 +120,12 @@ export function snapshotFeature(cfg: SnapshotFeatureConfig): HostFeature {
     }
     const notifyURL = ctx.cfg.snapshots.notifyWebhook;
     const notifier = notifyURL !== undefined ? webhookNotifier(notifyURL, cfg.settings.nodeName, ctx.logger) : undefined;
+    cfg.attach?.({ metrics, ...(notifier ? { notifier } : {}) });
     const retries = new RetryQueue({ delays: ctx.cfg.snapshots.uploadRetryDelaysMs });
     let changelog: ChangeLogFeature | undefined;
     const observer = fanOut(ctx.logger, metrics.observe, notifier?.observe, (e) => changelog?.observe(e));
-    const service = new SnapshotService(ctx.snapshotSource ?? singleMember(ctx.etcd), { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
+    const source = ctx.snapshotSource ?? singleMember(ctx.etcd);
+    const service = new SnapshotService(cfg.wrapSource ? cfg.wrapSource(source) : source, { ...cfg.settings, apiDirs }, ctx.logger, retries, observer);
     if (apiDirs.length > 0) ctx.logger.info({ dirs: apiDirs }, `snapshot requests may also use ${apiDirs.join(', ')} (--etcd-snapshot-api-dir)`);
     await service.start();
     // a bad S3 setting (scheme in the endpoint, unreadable CA) stops the start; an S3 that
