@@ -9,7 +9,7 @@ import { DRILL_DISK_MARGIN, drillCell, drillDiskNeed, newestDrillable, sampleInd
 import { parseDrillResult, parseRecord, recordFromBucketSidecar, type SnapshotRecord } from '../src/model/records.js';
 import { parseDrillRequest } from '../src/server/drills.js';
 import { renderRecords } from '../src/cli/output.js';
-import { INITIAL_NOTIFY_STATE, notificationFor } from '../src/server/notify.js';
+import { INITIAL_NOTIFY_STATE, notificationFor } from '../src/server/notify-policy.js';
 import { decodeDrillResponse } from '../src/model/api.js';
 
 const rec = (name: string, createdAt: string, over: Partial<SnapshotRecord> = {}): SnapshotRecord => ({

@@ -12,17 +12,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../src/log/logger.js';
 import { registerSecret } from '../src/log/secrets.js';
-import {
-  cleanError,
-  INITIAL_NOTIFY_STATE,
-  isLoopbackHost,
-  maskURLCredentials,
-  type Notification,
-  notificationFor,
-  type NotifyState,
-  WebhookSender,
-  webhookNotifier,
-} from '../src/server/notify.js';
+import { isLoopbackHost, WebhookSender, webhookNotifier } from '../src/server/notify.js';
+import { cleanError, INITIAL_NOTIFY_STATE, maskURLCredentials, type Notification, notificationFor, type NotifyState } from '../src/server/notify-policy.js';
 import { parseRetryDelays, parseWebhookURL } from '../src/config/checks.js';
 import { fanOut, type SnapshotEvent } from '../src/snapshot/events.js';
 import { UPLOAD_RETRY_DELAYS_MS } from '../src/snapshot/retry-queue.js';
