@@ -27,6 +27,12 @@ import { parseRetentionPolicy } from '../model/retention-policy.js';
 /** The subcommands and their aliases (k3s: save, delete, ls|list|l, prune; then inspection's). */
 const COMMANDS = ['save', 'ls', 'list', 'l', 'delete', 'prune', 'drill', 'changelog', 'restore', 'defrag', 'compact', 'alarm', ...INSPECT_COMMANDS] as const;
 
+/** Every subcommand, for an unknown word: `save, ls (list, l), ... or restore-keys` (from COMMANDS, so a new one is listed). */
+function commandList(): string {
+  const names = COMMANDS.filter((c) => c !== 'list' && c !== 'l').map((c) => (c === 'ls' ? 'ls (list, l)' : c));
+  return `${names.slice(0, -1).join(', ')} or ${names[names.length - 1] ?? ''}`;
+}
+
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -54,10 +60,7 @@ async function save(cmd: Command): Promise<void> {
     if (cmd.parent?.args[0] !== cmd.name()) {
       const word = cmd.args[0] ?? '';
       const hint = suggestCommand(word);
-      throw new EtcdsnapError(
-        'usage',
-        `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use save, ls (list, l), delete, prune, drill, changelog, restore, defrag, compact, alarm, ${INSPECT_COMMANDS.slice(0, -1).join(', ')} or ${INSPECT_COMMANDS[INSPECT_COMMANDS.length - 1]}`}`,
-      );
+      throw new EtcdsnapError('usage', `unknown command '${word}' for etcd-snapshot; ${hint !== undefined ? `did you mean ${hint}?` : `use ${commandList()}`}`);
     }
     throw new EtcdsnapError('usage', `save does not take arguments (got ${cmd.args.join(' ')}); use --name for the snapshot name`);
   }
