@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alarmName } from '../src/etcd/maintenance.js';
+import { alarmName, snapshotStreamsInFlight } from '../src/etcd/maintenance.js';
 import { formatBytes, INITIAL_QUOTA_STATE, nextToDefrag, NOSPACE_FIX, parseWarningRatio, quotaStep, type QuotaState } from '../src/server/upkeep-plan.js';
 
 const m = (id: string, name: string): { id: string; name: string } => ({ id, name });
@@ -109,4 +109,21 @@ test('warning ratio, byte formatting and alarm names', () => {
   assert.equal(alarmName('Nospace'), 'NOSPACE');
   assert.equal(alarmName(1), 'NOSPACE');
   assert.equal(alarmName(2), 'CORRUPT');
+});
+
+test('snapshotStreamsInFlight: started minus handled Maintenance.Snapshot calls, from etcd 3.4 /metrics text', () => {
+  const line = (name: string, labels: string, v: number): string => `${name}{${labels}grpc_service="etcdserverpb.Maintenance",grpc_type="server_stream"} ${v}`;
+  const text = [
+    '# TYPE grpc_server_started_total counter',
+    line('grpc_server_started_total', 'grpc_method="Snapshot",', 5),
+    line('grpc_server_handled_total', 'grpc_code="OK",grpc_method="Snapshot",', 3),
+    line('grpc_server_handled_total', 'grpc_code="Canceled",grpc_method="Snapshot",', 1),
+    line('grpc_server_handled_total', 'grpc_code="Unavailable",grpc_method="Snapshot",', 0),
+    line('grpc_server_started_total', 'grpc_method="Status",', 40),
+    line('grpc_server_handled_total', 'grpc_code="OK",grpc_method="Status",', 39),
+    'grpc_server_msg_sent_total{grpc_method="Snapshot",grpc_service="etcdserverpb.Maintenance",grpc_type="server_stream"} 9',
+  ].join('\n');
+  assert.equal(snapshotStreamsInFlight(text), 1);
+  assert.equal(snapshotStreamsInFlight(text.replace(' 5\n', ' 4\n')), 0);
+  assert.equal(snapshotStreamsInFlight('etcd_server_has_leader 1\n'), undefined, 'no counter: unknown, not zero');
 });

@@ -5,6 +5,7 @@
  * `unavailable` (retryable) or as they are.
  */
 import { promises as fsp } from 'node:fs';
+import https from 'node:https';
 import { isIP } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { noop } from 'cockatiel';
@@ -101,6 +102,9 @@ function groupByRevision(
   }
   return out;
 }
+
+/** Most bytes of a member's `/metrics` read (etcd 3.4's exposition is about 100 KB). */
+const MAX_METRICS_BYTES = 8 * 1024 * 1024;
 
 export class EtcdClient {
   private constructor(
@@ -209,6 +213,36 @@ export class EtcdClient {
    */
   async snapshotStream(): Promise<EtcdSnapshotStream> {
     return EtcdSnapshotStream.open({ endpoint: this.endpoint, ...this.tlsMaterial, ...(this.serverName !== undefined ? { servername: this.serverName } : {}) });
+  }
+
+  /**
+   * This member's Prometheus exposition (`GET /metrics` on its client URL, with the client
+   * certificate), at most `MAX_METRICS_BYTES`: what etcd itself counts, e.g. the snapshot
+   * streams it serves (maintenance.ts `snapshotStreamsInFlight`). Read-only.
+   */
+  metricsText(timeoutMs = 5000): Promise<string> {
+    const url = new URL('/metrics', this.endpoint);
+    return new Promise((resolve, reject) => {
+      const req = https.get(
+        url,
+        { ...this.tlsMaterial, ...(this.serverName !== undefined ? { servername: this.serverName } : {}), timeout: timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_METRICS_BYTES) req.destroy(new Error(`more than ${MAX_METRICS_BYTES} bytes`));
+            else chunks.push(c);
+          });
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(unavailable('metrics', new Error(`HTTP ${res.statusCode ?? 0}`))),
+          );
+          res.on('error', (err) => reject(unavailable('metrics', err)));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (err) => reject(unavailable('metrics', err)));
+    });
   }
 
   /** The value of `key` as UTF-8, or undefined when it is absent. */

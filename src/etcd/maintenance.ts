@@ -74,3 +74,29 @@ export async function compact(client: EtcdClient, revision: number, timeoutMs = 
     throw unavailable('compact', client.endpoint, err);
   }
 }
+
+/**
+ * Pure: the snapshot streams a member is serving, from its `/metrics` text: gRPC's
+ * `grpc_server_started_total` of Maintenance.Snapshot minus its `grpc_server_handled_total`
+ * over every code. etcd counts every client's stream (ours, etcdctl's, another tool's), and
+ * reading it writes nothing to etcd. Undefined when the text has no such counter.
+ */
+export function snapshotStreamsInFlight(metrics: string): number | undefined {
+  let started: number | undefined;
+  let handled = 0;
+  for (const line of metrics.split('\n')) {
+    if (!line.includes('grpc_method="Snapshot"') || !line.includes('grpc_service="etcdserverpb.Maintenance"')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (!Number.isFinite(value)) continue;
+    if (line.startsWith('grpc_server_started_total{')) started = (started ?? 0) + value;
+    else if (line.startsWith('grpc_server_handled_total{')) handled += value;
+  }
+  return started === undefined ? undefined : Math.max(0, started - handled);
+}
+
+/** The snapshot streams the member `client` talks to is serving now (see `snapshotStreamsInFlight`). */
+export async function snapshotsInFlight(client: EtcdClient, timeoutMs = 5000): Promise<number> {
+  const n = snapshotStreamsInFlight(await client.metricsText(timeoutMs));
+  if (n === undefined) throw new EtcdsnapError('unavailable', `etcd at ${client.endpoint} exports no gRPC counters of its snapshot streams`);
+  return n;
+}

@@ -201,6 +201,7 @@ export class DefragRunner {
     try {
       return await this.o.guard.exclusive(
         m.id,
+        client,
         async () => {
           const before = (await client.status(5000)).dbSize;
           const t0 = Date.now();
@@ -213,8 +214,8 @@ export class DefragRunner {
           );
           return { id: m.id, name: m.name, endpoint: client.endpoint, leader, before, after, seconds };
         },
-        (nodes) =>
-          log.info({ member: m.name, nodes }, `defragmentation of etcd member ${m.name} waits for the snapshot streaming from it (${nodes.join(', ')})`),
+        (streams) =>
+          log.info({ member: m.name, streams }, `defragmentation of etcd member ${m.name} waits for the snapshot streams it serves (${streams} open)`),
       );
     } catch (err) {
       log.error({ member: m.name, id: m.id, err: messageOf(err) }, `defragmentation of etcd member ${m.name} failed: ${messageOf(err)}`);

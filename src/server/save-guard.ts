@@ -4,47 +4,42 @@
  * being defragmented blocks its reads, and a defragmentation started under a running
  * snapshot stream would block the member until the stream ends.
  *
- * Contract (markers in etcd, each on a lease that dies with its process):
- * - A save, before it streams from member M (before it reads the status it records, for
- *   its first member), puts `/etcdsnap/upkeep/streaming/<M>/<node>` (lease kept alive
- *   while the stream lasts, revoked when it closes, or after a minute when it never opens),
- *   then waits while `/etcdsnap/upkeep/defragmenting/<M>` exists (a defragmentation is short).
- * - A defragmentation of M (`exclusive`) puts `/etcdsnap/upkeep/defragmenting/<M>`, then
- *   looks for streaming markers of M; when there is one it removes its own marker, waits
- *   until the streams of M end, and tries again. A save never waits for a defragmentation
- *   that waits for it: the defragmentation always yields.
- * - etcd refusing the markers (NOSPACE refuses leases and puts) or not answering within 2 s
- *   (the host's member is down or hung) never stops a save nor a defragmentation (both are
- *   what recovers from NOSPACE, and the save fails over to another member): they go on
- *   without their marker, with a debug line; the other side's markers are still read.
+ * Contract:
+ * - A save writes nothing to etcd (a snapshot holds exactly what the cluster held). Before
+ *   it opens a stream from member M it reads `/etcdsnap/upkeep/defragmenting/<M>` and waits
+ *   while a live lease holds it (a defragmentation is short); a marker no lease holds (put
+ *   back by restore-keys or a change log replay) is not live and is ignored.
+ * - A defragmentation of M (`exclusive`) puts that marker on a lease that dies with its
+ *   process, keeps it while it waits for the snapshot streams M serves to end, then
+ *   defragments and removes it. The streams are etcd's own count (gRPC's started minus
+ *   handled Maintenance.Snapshot calls in M's `/metrics`, etcd/maintenance.ts), so a stream
+ *   of any client (etcdctl's, another tool's, another etcdsnap's) is waited for. A stream
+ *   open for longer than `STREAM_WAIT_MS` fails that member's defragmentation.
+ * - The window left: a save that read no marker just before a defragmentation's marker was
+ *   put, and opened its stream after the defragmentation read the count, streams while the
+ *   member defragments: etcd serializes the two (the stream waits), nothing is lost.
+ * - etcd refusing the marker (NOSPACE refuses leases and puts), not answering within 2 s, or
+ *   a member whose metrics cannot be read never stops a save nor a defragmentation (both
+ *   are what recovers from NOSPACE; a save fails over to another member): they go on, with
+ *   a debug line.
  * - Until `bind` is called (the upkeep feature's start), the guard lets everything through.
  */
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
+import { snapshotsInFlight } from '../etcd/maintenance.js';
 import type { SnapshotCandidate, SnapshotSource } from '../etcd/members.js';
 import { messageOf } from '../errors.js';
 import { hexId } from './identity.js';
 import { sleep } from './host.js';
 
-export const STREAMING_PREFIX = '/etcdsnap/upkeep/streaming/';
 export const DEFRAG_PREFIX = '/etcdsnap/upkeep/defragmenting/';
 const LEASE_TTL_S = 15;
 const POLL_MS = 250;
 /** How long a save or a defragmentation waits for etcd to answer about markers before going on without. */
 const TIMEOUT_MS = 2000;
-/** How long a save's marker waits for its stream to open before it is removed. */
-const UNUSED_MARKER_MS = 60_000;
-
-/** `fn`, run at most once. */
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    fn();
-  };
-}
+/** How long a defragmentation waits for the snapshot streams of its member to end. */
+export const STREAM_WAIT_MS = 10 * 60_000;
 
 export class SaveGuard {
   private etcd: Etcd3 | undefined;
@@ -57,42 +52,12 @@ export class SaveGuard {
     this.logger = logger;
   }
 
-  /**
-   * `source` whose members announce their snapshot streams (see the contract). The first
-   * candidate's marker is written before the statuses the save records are read (the
-   * candidates are asked again after it), so that the record's revision includes the
-   * marker's own write and matches the snapshot; a failover candidate is marked when its
-   * stream opens (its status is from before, as any failover's).
-   */
+  /** `source` whose members' streams wait while their member is being defragmented (see the contract). */
   wrap(source: SnapshotSource): SnapshotSource {
-    return {
-      candidates: async () => {
-        const before = await source.candidates();
-        const first = before[0];
-        if (!first || !this.etcd) return before;
-        const id = hexId(first.status.memberId);
-        const release = once(await this.announceStream(id));
-        let fresh: SnapshotCandidate[];
-        try {
-          fresh = await source.candidates();
-        } catch (err) {
-          release();
-          throw err;
-        }
-        // a marker whose stream never opens (the save failed before) goes after a while
-        const unused = setTimeout(release, UNUSED_MARKER_MS);
-        unused.unref();
-        const held = (): (() => void) => {
-          clearTimeout(unused);
-          return release;
-        };
-        if (!fresh.some((c) => hexId(c.status.memberId) === id)) release();
-        return fresh.map((c) => this.guarded(c, hexId(c.status.memberId) === id ? held : undefined));
-      },
-    };
+    return { candidates: async () => (await source.candidates()).map((c) => this.guarded(c)) };
   }
 
-  private guarded(c: SnapshotCandidate, held: (() => () => void) | undefined): SnapshotCandidate {
+  private guarded(c: SnapshotCandidate): SnapshotCandidate {
     const m = c.member;
     const member = hexId(c.status.memberId);
     return {
@@ -101,18 +66,68 @@ export class SaveGuard {
         endpoint: m.endpoint,
         status: (t) => m.status(t),
         snapshotStream: async () => {
-          const release = held ? held() : once(await this.announceStream(member));
-          try {
-            const s = await m.snapshotStream();
-            s.once('close', release);
-            return s;
-          } catch (err) {
-            release();
-            throw err;
-          }
+          await this.waitWhileDefragmenting(member);
+          return m.snapshotStream();
         },
       },
     };
+  }
+
+  /** The save side: read-only, waits while a live marker says `member` is being defragmented. */
+  private async waitWhileDefragmenting(member: string): Promise<void> {
+    try {
+      let logged = false;
+      while (await this.live(`${DEFRAG_PREFIX}${member}`)) {
+        if (!logged) this.logger?.info({ member }, `snapshot waits for the defragmentation of etcd member ${member} to finish`);
+        logged = true;
+        await sleep(POLL_MS);
+      }
+    } catch (err) {
+      this.logger?.debug({ err: messageOf(err) }, 'could not read the defragmentation marker; streaming anyway');
+    }
+  }
+
+  /** Whether a live lease holds `key` (read-only). */
+  private async live(key: string): Promise<boolean> {
+    const etcd = this.etcd;
+    if (!etcd) return false;
+    const deadline = (): { deadline: number } => ({ deadline: Date.now() + TIMEOUT_MS });
+    const r = await etcd.getAll().prefix(key).options(deadline()).exec();
+    for (const kv of r.kvs) {
+      if (kv.key.toString('utf8') !== key || String(kv.lease) === '0') continue;
+      if (Number((await etcd.leaseClient.leaseTimeToLive({ ID: String(kv.lease) }, deadline())).TTL) > 0) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The defragmentation side: runs `fn` once member `member` (hex ID), which `client` talks
+   * to, serves no snapshot stream; `onWait` is told once, with the number of streams, when
+   * it has to wait.
+   */
+  async exclusive<T>(member: string, client: EtcdClient, fn: () => Promise<T>, onWait?: (streams: number) => void): Promise<T> {
+    const release = await this.mark(`${DEFRAG_PREFIX}${member}`);
+    try {
+      const deadline = Date.now() + STREAM_WAIT_MS;
+      let told = false;
+      for (;;) {
+        let streams: number;
+        try {
+          streams = await snapshotsInFlight(client, TIMEOUT_MS);
+        } catch (err) {
+          this.logger?.debug({ member, err: messageOf(err) }, 'could not read the member snapshot streams; defragmenting anyway');
+          break;
+        }
+        if (streams === 0) break;
+        if (Date.now() > deadline) throw new Error(`${streams} snapshot stream(s) still open after ${STREAM_WAIT_MS / 60_000} minutes`);
+        if (!told) onWait?.(streams);
+        told = true;
+        await sleep(POLL_MS);
+      }
+      return await fn();
+    } finally {
+      release?.();
+    }
   }
 
   /**
@@ -146,75 +161,6 @@ export class SaveGuard {
       return undefined;
     } finally {
       clearTimeout(timer);
-    }
-  }
-
-  /**
-   * The live markers under `prefix`. A marker no live lease holds (lease 0, as a key put
-   * back by restore-keys or a change log replay; or a lease etcd no longer knows) is dead:
-   * left out, and deleted if unchanged.
-   */
-  private async exists(prefix: string): Promise<string[]> {
-    const etcd = this.etcd;
-    if (!etcd) return [];
-    const deadline = (): { deadline: number } => ({ deadline: Date.now() + TIMEOUT_MS });
-    const r = await etcd.getAll().prefix(prefix).options(deadline()).exec();
-    const live: string[] = [];
-    for (const kv of r.kvs) {
-      const key = kv.key.toString('utf8');
-      const lease = String(kv.lease);
-      const alive = lease !== '0' && Number((await etcd.leaseClient.leaseTimeToLive({ ID: lease }, deadline())).TTL) > 0;
-      if (alive) {
-        live.push(key);
-        continue;
-      }
-      this.logger?.info({ key }, `removing the stale upkeep marker ${key} (no live lease holds it)`);
-      await etcd
-        .if(key, 'Mod', '==', kv.mod_revision)
-        .then(etcd.delete().key(key))
-        .options(deadline())
-        .commit()
-        .catch(() => undefined);
-    }
-    return live;
-  }
-
-  /** The save side: marker, then wait while member `member` is being defragmented. */
-  private async announceStream(member: string): Promise<() => void> {
-    const release = (await this.mark(`${STREAMING_PREFIX}${member}/${this.node}`)) ?? (() => undefined);
-    try {
-      let logged = false;
-      while ((await this.exists(`${DEFRAG_PREFIX}${member}`)).length > 0) {
-        if (!logged) this.logger?.info({ member }, `snapshot waits for the defragmentation of etcd member ${member} to finish`);
-        logged = true;
-        await sleep(POLL_MS);
-      }
-    } catch (err) {
-      this.logger?.debug({ err: messageOf(err) }, 'could not read the defragmentation marker; streaming anyway');
-    }
-    return release;
-  }
-
-  /**
-   * The defragmentation side: runs `fn` while no snapshot streams from member `member`
-   * (hex ID), waiting for running streams (`onWait` told once with the nodes streaming).
-   */
-  async exclusive<T>(member: string, fn: () => Promise<T>, onWait?: (nodes: string[]) => void): Promise<T> {
-    let told = false;
-    for (;;) {
-      const release = await this.mark(`${DEFRAG_PREFIX}${member}`);
-      const streams = await this.exists(`${STREAMING_PREFIX}${member}/`);
-      if (streams.length === 0) {
-        try {
-          return await fn();
-        } finally {
-          release?.();
-        }
-      }
-      release?.();
-      if (!told) onWait?.(streams.map((k) => k.slice(`${STREAMING_PREFIX}${member}/`.length)));
-      told = true;
-      while ((await this.exists(`${STREAMING_PREFIX}${member}/`)).length > 0) await sleep(POLL_MS);
     }
   }
 }
