@@ -3,6 +3,7 @@
  * whatever is in the bucket (odd object names, forged sidecars) and whatever a request
  * names as its endpoint CA must not break listings, choose local paths, or read server files.
  */
+import { RECORD_FORMAT_VERSION } from '../src/model/format-version.js';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -188,6 +189,7 @@ test('a bucket sidecar cannot choose the local sidecar a download writes, nor it
     status: 'successful',
     sha256: sha256(bytes),
     revision: '42',
+    formatVersion: RECORD_FORMAT_VERSION, // this etcdsnap's, not the bucket's (the forged one says nothing of it)
   });
   assert.deepEqual(readdirSync(dir.metadataDir).sort(), [other, wanted].sort());
 
