@@ -36,20 +36,18 @@ import type { SnapshotSource } from '../etcd/members.js';
 import { streamFrom } from './failover.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import { LocalStore } from '../store/local.js';
-import type { SnapshotStore } from '../store/store.js';
-import { isStoreName } from '../store/store.js';
 import type { S3Skip } from '../store/factory.js';
-import { assertSafeName, assertSafePrefix, parseSnapshotName, snapshotFileName } from '../model/naming.js';
+import { assertSafePrefix, snapshotFileName } from '../model/naming.js';
 import { resolveApiDir } from './api-dirs.js';
 import { saveSnapshot } from './save.js';
 import type { SnapshotEncoding } from '../model/encoding.js';
-import { failedRecord, sortRecords, type SnapshotRecord } from '../model/records.js';
+import { failedRecord, type SnapshotRecord } from '../model/records.js';
 import type { S3Options } from './s3-config.js';
 import { RetryQueue } from './retry-queue.js';
 import { SerialExecutor } from '../util/serial.js';
 import { ReplicaStores } from './replica-stores.js';
 import { UploadRetries } from './upload-retries.js';
-import { failedUploads } from './replica-state.js';
+import { type CatalogContext, deleteAll, listAll } from './catalog.js';
 import { pruneReplicas, settleReplicas, type ReplicaTarget } from './save-replicas.js';
 import { checkPrune, pruneAll, type PruneOutcome } from './prune.js';
 import type { BucketPolicy } from '../model/retention-policy.js';
@@ -346,69 +344,19 @@ export class SnapshotService {
     }
   }
 
-  /**
-   * Local records, failed uploads, and the snapshots in each replica. The table needs only
-   * the listing; `withSidecars` (json/yaml) also reads the replicas' records.
-   */
+  /** Local records, failed uploads, and the snapshots in each replica (catalog.ts `listAll`). */
   async list(dir: string | undefined, replicas: readonly ReplicaOptions[], withSidecars = false): Promise<{ items: SnapshotRecord[]; s3Error?: string }> {
-    const d = await this.folder(dir);
-    const local = await d.list({ nodeName: this.settings.nodeName });
-    const remote: SnapshotRecord[] = [];
-    let s3Error: string | undefined;
-    for (const o of replicas) {
-      // a replica that does not answer must not hide the local snapshots (nor the failed uploads)
-      try {
-        const store = await this.replicas.get(o, false);
-        remote.push(...(await store.list({ nodeName: this.settings.nodeName, withRecords: withSidecars })));
-      } catch (err) {
-        s3Error = `cannot list snapshots in S3: ${messageOf(err)}`;
-        this.logger.warn({ err: messageOf(err) }, s3Error);
-      }
-    }
-    const items = sortRecords([...local, ...failedUploads(local, new Set(remote.map((r) => r.location))), ...remote]);
-    return s3Error ? { items, s3Error } : { items };
+    return listAll(await this.folder(dir), replicas, withSidecars, this.catalog());
   }
 
-  /**
-   * Deletes snapshots by exact file name (with their sidecars): any name `list` shows. A
-   * plain file name only; a local file outside the naming scheme that is not a snapshot is
-   * refused before anything is deleted (`LocalStore.assertDeletable`). In a replica only
-   * names of the naming scheme are deleted (its listing shows no others).
-   */
+  /** Deletes snapshots by exact file name, with their sidecars, in its turn (catalog.ts `deleteAll`). */
   async delete(names: readonly unknown[], dir: string | undefined, replicas: readonly ReplicaOptions[]): Promise<{ deleted: string[]; notFound: string[] }> {
     if (names.length === 0) throw new EtcdsnapError('usage', 'no snapshots given for removal');
-    return this.exclusive('delete', () => this.doDelete(names, dir, replicas));
+    return this.exclusive('delete', async () => deleteAll(await this.folder(dir), names, replicas, this.catalog()));
   }
 
-  private async doDelete(
-    names: readonly unknown[],
-    dir: string | undefined,
-    replicas: readonly ReplicaOptions[],
-  ): Promise<{ deleted: string[]; notFound: string[] }> {
-    const safe = names.map((n) => assertSafeName(n));
-    const d = await this.folder(dir);
-    for (const name of safe) await d.assertDeletable(name);
-    const stores: SnapshotStore[] = [];
-    for (const o of replicas) stores.push(await this.replicas.get(o));
-    const deleted: string[] = [];
-    const found = new Set<string>();
-    for (const name of safe) {
-      if (await d.remove(name)) {
-        this.logger.info({ snapshot: name }, `Snapshot ${name} deleted locally`);
-        deleted.push(name);
-        found.add(name);
-      } else {
-        this.logger.info({ snapshot: name }, `Snapshot ${name} not found locally`);
-      }
-    }
-    for (const store of stores) {
-      for (const name of await store.delete(safe.filter((n) => parseSnapshotName(n) !== undefined && isStoreName(n)))) {
-        this.logger.info({ snapshot: name }, `Snapshot ${name} deleted from S3`);
-        deleted.push(store.location(name));
-        found.add(name);
-      }
-    }
-    return { deleted, notFound: safe.filter((n) => !found.has(n)) };
+  private catalog(): CatalogContext<ReplicaOptions> {
+    return { nodeName: this.settings.nodeName, logger: this.logger, replicaStore: (o, check) => this.replicas.get(o, check) };
   }
 
   /**
