@@ -17,7 +17,7 @@ import { compressionOf } from '../model/encoding.js';
 import { EtcdsnapError, messageOf } from '../errors.js';
 import type { SnapshotRequestBody } from '../model/api.js';
 import { inspectCommands, INSPECT_COMMANDS } from './inspect-command.js';
-import { common, context } from './snapshot-context.js';
+import { common, context, sub } from './snapshot-context.js';
 import { changelogCommand } from './changelog-command.js';
 import { restoreCommand } from './restore-command.js';
 import { drillCommand } from './drill-command.js';
@@ -153,15 +153,6 @@ async function prune(cmd: Command): Promise<void> {
   const what = applied !== undefined ? `policy ${applied}` : `retention ${res.retention ?? retention}`;
   const s3 = ctx.values.bool('s3') && applied === undefined ? `, S3 retention ${ctx.values.num('s3-retention')}` : '';
   ctx.out(`No snapshots ${dryRun ? 'would be pruned' : 'to prune'} (prefix ${prefix}, ${what}${s3}).\n`);
-}
-
-function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
-  const c = new Command(name).description(description).exitOverride();
-  addOptions(c, SNAPSHOT_CLI_OPTIONS);
-  c.action(async function (this: Command) {
-    await run(this);
-  });
-  return c;
 }
 
 export function etcdSnapshotCommand(): Command {

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
-import { resolveValues, type Values } from '../config/resolve.js';
+import { Command } from 'commander';
+import { addOptions, resolveValues, type Values } from '../config/resolve.js';
 import { defaultDataDir, type OptionSpec, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { S3RequestBody, SnapshotRequestBody } from '../model/api.js';
@@ -85,4 +85,14 @@ export function requestFlags(v: Values): { dir?: string; s3?: S3RequestBody } {
   if (s3 && ca !== undefined && ca.trim() !== '') s3.settings.endpointCA = endpointCAForRequest(ca);
   if (s3) out.s3 = s3Request(s3);
   return out;
+}
+
+/** A subcommand of `etcd-snapshot` with the client and request flags, running `run` with itself. */
+export function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
+  const c = new Command(name).description(description).exitOverride();
+  addOptions(c, SNAPSHOT_CLI_OPTIONS);
+  c.action(async function (this: Command) {
+    await run(this);
+  });
+  return c;
 }

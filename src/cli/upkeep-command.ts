@@ -4,12 +4,10 @@
  * exits 1 when a member was not defragmented; `alarm list` exits 0 with or without alarms.
  */
 import { Command } from 'commander';
-import { addOptions } from '../config/resolve.js';
-import { SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { EtcdsnapError } from '../errors.js';
 import { ALARMS_PATH, type AlarmsResponse, COMPACT_PATH, DEFRAG_PATH, DISARM_PATH, decodeAlarms, decodeCompact, decodeDefrag } from '../model/upkeep-api.js';
 import { formatBytes } from '../server/upkeep-plan.js';
-import { type Context, context } from './snapshot-context.js';
+import { type Context, context, sub } from './snapshot-context.js';
 
 /** Sends one request; an older server (no such route) is one line. */
 async function call<T>(ctx: Context, method: 'GET' | 'POST', pathname: string, decode: (v: unknown) => T): Promise<T> {
@@ -69,15 +67,6 @@ async function alarmDisarm(cmd: Command): Promise<void> {
   if (res.alarms.length === 0) ctx.out('No alarms to disarm.\n');
   for (const a of res.alarms) ctx.out(`Disarmed ${who(a)} alarm:${a.alarm}\n`);
   ctx.out(sizeLine(res));
-}
-
-function sub(name: string, description: string, run: (cmd: Command) => Promise<void>): Command {
-  const c = new Command(name).description(description).exitOverride();
-  addOptions(c, SNAPSHOT_CLI_OPTIONS);
-  c.action(async function (this: Command) {
-    await run(this);
-  });
-  return c;
 }
 
 /** The upkeep subcommands of `etcd-snapshot`. */
