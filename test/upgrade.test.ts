@@ -1,6 +1,6 @@
 /**
- * Rolling upgrade (issue 20, docs/upgrades.md): the previous release, built from its git tag
- * (v0.1.0), forms a three-server cluster with a scheduled snapshot every 3 s; a writer puts
+ * Rolling upgrade (issue 20, docs/upgrades.md): the previous release, built from its git
+ * commit (0.1.0), forms a three-server cluster with a scheduled snapshot every 3 s; a writer puts
  * keys through etcd while each server in turn is stopped (SIGTERM) and started again from
  * this tree with the same data dir and flags. Checks:
  * - writes fail only in an upgrade step in which etcd elected a leader (its raft term rose),
@@ -9,7 +9,7 @@
  *   `formatVersion`), and this tree's `ls` lists both kinds;
  * - this tree restores (`--cluster-reset --cluster-reset-restore-path`) a snapshot the old
  *   version took, and the keys of that moment come back.
- * The tag missing is a failure with what to do, never a skip.
+ * The commit missing (a shallow clone) is a failure with what to do, never a skip.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +23,9 @@ import { NEWER_RECORD_NOTE } from '../src/cli/output.js';
 
 after(() => killStarted());
 
-const PREVIOUS = 'v0.1.0';
+/** 0.1.0: main's commit when it was released (tagged v0.1.0 where tags are kept). */
+const RELEASE = { version: 'v0.1.0', commit: 'de9e0b174f0bbb6aac0b49d9405baeae1a876e2f' };
+const PREVIOUS = RELEASE.version;
 /** Flags every server gets, on both versions: a scheduled snapshot every 3 s, none pruned during the test. */
 const COMMON = ['--etcd-snapshot-schedule-cron', '@every 3s', '--etcd-snapshot-retention', '1000'];
 
@@ -76,7 +78,7 @@ interface Step {
 
 test(`rolling upgrade ${PREVIOUS} -> this tree: quorum and writes kept, scheduled snapshots on both versions listed and restorable`, async (t) => {
   const t0 = Date.now();
-  const oldBin = buildRelease(PREVIOUS);
+  const oldBin = buildRelease(RELEASE);
   t.diagnostic(`built ${PREVIOUS} in ${Math.round((Date.now() - t0) / 1000)} s`);
   const root = tempDir();
   const dirs = [1, 2, 3].map((i) => path.join(root, `s${i}`));

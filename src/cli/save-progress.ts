@@ -1,7 +1,8 @@
 /**
  * Progress of `etcd-snapshot save`: the save runs on the server, so while its request is
- * pending the CLI asks `GET /db/snapshot/progress` every `intervalMs` and shows the bytes
- * read from etcd of about the db size (cli/progress.ts).
+ * pending the CLI asks `GET /db/snapshot/progress` every `intervalMs` (the first time after
+ * at most FIRST_POLL_MS, so that a save of a second is seen) and shows the bytes read from
+ * etcd of about the db size (cli/progress.ts).
  *
  * Contract: the answer is `run`'s, unchanged; the progress task starts at the first answer
  * that shows a save, and ends with `run` (done when it resolved, stopped when it threw). A
@@ -18,6 +19,9 @@ export interface ProgressSource {
   get(pathname: string): Promise<unknown>;
 }
 
+/** The first poll's delay: a save of a few hundred MiB takes under a second. */
+const FIRST_POLL_MS = 100;
+
 export async function withSaveProgress<T>(source: ProgressSource, reporter: ProgressReporter, run: Promise<T>, intervalMs = 500): Promise<T> {
   let settled = false;
   let task: ProgressTask | undefined;
@@ -27,11 +31,12 @@ export async function withSaveProgress<T>(source: ProgressSource, reporter: Prog
     () => undefined,
   );
   const poll = async (): Promise<void> => {
+    let delay = Math.min(intervalMs, FIRST_POLL_MS);
     while (!settled) {
       await Promise.race([
         finished,
         new Promise<void>((r) => {
-          const t = setTimeout(r, intervalMs);
+          const t = setTimeout(r, delay);
           wake = () => {
             clearTimeout(t);
             r();
@@ -39,6 +44,7 @@ export async function withSaveProgress<T>(source: ProgressSource, reporter: Prog
         }),
       ]);
       if (settled) return;
+      delay = intervalMs;
       let answer: unknown;
       try {
         answer = await source.get('/db/snapshot/progress');

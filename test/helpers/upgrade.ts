@@ -1,6 +1,6 @@
 /**
  * Helpers of the upgrade test (upgrade.test.ts): building a previous release from its git
- * tag, and a writer that puts keys through etcd while servers are upgraded, recording every
+ * commit, and a writer that puts keys through etcd while servers are upgraded, recording every
  * put with the upgrade step it started in.
  */
 import { spawnSync } from 'node:child_process';
@@ -9,19 +9,29 @@ import path from 'node:path';
 import { EtcdClient } from '../../src/etcd/client.js';
 import { ROOT, tempDir, type Ports } from './server.js';
 
+/** A previous release: its version and the commit it was cut from (an ancestor of main). */
+export interface Release {
+  version: string;
+  commit: string;
+}
+
 /**
- * Builds the release `tag` of this repository into a temp dir (`git archive`, this tree's
- * node_modules linked in, its own `tsc` build) and answers its bin/etcdsnap. Throws, with
- * what to do, when the tag is missing or the build fails: never a silent skip.
+ * Builds `release` of this repository into a temp dir (`git archive` of its commit, this
+ * tree's node_modules linked in, its own `tsc` build) and answers its bin/etcdsnap. The
+ * commit, not a tag, names it: a clone of main carries its history but not always its tags.
+ * Throws, with what to do, when the commit is missing (a shallow clone) or the build fails:
+ * never a silent skip.
  */
-export function buildRelease(tag: string): string {
-  const has = spawnSync('git', ['-C', ROOT, 'rev-parse', '-q', '--verify', `refs/tags/${tag}^{commit}`], { encoding: 'utf8' });
+export function buildRelease(release: Release): string {
+  const has = spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${release.commit}^{commit}`], { encoding: 'utf8' });
   if (has.status !== 0) {
-    throw new Error(`the upgrade test needs the git tag ${tag} (the previous release) in ${ROOT}: fetch it (git fetch origin tag ${tag}) and run again`);
+    throw new Error(
+      `the upgrade test needs commit ${release.commit} (release ${release.version}) in ${ROOT}: clone with history (git fetch --unshallow) and run again`,
+    );
   }
-  const dir = tempDir(`etcdsnap-${tag}-`);
-  const unpack = spawnSync('bash', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'unpack', ROOT, tag, dir], { encoding: 'utf8' });
-  if (unpack.status !== 0) throw new Error(`git archive ${tag} failed: ${unpack.stderr}`);
+  const dir = tempDir(`etcdsnap-${release.version}-`);
+  const unpack = spawnSync('bash', ['-c', 'git -C "$1" archive "$2" | tar -x -C "$3"', 'unpack', ROOT, release.commit, dir], { encoding: 'utf8' });
+  if (unpack.status !== 0) throw new Error(`git archive ${release.version} failed: ${unpack.stderr}`);
   symlinkSync(realpathSync(path.join(ROOT, 'node_modules')), path.join(dir, 'node_modules'));
   const build = spawnSync(process.execPath, [path.join(dir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
     cwd: dir,
@@ -30,7 +40,7 @@ export function buildRelease(tag: string): string {
   });
   const bin = path.join(dir, 'bin', 'etcdsnap');
   if (build.status !== 0 || !existsSync(path.join(dir, 'dist', 'cli', 'main.js'))) {
-    throw new Error(`building ${tag} failed (${build.status}): ${build.stdout}${build.stderr}`);
+    throw new Error(`building ${release.version} failed (${build.status}): ${build.stdout}${build.stderr}`);
   }
   return bin;
 }
