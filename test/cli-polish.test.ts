@@ -83,7 +83,7 @@ test("against a server: prune says when nothing goes; --etcd-server at etcd's cl
 
   const etcdURL = `https://127.0.0.1:${s.ports.client}`;
   const expected = `error: ${etcdURL} does not look like an etcdsnap supervisor API (TLS handshake failed: `;
-  // the full token (the CA is fetched from /cacerts first) and a bare secret (the CA file is used)
+  // the full token (the local CA file has its hash) and a bare secret (the CA file is used)
   const secret = s.token().split('::server:')[1] ?? '';
   const envs: Array<Record<string, string>> = [{}, { ETCDSNAP_ETCD_TOKEN: secret }];
   for (const env of envs) {

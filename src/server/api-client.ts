@@ -1,8 +1,9 @@
 /**
  * The CLI's client of the supervisor API. The server is verified with the cluster CA that
  * the token pins (k3s's `K10<ca hash>::server:<secret>`): the CA is fetched from
- * `/cacerts`, its sha256 compared with the token, and only then trusted. A bare secret
- * uses `${data-dir}/server/tls/server-ca.crt` instead.
+ * `/cacerts`, its sha256 compared with the token, and only then trusted; when
+ * `${data-dir}/server/tls/server-ca.crt` already has that sha256 (the CLI on the server's
+ * own host), that file is the CA and nothing is fetched. A bare secret uses that file as it is.
  *
  * Every request declares this etcdsnap's API version (`Etcdsnap-Api-Version`); an answer from
  * a server with a newer API version is refused (`environment`, one line: upgrade this node)
@@ -95,7 +96,13 @@ export class SupervisorClient {
     const token = parseToken(tokenText);
     registerSecret(token.secret);
     let ca: string;
-    if (token.caHash !== undefined) {
+    const localCaFile = path.join(opts.dataDir, 'server', 'tls', 'server-ca.crt');
+    // The token pins the CA by hash: a local CA file (the server's own data dir) with that hash
+    // is the same trust as the served one, and saves a TLS handshake and a request.
+    const localCa = token.caHash !== undefined ? await fsp.readFile(localCaFile, 'utf8').catch(() => undefined) : undefined;
+    if (token.caHash !== undefined && localCa !== undefined && caHash(localCa) === token.caHash) {
+      ca = localCa;
+    } else if (token.caHash !== undefined) {
       const r = await SupervisorClient.call(
         () => request(new URL('/cacerts', base), { method: 'GET', rejectUnauthorized: false }, undefined, opts.timeoutMs),
         base,
@@ -106,11 +113,10 @@ export class SupervisorClient {
       }
       ca = r.body;
     } else {
-      const file = path.join(opts.dataDir, 'server', 'tls', 'server-ca.crt');
       try {
-        ca = await fsp.readFile(file, 'utf8');
+        ca = await fsp.readFile(localCaFile, 'utf8');
       } catch {
-        throw new EtcdsnapError('config', `a bare token needs the cluster CA at ${file}; pass the full token (K10...) from <data-dir>/server/token`);
+        throw new EtcdsnapError('config', `a bare token needs the cluster CA at ${localCaFile}; pass the full token (K10...) from <data-dir>/server/token`);
       }
     }
     return new SupervisorClient(base, ca, token.secret, opts.timeoutMs, flags.server);
