@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -314,6 +314,45 @@ test('in the browser: a failed upload shows its error in the table and as the la
   const failed = (await page.locator('#last-failure').textContent()) ?? '';
   assert.match(failed, /upload of /);
   assert.ok(failed.includes(message), `${failed} carries the record's message`);
+  await context.close();
+  assert.equal(await s.stop(), 0);
+});
+
+test("in the browser: each row's last restore drill, passed with its revision and keys, FAILED with its reason, '-' when never drilled", async () => {
+  const s = await startReady({ args: ['--etcd-disable-snapshots'] });
+  const saved = (): string => {
+    const r = snapshotCli(s, ['save']);
+    assert.equal(r.code, 0, r.stderr);
+    return /^Snapshot (\S+) saved\./m.exec(r.stdout)?.[1] ?? '';
+  };
+  const [good, bad, never] = [saved(), saved(), saved()];
+  const green = snapshotCli(s, ['drill', good]);
+  assert.equal(green.code, 0, green.stdout + green.stderr);
+  const passed = /revision (\d+), (\d+) keys/.exec(green.stdout);
+  assert.ok(passed, green.stdout);
+  // a bit flipped after the save: the drill fails on the record's sha256
+  const file = path.join(s.dataDir, 'server', 'db', 'snapshots', bad);
+  const bytes = readFileSync(file);
+  const at = Math.floor(bytes.length / 2);
+  bytes[at] = (bytes[at] ?? 0) ^ 0x10;
+  writeFileSync(file, bytes);
+  assert.equal(snapshotCli(s, ['drill', bad]).code, 1);
+
+  const { context, page } = await newPage();
+  await page.goto(s.url);
+  await page.fill('#token', secretOf(s));
+  await page.click('#login-form button[type=submit]');
+  await page.locator(`tr[data-name="${never}"]`).waitFor();
+  const cell = page.locator(`tr[data-name="${good}"] td[data-label="Drill"]`);
+  assert.equal(await cell.getAttribute('data-drill'), 'passed');
+  assert.match((await cell.textContent()) ?? '', /^passed \S/);
+  assert.match((await cell.getAttribute('title')) ?? '', new RegExp(`: revision ${passed[1]}, ${passed[2]} keys$`));
+  const red = page.locator(`tr[data-name="${bad}"] td[data-label="Drill"]`);
+  assert.equal(await red.getAttribute('data-drill'), 'failed');
+  assert.match((await red.textContent()) ?? '', /^FAILED \S/);
+  assert.match((await red.locator('.message').textContent()) ?? '', /does not match the sha256 in its record/);
+  assert.equal(await page.locator(`tr[data-name="${never}"] td[data-label="Drill"]`).textContent(), '-');
+  assert.equal(await page.locator('#snapshots thead th').nth(7).textContent(), 'Drill');
   await context.close();
   assert.equal(await s.stop(), 0);
 });

@@ -111,6 +111,7 @@ export const APP_JS = `'use strict';
       var st = el('td', { 'data-label': 'Status', class: 'status-' + r.status }, r.status);
       if (r.status === 'failed' && r.message) st.append(el('div', { class: 'error message' }, r.message));
       tr.append(st);
+      tr.append(drillCell(r.drill));
       var act = el('td', { class: 'actions' });
       if (r.status === 'successful' && r.store) {
         var a = el('a', { href: '/ui/download?name=' + encodeURIComponent(r.name) + '&store=' + r.store, download: r.name, class: 'download' }, 'Download');
@@ -124,6 +125,16 @@ export const APP_JS = `'use strict';
       tr.append(act);
       tb.append(tr);
     });
+  }
+
+  // the last restore drill: passed (revision, keys in its title) or FAILED with its reason; '-' when never drilled
+  function drillCell(d) {
+    if (!d) return el('td', { 'data-label': 'Drill', class: 'muted drill-none' }, '-');
+    var passed = d.status === 'passed';
+    var td = el('td', { 'data-label': 'Drill', class: 'drill-' + d.status, 'data-drill': d.status, title: d.at + (passed && d.keys !== undefined && d.revision !== undefined ? ': revision ' + d.revision + ', ' + d.keys + ' keys' : '') },
+      (passed ? 'passed ' : 'FAILED ') + when(d.at));
+    if (!passed && d.message) td.append(el('div', { class: 'error message' }, d.message));
+    return td;
   }
 
   function renderChart(rows) {

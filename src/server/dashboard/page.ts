@@ -46,7 +46,7 @@ export const PAGE_HTML = `<!doctype html>
     <h2>Snapshots <button id="refresh" type="button" class="small">Refresh</button></h2>
     <p id="s3-error" class="error" hidden></p>
     <table id="snapshots">
-      <thead><tr><th>Name</th><th>Node</th><th>Location</th><th>Size</th><th>Created</th><th>Format</th><th>Status</th><th></th></tr></thead>
+      <thead><tr><th>Name</th><th>Node</th><th>Location</th><th>Size</th><th>Created</th><th>Format</th><th>Status</th><th>Drill</th><th></th></tr></thead>
       <tbody></tbody>
     </table>
     <p id="empty" class="muted" hidden>No snapshots yet.</p>
@@ -102,6 +102,8 @@ td.actions > * { margin-right: .3rem; }
 .badge { display: inline-block; padding: 0 .4rem; border-radius: 4px; font-size: .8rem; border: 1px solid var(--line); margin-right: .2rem; }
 .status-failed { color: var(--bad); }
 .status-successful { color: var(--good); }
+.drill-passed { color: var(--good); }
+.drill-failed { color: var(--bad); }
 #chart svg { width: 100%; height: auto; max-height: 260px; display: block; }
 #chart .size { fill: var(--accent); }
 #chart .duration { stroke: var(--bad); fill: none; stroke-width: 2; }

@@ -5,7 +5,7 @@
  * the dashboard. Pure except `Activity`, which remembers failures this process saw.
  */
 import type { SaveProgress } from '../../model/api.js';
-import type { SnapshotRecord } from '../../model/records.js';
+import type { DrillResult, SnapshotRecord } from '../../model/records.js';
 
 /** One row of the snapshot table (and a point of the chart when it has a duration). */
 export interface DashboardSnapshot {
@@ -21,7 +21,12 @@ export interface DashboardSnapshot {
   status: 'successful' | 'failed';
   message?: string;
   durationMs?: number;
+  /** The last restore drill of this copy (docs/drills.md), when it was drilled. */
+  drill?: DashboardDrill;
 }
+
+/** A drill result as the table shows it: passed or failed, when, and why it failed. */
+export type DashboardDrill = Pick<DrillResult, 'status' | 'at' | 'durationMs' | 'message' | 'revision' | 'keys'>;
 
 export interface Failure {
   /** RFC 3339. */
@@ -81,6 +86,18 @@ export function rowOf(r: SnapshotRecord): DashboardSnapshot {
     status: r.status,
     ...(r.message !== undefined ? { message: r.message } : {}),
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
+    ...(r.drill !== undefined ? { drill: drillOf(r.drill) } : {}),
+  };
+}
+
+function drillOf(d: DrillResult): DashboardDrill {
+  return {
+    status: d.status,
+    at: d.at,
+    durationMs: d.durationMs,
+    ...(d.message !== undefined ? { message: d.message } : {}),
+    ...(d.revision !== undefined ? { revision: d.revision } : {}),
+    ...(d.keys !== undefined ? { keys: d.keys } : {}),
   };
 }
 
