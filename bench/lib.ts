@@ -57,6 +57,29 @@ export const median = (xs: number[]): number => {
   return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
 };
 
+/** The size (MiB) at which issue 3 set the save goal (wall ratio <= 1.0 against etcdctl): about 1 GiB. */
+export const GOAL_MIB = 1024;
+
+/**
+ * The goal line of bench:save and bench:agent: the ratio at about 1 GiB, where issue 3 set
+ * the goal (<= 1.0), and the worst ratio at the smaller sizes, which show the fixed costs
+ * (the CLI's Node start-up and the API round trip) that a 1 GiB save hides.
+ */
+export function saveGoalLine(results: ReadonlyArray<{ mib: number; ratio: number }>): string {
+  const atGoal = results.find((r) => r.mib >= GOAL_MIB * 0.9);
+  const smaller = results.filter((r) => r !== atGoal);
+  const worst = smaller.reduce<{ mib: number; ratio: number } | undefined>((w, r) => (w === undefined || r.ratio > w.ratio ? r : w), undefined);
+  const goal =
+    atGoal === undefined
+      ? `No size of about ${GOAL_MIB} MiB was measured, where issue 3 set the goal (wall ratio <= 1.0): run with the default BENCH_SIZES to check it.`
+      : `Wall ratio etcdsnap / etcdctl at about 1 GiB, where issue 3 set the goal: **${atGoal.ratio.toFixed(2)}** (goal <= 1.0, ${atGoal.ratio <= 1 ? 'met' : 'NOT met'}).`;
+  const fixed =
+    worst === undefined
+      ? ''
+      : ` The smaller sizes show the fixed costs a 1 GiB save hides (the CLI's Node start-up, about 0.2 s, and the API round trip; \`node -e 0\` alone takes about 0.08 s here): worst **${worst.ratio.toFixed(2)}** at ${worst.mib} MiB.`;
+  return goal + fixed;
+}
+
 export function machine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   return `${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;

@@ -128,10 +128,14 @@ test('on-demand and scheduled saves, S3, retention, ls, delete and prune, as for
   assert.equal(files(snapshotDir(b)).includes(name), false);
   const ls2 = snapshotCli(b, ['ls', ...s3CliFlags(swift, 'agent', 'f1')], awsEnv());
   assert.doesNotMatch(ls2.stdout, new RegExp(name));
-  const pruned = snapshotCli(b, ['prune', '--name', 'etcd-snapshot', '--snapshot-retention', '1']);
+  // without --etcd-server: the CLI finds the agent's API by the URL it wrote in its data dir
+  assert.equal(readFileSync(path.join(b.dataDir, 'server', 'supervisor-url'), 'utf8'), `${b.url}\n`);
+  const cfg = path.join(path.dirname(b.dataDir), `config-${b.ports.supervisor}.yaml`);
+  const pruned = runCli(['etcd-snapshot', 'prune', '--config', cfg, '--data-dir', b.dataDir, '--name', 'etcd-snapshot', '--snapshot-retention', '1']);
   assert.equal(pruned.code, 0, pruned.stderr);
   assert.equal(files(snapshotDir(b)).filter((n) => n.startsWith('etcd-snapshot-')).length, 1);
   assert.equal(await b.stop(), 0);
+  assert.equal(existsSync(path.join(b.dataDir, 'server', 'supervisor-url')), false, 'the URL file goes with the agent');
   // no secret in any log line of either agent
   for (const log of [a.raw, b.raw].map((r) => r.join('\n'))) {
     assert.equal(log.includes(swift.secretKey), false, 'the S3 secret key is never logged');

@@ -23,7 +23,7 @@ function jsonOutput(cmd: Command): boolean {
 /** GETs `pathname` and decodes it; an older server (no such route) or a malformed answer is one line. */
 async function fetchDecoded<T>(cmd: Command, pathname: string, decode: (v: unknown) => T): Promise<T> {
   const ctx = await context(cmd);
-  const server = ctx.values.str('etcd-server') ?? `https://127.0.0.1:${ctx.values.num('supervisor-port')}`;
+  const server = ctx.server;
   let answer: unknown;
   try {
     answer = await ctx.client.get(pathname);

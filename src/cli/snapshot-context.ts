@@ -4,13 +4,14 @@
  * settings). `--s3-endpoint-ca` files are read here, by the CLI, and sent as PEM content
  * (the server reads no file a request names).
  */
-import { readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { addOptions, resolveValues, type Values } from '../config/resolve.js';
 import { defaultDataDir, type OptionSpec, SERVER_OPTIONS, SNAPSHOT_CLI_OPTIONS } from '../config/schema.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import type { S3RequestBody, SnapshotRequestBody } from '../model/api.js';
+import { clientFiles } from '../model/data-dir.js';
 import { SupervisorClient } from '../server/api-client.js';
 import { endpointCAContent, pemBundle, s3OptionsFromValues, s3Request } from '../snapshot/s3-config.js';
 
@@ -18,6 +19,8 @@ const REQUEST_TIMEOUT_MS = 2 * 60_000 + 60 * 60_000; // a large snapshot can tak
 
 export interface Context {
   values: Values;
+  /** The supervisor URL the client talks to (`supervisorUrl`). */
+  server: string;
   client: SupervisorClient;
   out: (text: string) => void;
   warn: (text: string) => void;
@@ -36,10 +39,33 @@ export async function cliValues(cmd: Command, extra: readonly OptionSpec[] = [])
 export async function context(cmd: Command, extra: readonly OptionSpec[] = []): Promise<Context> {
   const values = await cliValues(cmd, extra);
   const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
-  const server = values.str('etcd-server') ?? `https://127.0.0.1:${values.num('supervisor-port')}`;
+  const server = await supervisorUrl(values, dataDir);
   const token = values.str('etcd-token');
   const client = await SupervisorClient.connect({ server, ...(token !== undefined ? { token } : {}), dataDir, timeoutMs: REQUEST_TIMEOUT_MS });
-  return { values, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
+  return { values, server, client, out: (t) => process.stdout.write(t), warn: (t) => process.stderr.write(t) };
+}
+
+/**
+ * The supervisor URL: `--etcd-server` (flag, environment or config file); else the URL the
+ * server or agent running on this data dir wrote (`<data-dir>/server/supervisor-url`), so
+ * `--data-dir` alone finds an agent (port 9347) or a server on another `--supervisor-port`;
+ * else `https://127.0.0.1:<--supervisor-port>` (the config file's, else 9345). A file that
+ * holds no https URL is a one-line error (the daemon writes it again when it starts).
+ */
+export async function supervisorUrl(values: Values, dataDir: string): Promise<string> {
+  const given = values.str('etcd-server');
+  if (given !== undefined) return given;
+  const file = clientFiles(dataDir).supervisorUrl;
+  const text = await fsp.readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return `https://127.0.0.1:${values.num('supervisor-port')}`;
+  const url = URL.canParse(text.trim()) ? new URL(text.trim()) : undefined;
+  if (url?.protocol !== 'https:' || url.pathname !== '/' || url.search !== '' || url.username !== '') {
+    throw new EtcdsnapError(
+      'config',
+      `${file} does not hold the supervisor's https URL; remove it (the server or agent writes it again when it starts) or pass --etcd-server`,
+    );
+  }
+  return url.origin;
 }
 
 /**

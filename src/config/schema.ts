@@ -37,7 +37,7 @@ export const SNAPSHOT_CLI_OPTIONS: readonly OptionSpec[] = [
     env: 'ETCDSNAP_ETCD_SERVER',
     type: 'string',
     description: 'supervisor URL of the etcdsnap server',
-    defaultText: `https://127.0.0.1:<supervisor-port from the config file, else ${String(SUPERVISOR_PORT.default)}>`,
+    defaultText: `the URL in \${data-dir}/server/supervisor-url (a running server or agent writes it), else https://127.0.0.1:<supervisor-port from the config file, else ${String(SUPERVISOR_PORT.default)}>`,
     valueName: 'url',
   },
   {

@@ -12,6 +12,7 @@ import { writeFileAtomic } from '../util/durable.js';
 import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { KeyPairPem, LeafRequest } from './pki.js';
+import { clientFiles } from '../model/data-dir.js';
 
 const DAY = 86_400_000;
 /** The certificate library loads only when a certificate must be made (it is slow to load). */
@@ -38,7 +39,7 @@ export function tlsPaths(dataDir: string): TlsPaths {
   const etcd = path.join(dir, 'etcd');
   return {
     dir,
-    caCert: path.join(dir, 'server-ca.crt'),
+    caCert: clientFiles(dataDir).supervisorCa,
     caKey: path.join(dir, 'server-ca.key'),
     supervisorCert: path.join(dir, 'serving-supervisor.crt'),
     supervisorKey: path.join(dir, 'serving-supervisor.key'),

@@ -14,7 +14,7 @@
  */
 import https from 'node:https';
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
+import { clientFiles } from '../model/data-dir.js';
 import { EtcdsnapError, errnoCode, messageOf } from '../errors.js';
 import { caHash, parseToken } from '../etcd/token.js';
 import { registerSecret } from '../log/secrets.js';
@@ -85,7 +85,7 @@ export class SupervisorClient {
     }
     let tokenText = opts.token;
     if (tokenText === undefined) {
-      const file = path.join(opts.dataDir, 'server', 'token');
+      const file = clientFiles(opts.dataDir).token;
       try {
         tokenText = await fsp.readFile(file, 'utf8');
       } catch (err) {
@@ -96,7 +96,7 @@ export class SupervisorClient {
     const token = parseToken(tokenText);
     registerSecret(token.secret);
     let ca: string;
-    const localCaFile = path.join(opts.dataDir, 'server', 'tls', 'server-ca.crt');
+    const localCaFile = clientFiles(opts.dataDir).supervisorCa;
     // The token pins the CA by hash: a local CA file (the server's own data dir) with that hash
     // is the same trust as the served one, and saves a TLS handshake and a request.
     const localCa = token.caHash !== undefined ? await fsp.readFile(localCaFile, 'utf8').catch(() => undefined) : undefined;

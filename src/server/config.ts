@@ -17,6 +17,7 @@ import { ETCD_LOG_LEVELS, type EtcdLogLevel } from '../etcd/etcd-log.js';
 import { parseSchedule, type Schedule } from './schedule.js';
 import type { EncodingInput } from '../snapshot/encode.js';
 import { messageOf } from '../errors.js';
+import { clientFiles } from '../model/data-dir.js';
 import { parseRetentionPolicy, type BucketPolicy } from '../model/retention-policy.js';
 
 export interface ServerConfig {
@@ -89,6 +90,11 @@ export interface ServerPaths {
   clusterIdFile: string;
   /** The last restore of this cluster, as JSON (identity.ts). */
   restoreRecordFile: string;
+  /**
+   * The supervisor URL of the daemon running on this data dir (host.ts writes it once the API
+   * listens, the lock's release removes it): the CLI's `--etcd-server` when none is given.
+   */
+  supervisorUrlFile: string;
 }
 
 export function serverPaths(dataDir: string): ServerPaths {
@@ -98,12 +104,13 @@ export function serverPaths(dataDir: string): ServerPaths {
     serverDir,
     dbDir,
     etcdDataDir: path.join(dbDir, 'etcd'),
-    tokenFile: path.join(serverDir, 'token'),
+    tokenFile: clientFiles(dataDir).token,
     etcdPidFile: path.join(dbDir, 'etcd.pid'),
     resetFlag: path.join(dbDir, 'reset-flag'),
     memberNameFile: path.join(dbDir, 'etcd-member-name'),
     clusterIdFile: path.join(dbDir, 'cluster-id'),
     restoreRecordFile: path.join(dbDir, 'last-restore.json'),
+    supervisorUrlFile: clientFiles(dataDir).supervisorUrl,
   };
 }
 

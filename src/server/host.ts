@@ -7,6 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { environmentError, messageOf } from '../errors.js';
+import { writeFileAtomic } from '../util/durable.js';
 import { SupervisorApi } from './api.js';
 import { ensurePortFree } from './preflight.js';
 import type { DrainHook } from './feature.js';
@@ -43,6 +44,14 @@ export interface HostApiOptions {
   logger: Logger;
   /** `/healthz`: 200 "ok" when this resolves to undefined, else 503 with the reason. */
   health: () => Promise<string | undefined>;
+  /** Where the URL clients on this host reach the API at is written once it listens (`ServerPaths.supervisorUrlFile`). */
+  urlFile: string;
+}
+
+/** The URL a client on this host reaches an API bound to `host` at: loopback for a wildcard bind. */
+export function localSupervisorUrl(host: string, port: number): string {
+  const h = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
 /** Starts the supervisor API with `/healthz` and `/cacerts`; a port in use is an `environment` error naming the flag. */
@@ -71,6 +80,7 @@ export async function startHostApi(o: HostApiOptions): Promise<SupervisorApi> {
     await ensurePortFree(o.host, o.port, o.portFlag);
     throw environmentError(`cannot start the supervisor API on ${o.host}:${o.port}: ${messageOf(err)}`, err);
   }
+  await writeFileAtomic(o.urlFile, `${localSupervisorUrl(o.host, o.port)}\n`, 0o600);
   return api;
 }
 

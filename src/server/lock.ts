@@ -25,12 +25,16 @@ export async function assertUnlocked(p: ServerPaths): Promise<void> {
   }
 }
 
-/** Refuses to run two servers on one data dir; returns a function that releases the lock. */
+/**
+ * Refuses to run two servers on one data dir; returns a function that releases the lock (and
+ * removes the supervisor URL file the daemon wrote: nothing listens there any more).
+ */
 export async function lockDataDir(p: ServerPaths): Promise<() => Promise<void>> {
   await assertUnlocked(p);
   const file = lockFile(p);
   await fsp.writeFile(file, `${process.pid}\n`, { mode: 0o600 });
   return async () => {
+    await fsp.rm(p.supervisorUrlFile, { force: true });
     await fsp.rm(file, { force: true });
   };
 }

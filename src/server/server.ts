@@ -88,6 +88,7 @@ async function serve(cfg: ServerConfig, logger: Logger, signal: AbortSignal, fea
       host: cfg.bindAddress,
       port: cfg.supervisorPort,
       portFlag: '--supervisor-port',
+      urlFile: p.supervisorUrlFile,
       certFile: tls.supervisorCert,
       keyFile: tls.supervisorKey,
       secret: boot.secret,
