@@ -32,17 +32,17 @@
  *   etcd's record is its range (progress.ts `completeCommittedParts`), else removes it.
  * - `abort()` (leadership lost) stops at once: nothing more is sealed, the `.part` removed.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import type { EtcdClient } from '../etcd/client.js';
 import { type EtcdsnapError, messageOf } from '../errors.js';
 import type { ChangeRecord } from '../model/changelog.js';
-import { commitFile, createExclusive, renameDurably, writeAllAt } from '../util/durable.js';
+import { commitFile, renameDurably } from '../util/durable.js';
 import { ensurePrivateDir } from '../util/fs.js';
-import { encodeFooter, encodeHeader, encodeRecord, partName, segmentName } from './format.js';
+import { encodeRecord } from './format.js';
+import { type Chain, SegmentFile } from './segment-file.js';
 import { removeParts } from './segments.js';
 import { completeCommittedParts, type SealCommit } from './progress.js';
 import { isCompacted, resumePoint } from './resume.js';
@@ -69,34 +69,12 @@ export interface ChangeLogWriterOptions {
   onFenced?: (why: string) => void;
 }
 
-/** A chain; `failed` once a write of it failed (its queued records are dropped). */
-interface Chain {
-  id: string;
-  cluster: string;
-  /** When the chain began (ms; for the record). */
-  since: number;
-  failed?: boolean;
-}
-
-interface OpenPart {
-  chain: Chain;
-  fh: FileHandle;
-  file: string;
-  first: number;
-  last: number;
-  records: number;
-  bytes: number;
-  firstTime: number;
-  lastTime: number;
-  hash: Hash;
-}
-
 export class ChangeLogWriter {
   private chain: Chain | undefined;
   /** The next revision to log (meaningful while `chain` is set). */
   private next = 0;
   private lastTime = 0;
-  private part: OpenPart | undefined;
+  private part: SegmentFile | undefined;
   private watch: { cancel(): Promise<void> } | undefined;
   private io: Promise<void> = Promise.resolve();
   private queued = 0;
@@ -288,26 +266,10 @@ export class ChangeLogWriter {
   private async appendLine(chain: Chain, rev: number, time: number, line: Buffer): Promise<void> {
     if (chain.failed) return;
     if (this.part && this.part.chain !== chain) await this.seal(this.part.lastTime);
-    if (!this.part) {
-      const file = path.join(this.o.dir, partName(chain.id, rev));
-      const fh = await createExclusive(file, 0o600);
-      this.part = { chain, fh, file, first: rev, last: rev - 1, records: 0, bytes: 0, firstTime: time, lastTime: time, hash: createHash('sha256') };
-      await this.write(encodeHeader({ chain: chain.id, cluster: chain.cluster, first: rev }));
-    }
-    await this.write(line);
+    this.part ??= await SegmentFile.create(this.o.dir, chain, rev, time);
     const p = this.part;
-    p.last = rev;
-    p.records++;
-    p.lastTime = time;
+    await p.append(line, rev, time);
     if (p.bytes >= (this.o.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES)) await this.seal(time);
-  }
-
-  private async write(buf: Buffer): Promise<void> {
-    const p = this.part;
-    if (!p) return;
-    await writeAllAt(p.fh, buf, p.bytes);
-    p.hash.update(buf);
-    p.bytes += buf.length;
   }
 
   /** Queues the seal of the open segment: records seen before `sealedAt` are in it. */
@@ -318,21 +280,11 @@ export class ChangeLogWriter {
   private async seal(sealedAt: number): Promise<void> {
     const p = this.part;
     if (!p) return;
-    const at = Math.max(sealedAt, p.lastTime);
-    const footer = encodeFooter({
-      first: p.first,
-      last: p.last,
-      records: p.records,
-      firstTime: p.firstTime,
-      lastTime: p.lastTime,
-      sealedAt: at,
-      sha256: p.hash.digest('hex'),
-    });
-    await writeAllAt(p.fh, footer, p.bytes);
-    const name = segmentName(p.chain.id, p.first, p.last);
+    const at = await p.writeFooter(sealedAt);
+    const name = p.sealedName;
     if (this.o.commit) {
-      await p.fh.sync();
-      await p.fh.close();
+      await p.sync();
+      await p.close();
       const rec = { cluster: p.chain.cluster, chain: p.chain.id, first: p.first, last: p.last, lastTime: p.lastTime, sealedAt: at, since: p.chain.since };
       const outcome = await this.o.commit.commit(rec).then(
         (ok) => (ok ? undefined : { why: 'another server writes the change log now (the commit was fenced)', known: true }),
@@ -341,7 +293,7 @@ export class ChangeLogWriter {
       if (outcome !== undefined) return this.fenced(p, outcome.why, outcome.known);
       await renameDurably(p.file, path.join(this.o.dir, name));
     } else {
-      await p.fh.close();
+      await p.close();
       await commitFile(p.file, path.join(this.o.dir, name));
     }
     this.part = undefined;
@@ -350,13 +302,12 @@ export class ChangeLogWriter {
     this.o.onSealed?.(name);
   }
 
-  /** A commit was fenced or failed: the `.part` goes, the writer stops, `onFenced` is told. */
   /**
    * A commit was refused (`known`: the `.part` is removed) or its outcome is unknown (etcd did
    * not answer: the sealed `.part` stays, and the next start, of a term or of the server,
    * completes it when etcd's record shows its commit, else removes it).
    */
-  private async fenced(p: OpenPart, why: string, known: boolean): Promise<void> {
+  private async fenced(p: SegmentFile, why: string, known: boolean): Promise<void> {
     this.part = undefined;
     if (known) await fsp.rm(p.file, { force: true });
     this.log.warn(
@@ -391,10 +342,7 @@ export class ChangeLogWriter {
     await this.io.catch(() => undefined);
     const p = this.part;
     this.part = undefined;
-    if (p) {
-      await p.fh.close().catch(() => undefined);
-      await fsp.rm(p.file, { force: true });
-    }
+    await p?.discard();
   }
 
   private async fail(err: unknown): Promise<void> {
@@ -408,10 +356,7 @@ export class ChangeLogWriter {
     const w = this.watch;
     this.watch = undefined;
     await w?.cancel();
-    if (p) {
-      await p.fh.close().catch(() => undefined);
-      await fsp.rm(p.file, { force: true });
-    }
+    await p?.discard();
   }
 
   /** Stops watching and seals what was received. */
