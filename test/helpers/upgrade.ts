@@ -18,11 +18,18 @@ export interface Release {
 /**
  * Builds `release` of this repository into a temp dir (`git archive` of its commit, this
  * tree's node_modules linked in, its own `tsc` build) and answers its bin/etcdsnap. The
- * commit, not a tag, names it: a clone of main carries its history but not always its tags.
- * Throws, with what to do, when the commit is missing (a shallow clone) or the build fails:
- * never a silent skip.
+ * release's tag (`version`) is used when the clone has it, and must point at `commit`; a
+ * clone of main carries the history but not always the tags, so the commit alone also works.
+ * Throws, with what to do, when the commit is missing (a shallow clone), the tag points
+ * elsewhere, or the build fails: never a silent skip.
  */
 export function buildRelease(release: Release): string {
+  const tag = spawnSync('git', ['-C', ROOT, 'rev-parse', '-q', '--verify', `refs/tags/${release.version}^{commit}`], { encoding: 'utf8' });
+  if (tag.status === 0 && tag.stdout.trim() !== release.commit) {
+    throw new Error(
+      `the tag ${release.version} points at ${tag.stdout.trim()}, not at the release's commit ${release.commit}: fix the tag or the test's RELEASE`,
+    );
+  }
   const has = spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${release.commit}^{commit}`], { encoding: 'utf8' });
   if (has.status !== 0) {
     throw new Error(
