@@ -19,7 +19,7 @@ import { BIN, killStarted, snapshotCli, startReady, tempDir, freePorts, type Por
 import { assertRefused, reset, resetAsync, RESET_MESSAGE, treeHash } from './helpers/restore.js';
 import { buildRelease, etcdClientOf, Writer } from './helpers/upgrade.js';
 import { RECORD_FORMAT_VERSION } from '../src/model/format-version.js';
-import { NEWER_RECORD_NOTE } from '../src/cli/output.js';
+import { NEWER_RECORD_NOTE } from '../src/model/records.js';
 
 after(() => killStarted());
 

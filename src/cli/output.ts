@@ -1,6 +1,6 @@
 /** User-facing renderings of snapshot records: k3s's table, JSON and YAML. */
 import YAML from 'yaml';
-import type { SnapshotRecord } from '../model/records.js';
+import { recordNote, type SnapshotRecord } from '../model/records.js';
 import { table } from './table.js';
 import { drillCell } from '../snapshot/drill-plan.js';
 
@@ -13,11 +13,6 @@ export function parseOutputFormat(raw: string | undefined): OutputFormat {
   throw new Error(`invalid output format: ${v}`);
 }
 
-/** The table's Note for a snapshot whose name is not etcdsnap's (`foreignName`). */
-export const FOREIGN_NAME_NOTE = 'foreign name';
-/** The table's Note for a snapshot whose record a newer etcdsnap wrote (`newerRecord`; JSON and YAML give the whole reason). */
-export const NEWER_RECORD_NOTE = 'record from a newer etcdsnap: upgrade this node';
-
 /**
  * JSON and YAML print the records as they are (`foreignName: true` marks a snapshot whose
  * name is not etcdsnap's scheme). The table has k3s's four columns, plus a last column
@@ -29,8 +24,7 @@ export const NEWER_RECORD_NOTE = 'record from a newer etcdsnap: upgrade this nod
 export function renderRecords(records: readonly SnapshotRecord[], format: OutputFormat): string {
   if (format === 'json') return `${JSON.stringify(records, null, 2)}\n`;
   if (format === 'yaml') return YAML.stringify(records);
-  const noteOf = (r: SnapshotRecord): string =>
-    [r.foreignName === true ? FOREIGN_NAME_NOTE : '', r.newerRecord !== undefined ? NEWER_RECORD_NOTE : ''].filter((n) => n !== '').join('; ');
+  const noteOf = recordNote;
   const noted = records.some((r) => noteOf(r) !== '');
   const drilled = records.some((r) => r.drill !== undefined);
   const row = (r: SnapshotRecord): string[] => {

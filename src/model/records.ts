@@ -64,6 +64,16 @@ export interface SnapshotRecord {
   drill?: DrillResult;
 }
 
+/** The listing's note for a snapshot whose name is not etcdsnap's (`foreignName`). */
+export const FOREIGN_NAME_NOTE = 'foreign name';
+/** The listing's note for a snapshot whose record a newer etcdsnap wrote (`newerRecord`; the record has the whole reason). */
+export const NEWER_RECORD_NOTE = 'record from a newer etcdsnap: upgrade this node';
+
+/** What `ls`'s Note column and the dashboard say of a record ('' when nothing). */
+export function recordNote(r: Pick<SnapshotRecord, 'foreignName' | 'newerRecord'>): string {
+  return [r.foreignName === true ? FOREIGN_NAME_NOTE : '', r.newerRecord !== undefined ? NEWER_RECORD_NOTE : ''].filter((n) => n !== '').join('; ');
+}
+
 /** The outcome of a restore drill (docs/drills.md). */
 export type DrillStatus = 'passed' | 'failed';
 

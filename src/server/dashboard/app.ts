@@ -99,7 +99,9 @@ export const APP_JS = `'use strict';
     $('empty').hidden = rows.length > 0;
     rows.slice().reverse().forEach(function (r) {
       var tr = el('tr', { 'data-name': r.name, 'data-location': r.location, 'data-size': String(r.size), 'data-created': r.createdAt, 'data-status': r.status, 'data-store': r.store });
-      tr.append(el('td', { 'data-label': 'Name' }, r.name));
+      var nameCell = el('td', { 'data-label': 'Name' }, r.name);
+      if (r.note) nameCell.append(el('div', { class: 'muted note', title: r.newerRecord || r.note }, r.note));
+      tr.append(nameCell);
       tr.append(el('td', { 'data-label': 'Node' }, r.node));
       tr.append(el('td', { 'data-label': 'Location', class: 'loc' }, r.location || '-'));
       tr.append(el('td', { 'data-label': 'Size', class: 'num', title: r.size + ' bytes' }, bytes(r.size)));
@@ -113,7 +115,7 @@ export const APP_JS = `'use strict';
       tr.append(st);
       tr.append(drillCell(r.drill));
       var act = el('td', { class: 'actions' });
-      if (r.status === 'successful' && r.store) {
+      if (r.status === 'successful' && r.store && !r.newerRecord) {
         var a = el('a', { href: '/ui/download?name=' + encodeURIComponent(r.name) + '&store=' + r.store, download: r.name, class: 'download' }, 'Download');
         act.append(a);
       }

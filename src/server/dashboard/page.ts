@@ -104,6 +104,7 @@ td.actions > * { margin-right: .3rem; }
 .status-successful { color: var(--good); }
 .drill-passed { color: var(--good); }
 .drill-failed { color: var(--bad); }
+.note { font-size: .8rem; }
 #chart svg { width: 100%; height: auto; max-height: 260px; display: block; }
 #chart .size { fill: var(--accent); }
 #chart .duration { stroke: var(--bad); fill: none; stroke-width: 2; }

@@ -5,7 +5,7 @@
  * the dashboard. Pure except `Activity`, which remembers failures this process saw.
  */
 import type { SaveProgress } from '../../model/api.js';
-import type { DrillResult, SnapshotRecord } from '../../model/records.js';
+import { type DrillResult, recordNote, type SnapshotRecord } from '../../model/records.js';
 
 /** One row of the snapshot table (and a point of the chart when it has a duration). */
 export interface DashboardSnapshot {
@@ -23,6 +23,10 @@ export interface DashboardSnapshot {
   durationMs?: number;
   /** The last restore drill of this copy (docs/drills.md), when it was drilled. */
   drill?: DashboardDrill;
+  /** `ls`'s Note (a foreign name, a record from a newer etcdsnap), when there is one. */
+  note?: string;
+  /** The record was written by a newer etcdsnap (the reason): it cannot be downloaded here. */
+  newerRecord?: string;
 }
 
 /** A drill result as the table shows it: passed or failed, when, and why it failed. */
@@ -87,6 +91,8 @@ export function rowOf(r: SnapshotRecord): DashboardSnapshot {
     ...(r.message !== undefined ? { message: r.message } : {}),
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
     ...(r.drill !== undefined ? { drill: drillOf(r.drill) } : {}),
+    ...(recordNote(r) !== '' ? { note: recordNote(r) } : {}),
+    ...(r.newerRecord !== undefined ? { newerRecord: r.newerRecord } : {}),
   };
 }
 
