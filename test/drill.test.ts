@@ -5,12 +5,15 @@
  * another valid snapshot, then by garbage) drill red with the reason, `ls` shows each result
  * (the Drill column, `-o json`), the metrics say it, and the live server is not disturbed
  * (its files outside the live member and the records byte-identical, its etcd's revision
- * and pid unchanged, the drills folder empty afterwards).
+ * and pid unchanged, the drills folder empty afterwards). A zstd + age snapshot drills through
+ * the decode path with the server's identity file, and red without it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -148,6 +151,31 @@ test('a good snapshot drills green with the revision and key count inspection re
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /\.metadata/);
   await s.stop();
+});
+
+test('a zstd-compressed, age-encrypted snapshot drills green through the decode path with the identity file; a server without it drills red at open, saying what to pass', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'etcdsnap-drill-age-'));
+  const identity = path.join(dir, 'key.txt');
+  execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' });
+  const recipient = execFileSync('age-keygen', ['-y', identity]).toString().trim();
+  const flags = ['--etcd-snapshot-compression', 'zstd', '--etcd-snapshot-encrypt-recipient', recipient];
+  const s = await startReady({ args: [...flags, '--etcd-snapshot-decrypt-identity-file', identity] });
+  for (let i = 0; i < 20; i++) assert.equal(etcdctl(s, ['put', `sealed/key-${i}`, `value-${i}`]).code, 0);
+  const name = saved(s);
+  assert.match(name, /\.zst\.age$/);
+  const d = snapshotCli(s, ['drill', name]);
+  assert.equal(d.code, 0, d.stdout + d.stderr);
+  assert.match(d.stdout, new RegExp(`^Drill of ${name.replace(/\./g, '\\.')} \\(local\\) passed in [\\d.]+s: revision \\d+, \\d+ keys\\.\\n$`));
+  assert.deepEqual(readdirSync(drillsDir(s)), [], 'the decrypted copy is gone');
+  assert.equal(await s.stop(), 0);
+
+  // the same data dir without the identity: the drill cannot open the snapshot
+  const blind = await startReady({ dataDir: s.dataDir, args: flags });
+  const red = snapshotCli(blind, ['drill', name]);
+  assert.equal(red.code, 1, red.stdout + red.stderr);
+  assert.match(red.stdout, /FAILED after [\d.]+s: open: .*--etcd-snapshot-decrypt-identity-file/);
+  assert.deepEqual(readdirSync(drillsDir(blind)), []);
+  assert.equal(await blind.stop(), 0);
 });
 
 test('an S3 copy replaced in the bucket, by another valid snapshot or by garbage, drills red with the reason; the S3 record and ls -o json show it', async () => {
