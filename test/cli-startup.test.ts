@@ -8,7 +8,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,19 +17,27 @@ import { BIN } from './helpers/server.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'etcdsnap-startup-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const hooks = path.join(dir, 'hooks.mjs');
-writeFileSync(hooks, "export async function load(url, context, next) { process.stderr.write('LOADED ' + url + '\\n'); return next(url, context); }\n");
+// Node 20 runs loader hooks on their own thread, whose stderr writes are lost when the CLI
+// calls process.exit (as --help does): the hook appends to a file, synchronously, instead
+writeFileSync(
+  hooks,
+  "import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(process.env.LOADED_LOG, url + '\\n'); return next(url, context); }\n",
+);
 const register = path.join(dir, 'register.mjs');
 writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
 
+let runs = 0;
 /** The modules (paths after dist/ or node_modules/) one run of `etcdsnap <args>` loaded, and its output. */
 function loaded(args: string[]): Promise<{ modules: string[]; stdout: string; stderr: string }> {
+  const log = path.join(dir, `loaded-${++runs}.txt`);
+  writeFileSync(log, '');
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', register, BIN, ...args], { encoding: 'utf8' }, (_err, stdout, stderr) => {
-      const modules = stderr
+    execFile(process.execPath, ['--import', register, BIN, ...args], { encoding: 'utf8', env: { ...process.env, LOADED_LOG: log } }, (_err, stdout, stderr) => {
+      const modules = readFileSync(log, 'utf8')
         .split('\n')
-        .filter((l) => l.startsWith('LOADED '))
-        .map((l) => l.replace(/^LOADED file:\/\/.*?\/(dist|node_modules)\//, '$1/'));
-      resolve({ modules, stdout, stderr: stderr.replace(/^LOADED .*\n/gm, '') });
+        .filter((l) => l.startsWith('file://'))
+        .map((l) => l.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/'));
+      resolve({ modules, stdout, stderr });
     });
   });
 }
