@@ -2,12 +2,14 @@
  * Small surprises of the CLI (issue: day-2 polish, point 7): the cron message says what is
  * accepted; a mistyped subcommand is an unknown command with a suggestion; help lists every
  * alias of ls; prune says when nothing goes; etcd's client port given as --etcd-server is
- * named as such in one line.
+ * named as such in one line; request flags given to a subcommand that sends no request are refused.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSchedule } from '../src/server/schedule.js';
-import { killStarted, runCli, snapshotCli, startReady, type ServerProcess } from './helpers/server.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { killStarted, runCli, snapshotCli, startReady, tempDir, type ServerProcess } from './helpers/server.js';
 
 after(() => killStarted());
 
@@ -70,6 +72,34 @@ test('a mistyped subcommand is an unknown command with a suggestion; save with a
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /^ {2}ls\|list\|l \[options\] +List snapshots$/m);
   assert.match(help.stdout, /^ {2}save \[options\] +Trigger an immediate etcd snapshot$/m);
+});
+
+test('subcommands that send no request refuse its flags on the command line (they would be ignored); from the config file they stay quiet', () => {
+  const dir = tempDir();
+  const cfg = path.join(dir, 'config.yaml');
+  // the server's S3 settings in the shared config file: not a request, no refusal (the run fails later, at the token)
+  writeFileSync(cfg, 'etcd-s3: true\netcd-s3-bucket: shared\n');
+  const at = ['--config', cfg, '--data-dir', path.join(dir, 'none')];
+  assert.equal(
+    oneError(runCli(['etcd-snapshot', 'drill', '--s3-bucket', 'other', '--dir', '/tmp', ...at])),
+    "error: drill does not take --dir, --s3-bucket: it drills from the server's own snapshot folder and S3 settings; drop them",
+  );
+  assert.equal(
+    oneError(runCli(['etcd-snapshot', 'changelog', 'ls', '--s3', ...at])),
+    "error: changelog ls does not take --s3: it reads the server's own change log settings; drop it",
+  );
+  assert.equal(
+    oneError(runCli(['etcd-snapshot', 'alarm', 'list', '--name', 'x', ...at])),
+    'error: alarm list does not take --name: it works on etcd, not on snapshots; drop it',
+  );
+  for (const sub of [['defrag'], ['compact'], ['alarm', 'disarm']]) {
+    assert.match(
+      oneError(runCli(['etcd-snapshot', ...sub, '--snapshot-compress', ...at])),
+      /does not take --snapshot-compress: it works on etcd, not on snapshots; drop it$/,
+    );
+  }
+  // from the config file only: past the check, to the token
+  assert.match(oneError(runCli(['etcd-snapshot', 'drill', ...at])), /^error: cannot read the token from /);
 });
 
 test("against a server: prune says when nothing goes; --etcd-server at etcd's client port is a one-line error naming the supervisor port", async () => {

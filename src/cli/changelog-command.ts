@@ -22,7 +22,7 @@ function jsonOutput(cmd: Command): boolean {
 
 /** GETs `pathname` and decodes it; an older server (no such route) or a malformed answer is one line. */
 async function fetchDecoded<T>(cmd: Command, pathname: string, decode: (v: unknown) => T): Promise<T> {
-  const ctx = await context(cmd);
+  const ctx = await context(cmd, [], "reads the server's own change log settings");
   const server = ctx.server;
   let answer: unknown;
   try {

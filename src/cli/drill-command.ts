@@ -18,7 +18,7 @@ async function drill(cmd: Command, name: string | undefined): Promise<void> {
   const output = opts.output ?? 'table';
   if (output !== 'table' && output !== 'json') throw new EtcdsnapError('usage', `invalid output format: ${output} (drill: table or json)`);
   if (name?.includes('/')) throw new EtcdsnapError('usage', `drill takes a snapshot name as etcd-snapshot ls shows it, not a path: ${name}`);
-  const ctx = await context(cmd);
+  const ctx = await context(cmd, [], "drills from the server's own snapshot folder and S3 settings");
   const req: DrillRequestBody = { ...(name !== undefined ? { name } : {}), from };
   let res: ReturnType<typeof decodeDrillResponse>;
   try {

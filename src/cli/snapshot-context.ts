@@ -35,9 +35,49 @@ export async function cliValues(cmd: Command, extra: readonly OptionSpec[] = [])
   return values;
 }
 
-/** The options of `cmd` and a client of the server they name. */
-export async function context(cmd: Command, extra: readonly OptionSpec[] = []): Promise<Context> {
+/**
+ * The flags only save, ls, delete, prune and restore-keys send with their request (`common`,
+ * `requestFlags`, `--name`, the encoding and retention flags); every subcommand takes them
+ * (k3s's shared flag set).
+ */
+const REQUEST_FLAG_KEYS: ReadonlySet<string> = new Set(
+  SNAPSHOT_CLI_OPTIONS.map((o) => o.key).filter(
+    (k) =>
+      k === 'dir' ||
+      k === 'name' ||
+      k.startsWith('s3') ||
+      k.startsWith('snapshot-') ||
+      k === 'etcd-snapshot-encrypt-recipient' ||
+      k === 'etcd-snapshot-encrypt-recipients-file',
+  ),
+);
+
+/**
+ * Refuses, in one line, the request flags given on the command line to a subcommand that sends
+ * none (`reads`: what it uses instead): they would be ignored without a word. The same keys
+ * from the config file or the environment are settings the CLI shares with the server, and
+ * stay quiet.
+ */
+export function refuseRequestFlags(values: Values, subcommand: string, reads: string): void {
+  const given = [...REQUEST_FLAG_KEYS].filter((k) => values.sources.get(k) === 'cli');
+  if (given.length === 0) return;
+  throw new EtcdsnapError(
+    'usage',
+    `${subcommand} does not take ${given.map((k) => `--${k}`).join(', ')}: it ${reads}; drop ${given.length === 1 ? 'it' : 'them'}`,
+  );
+}
+
+/**
+ * The options of `cmd` and a client of the server they name. With `ignoresRequest` (what the
+ * subcommand reads instead), request flags on the command line are refused first (`refuseRequestFlags`).
+ */
+export async function context(cmd: Command, extra: readonly OptionSpec[] = [], ignoresRequest?: string): Promise<Context> {
   const values = await cliValues(cmd, extra);
+  if (ignoresRequest !== undefined) {
+    // `changelog ls`, `alarm list`: the parent's name too
+    const parent = cmd.parent?.name();
+    refuseRequestFlags(values, parent !== undefined && parent !== 'etcd-snapshot' ? `${parent} ${cmd.name()}` : cmd.name(), ignoresRequest);
+  }
   const dataDir = path.resolve(values.str('data-dir') ?? defaultDataDir());
   const server = await supervisorUrl(values, dataDir);
   const token = values.str('etcd-token');

@@ -20,8 +20,11 @@ async function call<T>(ctx: Context, method: 'GET' | 'POST', pathname: string, d
   }
 }
 
+/** What the upkeep subcommands work on instead of a request's snapshot folder or S3 settings. */
+const ETCD_ONLY = 'works on etcd, not on snapshots';
+
 async function defrag(cmd: Command): Promise<void> {
-  const ctx = await context(cmd);
+  const ctx = await context(cmd, [], ETCD_ONLY);
   const res = await call(ctx, 'POST', DEFRAG_PATH, decodeDefrag);
   let reclaimed = 0;
   for (const m of res.members) {
@@ -40,7 +43,7 @@ async function defrag(cmd: Command): Promise<void> {
 }
 
 async function compactCmd(cmd: Command): Promise<void> {
-  const ctx = await context(cmd);
+  const ctx = await context(cmd, [], ETCD_ONLY);
   const res = await call(ctx, 'POST', COMPACT_PATH, decodeCompact);
   ctx.out(res.already ? `etcd is already compacted at revision ${res.revision}.\n` : `Compacted etcd to revision ${res.revision}.\n`);
 }
@@ -54,7 +57,7 @@ function sizeLine(r: AlarmsResponse): string {
 const who = (a: AlarmsResponse['alarms'][number]): string => `memberID:${a.memberId}${a.member !== undefined ? ` (${a.member})` : ''}`;
 
 async function alarmList(cmd: Command): Promise<void> {
-  const ctx = await context(cmd);
+  const ctx = await context(cmd, [], ETCD_ONLY);
   const res = await call(ctx, 'GET', ALARMS_PATH, decodeAlarms);
   if (res.alarms.length === 0) ctx.out('No alarms.\n');
   for (const a of res.alarms) ctx.out(`${who(a)} alarm:${a.alarm}\n`);
@@ -62,7 +65,7 @@ async function alarmList(cmd: Command): Promise<void> {
 }
 
 async function alarmDisarm(cmd: Command): Promise<void> {
-  const ctx = await context(cmd);
+  const ctx = await context(cmd, [], ETCD_ONLY);
   const res = await call(ctx, 'POST', DISARM_PATH, decodeAlarms);
   if (res.alarms.length === 0) ctx.out('No alarms to disarm.\n');
   for (const a of res.alarms) ctx.out(`Disarmed ${who(a)} alarm:${a.alarm}\n`);
