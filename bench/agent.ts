@@ -11,8 +11,9 @@
  * `/metrics` and a dashboard session polling (bench/lib.ts `watchServer`).
  *   BENCH_SIZES=50,300,1024 BENCH_RUNS=3 npm run bench:agent
  * BENCH_RUNS is the number of runs at the largest size (at least 3); smaller sizes get 9 at
- * least. The load average at the start and the end goes into the section: on a shared machine
- * the wall times are not comparable with a quiet run.
+ * least. The CPU that other processes used during the run (bench/lib.ts `OtherCpu`) goes into
+ * the section, with the load averages: on a shared machine the wall times are not comparable
+ * with a quiet run.
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -20,7 +21,7 @@ import path from 'node:path';
 import { EtcdClient } from '../src/etcd/client.js';
 import { agentReady, type EtcdCluster, startAgent, startEtcdCluster } from '../test/helpers/etcd-cluster.js';
 import { BIN, cleanEnv, type ServerProcess, tempDir } from '../test/helpers/server.js';
-import { machine, median, saveGoalLine, rssSampler, timeCommand, watchServer, writeSection } from './lib.js';
+import { machine, median, OtherCpu, saveGoalLine, rssSampler, timeCommand, watchServer, writeSection } from './lib.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '50,300,1024')
   .split(',')
@@ -83,6 +84,8 @@ function agentsPick(cluster: EtcdCluster): string {
 }
 
 const started = Date.now();
+const otherCpu = new OtherCpu();
+let others = 0;
 const loadStart = loadavg();
 console.log(`load average at the start: ${loadStart}`);
 const dir = tempDir('etcdsnap-bench-agent-');
@@ -178,6 +181,8 @@ try {
     results.push(r);
   }
 } finally {
+  // read before they stop: the members' and the agent's CPU count as the benchmark's own
+  others = otherCpu.cores([...cluster.members.flatMap((m) => (m?.child.pid !== undefined ? [m.child.pid] : [])), ...(agent ? [agent.pid] : [])]);
   await agent?.stop();
   await cluster.stopAll();
   rmSync(dir, { recursive: true, force: true });
@@ -186,7 +191,8 @@ try {
 
 const loadEnd = loadavg();
 console.log(`load average at the end: ${loadEnd}`);
-const shared = Math.max(Number(loadStart.split(' ')[0]), Number(loadEnd.split(' ')[0])) > 1;
+console.log(`CPU used by other processes during the run: ${others.toFixed(2)} cores`);
+const shared = others > 0.2;
 const fmt = (xs: number[]): string => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
 const sizeOf = (bytes: number): string => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 const membersOf = (r: SizeResult): string => {
@@ -204,7 +210,7 @@ const peak = Math.max(...results.map((r) => r.peakRss));
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 const body = `Snapshots of an external etcd cluster (three plain etcd members on loopback, client and peer TLS with client certificates required; \`test/helpers/etcd-cluster.ts\`, \`--quota-backend-bytes=${QUOTA}\`) filled with 64 KiB values to ${SIZES.join(', ')} MiB in turn, local disk, uncompressed.
 Command: \`npm run bench:agent\` (BENCH_SIZES=${SIZES.join(',')}, BENCH_RUNS=${RUNS}: ${RUNS} alternating pairs at the largest size, ${Math.max(9, RUNS)} at the smaller ones, the first command of a pair alternating; ${minutes} min in all). Machine: ${machine()}; etcd 3.4.23 (Debian).
-Load average (1, 5, 15 min) at the start: ${loadStart}; at the end: ${loadEnd}.${shared ? ' **The machine was shared** with other jobs during this run (2 cores, load above 1): the wall times and ratios are not comparable with a quiet run.' : ''}
+Load average (1, 5, 15 min) at the start: ${loadStart}; at the end: ${loadEnd} (the benchmark's own etcd members and agent keep it above 1). CPU used by processes other than the benchmark's during the run (/proc/stat's busy time minus the benchmark's processes): ${others.toFixed(2)} cores.${shared ? ' **The machine was shared** with other jobs during this run (more than 0.2 of a core): the wall times and ratios are not comparable with a quiet run.' : ' The machine was otherwise idle.'}
 etcdsnap: \`etcdsnap etcd-snapshot save --etcd-server <agent> --data-dir <agent data dir>\` against \`etcdsnap agent --endpoints <all three> --cacert --cert --key --etcd-disable-snapshots\` (CLI → agent → member stream, verify, fsync, rename, sidecar); etcdctl: \`etcdctl --endpoints=<member> snapshot save\`. In each pair etcdctl was given the member the agent streamed from (its rule: the first follower in \`--endpoints\` order; the agent's log line was checked to name it); the member column counts the pairs per member. "agent" is the agent's own \`durationMs\` of the save (from its log), the rest of the etcdsnap time is the CLI's start-up and the API round trip.
 
 | snapshot size | member (pairs) | etcdsnap median (s) | of which agent (s) | etcdctl median (s) | ratio (goal <= 1.0 at 1 GiB) | agent peak RSS (goal < 150 MB) | etcdsnap runs (s) | etcdctl runs (s) |

@@ -51,6 +51,48 @@ export function rssSampler(pid: number): { stop(): number } {
   };
 }
 
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const HZ = 100;
+
+/** CPU-seconds the machine was busy on all cores (user, nice, system, irq, softirq, steal; /proc/stat). */
+function machineBusySeconds(): number {
+  const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const at = (i: number): number => f[i] ?? 0;
+  return (at(0) + at(1) + at(2) + at(5) + at(6) + at(7)) / HZ;
+}
+
+/** CPU-seconds of `pid` (user and system), with its exited and reaped children's when `withChildren`; 0 when it is gone. */
+function processSeconds(pid: number, withChildren: boolean): number {
+  try {
+    // the fields after "(comm) ": state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    const f = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
+    const at = (n: number): number => Number(f[n - 3] ?? 0);
+    return (at(14) + at(15) + (withChildren ? at(16) + at(17) : 0)) / HZ;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The CPU that processes other than the benchmark's used while it ran, in cores: the
+ * machine's busy time minus the benchmark's own (this process, the commands it ran and
+ * reaped, and the long-lived processes it started, e.g. etcd members and the daemon, read
+ * before they stop). The 1-minute load average cannot tell: a benchmark's own etcd and
+ * daemon keep it above 1 on two cores, and the previous benchmark's load lingers in it.
+ */
+export class OtherCpu {
+  private readonly t0 = Date.now();
+  private readonly busy0 = machineBusySeconds();
+  private readonly own0 = processSeconds(process.pid, true);
+
+  /** Cores used by others since construction; `pids`: the started processes still running. */
+  cores(pids: readonly number[]): number {
+    const own = processSeconds(process.pid, true) - this.own0 + pids.reduce((sum, pid) => sum + processSeconds(pid, false), 0);
+    const others = machineBusySeconds() - this.busy0 - own;
+    return Math.max(0, others) / Math.max(0.001, (Date.now() - this.t0) / 1000);
+  }
+}
+
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
