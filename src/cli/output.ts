@@ -24,13 +24,12 @@ export function parseOutputFormat(raw: string | undefined): OutputFormat {
 export function renderRecords(records: readonly SnapshotRecord[], format: OutputFormat): string {
   if (format === 'json') return `${JSON.stringify(records, null, 2)}\n`;
   if (format === 'yaml') return YAML.stringify(records);
-  const noteOf = recordNote;
-  const noted = records.some((r) => noteOf(r) !== '');
+  const noted = records.some((r) => recordNote(r) !== '');
   const drilled = records.some((r) => r.drill !== undefined);
   const row = (r: SnapshotRecord): string[] => {
     const cells = [r.name, r.status === 'failed' ? `(failed: ${r.message ?? ''})` : r.location, String(r.size), r.createdAt];
     if (drilled) cells.push(drillCell(r.drill));
-    return noted ? [...cells, noteOf(r)] : cells;
+    return noted ? [...cells, recordNote(r)] : cells;
   };
   const head = ['Name', 'Location', 'Size', 'Created', ...(drilled ? ['Drill'] : []), ...(noted ? ['Note'] : [])];
   return table([head, ...records.map(row)]);

@@ -100,17 +100,18 @@ export interface ServerPaths {
 export function serverPaths(dataDir: string): ServerPaths {
   const serverDir = path.join(dataDir, 'server');
   const dbDir = path.join(serverDir, 'db');
+  const client = clientFiles(dataDir);
   return {
     serverDir,
     dbDir,
     etcdDataDir: path.join(dbDir, 'etcd'),
-    tokenFile: clientFiles(dataDir).token,
+    tokenFile: client.token,
     etcdPidFile: path.join(dbDir, 'etcd.pid'),
     resetFlag: path.join(dbDir, 'reset-flag'),
     memberNameFile: path.join(dbDir, 'etcd-member-name'),
     clusterIdFile: path.join(dbDir, 'cluster-id'),
     restoreRecordFile: path.join(dbDir, 'last-restore.json'),
-    supervisorUrlFile: clientFiles(dataDir).supervisorUrl,
+    supervisorUrlFile: client.supervisorUrl,
   };
 }
 

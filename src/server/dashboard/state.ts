@@ -77,6 +77,7 @@ export interface DashboardState {
 
 /** A list record as a table row. */
 export function rowOf(r: SnapshotRecord): DashboardSnapshot {
+  const note = recordNote(r);
   const store = r.location.startsWith('s3://') ? 's3' : r.location.startsWith('file://') ? 'local' : '';
   return {
     name: r.name,
@@ -91,7 +92,7 @@ export function rowOf(r: SnapshotRecord): DashboardSnapshot {
     ...(r.message !== undefined ? { message: r.message } : {}),
     ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
     ...(r.drill !== undefined ? { drill: drillOf(r.drill) } : {}),
-    ...(recordNote(r) !== '' ? { note: recordNote(r) } : {}),
+    ...(note !== '' ? { note } : {}),
     ...(r.newerRecord !== undefined ? { newerRecord: r.newerRecord } : {}),
   };
 }
