@@ -4,7 +4,8 @@
  * keys through etcd while each server in turn is stopped (SIGTERM) and started again from
  * this tree with the same data dir and flags. Checks:
  * - writes fail only in an upgrade step in which etcd elected a leader (its raft term rose),
- *   and there only in one run (a leader change), never in steady state;
+ *   and there only in one run (a leader change), never in steady state; each step ends only
+ *   once a write started in it went through;
  * - every server took scheduled snapshots under both versions (sidecars without and with
  *   `formatVersion`), and this tree's `ls` lists both kinds;
  * - this tree restores (`--cluster-reset --cluster-reset-restore-path`) a snapshot the old
@@ -132,6 +133,7 @@ test(`rolling upgrade ${PREVIOUS} -> this tree: quorum and writes kept, schedule
     const afterStatus = await mine.status();
     mine.close();
     steps.push({ name, wasLeader: before.leader === before.memberId, termBefore: Number(before.raftTerm), termAfter: Number(afterStatus.raftTerm) });
+    await writer.wentThrough(name, 60_000);
     writer.step = `after server-${i + 1}`;
   }
   await writer.stop();

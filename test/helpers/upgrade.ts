@@ -82,6 +82,7 @@ export class Writer {
   private stopped = false;
   private inflight: Promise<unknown> = Promise.resolve();
   private readonly done: Promise<void>;
+  private waiters: Array<{ step: string; resolve: () => void }> = [];
 
   constructor(clients: EtcdClient[], paceMs: number) {
     for (const [i, c] of clients.entries()) this.clients.set(i, c);
@@ -100,6 +101,25 @@ export class Writer {
     this.clients.set(i, client);
   }
 
+  /**
+   * Resolves once a put that started in `step` went through; rejects after `timeoutMs`. An
+   * upgrade step ends only then: a put lost in a leader change waits out its 10 s deadline,
+   * and a step that ended meanwhile would have seen no write at all.
+   */
+  wentThrough(step: string, timeoutMs: number): Promise<void> {
+    if (this.puts.some((p) => p.step === step && p.error === undefined)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no write went through during ${step} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        step,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
+    });
+  }
+
   private async run(paceMs: number): Promise<void> {
     for (let n = 0; !this.stopped; n++) {
       const up = [...this.clients.values()];
@@ -114,6 +134,10 @@ export class Writer {
         put.error = err instanceof Error ? err.message : String(err);
       }
       this.puts.push(put);
+      if (put.error === undefined) {
+        for (const w of this.waiters.filter((x) => x.step === put.step)) w.resolve();
+        this.waiters = this.waiters.filter((x) => x.step !== put.step);
+      }
       // a pace, not a wait for an event: the writer stands for a steady client load
       await new Promise((r) => setTimeout(r, paceMs));
     }
