@@ -92,12 +92,9 @@ export class SaveGuard {
     const etcd = this.etcd;
     if (!etcd) return false;
     const deadline = (): { deadline: number } => ({ deadline: Date.now() + TIMEOUT_MS });
-    const r = await etcd.getAll().prefix(key).options(deadline()).exec();
-    for (const kv of r.kvs) {
-      if (kv.key.toString('utf8') !== key || String(kv.lease) === '0') continue;
-      if (Number((await etcd.leaseClient.leaseTimeToLive({ ID: String(kv.lease) }, deadline())).TTL) > 0) return true;
-    }
-    return false;
+    const kv = (await etcd.get(key).options(deadline()).exec()).kvs[0];
+    if (kv === undefined || String(kv.lease) === '0') return false;
+    return Number((await etcd.leaseClient.leaseTimeToLive({ ID: String(kv.lease) }, deadline())).TTL) > 0;
   }
 
   /**
