@@ -22,7 +22,6 @@
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
 import os from 'node:os';
-import { isIP } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { configError, environmentError, errnoCode, messageOf } from '../errors.js';
 import { EtcdClient } from '../etcd/client.js';
@@ -33,7 +32,7 @@ import { checkToken, issueToken } from './bootstrap.js';
 import { serverPaths } from './config.js';
 import type { AgentConfig } from './agent-config.js';
 import type { DrainHook, HostContext, HostFeature } from './feature.js';
-import { drainHost, sleep, startHostApi, untilAborted } from './host.js';
+import { drainHost, localSupervisorUrl, sleep, startHostApi, untilAborted } from './host.js';
 import { assertUnlocked, lockDataDir } from './lock.js';
 import { ensurePortFree } from './preflight.js';
 import { parseHostPort } from '../config/checks.js';
@@ -178,9 +177,7 @@ async function serveAgent(cfg: AgentConfig, logger: Logger, signal: AbortSignal,
       };
       for (const f of features) await f(ctx);
       ready = true;
-      // where a local CLI reaches the API (any address: loopback)
-      const apiHost = cfg.bindAddress === '0.0.0.0' || cfg.bindAddress === '::' ? '127.0.0.1' : cfg.bindAddress;
-      const supervisorURL = `https://${isIP(apiHost) === 6 ? `[${apiHost}]` : apiHost}:${cfg.supervisorPort}`;
+      const supervisorURL = localSupervisorUrl(cfg.bindAddress, cfg.supervisorPort);
       logger.info(
         {
           endpoints: cfg.etcd.endpoints,

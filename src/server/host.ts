@@ -5,6 +5,7 @@
  * features' drain hooks, bounded). Neither host copies these; each adds what is its own.
  */
 import { promises as fsp } from 'node:fs';
+import { isIP } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { environmentError, messageOf } from '../errors.js';
 import { writeFileAtomic } from '../util/durable.js';
@@ -51,7 +52,7 @@ export interface HostApiOptions {
 /** The URL a client on this host reaches an API bound to `host` at: loopback for a wildcard bind. */
 export function localSupervisorUrl(host: string, port: number): string {
   const h = host === '' || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
+  return `https://${isIP(h) === 6 ? `[${h}]` : h}:${port}`;
 }
 
 /** Starts the supervisor API with `/healthz` and `/cacerts`; a port in use is an `environment` error naming the flag. */
