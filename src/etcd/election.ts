@@ -24,7 +24,9 @@
  *   or `restart(why)` was called (the caller found itself fenced). The term's `signal` is
  *   aborted; the candidate campaigns again.
  * - `stop()` ends campaigning; a leader resigns (its lease revoked, so the key goes at once
- *   and another candidate takes over without waiting for the TTL). `onLost` is not called.
+ *   and another candidate takes over without waiting for the TTL) and `stop()` resolves once
+ *   etcd answered the revoke (2 s at most; past that the lease expires on its own). `onLost`
+ *   is not called.
  * - No call throws to the caller: etcd failures are logged (warn) and retried every second.
  */
 import type { Etcd3, ICompare, Lease } from 'etcd3';
@@ -71,6 +73,8 @@ export interface Holder {
 }
 
 const RETRY_MS = 1000;
+/** How long a resignation waits for etcd to revoke the lease (past it, the lease expires after its TTL). */
+const REVOKE_TIMEOUT_MS = 2000;
 
 /** The holder of election key `key` (undefined: nobody leads). */
 export async function electionHolder(etcd: EtcdClient, key: string): Promise<Holder | undefined> {
@@ -114,16 +118,17 @@ export class Election {
   restart(why: string): void {
     const t = this.term;
     if (!t || this.stopped) return;
-    this.end(t, why, true);
+    void this.end(t, why, true);
   }
 
-  /** Stops campaigning; a leader resigns (its lease revoked). */
+  /** Stops campaigning; a leader resigns: resolves once its lease was revoked (or etcd refused). */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     const t = this.term;
-    if (t) this.end(t, 'stopped', false);
+    const resigned = t ? this.end(t, 'stopped', false) : undefined;
     await this.loop;
+    await resigned;
   }
 
   private async campaign(): Promise<void> {
@@ -197,7 +202,7 @@ export class Election {
       timer: setInterval(
         () => {
           if (Date.now() - lastOk > (ttlMs * 2) / 3)
-            this.end(term, `no lease keepalive answer from etcd for ${Math.round((Date.now() - lastOk) / 1000)}s`, true);
+            void this.end(term, `no lease keepalive answer from etcd for ${Math.round((Date.now() - lastOk) / 1000)}s`, true);
         },
         Math.max(100, Math.floor(ttlMs / 6)),
       ),
@@ -212,24 +217,26 @@ export class Election {
       },
     };
     term.timer.unref();
-    lease.on('lost', (err: Error) => this.end(term, `the lease was lost: ${messageOf(err)}`, true));
+    lease.on('lost', (err: Error) => void this.end(term, `the lease was lost: ${messageOf(err)}`, true));
     this.term = term;
     this.o.logger.info({ key: this.o.key, lease: leaseId, revision: createRevision }, `election ${this.o.key}: elected (${this.o.value})`);
     this.o.onElected(term);
   }
 
-  /** Ends `t` once: lease revoked (best effort), signal aborted; `lost` tells onLost. */
-  private end(t: Running, why: string, lost: boolean): void {
-    if (this.term !== t) return;
+  /** Ends `t` once: signal aborted, lease revoked (best effort: the answer is the revoke's end); `lost` tells onLost. */
+  private end(t: Running, why: string, lost: boolean): Promise<void> {
+    if (this.term !== t) return Promise.resolve();
     this.term = undefined;
     clearInterval(t.timer);
     t.abort.abort();
-    void t.lease.revoke().catch(() => undefined);
+    // bounded: a stop must not hang on an etcd that does not answer (the lease then expires on its own)
+    const revoked = t.lease.revoke({ deadline: Date.now() + REVOKE_TIMEOUT_MS }).catch(() => undefined);
     if (lost) {
       this.o.logger.warn({ key: this.o.key, lease: t.leaseId }, `election ${this.o.key}: leadership lost: ${why}`);
       this.o.onLost(t, why);
     }
     this.wake?.();
+    return revoked;
   }
 
   /** Whether no live lease holds the key (lease 0, or one etcd does not know). */
